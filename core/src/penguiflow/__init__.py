@@ -1,0 +1,90 @@
+"""PenguiFlow: typed async pipelines on bounded queues.
+
+Public names are loaded on first use, so `import penguiflow` costs almost nothing and pulls in
+no plugin: `from penguiflow import create, Node, Message` imports just what it names.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
+
+if TYPE_CHECKING:
+    from . import testkit
+    from .bus import BusEnvelope, MessageBus
+    from .core import DEFAULT_QUEUE_MAXSIZE, Context, CycleError, PenguiFlow, call_playbook, create
+    from .debug import format_flow_event
+    from .errors import FlowError, FlowErrorCode
+    from .logging import ExtraFormatter, StructuredFormatter, configure_logging
+    from .metrics import FlowEvent
+    from .middlewares import LatencyCallback, Middleware, log_flow_events
+    from .node import CircuitBreakerPolicy, Node, NodePolicy
+    from .patterns import join_k, map_concurrent, predicate_router, union_router
+    from .policies import DictRoutingPolicy, RoutingPolicy, RoutingRequest
+    from .registry import ModelRegistry
+    from .remote import (
+        RemoteCallRequest,
+        RemoteCallResult,
+        RemoteNode,
+        RemoteStreamEvent,
+        RemoteTransport,
+    )
+    from .state import RemoteBinding, StateStore, StoredEvent
+    from .streaming import chunk_to_ws_json, emit_stream_events, format_sse_event, stream_flow
+    from .types import WM, FinalAnswer, Headers, Message, PlanStep, StreamChunk, Thought
+    from .viz import flow_to_dot, flow_to_mermaid
+
+# name -> module that defines it (relative to this package)
+_EXPORTS: dict[str, str] = {
+    **dict.fromkeys(
+        ["create", "PenguiFlow", "Context", "CycleError", "call_playbook", "DEFAULT_QUEUE_MAXSIZE"],
+        "core",
+    ),
+    **dict.fromkeys(["Node", "NodePolicy", "CircuitBreakerPolicy"], "node"),
+    **dict.fromkeys(
+        ["Headers", "Message", "StreamChunk", "PlanStep", "Thought", "WM", "FinalAnswer"], "types"
+    ),
+    **dict.fromkeys(["map_concurrent", "join_k", "predicate_router", "union_router"], "patterns"),
+    **dict.fromkeys(["DictRoutingPolicy", "RoutingPolicy", "RoutingRequest"], "policies"),
+    "ModelRegistry": "registry",
+    **dict.fromkeys(["FlowError", "FlowErrorCode"], "errors"),
+    "FlowEvent": "metrics",
+    "format_flow_event": "debug",
+    **dict.fromkeys(["Middleware", "log_flow_events", "LatencyCallback"], "middlewares"),
+    **dict.fromkeys(["MessageBus", "BusEnvelope"], "bus"),
+    **dict.fromkeys(["StateStore", "StoredEvent", "RemoteBinding"], "state"),
+    **dict.fromkeys(
+        [
+            "RemoteNode",
+            "RemoteTransport",
+            "RemoteCallRequest",
+            "RemoteCallResult",
+            "RemoteStreamEvent",
+        ],
+        "remote",
+    ),
+    **dict.fromkeys(
+        ["format_sse_event", "chunk_to_ws_json", "stream_flow", "emit_stream_events"], "streaming"
+    ),
+    **dict.fromkeys(["flow_to_mermaid", "flow_to_dot"], "viz"),
+    **dict.fromkeys(["configure_logging", "StructuredFormatter", "ExtraFormatter"], "logging"),
+}
+
+__all__ = [*_EXPORTS, "testkit", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "testkit":
+        return importlib.import_module(".testkit", __name__)
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'penguiflow' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module_name}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

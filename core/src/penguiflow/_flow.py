@@ -1,0 +1,581 @@
+"""`PenguiFlow`: builds the graph, runs one worker per node, and moves items between them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ._context import Context
+from ._graph import OPEN_SEA, ROOKERY, Adjacency, Endpoint, Floe, build_graph, display_name
+from ._rookery import ResultRouter, TracedValue, unwrap
+from ._traces import TraceTable
+from ._worker import NodeWorker, current_trace
+from .metrics import FlowEvent
+from .types import WM, Message, StreamChunk
+
+if TYPE_CHECKING:
+    from .bus import MessageBus
+    from .middlewares import Middleware
+    from .node import Node
+    from .registry import ModelRegistry
+    from .state import RemoteBinding, StateStore, StoredEvent
+
+__all__ = ["DEFAULT_QUEUE_MAXSIZE", "PenguiFlow", "create"]
+
+DEFAULT_QUEUE_MAXSIZE = 64
+
+logger = logging.getLogger("penguiflow.core")
+
+# Keys a LogRecord owns; an event extra with one of these names would make logging raise.
+_RESERVED_LOG_KEYS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+class PenguiFlow:
+    """A flow of async nodes connected by bounded queues, from OpenSea to Rookery."""
+
+    def __init__(
+        self,
+        *adjacencies: Adjacency,
+        queue_maxsize: int = DEFAULT_QUEUE_MAXSIZE,
+        allow_cycles: bool = False,
+        middlewares: Sequence[Middleware] | None = None,
+        emit_errors_to_rookery: bool = False,
+        state_store: StateStore | None = None,
+        message_bus: MessageBus | None = None,
+    ) -> None:
+        self._queue_maxsize = queue_maxsize
+        self._allow_cycles = allow_cycles
+        self._middlewares: list[Middleware] = list(middlewares or ())
+        self._emit_errors_to_rookery = emit_errors_to_rookery
+        self._state_store = state_store
+        self._message_bus = message_bus
+        self._registry: ModelRegistry | None = None
+        self._running = False
+        self._stopped = False
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._workers: list[NodeWorker] = []
+        self._external_tasks: dict[str, set[asyncio.Task[Any]]] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+        self._wm_hops: dict[str, int] = {}
+        self._traces = TraceTable(
+            maxsize=queue_maxsize,
+            on_drained=self._on_trace_drained,
+            on_cancel_finish=self._on_trace_cancel_finish,
+        )
+        self._router = ResultRouter(self)
+
+        graph = build_graph(adjacencies, allow_cycles=allow_cycles)
+        self._nodes: list[Node] = list(graph.successors)
+        self._contexts: dict[Node | Endpoint, Context] = {
+            vertex: Context(vertex, self) for vertex in (*self._nodes, OPEN_SEA, ROOKERY)
+        }
+        self._opensea_ctx = self._contexts[OPEN_SEA]
+        self._rookery_ctx = self._contexts[ROOKERY]
+        self._floes: set[Floe] = set()
+        for node, targets in graph.successors.items():
+            for target in targets:
+                self._connect(node, target)
+        for node in graph.ingress:
+            self._connect(OPEN_SEA, node)
+        for node in graph.egress:
+            self._connect(node, ROOKERY)
+
+    def _connect(self, source: Node | Endpoint, target: Node | Endpoint) -> None:
+        floe = Floe(source, target, maxsize=self._queue_maxsize)
+        self._floes.add(floe)
+        self._contexts[source].add_outgoing_floe(floe)
+        self._contexts[target].add_incoming_floe(floe)
+
+    def __repr__(self) -> str:
+        names = ", ".join(display_name(node) for node in self._nodes)
+        return f"PenguiFlow([{names}], running={self._running})"
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    @property
+    def registry(self) -> ModelRegistry | None:
+        return self._registry
+
+    def add_middleware(self, middleware: Middleware) -> None:
+        self._middlewares.append(middleware)
+
+    def run(self, *, registry: ModelRegistry | None = None) -> None:
+        """Start one worker task per node (needs a running event loop)."""
+        loop = asyncio.get_running_loop()
+        if self._running:
+            raise RuntimeError("PenguiFlow already running")
+        if registry is not None:
+            missing = sorted(
+                str(node.name)
+                for node in self._nodes
+                if node.policy.validate != "none" and not registry.has(str(node.name))
+            )
+            if missing:
+                raise RuntimeError(
+                    "ModelRegistry is missing entries for nodes requiring validation: "
+                    + ", ".join(missing)
+                    + " (register them with registry.register(name, InModel, OutModel) "
+                    "or give them NodePolicy(validate='none'))"
+                )
+        self._registry = registry
+        self._running = True
+        self._stopped = False
+        self._workers = [NodeWorker(self, node, self._contexts[node]) for node in self._nodes]
+        for worker in self._workers:
+            task = loop.create_task(worker.run(), name=f"penguiflow:{worker.node.name}")
+            worker.task = task
+            self._tasks.append(task)
+
+    async def stop(self) -> None:
+        """Stop workers and background tasks; queued items stay queued for a later `run()`."""
+        if not self._running:
+            return
+        dispatcher = self._router.task
+        if dispatcher is not None:
+            dispatcher.cancel()
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        external = [task for group in self._external_tasks.values() for task in group]
+        self._external_tasks.clear()
+        for task in external:
+            task.cancel()
+        await asyncio.gather(*external, return_exceptions=True)
+        background, self._background = list(self._background), set()
+        await asyncio.gather(*background, return_exceptions=True)
+        # Results the dispatcher took from Rookery but nobody fetched go back in front of it.
+        leftovers = await self._router.stop()
+        self._rookery_ctx._buffer.extendleft(reversed(leftovers))
+        self._traces.clear()
+        self._wm_hops.clear()
+        self._workers = []
+        self._running = False
+        self._stopped = True
+
+    # -- emitting ------------------------------------------------------------------------------
+
+    async def emit(self, msg: Any, to: Any = None, *, trace_id: str | None = None) -> None:
+        """Send `msg` into the flow (to every ingress node, or `to`), waiting for capacity."""
+        if trace_id is None:
+            await self._emit_outside(msg, to)
+            return
+        if not self._running:
+            raise RuntimeError("PenguiFlow is not running")
+        msg = _stamp_trace(msg, trace_id)
+        router = self._router
+        await router.acquire(trace_id)
+        router.subscribe(trace_id)
+        router.start()
+        sent = False
+        try:
+            sent = await self._emit_outside(msg, to)
+        finally:
+            if not sent:
+                router.release(trace_id)
+
+    async def _emit_outside(self, msg: Any, to: Any) -> bool:
+        self._check_not_stopped("emit")
+        if self._is_wm_duplicate(msg):
+            return False
+        await self._opensea_ctx.emit(msg, to)
+        return True
+
+    def emit_nowait(self, msg: Any, to: Any = None, *, trace_id: str | None = None) -> None:
+        """Send without waiting: a full queue raises `asyncio.QueueFull`."""
+        if trace_id is not None:
+            raise RuntimeError(
+                "emit_nowait(trace_id=...) is not supported; use await emit(..., trace_id=...)"
+            )
+        self._check_not_stopped("emit_nowait")
+        if self._is_wm_duplicate(msg):
+            return
+        self._opensea_ctx.emit_nowait(msg, to)
+
+    async def emit_chunk(
+        self,
+        *,
+        parent: Message,
+        text: str,
+        stream_id: str | None = None,
+        seq: int | None = None,
+        done: bool = False,
+        meta: dict[str, Any] | None = None,
+        to: Any = None,
+    ) -> StreamChunk:
+        return await self._opensea_ctx.emit_chunk(
+            parent=parent, text=text, stream_id=stream_id, seq=seq, done=done, meta=meta, to=to
+        )
+
+    def _check_not_stopped(self, what: str) -> None:
+        if self._stopped and not self._running:
+            raise RuntimeError(
+                f"{what}() called after stop(); the message was not sent. Call run() again "
+                "before emitting, or create a new flow"
+            )
+
+    def _is_wm_duplicate(self, msg: Any) -> bool:
+        if isinstance(msg, Message) and isinstance(msg.payload, WM):
+            last = self._wm_hops.get(msg.trace_id)
+            return last is not None and last == msg.payload.hops
+        return False
+
+    # -- moving items (every enqueue goes through here) ----------------------------------------
+
+    async def _send(self, floe: Floe, item: Any) -> None:
+        if self._stopped and not self._running:
+            self._check_not_stopped("emit")
+        trace_id = getattr(item, "trace_id", None)
+        if floe.target is ROOKERY:
+            item, trace_id = self._entering_rookery(item, trace_id)
+        if trace_id is not None:
+            self._traces.add(trace_id)
+        try:
+            if self._message_bus is not None:
+                await self._publish(floe, item, trace_id)
+            queue = floe.queue
+            if queue.full():
+                await queue.put(item)
+            else:
+                queue.put_nowait(item)
+        except BaseException:
+            if trace_id is not None:
+                self._traces.finalize(trace_id)
+            raise
+
+    def _send_nowait(self, floe: Floe, item: Any) -> None:
+        trace_id = getattr(item, "trace_id", None)
+        if floe.target is ROOKERY:
+            item, trace_id = self._entering_rookery(item, trace_id)
+        if trace_id is not None:
+            self._traces.add(trace_id)
+        try:
+            floe.queue.put_nowait(item)
+        except BaseException:
+            # Unlike PenguiFlow, a refused item does not stay counted as pending.
+            if trace_id is not None:
+                self._traces.finalize(trace_id)
+            raise
+        if self._message_bus is not None:
+            self._spawn(self._publish(floe, item, trace_id))
+
+    def _entering_rookery(self, item: Any, trace_id: str | None) -> tuple[Any, str | None]:
+        if trace_id is None:
+            if self._router.subscriptions:
+                current = current_trace.get()
+                if current is not None and current in self._router.subscriptions:
+                    return TracedValue(current, item), current
+            return item, None
+        if isinstance(item, Message) and isinstance(item.payload, WM):
+            self._wm_hops[trace_id] = item.payload.hops
+        return item, trace_id
+
+    async def _to_rookery(self, ctx: Context, item: Any) -> None:
+        """Divert a result (final answer, deadline, error) straight to Rookery."""
+        floe = ctx._outgoing.get(ROOKERY)
+        if floe is None:
+            incoming = self._rookery_ctx._incoming
+            floe = next(iter(incoming.values()), None)
+        if floe is not None:
+            await self._send(floe, item)
+            return
+        trace_id = getattr(item, "trace_id", None)
+        item, trace_id = self._entering_rookery(item, trace_id)
+        if trace_id is not None:
+            self._traces.add(trace_id)
+        if self._message_bus is not None:
+            await self._publish(Floe(ctx.owner, ROOKERY, maxsize=1), item, trace_id)
+        self._rookery_ctx._buffer.append(item)
+
+    async def _publish(self, floe: Floe, item: Any, trace_id: str | None) -> None:
+        from .bus import BusEnvelope
+
+        bus = self._message_bus
+        assert bus is not None
+        source = display_name(floe.source) if floe.source is not None else "*"
+        target = display_name(floe.target) if floe.target is not None else "*"
+        headers = getattr(item, "headers", None)
+        meta = getattr(item, "meta", None)
+        envelope = BusEnvelope(
+            edge=f"{source}->{target}",
+            source=source,
+            target=target,
+            trace_id=trace_id,
+            payload=item,
+            headers=headers.model_dump() if hasattr(headers, "model_dump") else None,
+            meta=dict(meta) if meta else None,
+        )
+        try:
+            await bus.publish(envelope)
+        except Exception as exc:
+            logger.exception(
+                "message_bus_publish_failed",
+                extra={"edge": envelope.edge, "trace_id": trace_id, "exception": repr(exc)},
+            )
+
+    # -- fetching ------------------------------------------------------------------------------
+
+    async def fetch(self, from_: Any = None, *, trace_id: str | None = None) -> Any:
+        """The next result from Rookery; with `trace_id`, the next result of that trace."""
+        router = self._router
+        if trace_id is not None:
+            if from_ is not None:
+                raise RuntimeError("fetch(trace_id=...) does not support from_ filtering")
+            router.start()
+            item = await router.fetch_trace(trace_id)
+        elif router.active:
+            if from_ is not None:
+                raise RuntimeError(
+                    "fetch(from_=...) is not supported once trace-scoped fetching is enabled"
+                )
+            assert router.global_results is not None
+            item = await router.global_results.get()
+        else:
+            item = await self._rookery_ctx.fetch(from_)
+        item_trace = getattr(item, "trace_id", None)
+        if item_trace is not None:
+            self._traces.finalize(item_trace)
+        return unwrap(item)
+
+    async def fetch_any(self, from_: Any = None, *, trace_id: str | None = None) -> Any:
+        return await self.fetch(from_, trace_id=trace_id)
+
+    # -- cancellation --------------------------------------------------------------------------
+
+    async def cancel(self, trace_id: str) -> bool:
+        """Cancel one trace everywhere in the flow; False if it is unknown or finished."""
+        if not self._running:
+            raise RuntimeError("PenguiFlow is not running")
+        pending = self._traces.pending(trace_id)
+        inflight = self._inflight(trace_id)
+        if pending <= 0 and inflight == 0:
+            return False
+        if self._traces.mark_cancelled(trace_id) and self._observed(logging.INFO):
+            await self._record(
+                "trace_cancel_start",
+                self._opensea_ctx,
+                trace_id,
+                0,
+                None,
+                logging.INFO,
+                {"pending": pending},
+            )
+        purged: list[Any] = []
+        for floe in self._floes:
+            purged.extend(floe.queue.remove_where(_belongs_to(trace_id)))
+        buffer = self._rookery_ctx._buffer
+        if buffer:
+            belongs = _belongs_to(trace_id)
+            purged.extend(item for item in buffer if belongs(item))
+            kept = [item for item in buffer if not belongs(item)]
+            buffer.clear()
+            buffer.extend(kept)
+        purged.extend(self._router.purge(trace_id))
+        for worker in self._workers:
+            worker.interrupt(trace_id)
+        for _ in purged:
+            self._traces.finalize(trace_id)
+        self._router.release(trace_id)
+        return True
+
+    def _inflight(self, trace_id: str) -> int:
+        return sum(1 for worker in self._workers if worker.invoking == trace_id)
+
+    def _on_trace_drained(self, trace_id: str) -> None:
+        self._wm_hops.pop(trace_id, None)
+
+    def _on_trace_cancel_finish(self, trace_id: str) -> None:
+        if self._observed(logging.INFO):
+            self._spawn(
+                self._record(
+                    "trace_cancel_finish", self._rookery_ctx, trace_id, 0, None, logging.INFO
+                )
+            )
+
+    # -- traces, external tasks, persistence ---------------------------------------------------
+
+    def ensure_trace_event(self, trace_id: str) -> asyncio.Event:
+        """The event set when `trace_id` is cancelled (created if missing)."""
+        return self._traces.ensure_event(trace_id)
+
+    @property
+    def _trace_events(self) -> dict[str, asyncio.Event]:
+        return {tid: s.event for tid, s in self._traces.states.items() if s.event is not None}
+
+    def register_external_task(self, trace_id: str | None, task: asyncio.Task[Any]) -> None:
+        """Track a task working for `trace_id`; it is cancelled at `stop()`."""
+        if trace_id is None:
+            return
+        group = self._external_tasks.setdefault(trace_id, set())
+        group.add(task)
+
+        def _forget(done: asyncio.Task[Any]) -> None:
+            tasks = self._external_tasks.get(trace_id)
+            if tasks is not None:
+                tasks.discard(done)
+                if not tasks:
+                    del self._external_tasks[trace_id]
+
+        task.add_done_callback(_forget)
+
+    async def save_remote_binding(self, binding: RemoteBinding) -> None:
+        store = self._state_store
+        if store is None:
+            return
+        try:
+            await store.save_remote_binding(binding)
+        except Exception as exc:
+            logger.exception(
+                "state_store_binding_failed",
+                extra={"trace_id": getattr(binding, "trace_id", None), "exception": repr(exc)},
+            )
+
+    async def load_history(self, trace_id: str) -> Sequence[StoredEvent]:
+        if self._state_store is None:
+            raise RuntimeError(
+                "PenguiFlow was created without a state_store "
+                "(pass create(..., state_store=...) to record history)"
+            )
+        return await self._state_store.load_history(trace_id)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- events --------------------------------------------------------------------------------
+
+    def _observed(self, level: int) -> bool:
+        """Whether an event at `level` would reach anyone (cheap; checked before building)."""
+        return (
+            bool(self._middlewares)
+            or self._state_store is not None
+            or logger.isEnabledFor(level)
+        )
+
+    async def _record(
+        self,
+        event_type: str,
+        ctx: Context,
+        trace_id: str | None,
+        attempt: int,
+        latency_ms: float | None,
+        level: int,
+        extra: dict[str, Any] | None = None,
+        exc: BaseException | None = None,
+    ) -> None:
+        owner = ctx.owner
+        if isinstance(owner, Endpoint):
+            node_name: str | None = owner.name
+            node_id: str | None = owner.name
+        else:
+            node_name, node_id = owner.name, owner.node_id
+        pending: int | None = None
+        cancelled = False
+        inflight = 0
+        if trace_id is not None:
+            state = self._traces.states.get(trace_id)
+            pending = state.pending if state is not None else 0
+            cancelled = state is not None and state.cancelled
+            inflight = self._inflight(trace_id)
+        event = FlowEvent(
+            event_type=event_type,
+            ts=time.time(),
+            node_name=node_name,
+            node_id=node_id,
+            trace_id=trace_id,
+            attempt=attempt,
+            latency_ms=latency_ms,
+            queue_depth_in=ctx.queue_depth_in(),
+            queue_depth_out=ctx.queue_depth_out(),
+            outgoing_edges=ctx.outgoing_count(),
+            queue_maxsize=self._queue_maxsize,
+            trace_pending=pending,
+            trace_inflight=inflight,
+            trace_cancelled=cancelled,
+            extra=extra or {},
+        )
+        await self._publish_event(event, level, exc)
+
+    async def record_remote_event(
+        self,
+        *,
+        event: str,
+        node: Node,
+        context: Context,
+        trace_id: str | None,
+        latency_ms: float | None,
+        level: int = logging.INFO,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        """Record a remote-call event for `node` (used by `RemoteNode`)."""
+        await self._record(event, context, trace_id, 0, latency_ms, level, extra)
+
+    async def _publish_event(
+        self, event: FlowEvent, level: int, exc: BaseException | None
+    ) -> None:
+        if logger.isEnabledFor(level):
+            payload = {
+                (f"extra_{key}" if key in _RESERVED_LOG_KEYS else key): value
+                for key, value in event.to_payload().items()
+            }
+            logger.log(level, event.event_type, extra=payload, exc_info=exc)
+        store = self._state_store
+        if store is not None:
+            await self._save_event(store, event)
+        for middleware in list(self._middlewares):
+            try:
+                await middleware(event)
+            except Exception as mw_exc:
+                logger.exception(
+                    "middleware_error",
+                    extra={
+                        "event_type": event.event_type,
+                        "trace_id": event.trace_id,
+                        "exception": repr(mw_exc),
+                    },
+                )
+
+    async def _save_event(self, store: StateStore, event: FlowEvent) -> None:
+        from .state import StoredEvent
+
+        try:
+            await store.save_event(StoredEvent.from_flow_event(event))
+        except Exception as exc:
+            logger.exception(
+                "state_store_save_failed",
+                extra={
+                    "event": event.event_type,
+                    "trace_id": event.trace_id,
+                    "kind": event.event_type,
+                    "exception": repr(exc),
+                },
+            )
+
+
+def _belongs_to(trace_id: str) -> Any:
+    def belongs(item: Any) -> bool:
+        return getattr(item, "trace_id", None) == trace_id
+
+    return belongs
+
+
+def _stamp_trace(msg: Any, trace_id: str) -> Any:
+    if isinstance(msg, Message):
+        return msg if msg.trace_id == trace_id else msg.model_copy(update={"trace_id": trace_id})
+    try:
+        msg.trace_id = trace_id
+    except Exception:
+        raise TypeError(
+            "emit(trace_id=...) requires a Message (or object with writable .trace_id)"
+        ) from None
+    return msg
+
+
+def create(*adjacencies: Adjacency, **kwargs: Any) -> PenguiFlow:
+    """Build a flow from `node.to(successors...)` adjacencies (see `PenguiFlow`)."""
+    return PenguiFlow(*adjacencies, **kwargs)

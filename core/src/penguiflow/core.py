@@ -1,0 +1,36 @@
+"""The runtime's public names: flows, contexts, endpoints, edges and playbooks.
+
+Implementation lives in private modules (`_flow`, `_context`, `_worker`, ...); this module is
+the stable import path (`from penguiflow.core import PenguiFlow, ROOKERY, ...`).
+"""
+
+from __future__ import annotations
+
+from ._context import Context
+from ._flow import DEFAULT_QUEUE_MAXSIZE, PenguiFlow, create
+from ._graph import OPEN_SEA, ROOKERY, CycleError, Endpoint, Floe
+from ._playbook import PlaybookFactory, call_playbook
+from ._worker import (
+    BUDGET_EXCEEDED_TEXT,
+    DEADLINE_EXCEEDED_TEXT,
+    TOKEN_BUDGET_EXCEEDED_TEXT,
+    TraceCancelled,
+)
+
+__all__ = [
+    "BUDGET_EXCEEDED_TEXT",
+    "DEADLINE_EXCEEDED_TEXT",
+    "DEFAULT_QUEUE_MAXSIZE",
+    "OPEN_SEA",
+    "ROOKERY",
+    "TOKEN_BUDGET_EXCEEDED_TEXT",
+    "Context",
+    "CycleError",
+    "Endpoint",
+    "Floe",
+    "PenguiFlow",
+    "PlaybookFactory",
+    "TraceCancelled",
+    "call_playbook",
+    "create",
+]

@@ -1,0 +1,108 @@
+"""`FlowError`: the structured failure a node produces once its retries are exhausted."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import Enum
+from typing import Any
+
+__all__ = ["FlowError", "FlowErrorCode"]
+
+
+class FlowErrorCode(str, Enum):
+    NODE_TIMEOUT = "NODE_TIMEOUT"
+    NODE_EXCEPTION = "NODE_EXCEPTION"
+    TRACE_CANCELLED = "TRACE_CANCELLED"
+    DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
+    HOP_BUDGET_EXHAUSTED = "HOP_BUDGET_EXHAUSTED"
+    TOKEN_BUDGET_EXHAUSTED = "TOKEN_BUDGET_EXHAUSTED"
+    CIRCUIT_OPEN = "CIRCUIT_OPEN"
+
+
+class FlowError(Exception):
+    """A node failure with its trace, node and a machine-readable code.
+
+    Delivered to Rookery (so `fetch()` returns it) when the flow was created with
+    `emit_errors_to_rookery=True` and the failing message carried a trace id.
+    """
+
+    __slots__ = (
+        "code",
+        "exception_type",
+        "message",
+        "metadata",
+        "node_id",
+        "node_name",
+        "original_exc",
+        "trace_id",
+    )
+
+    def __init__(
+        self,
+        *,
+        trace_id: str | None,
+        node_name: str | None,
+        code: FlowErrorCode | str,
+        message: str,
+        original_exc: BaseException | None = None,
+        node_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.trace_id = trace_id
+        self.node_name = node_name
+        self.node_id = node_id
+        self.code: str = code.value if isinstance(code, FlowErrorCode) else str(code)
+        self.message = message
+        self.original_exc = original_exc
+        self.exception_type = type(original_exc).__name__ if original_exc is not None else None
+        self.metadata: dict[str, Any] = dict(metadata) if metadata else {}
+
+    def __str__(self) -> str:
+        parts = [f"[{self.code}] {self.message}"]
+        if self.trace_id is not None:
+            parts.append(f"trace={self.trace_id}")
+        if self.node_name is not None:
+            parts.append(f"node={self.node_name}")
+        return " ".join(parts)
+
+    def __repr__(self) -> str:
+        return f"FlowError({self})"
+
+    def unwrap(self) -> BaseException | None:
+        """The exception that caused this error, if any."""
+        return self.original_exc
+
+    def to_payload(self) -> dict[str, Any]:
+        """A JSON-friendly dict: `code` and `message`, plus whichever ids and metadata are set."""
+        payload: dict[str, Any] = {"code": self.code, "message": self.message}
+        for key in ("trace_id", "node_name", "node_id", "exception_type"):
+            value = getattr(self, key)
+            if value is not None:
+                payload[key] = value
+        if self.metadata:
+            payload["metadata"] = dict(self.metadata)
+        return payload
+
+    @classmethod
+    def from_exception(
+        cls,
+        *,
+        trace_id: str | None,
+        node_name: str | None,
+        node_id: str | None,
+        exc: BaseException,
+        code: FlowErrorCode | str,
+        message: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> FlowError:
+        text = message if message is not None else (str(exc) or type(exc).__name__)
+        return cls(
+            trace_id=trace_id,
+            node_name=node_name,
+            node_id=node_id,
+            code=code,
+            message=text,
+            original_exc=exc,
+            metadata=metadata,
+        )

@@ -6,7 +6,6 @@ import asyncio
 from typing import Any
 
 import pytest
-
 from penguiflow.core import OPEN_SEA, ROOKERY, CycleError, Endpoint, PenguiFlow, create
 from penguiflow.node import Node, NodePolicy
 from penguiflow.registry import ModelRegistry
@@ -256,7 +255,9 @@ async def test_registry_validation_and_missing_entries() -> None:
 
     node = Node(double, name="double")
     flow = create(node.to())
-    with pytest.raises(RuntimeError, match="missing entries for nodes requiring validation: double"):
+    with pytest.raises(
+        RuntimeError, match="missing entries for nodes requiring validation: double"
+    ):
         flow.run(registry=ModelRegistry())
     registry = ModelRegistry()
     registry.register("double", In, Out)

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 from conftest import EventLog
-
 from penguiflow.core import create
 from penguiflow.errors import FlowError, FlowErrorCode
 from penguiflow.node import CircuitBreakerPolicy, Node, NodePolicy
@@ -199,7 +198,10 @@ async def test_deadline_skip_never_runs_user_code(event_log: EventLog, msg_facto
         calls += 1
         return message
 
-    first, second = Node(work, name="first", policy=policy()), Node(work, name="second", policy=policy())
+    first, second = (
+        Node(work, name="first", policy=policy()),
+        Node(work, name="second", policy=policy()),
+    )
     flow = create(first.to(second), middlewares=[event_log])
     flow.run()
     expired = msg_factory("late", deadline_s=time.time() - 1)
@@ -231,7 +233,7 @@ async def test_controller_loop_finishes_with_final_answer(msg_factory: Any) -> N
             return message.model_copy(update={"payload": FinalAnswer(text=f"done@{wm.hops}")})
         return message.model_copy(update={"payload": wm.model_copy(update={"hops": wm.hops + 1})})
 
-    ctrl, flow = await controller_flow(ctrl_fn, queue_maxsize=4)
+    _, flow = await controller_flow(ctrl_fn, queue_maxsize=4)
     flow.run()
     await flow.emit(msg_factory(WM(query="q", budget_hops=4)))
     result = await flow.fetch()

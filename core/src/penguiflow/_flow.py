@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -452,9 +451,7 @@ class PenguiFlow:
     def _observed(self, level: int) -> bool:
         """Whether an event at `level` would reach anyone (cheap; checked before building)."""
         return (
-            bool(self._middlewares)
-            or self._state_store is not None
-            or logger.isEnabledFor(level)
+            bool(self._middlewares) or self._state_store is not None or logger.isEnabledFor(level)
         )
 
     async def _record(
@@ -515,9 +512,7 @@ class PenguiFlow:
         """Record a remote-call event for `node` (used by `RemoteNode`)."""
         await self._record(event, context, trace_id, 0, latency_ms, level, extra)
 
-    async def _publish_event(
-        self, event: FlowEvent, level: int, exc: BaseException | None
-    ) -> None:
+    async def _publish_event(self, event: FlowEvent, level: int, exc: BaseException | None) -> None:
         if logger.isEnabledFor(level):
             payload = {
                 (f"extra_{key}" if key in _RESERVED_LOG_KEYS else key): value

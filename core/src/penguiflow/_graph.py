@@ -147,7 +147,8 @@ def build_graph(adjacencies: Iterable[Adjacency], *, allow_cycles: bool) -> Grap
                 f"adjacency #{position} must be a (node, successors) pair such as "
                 f"node.to(other); got {adjacency!r}"
             )
-        start, targets = adjacency
+        start, raw_targets = adjacency
+        targets = tuple(raw_targets)
         for vertex in (start, *targets):
             if not isinstance(vertex, Node):
                 raise TypeError(
@@ -161,12 +162,10 @@ def build_graph(adjacencies: Iterable[Adjacency], *, allow_cycles: bool) -> Grap
         _check_acyclic(successors)
 
     parents: dict[Node, set[Node]] = {node: set() for node in successors}
-    for node, targets in successors.items():
-        for target in targets:
-            if not (target is node and node.allow_cycle):
-                parents[target].add(node)
+    for node, children in successors.items():
+        for child in children:
+            if not (child is node and node.allow_cycle):
+                parents[child].add(node)
     ingress = [node for node in successors if not parents[node]]
-    egress = [
-        node for node, targets in successors.items() if not targets or targets == {node}
-    ]
+    egress = [node for node, children in successors.items() if not children or children == {node}]
     return Graph(successors=successors, ingress=ingress, egress=egress)

@@ -211,17 +211,23 @@ class NodeWorker:
                 exc = routing.cause
                 latency = (time.perf_counter() - started) * 1000
                 await self._record_error("node_error", ERROR, exc, trace_id, attempt, latency)
-                await self._fail(message, trace_id, exc, FlowErrorCode.NODE_EXCEPTION, attempt, latency)
+                await self._fail(
+                    message, trace_id, exc, FlowErrorCode.NODE_EXCEPTION, attempt, latency
+                )
                 return
             except Exception as exc:
                 latency = (time.perf_counter() - started) * 1000
                 timed_out = isinstance(exc, TimeoutError)
                 if timed_out:
-                    await self._record_error("node_timeout", WARNING, exc, trace_id, attempt, latency)
+                    await self._record_error(
+                        "node_timeout", WARNING, exc, trace_id, attempt, latency
+                    )
                 else:
                     await self._record_error("node_error", ERROR, exc, trace_id, attempt, latency)
                 if breaker is not None:
-                    await self._circuit_event(breaker.on_failure(time.monotonic()), trace_id, attempt)
+                    await self._circuit_event(
+                        breaker.on_failure(time.monotonic()), trace_id, attempt
+                    )
                 code = FlowErrorCode.NODE_TIMEOUT if timed_out else FlowErrorCode.NODE_EXCEPTION
                 if attempt >= policy.max_retries:
                     await self._fail(message, trace_id, exc, code, attempt, latency)
@@ -246,6 +252,7 @@ class NodeWorker:
         task = self.task
         if task is None or task is not asyncio.current_task():
             return True
+        assert task is not None
         if task.cancelling():
             task.uncancel()
         return task.cancelling() == 0
@@ -301,7 +308,9 @@ class NodeWorker:
         flow = self.flow
         if flow._observed(ERROR):
             extra = {"exception": repr(exc), "flow_error": error.to_payload()}
-            await flow._record("node_failed", self.ctx, trace_id, attempt, latency, ERROR, extra, exc)
+            await flow._record(
+                "node_failed", self.ctx, trace_id, attempt, latency, ERROR, extra, exc
+            )
         if flow._emit_errors_to_rookery and trace_id is not None:
             await flow._to_rookery(self.ctx, error)
 
@@ -397,4 +406,3 @@ class NodeWorker:
     async def _final(self, result: Message, text: str) -> None:
         final = result.model_copy(update={"payload": FinalAnswer(text=text)})
         await self.flow._to_rookery(self.ctx, final)
-

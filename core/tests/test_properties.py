@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 from typing import Any
 
@@ -41,7 +42,7 @@ def test_each_edge_is_fifo_and_bounded(count: int, maxsize: int, depth: int) -> 
 
         nodes = [node(f"n{i}", hop) for i in range(depth)]
         flow = create(
-            *(a.to(b) for a, b in zip(nodes, nodes[1:], strict=False)),
+            *(a.to(b) for a, b in itertools.pairwise(nodes)),
             nodes[-1].to(),
             queue_maxsize=maxsize,
         )

@@ -1,0 +1,74 @@
+"""The public facade: every advertised name resolves, and importing it stays light."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+
+import pytest
+
+import penguiflow
+
+CORE_NAMES = {
+    "create", "PenguiFlow", "Context", "CycleError", "call_playbook", "DEFAULT_QUEUE_MAXSIZE",
+    "Node", "NodePolicy", "Headers", "Message", "StreamChunk", "PlanStep", "Thought", "WM",
+    "FinalAnswer", "map_concurrent", "join_k", "predicate_router", "union_router",
+    "DictRoutingPolicy", "RoutingPolicy", "RoutingRequest", "ModelRegistry", "FlowError",
+    "FlowErrorCode", "FlowEvent", "format_flow_event", "Middleware", "log_flow_events",
+    "LatencyCallback", "MessageBus", "BusEnvelope", "StateStore", "StoredEvent", "RemoteBinding",
+    "RemoteNode", "RemoteTransport", "RemoteCallRequest", "RemoteCallResult",
+    "RemoteStreamEvent", "format_sse_event", "chunk_to_ws_json", "stream_flow",
+    "emit_stream_events", "flow_to_mermaid", "flow_to_dot", "configure_logging",
+    "StructuredFormatter", "ExtraFormatter", "testkit", "__version__",
+}  # fmt: skip
+
+
+def test_all_lists_every_compatible_name() -> None:
+    assert set(penguiflow.__all__) >= CORE_NAMES
+    assert set(penguiflow.__all__) - CORE_NAMES == {"CircuitBreakerPolicy"}
+    assert len(penguiflow.__all__) == len(set(penguiflow.__all__))
+
+
+@pytest.mark.parametrize("name", sorted(CORE_NAMES))
+def test_every_public_name_resolves(name: str) -> None:
+    assert getattr(penguiflow, name) is not None
+
+
+def test_core_module_names() -> None:
+    core = importlib.import_module("penguiflow.core")
+    for name in ("Endpoint", "ROOKERY", "OPEN_SEA", "TraceCancelled", "Floe", "PlaybookFactory"):
+        assert hasattr(core, name)
+    assert core.BUDGET_EXCEEDED_TEXT == "Hop budget exhausted"
+    assert core.DEADLINE_EXCEEDED_TEXT == "Deadline exceeded"
+    assert core.TOKEN_BUDGET_EXCEEDED_TEXT == "Token budget exhausted"
+    assert core.DEFAULT_QUEUE_MAXSIZE == 64
+
+
+def test_unknown_attribute_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="has no attribute 'Nope'"):
+        penguiflow.Nope  # noqa: B018
+
+
+def test_import_penguiflow_pulls_in_nothing_heavy() -> None:
+    """`import penguiflow` loads our package only; `create` adds pydantic, nothing else."""
+    probe = (
+        "import sys, json; before = set(sys.modules); import penguiflow; "
+        "bare = sorted(set(sys.modules) - before); from penguiflow import create; "
+        "full = sorted({m.split('.')[0] for m in set(sys.modules) - before}); "
+        "print(json.dumps([bare, full]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], check=True, capture_output=True, text=True
+    ).stdout
+    bare, full = json.loads(out)
+
+    def third_party(modules: list[str]) -> set[str]:
+        tops = {m.split(".")[0] for m in modules}
+        return {m for m in tops if m not in sys.stdlib_module_names and not m.startswith("_")}
+
+    assert third_party(bare) == {"penguiflow"}
+    allowed = {"penguiflow", "pydantic", "pydantic_core", "typing_extensions"}
+    allowed |= {"annotated_types", "typing_inspection"}
+    assert third_party(full) <= allowed, third_party(full)

@@ -107,6 +107,7 @@ class NodeWorker:
     async def run(self) -> None:
         ctx = self.ctx
         flow = self.flow
+        traces = flow._traces
         incoming = list(ctx._incoming.values())
         single = incoming[0].queue if len(incoming) == 1 else None
         try:
@@ -119,35 +120,34 @@ class NodeWorker:
                 if trace_id is None:
                     await self._reliably(message, None)
                     continue
+                # Inlined on purpose: this runs once per message per node.
                 try:
-                    await self._process_traced(message, trace_id)
+                    if isinstance(message, Message):
+                        deadline = message.deadline_s
+                        if deadline is not None and time.time() > deadline:
+                            await self._deadline_skip(message, trace_id, deadline)
+                            continue
+                    state = traces.states.get(trace_id)
+                    if state is not None and state.cancelled:
+                        await self._note(trace_id, "trace_cancel_drop")
+                        continue
+                    token = current_trace.set(trace_id)
+                    try:
+                        await self._reliably(message, trace_id)
+                    except TraceCancelled:
+                        await self._note(trace_id, "node_trace_cancelled")
+                    finally:
+                        current_trace.reset(token)
                 finally:
-                    flow._traces.finalize(trace_id)
+                    traces.finalize(trace_id)
         except asyncio.CancelledError:
             if flow._observed(DEBUG):
                 await flow._record("node_cancelled", ctx, None, 0, None, DEBUG)
             raise
 
-    async def _process_traced(self, message: Any, trace_id: str) -> None:
-        flow = self.flow
-        if isinstance(message, Message):
-            deadline = message.deadline_s
-            if deadline is not None and time.time() > deadline:
-                await self._deadline_skip(message, trace_id, deadline)
-                return
-        state = flow._traces.states.get(trace_id)
-        if state is not None and state.cancelled:
-            if flow._observed(INFO):
-                await flow._record("trace_cancel_drop", self.ctx, trace_id, 0, None, INFO)
-            return
-        token = current_trace.set(trace_id)
-        try:
-            await self._reliably(message, trace_id)
-        except TraceCancelled:
-            if flow._observed(INFO):
-                await flow._record("node_trace_cancelled", self.ctx, trace_id, 0, None, INFO)
-        finally:
-            current_trace.reset(token)
+    async def _note(self, trace_id: str, event: str) -> None:
+        if self.flow._observed(INFO):
+            await self.flow._record(event, self.ctx, trace_id, 0, None, INFO)
 
     async def _deadline_skip(self, message: Message, trace_id: str, deadline: float) -> None:
         flow = self.flow
@@ -202,7 +202,12 @@ class NodeWorker:
                 if breaker is not None:
                     await self._circuit_event(breaker.on_success(), trace_id, attempt)
                 if result is not None:
-                    await self._deliver(message, result)
+                    payload = getattr(result, "payload", None)
+                    if self.warn_non_message or isinstance(payload, WM | FinalAnswer):
+                        await self._deliver(message, result)
+                    else:
+                        for floe in ctx._outgoing.values():
+                            await flow._send(floe, result)
             except TraceCancelled:
                 raise
             except _RoutingError as routing:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from conftest import EventLog
+
 from penguiflow.core import PenguiFlow, TraceCancelled, create
 from penguiflow.node import Node, NodePolicy
 from penguiflow.types import Message

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
+
 from penguiflow.core import OPEN_SEA, ROOKERY, CycleError, Endpoint, PenguiFlow, create
 from penguiflow.node import Node, NodePolicy
 from penguiflow.registry import ModelRegistry

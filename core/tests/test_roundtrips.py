@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from penguiflow.core import create
 from penguiflow.node import Node, NodePolicy
 from penguiflow.types import Headers, Message, StreamChunk

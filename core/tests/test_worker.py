@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from conftest import EventLog
+
 from penguiflow.core import create
 from penguiflow.errors import FlowError, FlowErrorCode
 from penguiflow.node import CircuitBreakerPolicy, Node, NodePolicy

@@ -116,7 +116,8 @@ async def test_emit_nowait_publishes_in_background(msg_factory: Any) -> None:
     flow.emit_nowait(msg_factory(1))
     await flow.fetch()
     await flow.stop()  # awaits outstanding publishes
-    assert [e.edge for e in bus.envelopes] == ["OpenSea->a", "a->Rookery"]
+    # The nowait publish runs in the background, so only membership is guaranteed.
+    assert sorted(e.edge for e in bus.envelopes) == ["OpenSea->a", "a->Rookery"]
 
 
 async def test_failing_bus_is_logged_not_raised(
@@ -151,7 +152,7 @@ async def test_broken_middleware_is_isolated(
         await flow.emit(msg_factory(1))
         await flow.fetch()
     await flow.stop()
-    assert seen == ["node_start", "node_success"]
+    assert seen == ["node_start", "node_success", "node_cancelled"]
     assert any(r.message == "middleware_error" for r in caplog.records)
 
 

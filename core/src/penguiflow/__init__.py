@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 
 if TYPE_CHECKING:
-    from . import testkit
+    import penguiflow.testkit as testkit
+
     from .bus import BusEnvelope, MessageBus
     from .core import DEFAULT_QUEUE_MAXSIZE, Context, CycleError, PenguiFlow, call_playbook, create
     from .debug import format_flow_event

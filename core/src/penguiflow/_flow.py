@@ -8,6 +8,8 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel
+
 from ._context import Context
 from ._graph import OPEN_SEA, ROOKERY, Adjacency, Endpoint, Floe, build_graph, display_name
 from ._rookery import ResultRouter, TracedValue, unwrap
@@ -69,8 +71,9 @@ class PenguiFlow:
 
         graph = build_graph(adjacencies, allow_cycles=allow_cycles)
         self._nodes: list[Node] = list(graph.successors)
+        vertices: list[Node | Endpoint] = [*self._nodes, OPEN_SEA, ROOKERY]
         self._contexts: dict[Node | Endpoint, Context] = {
-            vertex: Context(vertex, self) for vertex in (*self._nodes, OPEN_SEA, ROOKERY)
+            vertex: Context(vertex, self) for vertex in vertices
         }
         self._opensea_ctx = self._contexts[OPEN_SEA]
         self._rookery_ctx = self._contexts[ROOKERY]
@@ -305,7 +308,7 @@ class PenguiFlow:
             target=target,
             trace_id=trace_id,
             payload=item,
-            headers=headers.model_dump() if hasattr(headers, "model_dump") else None,
+            headers=headers.model_dump() if isinstance(headers, BaseModel) else None,
             meta=dict(meta) if meta else None,
         )
         try:

@@ -1,0 +1,131 @@
+"""The state-store driver interface and its optional capabilities.
+
+Only `StateStore`'s three methods are required. Subsystems that need more (the planner's pause
+state, memory, sessions...) probe for a capability protocol and fail with an error naming the
+missing methods (`require_capabilities`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from ._models import RemoteBinding, StoredEvent
+
+__all__ = [
+    "StateStore",
+    "SupportsArtifacts",
+    "SupportsConversationBindings",
+    "SupportsMemoryState",
+    "SupportsPlannerEvents",
+    "SupportsPlannerState",
+    "SupportsSteering",
+    "SupportsTasks",
+    "SupportsTrajectories",
+    "missing_capabilities",
+    "require_capabilities",
+]
+
+
+@runtime_checkable
+class StateStore(Protocol):
+    """Durable history of a flow: events per trace and remote bindings."""
+
+    async def save_event(self, event: StoredEvent) -> None: ...
+
+    async def load_history(self, trace_id: str) -> Sequence[StoredEvent]: ...
+
+    async def save_remote_binding(self, binding: RemoteBinding) -> None: ...
+
+
+@runtime_checkable
+class SupportsPlannerState(Protocol):
+    """Pause/resume records of the planner, keyed by a single-use resume token."""
+
+    async def save_planner_state(self, token: str, payload: dict[str, Any]) -> None: ...
+
+    async def load_planner_state(self, token: str) -> dict[str, Any] | None: ...
+
+
+@runtime_checkable
+class SupportsMemoryState(Protocol):
+    """Short-term memory snapshots keyed by (tenant, user, session) strings."""
+
+    async def save_memory_state(self, key: str, state: dict[str, Any]) -> None: ...
+
+    async def load_memory_state(self, key: str) -> dict[str, Any] | None: ...
+
+
+@runtime_checkable
+class SupportsTasks(Protocol):
+    """Background tasks of a session and their updates."""
+
+    async def save_task(self, session_id: str, task: dict[str, Any]) -> None: ...
+
+    async def list_tasks(self, session_id: str) -> Sequence[dict[str, Any]]: ...
+
+
+@runtime_checkable
+class SupportsSteering(Protocol):
+    """Steering events for a session, read with an exclusive `since_id` cursor."""
+
+    async def save_steering(self, session_id: str, event: dict[str, Any]) -> str: ...
+
+    async def list_steering(
+        self, session_id: str, *, since_id: str | None = None
+    ) -> Sequence[dict[str, Any]]: ...
+
+
+@runtime_checkable
+class SupportsTrajectories(Protocol):
+    """Planner trajectories (serialised steps) per trace."""
+
+    async def save_trajectory(self, trace_id: str, trajectory: dict[str, Any]) -> None: ...
+
+    async def get_trajectory(self, trace_id: str) -> dict[str, Any] | None: ...
+
+
+@runtime_checkable
+class SupportsPlannerEvents(Protocol):
+    """Planner events (step start/finish, tool calls...) per trace."""
+
+    async def save_planner_event(self, trace_id: str, event: dict[str, Any]) -> None: ...
+
+    async def list_planner_events(self, trace_id: str) -> Sequence[dict[str, Any]]: ...
+
+
+@runtime_checkable
+class SupportsArtifacts(Protocol):
+    """Binary artifacts kept out of prompts and returned by reference."""
+
+    async def put_artifact(self, key: str, data: bytes, *, mime_type: str | None = None) -> str: ...
+
+    async def get_artifact(self, ref: str) -> bytes | None: ...
+
+
+@runtime_checkable
+class SupportsConversationBindings(Protocol):
+    """Lookup of remote bindings, e.g. to resume a conversation with a remote agent."""
+
+    async def find_binding(
+        self, *, trace_id: str | None = None, context_id: str | None = None
+    ) -> RemoteBinding | None: ...
+
+    async def list_bindings(self, trace_id: str) -> Sequence[RemoteBinding]: ...
+
+    async def mark_binding_terminal(self, *, trace_id: str, task_id: str) -> None: ...
+
+
+def missing_capabilities(store: object, methods: Iterable[str]) -> list[str]:
+    """The names in `methods` that `store` does not provide as callables."""
+    return [name for name in methods if not callable(getattr(store, name, None))]
+
+
+def require_capabilities(store: object, *, feature: str, methods: Iterable[str]) -> None:
+    """Raise `TypeError` naming what `store` lacks for `feature`."""
+    missing = missing_capabilities(store, methods)
+    if missing:
+        raise TypeError(
+            f"StateStore missing {missing} required for feature={feature}; "
+            f"use a store that implements them (e.g. InMemoryStateStore) or disable {feature}"
+        )

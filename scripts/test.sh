@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Install the test tooling and run the whole suite: every tox env in the default list.
+# Works on a fresh machine with Python 3.11 and pip; tooling lives in ./.venv.
+# Servers a test needs (Redis, PostgreSQL, MCP) are started by scripts/services/ from here,
+# bound to 127.0.0.1, and stopped on exit (see scripts/services/README.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip "tox>=4.11"
+
+rm -rf .reports && mkdir -p .reports
+status=0
+.venv/bin/python -m tox run "$@" || status=$?
+.venv/bin/python scripts/summarize_tests.py .reports || true
+exit "$status"

@@ -86,20 +86,29 @@ class Node:
 
     def __post_init__(self) -> None:
         if not asyncio.iscoroutinefunction(self.func):
-            raise TypeError("Node function must be declared with async def")
+            label = self.name or getattr(self.func, "__name__", type(self.func).__name__)
+            raise TypeError(
+                f"Node function must be declared with async def: {label!r} is not a coroutine "
+                f"function; define it as `async def {label}(message, ctx): ...` (wrap an object "
+                "with an async __call__ in such a function)"
+            )
         if self.name is None:
             self.name = self.func.__name__
         params = list(inspect.signature(self.func).parameters.values())
         if len(params) != 2:
             raise ValueError(
                 f"Node '{self.name}' must accept exactly two parameters (message, ctx); "
-                f"got {len(params)}"
+                f"got {len(params)}: declare it as `async def {self.name}(message, ctx)`"
             )
         if params[1].kind not in (
             inspect.Parameter.POSITIONAL_ONLY,
             inspect.Parameter.POSITIONAL_OR_KEYWORD,
         ):
-            raise ValueError("Context parameter must be positional")
+            raise ValueError(
+                f"Context parameter must be positional: in node '{self.name}', "
+                f"'{params[1].name}' is {params[1].kind.description}; "
+                "make it a plain positional parameter"
+            )
 
     def __hash__(self) -> int:
         return hash(self.node_id)

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from ._context import Context
+from ._events import EventRecorder, logger
 from ._graph import OPEN_SEA, ROOKERY, Adjacency, Endpoint, Floe, build_graph, display_name
 from ._rookery import ResultRouter, TracedValue, unwrap
 from ._traces import TraceTable
 from ._worker import NodeWorker, current_trace
-from .metrics import FlowEvent
 from .types import WM, Message, StreamChunk
 
 if TYPE_CHECKING:
@@ -29,13 +28,8 @@ __all__ = ["DEFAULT_QUEUE_MAXSIZE", "PenguiFlow", "create"]
 
 DEFAULT_QUEUE_MAXSIZE = 64
 
-logger = logging.getLogger("penguiflow.core")
 
-# Keys a LogRecord owns; an event extra with one of these names would make logging raise.
-_RESERVED_LOG_KEYS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
-
-
-class PenguiFlow:
+class PenguiFlow(EventRecorder):
     """A flow of async nodes connected by bounded queues, from OpenSea to Rookery."""
 
     def __init__(
@@ -45,15 +39,16 @@ class PenguiFlow:
         allow_cycles: bool = False,
         middlewares: Sequence[Middleware] | None = None,
         emit_errors_to_rookery: bool = False,
-        state_store: StateStore | None = None,
-        message_bus: MessageBus | None = None,
+        state_store: StateStore | str | None = None,
+        message_bus: MessageBus | str | None = None,
     ) -> None:
         self._queue_maxsize = queue_maxsize
         self._allow_cycles = allow_cycles
         self._middlewares: list[Middleware] = list(middlewares or ())
         self._emit_errors_to_rookery = emit_errors_to_rookery
-        self._state_store = state_store
-        self._message_bus = message_bus
+        self._state_store: StateStore | None = _driver("state_store", state_store)
+        self._message_bus: MessageBus | None = _driver("message_bus", message_bus)
+        self._hooks: Any = None
         self._registry: ModelRegistry | None = None
         self._running = False
         self._stopped = False
@@ -131,6 +126,21 @@ class PenguiFlow:
             task = loop.create_task(worker.run(), name=f"penguiflow:{worker.node.name}")
             worker.task = task
             self._tasks.append(task)
+        self._start_hooks()
+
+    def _start_hooks(self) -> None:
+        """Plugins observe flows at start and stop only; never per message."""
+        from .plugins import active_hooks
+
+        host = active_hooks()
+        self._hooks = host
+        if host is None:
+            return
+        for sinks in host.hook.penguiflow_observability_sinks(flow=self):
+            for sink in sinks or ():
+                if sink not in self._middlewares:
+                    self._middlewares.append(sink)
+        host.hook.penguiflow_flow_startup(flow=self)
 
     async def stop(self) -> None:
         """Stop workers and background tasks; queued items stay queued for a later `run()`."""
@@ -158,6 +168,9 @@ class PenguiFlow:
         self._workers = []
         self._running = False
         self._stopped = True
+        host, self._hooks = self._hooks, None
+        if host is not None:
+            host.hook.penguiflow_flow_shutdown(flow=self)
 
     # -- emitting ------------------------------------------------------------------------------
 
@@ -384,9 +397,6 @@ class PenguiFlow:
         self._router.release(trace_id)
         return True
 
-    def _inflight(self, trace_id: str) -> int:
-        return sum(1 for worker in self._workers if worker.invoking == trace_id)
-
     def _on_trace_drained(self, trace_id: str) -> None:
         self._wm_hops.pop(trace_id, None)
 
@@ -449,110 +459,14 @@ class PenguiFlow:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    # -- events --------------------------------------------------------------------------------
 
-    def _observed(self, level: int) -> bool:
-        """Whether an event at `level` would reach anyone (cheap; checked before building)."""
-        return (
-            bool(self._middlewares) or self._state_store is not None or logger.isEnabledFor(level)
-        )
+def _driver(kind: str, value: Any) -> Any:
+    """A driver object as given, or the one a URL string selects (`"sqlite:///flows.db"`)."""
+    if not isinstance(value, str):
+        return value
+    from .plugins import resolve_driver
 
-    async def _record(
-        self,
-        event_type: str,
-        ctx: Context,
-        trace_id: str | None,
-        attempt: int,
-        latency_ms: float | None,
-        level: int,
-        extra: dict[str, Any] | None = None,
-        exc: BaseException | None = None,
-    ) -> None:
-        owner = ctx.owner
-        if isinstance(owner, Endpoint):
-            node_name: str | None = owner.name
-            node_id: str | None = owner.name
-        else:
-            node_name, node_id = owner.name, owner.node_id
-        pending: int | None = None
-        cancelled = False
-        inflight = 0
-        if trace_id is not None:
-            state = self._traces.states.get(trace_id)
-            pending = state.pending if state is not None else 0
-            cancelled = state is not None and state.cancelled
-            inflight = self._inflight(trace_id)
-        event = FlowEvent(
-            event_type=event_type,
-            ts=time.time(),
-            node_name=node_name,
-            node_id=node_id,
-            trace_id=trace_id,
-            attempt=attempt,
-            latency_ms=latency_ms,
-            queue_depth_in=ctx.queue_depth_in(),
-            queue_depth_out=ctx.queue_depth_out(),
-            outgoing_edges=ctx.outgoing_count(),
-            queue_maxsize=self._queue_maxsize,
-            trace_pending=pending,
-            trace_inflight=inflight,
-            trace_cancelled=cancelled,
-            extra=extra or {},
-        )
-        await self._publish_event(event, level, exc)
-
-    async def record_remote_event(
-        self,
-        *,
-        event: str,
-        node: Node,
-        context: Context,
-        trace_id: str | None,
-        latency_ms: float | None,
-        level: int = logging.INFO,
-        extra: dict[str, Any] | None = None,
-    ) -> None:
-        """Record a remote-call event for `node` (used by `RemoteNode`)."""
-        await self._record(event, context, trace_id, 0, latency_ms, level, extra)
-
-    async def _publish_event(self, event: FlowEvent, level: int, exc: BaseException | None) -> None:
-        if logger.isEnabledFor(level):
-            payload = {
-                (f"extra_{key}" if key in _RESERVED_LOG_KEYS else key): value
-                for key, value in event.to_payload().items()
-            }
-            logger.log(level, event.event_type, extra=payload, exc_info=exc)
-        store = self._state_store
-        if store is not None:
-            await self._save_event(store, event)
-        for middleware in list(self._middlewares):
-            try:
-                await middleware(event)
-            except Exception as mw_exc:
-                logger.exception(
-                    "middleware_error",
-                    extra={
-                        "event_type": event.event_type,
-                        "trace_id": event.trace_id,
-                        "exception": repr(mw_exc),
-                    },
-                )
-
-    async def _save_event(self, store: StateStore, event: FlowEvent) -> None:
-        from .state import StoredEvent
-
-        try:
-            await store.save_event(StoredEvent.from_flow_event(event))
-        except Exception as exc:
-            logger.exception(
-                "state_store_save_failed",
-                extra={
-                    "event": event.event_type,
-                    "trace_id": event.trace_id,
-                    "kind": event.event_type,
-                    "exception": repr(exc),
-                },
-            )
+    return resolve_driver(kind, value)
 
 
 def _belongs_to(trace_id: str) -> Any:
@@ -574,6 +488,13 @@ def _stamp_trace(msg: Any, trace_id: str) -> Any:
     return msg
 
 
-def create(*adjacencies: Adjacency, **kwargs: Any) -> PenguiFlow:
-    """Build a flow from `node.to(successors...)` adjacencies (see `PenguiFlow`)."""
-    return PenguiFlow(*adjacencies, **kwargs)
+def create(*adjacencies: Adjacency, runtime: Any = None, **kwargs: Any) -> PenguiFlow:
+    """Build a flow from `node.to(successors...)` adjacencies (see `PenguiFlow`).
+
+    `runtime` picks where it runs: `None` or `"local"` (in process), another runtime driver's
+    name or URL, or a runtime object with `create_flow(*adjacencies, **kwargs)`."""
+    if runtime is None or runtime == "local":
+        return PenguiFlow(*adjacencies, **kwargs)
+    driver = _driver("runtime", runtime)
+    flow: PenguiFlow = driver.create_flow(*adjacencies, **kwargs)
+    return flow

@@ -1,0 +1,59 @@
+"""The plugin host: hook plugins (pluggy) and drivers (stevedore), found through entry points.
+
+- `resolve_driver("state_store", "sqlite:///flows.db")` builds the one driver a URL or name
+  selects; only that driver is imported.
+- `load_hooks()` registers every hook plugin of the `penguiflow` group, one at a time; a broken
+  plugin is recorded and skipped (strict mode raises).
+- `list_plugins()` describes everything installed; with `load_hooks=False` it reads metadata only.
+- `PENGUIFLOW_DISABLE_PLUGINS=name,group:name` disables plugins (built-ins too);
+  `PENGUIFLOW_STRICT_PLUGINS=1` turns load failures into errors.
+"""
+
+from __future__ import annotations
+
+from ._discovery import HOOK_GROUP, PluginRecord, PluginStatus, discover
+from ._drivers import DRIVER_KINDS, DriverKind, resolve_driver
+from ._errors import DriverConflictError, DriverNotFoundError, PluginError, PluginLoadError
+from ._hooks import AUTOLOAD_ENV, HookHost, active_hooks, load_hooks, reset_hooks
+from ._settings import DISABLE_ENV, STRICT_ENV, PluginSettings
+
+__all__ = [
+    "AUTOLOAD_ENV",
+    "DISABLE_ENV",
+    "DRIVER_KINDS",
+    "HOOK_GROUP",
+    "STRICT_ENV",
+    "DriverConflictError",
+    "DriverKind",
+    "DriverNotFoundError",
+    "HookHost",
+    "PluginError",
+    "PluginLoadError",
+    "PluginRecord",
+    "PluginSettings",
+    "PluginStatus",
+    "active_hooks",
+    "list_plugins",
+    "load_hooks",
+    "reset_hooks",
+    "resolve_driver",
+]
+
+
+def list_plugins(
+    settings: PluginSettings | None = None, *, include_hooks: bool = True
+) -> list[PluginRecord]:
+    """Every installed hook plugin and driver with its status.
+
+    Drivers are reported from metadata (`available`, `disabled`, `skipped`): they are imported
+    only when chosen. Hook plugins are loaded (`loaded` or `failed`) when `include_hooks`, and
+    reported from metadata otherwise."""
+    settings = settings if settings is not None else PluginSettings.from_env()
+    records: list[PluginRecord] = []
+    if include_hooks:
+        records.extend(load_hooks(settings).records)
+    else:
+        records.extend(c.record for c in discover(HOOK_GROUP, "hooks", settings))
+    for kind in DRIVER_KINDS.values():
+        records.extend(c.record for c in discover(kind.group, kind.kind, settings))
+    return records

@@ -1,0 +1,171 @@
+"""Driver kinds (one entry-point group each) and choosing one driver by name or URL scheme.
+
+Discovery reads metadata only; the chosen driver alone is imported, through stevedore.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._discovery import Candidate, PluginRecord, discover
+from ._errors import DriverConflictError, DriverNotFoundError, PluginLoadError
+from ._settings import PluginSettings
+
+__all__ = ["DRIVER_KINDS", "DriverKind", "driver_key", "resolve_driver"]
+
+
+@dataclass(frozen=True, slots=True)
+class DriverKind:
+    """A kind of driver: its entry-point group, how a spec selects one, who ships which."""
+
+    kind: str
+    group: str
+    label: str
+    by_scheme: bool
+    #: name -> distribution that provides it, for "install it with ..." hints
+    providers: Mapping[str, str] = field(default_factory=dict)
+
+
+DRIVER_KINDS: dict[str, DriverKind] = {
+    kind.kind: kind
+    for kind in (
+        DriverKind(
+            "state_store",
+            "penguiflow.state_stores",
+            "state store",
+            by_scheme=True,
+            providers={
+                "redis": "penguiflow-redis",
+                "postgresql": "penguiflow-postgres",
+                "postgres": "penguiflow-postgres",
+            },
+        ),
+        DriverKind(
+            "message_bus",
+            "penguiflow.message_buses",
+            "message bus",
+            by_scheme=True,
+            providers={"redis": "penguiflow-redis"},
+        ),
+        DriverKind(
+            "runtime",
+            "penguiflow.runtimes",
+            "runtime",
+            by_scheme=False,
+            providers={"redis": "penguiflow-redis"},
+        ),
+        DriverKind(
+            "llm_adapter",
+            "penguiflow.llm_adapters",
+            "LLM adapter",
+            by_scheme=False,
+            providers={"openai": "penguiflow-openai", "anthropic": "penguiflow-anthropic"},
+        ),
+        DriverKind(
+            "memory_strategy",
+            "penguiflow.memory_strategies",
+            "memory strategy",
+            by_scheme=False,
+            providers={"rolling_summary": "penguiflow-planner", "truncation": "penguiflow-planner"},
+        ),
+    )
+}
+
+
+def driver_key(kind: DriverKind, spec: str) -> str:
+    """The entry-point name a spec selects: the URL scheme, or the name itself.
+
+    Runtimes accept both (`local`, `redis://host:6379/0`)."""
+    if "://" in spec:
+        return spec.split("://", 1)[0].lower()
+    if kind.by_scheme:
+        raise ValueError(
+            f"{kind.label} {spec!r} is not a URL; pass one such as 'memory://' or "
+            f"'sqlite:///path/to/flows.db' (the scheme chooses the driver)"
+        )
+    return spec
+
+
+def _missing(kind: DriverKind, key: str, candidates: list[Candidate]) -> DriverNotFoundError:
+    word = "scheme" if kind.by_scheme else "name"
+    usable = sorted({c.record.name for c in candidates if c.record.status == "available"})
+    blocked = [c.record for c in candidates if c.record.name == key]
+    installed = ", ".join(usable) or "none"
+    if blocked:
+        record = blocked[0]
+        why = record.error or record.status
+        return DriverNotFoundError(
+            f"the {kind.label} for {word} {key!r} from {record.distribution} is {record.status}"
+            f" ({why}); installed and usable: {installed}. {record.remedy or ''}".rstrip()
+        )
+    provider = kind.providers.get(key)
+    hint = (
+        f"install it with `pip install {provider}`"
+        if provider
+        else f"install a plugin that registers {key!r} in the entry-point group {kind.group!r}"
+    )
+    return DriverNotFoundError(
+        f"no {kind.label} for {word} {key!r}; installed: {installed}; {hint}"
+    )
+
+
+def _describe(record: PluginRecord) -> str:
+    return f"{record.value} from {record.distribution} {record.version}"
+
+
+def resolve_driver(
+    kind_name: str, spec: str, *, settings: PluginSettings | None = None, **options: Any
+) -> Any:
+    """Build the driver of `kind_name` selected by `spec` (a URL or a name).
+
+    The entry point names a class or factory called as `factory(spec, **options)`.
+    """
+    kind = DRIVER_KINDS.get(kind_name)
+    if kind is None:
+        raise ValueError(
+            f"unknown driver kind {kind_name!r}; choose one of {', '.join(sorted(DRIVER_KINDS))}"
+        )
+    key = driver_key(kind, spec)
+    settings = settings if settings is not None else PluginSettings.from_env()
+    candidates = discover(kind.group, kind.kind, settings)
+    matching = [c for c in candidates if c.record.name == key and c.record.status == "available"]
+    if not matching:
+        raise _missing(kind, key, candidates)
+    if len(matching) > 1:
+        sides = " and ".join(_describe(c.record) for c in matching)
+        raise DriverConflictError(
+            f"two {kind.label} drivers claim {key!r}: {sides}; uninstall one, or disable one "
+            f"with PENGUIFLOW_DISABLE_PLUGINS={kind.group}:{key}"
+        )
+    factory = _load(kind, matching[0])
+    return factory(spec, **options)
+
+
+def _load(kind: DriverKind, candidate: Candidate) -> Any:
+    from stevedore import DriverManager
+
+    record = candidate.record
+    failures: list[BaseException] = []
+
+    def on_failure(manager: Any, entry_point: Any, exc: BaseException) -> None:
+        failures.append(exc)
+
+    try:
+        manager = DriverManager(
+            namespace=kind.group,
+            name=record.name,
+            invoke_on_load=False,
+            on_load_failure_callback=on_failure,
+            verify_requirements=False,
+            warn_on_missing_entrypoint=False,
+        )
+    except Exception as exc:  # stevedore reports a failed load as "no matches"
+        error = failures[0] if failures else exc
+        raise PluginLoadError(
+            f"{kind.label} driver {record.name!r} ({_describe(record)}) failed to load: "
+            f"{type(error).__name__}: {error}; reinstall {record.distribution} or disable it "
+            f"with PENGUIFLOW_DISABLE_PLUGINS={kind.group}:{record.name}"
+        ) from error
+    return manager.driver

@@ -42,3 +42,14 @@ def msg_factory() -> Callable[..., Any]:
         return Message(payload=payload, headers=Headers(tenant="test"), **kwargs)
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _no_plugin_autoload(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kernel tests never depend on what happens to be installed: no hook autoload."""
+    from penguiflow.plugins import AUTOLOAD_ENV, reset_hooks
+
+    monkeypatch.setenv(AUTOLOAD_ENV, "0")
+    monkeypatch.delenv("PENGUIFLOW_DISABLE_PLUGINS", raising=False)
+    monkeypatch.delenv("PENGUIFLOW_STRICT_PLUGINS", raising=False)
+    reset_hooks()

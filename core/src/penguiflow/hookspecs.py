@@ -2,8 +2,9 @@
 
 Hooks run synchronously at composition time — when a flow is built, started or stopped, or
 when a catalogue is assembled — and return objects whose methods are async. They are never
-called per message. Every hook takes keyword-only arguments; new arguments may be added
-(implementations accept what they need and pluggy passes only those).
+called per message. Hooks are always called with keyword arguments (pluggy refuses positional
+calls), so an implementation names only the arguments it needs; arguments are only ever added,
+never renamed or removed.
 
 A plugin is a module or object with functions marked `@hookimpl`, registered through the
 `penguiflow` entry-point group:
@@ -30,7 +31,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def penguiflow_configure(*, config: dict[str, Any]) -> None:
+def penguiflow_configure(config: dict[str, Any]) -> None:
     """Adjust configuration before anything is built.
 
     `config` is the mutable plugin configuration mapping (for example the `disabled` list, a
@@ -38,7 +39,7 @@ def penguiflow_configure(*, config: dict[str, Any]) -> None:
 
 
 @hookspec
-def penguiflow_register_connectors(*, config: dict[str, Any]) -> list[Any]:
+def penguiflow_register_connectors(config: dict[str, Any]) -> list[Any]:
     """Return connectors (objects with a `name` and async methods that list and call tools).
 
     Each connector's tools are namespaced `<connector name>.<tool>`; two connectors with the
@@ -65,17 +66,17 @@ def penguiflow_register_llm_adapters() -> dict[str, Any]:
 
 
 @hookspec
-def penguiflow_observability_sinks(*, flow: PenguiFlow) -> list[Middleware]:
+def penguiflow_observability_sinks(flow: PenguiFlow) -> list[Middleware]:
     """Return middlewares (async FlowEvent subscribers) to attach to `flow` when it starts.
 
     Return an empty list to observe nothing for this flow."""
 
 
 @hookspec
-def penguiflow_flow_startup(*, flow: PenguiFlow) -> None:
+def penguiflow_flow_startup(flow: PenguiFlow) -> None:
     """Called when `flow.run()` starts the flow, after its workers exist."""
 
 
 @hookspec
-def penguiflow_flow_shutdown(*, flow: PenguiFlow) -> None:
+def penguiflow_flow_shutdown(flow: PenguiFlow) -> None:
     """Called when `flow.stop()` has stopped the flow."""

@@ -143,6 +143,10 @@ def resolve_driver(
     return factory(spec, **options)
 
 
+def _ignore_missing(names: Any) -> None:
+    """Discovery already proved the entry point exists; stevedore need not warn."""
+
+
 def _load(kind: DriverKind, candidate: Candidate) -> Any:
     from stevedore import DriverManager
 
@@ -158,8 +162,7 @@ def _load(kind: DriverKind, candidate: Candidate) -> Any:
             name=record.name,
             invoke_on_load=False,
             on_load_failure_callback=on_failure,
-            verify_requirements=False,
-            warn_on_missing_entrypoint=False,
+            on_missing_entrypoints_callback=_ignore_missing,
         )
     except Exception as exc:  # stevedore reports a failed load as "no matches"
         error = failures[0] if failures else exc

@@ -81,14 +81,16 @@ def load_hooks(
 def active_hooks() -> HookHost | None:
     """The process-wide hook host flows use at run()/stop(), loaded on first use.
 
-    `None` when `PENGUIFLOW_PLUGINS_AUTOLOAD=0` (tests use it to stay independent of what
-    happens to be installed) or when no hook plugin is loaded, so flows skip hooks entirely."""
+    `None` when `PENGUIFLOW_PLUGINS_AUTOLOAD=0` and no host was installed with `reset_hooks`
+    (tests use it to stay independent of what happens to be installed), or when no hook
+    plugin is loaded, so flows skip hooks entirely."""
     global _active
     import os
 
-    if os.environ.get(AUTOLOAD_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
-        return None
     if _active is None:
+        # A host installed with reset_hooks(host) is used even when autoload is off.
+        if os.environ.get(AUTOLOAD_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
+            return None
         _active = load_hooks()
     return _active if _active.manager.get_plugins() else None
 

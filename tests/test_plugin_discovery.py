@@ -1,0 +1,198 @@
+"""Discovery across real installed distributions, in a throwaway virtual environment.
+
+The fixtures under tests/fixtures/plugins/ are real packages, built and installed with pip
+next to the kernel: a good plugin (a state-store driver and a hook plugin), a broken one
+(fails to import), one whose kernel requirement no kernel satisfies, and two that claim the
+same driver name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures" / "plugins"
+PLUGINS = ["pf-fixture-goodstore", "pf-fixture-broken", "pf-fixture-future",
+           "pf-fixture-dupe-a", "pf-fixture-dupe-b"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("plugins") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
+    pip = [str(path / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+    subprocess.run([*pip, "setuptools>=77", str(ROOT / "core")], check=True)
+    subprocess.run(
+        [*pip, "--no-deps", "--no-build-isolation", *(str(FIXTURES / p) for p in PLUGINS)],
+        check=True,
+    )
+    return path
+
+
+def run(venv: Path, code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("PENGUIFLOW_")}
+    environ.update(env)
+    return subprocess.run(
+        [str(venv / "bin" / "python"), "-c", textwrap.dedent(code)],
+        capture_output=True, text=True, env=environ, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def cli_rows(venv: Path, **env: str) -> dict[tuple[str, str], dict[str, str]]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("PENGUIFLOW_")}
+    environ.update(env)
+    done = subprocess.run(
+        [str(venv / "bin" / "penguiflow"), "plugins", "list", "--json"],
+        capture_output=True, text=True, env=environ, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return {(r["group"], r["name"]): r for r in json.loads(done.stdout)}
+
+
+def test_cli_reports_every_plugin_and_exits_zero(venv: Path) -> None:
+    rows = cli_rows(venv)
+    assert rows[("penguiflow.state_stores", "goodstore")]["status"] == "available"
+    assert rows[("penguiflow.state_stores", "goodstore")]["distribution"] == "pf-fixture-goodstore"
+    assert rows[("penguiflow.state_stores", "goodstore")]["version"] == "1.0.0"
+    assert rows[("penguiflow", "goodstore-hooks")]["status"] == "loaded"
+    broken = rows[("penguiflow", "broken")]
+    assert broken["status"] == "failed" and "needs a library" in broken["error"]
+    assert "pf-fixture-broken" in broken["remedy"]
+    # A broken package's *driver* is only metadata until someone chooses it.
+    assert rows[("penguiflow.state_stores", "brokenstore")]["status"] == "available"
+    future = rows[("penguiflow.state_stores", "future")]
+    assert future["status"] == "skipped" and "requires penguiflow>=99" in future["error"]
+    assert rows[("penguiflow.state_stores", "memory")]["distribution"] == "penguiflow"
+
+
+def test_selection_by_url_with_a_broken_neighbour(venv: Path) -> None:
+    done = run(
+        venv,
+        """
+        import asyncio
+        from penguiflow import Headers, Message, Node, NodePolicy, create
+
+        async def passthrough(message, ctx):
+            return message
+
+        async def main():
+            node = Node(passthrough, name="n", policy=NodePolicy(validate="none"))
+            flow = create(node.to(), state_store="goodstore://db?x=1")
+            print(type(flow._state_store).__name__, flow._state_store.url)
+            flow.run()
+            await flow.emit(Message(payload=1, headers=Headers(tenant="t")))
+            print((await flow.fetch()).payload, getattr(flow, "started_by_goodstore", False))
+            await flow.stop()
+
+        asyncio.run(main())
+    """,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["GoodStore", "goodstore://db?x=1", "1", "True"]
+
+
+def test_choosing_a_broken_driver_names_it(venv: Path) -> None:
+    done = run(
+        venv,
+        """
+        from penguiflow.plugins import PluginLoadError, resolve_driver
+        try:
+            resolve_driver("state_store", "brokenstore://x")
+        except PluginLoadError as exc:
+            print(exc)
+    """,
+    )
+    assert "driver 'brokenstore'" in done.stdout and "pf-fixture-broken 1.0.0" in done.stdout
+    assert "needs a library that is not installed" in done.stdout
+
+
+def test_strict_mode_raises(venv: Path) -> None:
+    done = run(
+        venv,
+        """
+        from penguiflow.plugins import load_hooks
+        load_hooks()
+    """,
+        PENGUIFLOW_STRICT_PLUGINS="1",
+    )
+    assert done.returncode != 0
+    assert "PluginLoadError" in done.stderr and "pf-fixture-broken" in done.stderr
+
+
+def test_disabling_by_environment(venv: Path) -> None:
+    rows = cli_rows(venv, PENGUIFLOW_DISABLE_PLUGINS="broken,goodstore,penguiflow.runtimes:local")
+    assert rows[("penguiflow", "broken")]["status"] == "disabled"
+    assert rows[("penguiflow.state_stores", "goodstore")]["status"] == "disabled"
+    assert rows[("penguiflow.runtimes", "local")]["status"] == "disabled"
+    done = run(
+        venv,
+        """
+        from penguiflow.plugins import load_hooks, resolve_driver
+        host = load_hooks()
+        print(sorted(r.status for r in host.records))
+        try:
+            resolve_driver("state_store", "goodstore://x")
+        except LookupError as exc:
+            print(exc)
+    """,
+        PENGUIFLOW_DISABLE_PLUGINS="broken,goodstore",
+        PENGUIFLOW_STRICT_PLUGINS="1",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "['disabled', 'loaded']" in done.stdout  # strict, and still fine: broken is off
+    assert "pf-fixture-goodstore is disabled" in done.stdout
+
+
+def test_version_skew_is_skipped_never_imported(venv: Path) -> None:
+    done = run(
+        venv,
+        """
+        from penguiflow.plugins import resolve_driver
+        try:
+            resolve_driver("state_store", "future://x")
+        except LookupError as exc:
+            print(exc)
+    """,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "is skipped (requires penguiflow>=99 but penguiflow 0.1.0 is installed)" in done.stdout
+
+
+def test_two_drivers_claiming_one_name(venv: Path) -> None:
+    done = run(
+        venv,
+        """
+        from penguiflow.plugins import DriverConflictError, resolve_driver
+        try:
+            resolve_driver("state_store", "dupe://x")
+        except DriverConflictError as exc:
+            print(exc)
+    """,
+    )
+    assert "two state store drivers claim 'dupe'" in done.stdout
+    assert "pf-fixture-dupe-a" in done.stdout and "pf-fixture-dupe-b" in done.stdout
+
+
+def test_import_stays_light_with_plugins_installed(venv: Path) -> None:
+    """Budget: `import penguiflow` under 50 ms (measured ~5 ms), importing no plugin."""
+    done = run(
+        venv,
+        """
+        import json, sys, time
+        started = time.perf_counter()
+        import penguiflow
+        elapsed = time.perf_counter() - started
+        plugins = [m for m in sys.modules if m.startswith(("pf_fixture", "stevedore", "pluggy"))]
+        print(json.dumps({"ms": elapsed * 1000, "plugins": plugins}))
+    """,
+    )
+    result = json.loads(done.stdout)
+    assert result["plugins"] == []
+    assert result["ms"] < 50, result

@@ -49,6 +49,12 @@ def main() -> int:
         f"docs/: public name `{n}` is not documented"
         for n in undocumented(public, documented_text())
     ]
+    hookspecs = importlib.import_module("penguiflow.hookspecs")
+    hooks = [name for name in vars(hookspecs) if name.startswith("penguiflow_")]
+    plugins_page = (DOCS / "plugins.md").read_text(encoding="utf-8")
+    problems += [
+        f"docs/plugins.md: hook `{n}` is not documented" for n in undocumented(hooks, plugins_page)
+    ]
     for problem in problems:
         print(problem)
     print(f"check_docs: {len(problems)} problem(s)")

@@ -16,8 +16,9 @@ _TRUE = frozenset({"1", "true", "yes", "on"})
 
 @dataclass(frozen=True, slots=True)
 class PluginSettings:
-    """`disabled` holds entry-point names (`redis`) or group-qualified ones
-    (`penguiflow.state_stores:redis`); a disabled plugin is never imported. In `strict` mode a
+    """`disabled` holds entry-point names (`redis`), group-qualified ones
+    (`penguiflow.state_stores:redis`), a whole group (`penguiflow:*`) or everything (`*`);
+    a disabled plugin is never imported. In `strict` mode a
     plugin that fails to load raises instead of being recorded and skipped."""
 
     disabled: frozenset[str] = frozenset()
@@ -41,4 +42,10 @@ class PluginSettings:
         )
 
     def is_disabled(self, group: str, name: str) -> bool:
-        return name in self.disabled or f"{group}:{name}" in self.disabled
+        disabled = self.disabled
+        return bool(disabled) and (
+            name in disabled
+            or f"{group}:{name}" in disabled
+            or f"{group}:*" in disabled
+            or "*" in disabled
+        )

@@ -1,0 +1,31 @@
+"""Conformance suites for plugin authors, one per driver kind and for hook plugins.
+
+Subclass the suite in a test module whose class name starts with `Test` and provide the
+factory method; every test of the suite runs against your implementation:
+
+    from penguiflow.testing import StateStoreConformance
+
+    class TestMyStore(StateStoreConformance):
+        async def make_store(self):
+            return MyStore("mystore://...")
+
+The suites run their own event loops, so they need no pytest-asyncio configuration. The
+`pytest11` entry point of the kernel also registers `penguiflow.testing.pytest_plugin`, which
+provides the `penguiflow_isolated_plugins` fixture.
+"""
+
+from __future__ import annotations
+
+from ._hooks import HookPluginConformance
+from ._message_bus import MessageBusConformance
+from ._runtime import RuntimeConformance
+from ._state_store import StateStoreConformance
+from ._support import run_async
+
+__all__ = [
+    "HookPluginConformance",
+    "MessageBusConformance",
+    "RuntimeConformance",
+    "StateStoreConformance",
+    "run_async",
+]

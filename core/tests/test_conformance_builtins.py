@@ -1,0 +1,51 @@
+"""The built-in drivers pass the conformance suites every plugin must pass."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from penguiflow.bus import BusEnvelope, InMemoryMessageBus, MessageBus
+from penguiflow.hookspecs import hookimpl
+from penguiflow.plugins import resolve_driver
+from penguiflow.state import StateStore
+from penguiflow.testing import (
+    HookPluginConformance,
+    MessageBusConformance,
+    RuntimeConformance,
+    StateStoreConformance,
+)
+
+
+class TestMemoryStateStore(StateStoreConformance):
+    async def make_store(self) -> StateStore:
+        store: StateStore = resolve_driver("state_store", "memory://")
+        return store
+
+
+class TestMemoryMessageBus(MessageBusConformance):
+    async def make_bus(self) -> MessageBus:
+        bus: MessageBus = resolve_driver("message_bus", "memory://")
+        return bus
+
+    async def published(self, bus: MessageBus) -> list[BusEnvelope] | None:
+        assert isinstance(bus, InMemoryMessageBus)
+        return list(bus.envelopes)
+
+
+class TestLocalRuntime(RuntimeConformance):
+    async def make_runtime(self) -> Any:
+        return resolve_driver("runtime", "local")
+
+
+class SamplePlugin:
+    @hookimpl
+    def penguiflow_observability_sinks(self, flow: Any) -> list[Any]:
+        async def sink(event: Any) -> None:
+            return None
+
+        return [sink]
+
+
+class TestSampleHookPlugin(HookPluginConformance):
+    def make_plugin(self) -> Any:
+        return SamplePlugin()

@@ -15,6 +15,7 @@ from ._discovery import HOOK_GROUP, PluginRecord, PluginStatus, discover
 from ._drivers import DRIVER_KINDS, DriverKind, resolve_driver
 from ._errors import DriverConflictError, DriverNotFoundError, PluginError, PluginLoadError
 from ._hooks import AUTOLOAD_ENV, HookHost, active_hooks, load_hooks, reset_hooks
+from ._registries import collect_connectors, collect_named
 from ._settings import DISABLE_ENV, STRICT_ENV, PluginSettings
 
 __all__ = [
@@ -33,6 +34,8 @@ __all__ = [
     "PluginSettings",
     "PluginStatus",
     "active_hooks",
+    "collect_connectors",
+    "collect_named",
     "list_plugins",
     "load_hooks",
     "reset_hooks",

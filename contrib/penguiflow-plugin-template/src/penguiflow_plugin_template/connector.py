@@ -1,0 +1,38 @@
+"""`EchoConnector`: a connector with two tools, to show the shape of one."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["EchoConnector", "EchoTool"]
+
+
+@dataclass(frozen=True)
+class EchoTool:
+    name: str
+    description: str
+
+
+class EchoConnector:
+    """Tools `echo` (returns the text) and `reverse` (returns it reversed)."""
+
+    def __init__(self, name: str = "echo") -> None:
+        self.name = name
+
+    async def list_tools(self) -> Sequence[EchoTool]:
+        return [
+            EchoTool("echo", "Return the `text` argument unchanged."),
+            EchoTool("reverse", "Return the `text` argument reversed."),
+        ]
+
+    async def call_tool(self, tool: str, arguments: Mapping[str, Any]) -> Any:
+        text = arguments.get("text")
+        if not isinstance(text, str):
+            raise ValueError(f"tool {self.name}.{tool} needs a string argument 'text'")
+        if tool == "echo":
+            return text
+        if tool == "reverse":
+            return text[::-1]
+        raise KeyError(f"connector {self.name!r} has no tool {tool!r}; it has: echo, reverse")

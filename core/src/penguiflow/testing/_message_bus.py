@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from ..bus import BusEnvelope, MessageBus
 from ..types import Headers, Message
-from ._support import run_async
+from ._support import close_quietly, run_with_resource
 
 __all__ = ["MessageBusConformance"]
 
@@ -27,21 +26,10 @@ class MessageBusConformance:
         return None
 
     async def close_bus(self, bus: MessageBus) -> None:
-        close = getattr(bus, "close", None) or getattr(bus, "aclose", None)
-        if close is not None:
-            result = close()
-            if asyncio.iscoroutine(result):
-                await result
+        await close_quietly(bus)
 
     def _run(self, scenario: Any) -> None:
-        async def wrapped() -> None:
-            bus = await self.make_bus()
-            try:
-                await scenario(bus)
-            finally:
-                await self.close_bus(bus)
-
-        run_async(wrapped)
+        run_with_resource(self.make_bus, self.close_bus, scenario)
 
     def test_satisfies_the_protocol(self) -> None:
         async def scenario(bus: MessageBus) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from ..state import RemoteBinding, StateStore, StoredEvent
-from ._support import run_async
+from ._support import close_quietly, run_with_resource
 
 __all__ = ["StateStoreConformance"]
 
@@ -38,21 +38,10 @@ class StateStoreConformance:
         raise NotImplementedError
 
     async def close_store(self, store: StateStore) -> None:
-        close = getattr(store, "close", None) or getattr(store, "aclose", None)
-        if close is not None:
-            result = close()
-            if asyncio.iscoroutine(result):
-                await result
+        await close_quietly(store)
 
     def _run(self, scenario: Any) -> None:
-        async def wrapped() -> None:
-            store = await self.make_store()
-            try:
-                await scenario(store)
-            finally:
-                await self.close_store(store)
-
-        run_async(wrapped)
+        run_with_resource(self.make_store, self.close_store, scenario)
 
     def test_satisfies_the_protocol(self) -> None:
         async def scenario(store: StateStore) -> None:

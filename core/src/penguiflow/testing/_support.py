@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-__all__ = ["run_async"]
+__all__ = ["close_quietly", "run_async", "run_with_resource"]
 
 T = TypeVar("T")
 
@@ -20,3 +20,29 @@ def run_async(scenario: Callable[[], Awaitable[T]], *, timeout: float = 30.0) ->
 
     result: T = asyncio.run(bounded())
     return result
+
+
+async def close_quietly(resource: object) -> None:
+    """Call the resource's `close()` or `aclose()` if it has one (awaiting it if needed)."""
+    close = getattr(resource, "close", None) or getattr(resource, "aclose", None)
+    if close is not None:
+        result = close()
+        if asyncio.iscoroutine(result):
+            await result
+
+
+def run_with_resource(
+    make: Callable[[], Awaitable[T]],
+    close: Callable[[T], Awaitable[None]],
+    scenario: Callable[[T], Awaitable[None]],
+) -> None:
+    """Make a resource, run `scenario` with it, and always close it; in a fresh event loop."""
+
+    async def wrapped() -> None:
+        resource = await make()
+        try:
+            await scenario(resource)
+        finally:
+            await close(resource)
+
+    run_async(wrapped)

@@ -6,10 +6,12 @@ from typing import Any
 
 from penguiflow.bus import BusEnvelope, InMemoryMessageBus, MessageBus
 from penguiflow.hookspecs import hookimpl
+from penguiflow.llm import JSONLLMClient
 from penguiflow.plugins import resolve_driver
 from penguiflow.state import StateStore
 from penguiflow.testing import (
     HookPluginConformance,
+    LLMAdapterConformance,
     MessageBusConformance,
     RuntimeConformance,
     StateStoreConformance,
@@ -49,3 +51,9 @@ class SamplePlugin:
 class TestSampleHookPlugin(HookPluginConformance):
     def make_plugin(self) -> Any:
         return SamplePlugin()
+
+
+class TestScriptedLLMAdapter(LLMAdapterConformance):
+    async def make_client(self, replies: list[str]) -> JSONLLMClient:
+        client: JSONLLMClient = resolve_driver("llm_adapter", "scripted", replies=replies)
+        return client

@@ -7,7 +7,7 @@ from typing import Any
 from .bus import InMemoryMessageBus
 from .state.in_memory import InMemoryStateStore
 
-__all__ = ["LocalRuntime", "memory_message_bus", "memory_state_store"]
+__all__ = ["LocalRuntime", "memory_message_bus", "memory_state_store", "scripted_llm_adapter"]
 
 
 def _no_options(spec: str, options: dict[str, Any], accepted: set[str]) -> None:
@@ -42,3 +42,11 @@ class LocalRuntime:
         from ._flow import PenguiFlow
 
         return PenguiFlow(*adjacencies, **kwargs)
+
+
+def scripted_llm_adapter(name: str, **options: Any) -> Any:
+    """`scripted`: replies from a script (`replies=[...]`), for tests and demos."""
+    from .llm import ScriptedLLMClient
+
+    _no_options(name, options, {"replies", "model", "chunk_size"})
+    return ScriptedLLMClient(**options)

@@ -17,6 +17,7 @@ provides the `penguiflow_isolated_plugins` fixture.
 from __future__ import annotations
 
 from ._hooks import HookPluginConformance
+from ._llm import LLMAdapterConformance
 from ._message_bus import MessageBusConformance
 from ._runtime import RuntimeConformance
 from ._state_store import StateStoreConformance
@@ -24,6 +25,7 @@ from ._support import run_async
 
 __all__ = [
     "HookPluginConformance",
+    "LLMAdapterConformance",
     "MessageBusConformance",
     "RuntimeConformance",
     "StateStoreConformance",

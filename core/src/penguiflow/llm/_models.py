@@ -1,0 +1,76 @@
+"""Provider-neutral request and response models for JSON LLM clients."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, Literal, TypeAlias
+
+from pydantic import BaseModel, Field, ValidationError
+
+__all__ = [
+    "LLMMessage",
+    "LLMResponse",
+    "LLMRole",
+    "LLMUsage",
+    "ResponseFormat",
+    "StreamCallback",
+    "normalize_messages",
+]
+
+LLMRole: TypeAlias = Literal["system", "user", "assistant", "tool"]
+
+#: None (free text), a Pydantic model class, or a JSON schema mapping.
+ResponseFormat: TypeAlias = "type[BaseModel] | Mapping[str, Any] | None"
+
+#: Called with each streamed piece of text and whether it is the last one (sync or async).
+StreamCallback: TypeAlias = "Callable[[str, bool], Awaitable[None] | None]"
+
+
+class LLMMessage(BaseModel):
+    """One chat message; `tool` messages answer a tool call (`tool_call_id`)."""
+
+    role: LLMRole
+    content: str
+    name: str | None = None
+    tool_call_id: str | None = None
+
+
+class LLMUsage(BaseModel):
+    """Token counts of one completion, when the provider reports them."""
+
+    input_tokens: int = Field(default=0, ge=0)
+    output_tokens: int = Field(default=0, ge=0)
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+class LLMResponse(BaseModel):
+    """The reply text, plus usage, cost and model when known."""
+
+    text: str
+    usage: LLMUsage | None = None
+    cost_usd: float | None = None
+    model: str | None = None
+    reasoning: str | None = None
+
+
+def normalize_messages(messages: Iterable[LLMMessage | Mapping[str, Any]]) -> list[LLMMessage]:
+    """Accept `LLMMessage`s or `{"role": ..., "content": ...}` dicts; reject anything else
+    with an error naming the message's position and the allowed roles."""
+    normalized: list[LLMMessage] = []
+    for index, message in enumerate(messages):
+        if isinstance(message, LLMMessage):
+            normalized.append(message)
+            continue
+        try:
+            normalized.append(LLMMessage.model_validate(message))
+        except ValidationError as exc:
+            raise ValueError(
+                f"messages[{index}] is not a valid chat message ({exc.errors()[0]['msg']}): "
+                "use {'role': 'system'|'user'|'assistant'|'tool', 'content': str}"
+            ) from None
+    if not normalized:
+        raise ValueError("messages is empty: send at least one message")
+    return normalized

@@ -1,0 +1,26 @@
+"""The JSON LLM client protocol: the only way the planner talks to a model."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from ._models import LLMMessage, LLMResponse, ResponseFormat, StreamCallback
+
+__all__ = ["JSONLLMClient"]
+
+
+@runtime_checkable
+class JSONLLMClient(Protocol):
+    """One async method. With `response_format` the reply text is JSON matching it; with
+    `stream=True` pieces of the text go to `on_stream_chunk` as they arrive, and the full text
+    is still returned."""
+
+    async def complete(
+        self,
+        *,
+        messages: Sequence[LLMMessage | Mapping[str, Any]],
+        response_format: ResponseFormat = None,
+        stream: bool = False,
+        on_stream_chunk: StreamCallback | None = None,
+    ) -> LLMResponse: ...

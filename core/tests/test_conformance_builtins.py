@@ -7,11 +7,13 @@ from typing import Any
 from penguiflow.bus import BusEnvelope, InMemoryMessageBus, MessageBus
 from penguiflow.hookspecs import hookimpl
 from penguiflow.llm import JSONLLMClient
+from penguiflow.memory import MemoryStrategy
 from penguiflow.plugins import resolve_driver
 from penguiflow.state import StateStore
 from penguiflow.testing import (
     HookPluginConformance,
     LLMAdapterConformance,
+    MemoryStrategyConformance,
     MessageBusConformance,
     RuntimeConformance,
     StateStoreConformance,
@@ -57,3 +59,19 @@ class TestScriptedLLMAdapter(LLMAdapterConformance):
     async def make_client(self, replies: list[str]) -> JSONLLMClient:
         client: JSONLLMClient = resolve_driver("llm_adapter", "scripted", replies=replies)
         return client
+
+
+class TestNoMemory(MemoryStrategyConformance):
+    remembers = False
+
+    async def make_strategy(self) -> MemoryStrategy:
+        strategy: MemoryStrategy = resolve_driver("memory_strategy", "none")
+        return strategy
+
+
+class TestTruncationMemory(MemoryStrategyConformance):
+    async def make_strategy(self) -> MemoryStrategy:
+        strategy: MemoryStrategy = resolve_driver(
+            "memory_strategy", "truncation", state_store=resolve_driver("state_store", "memory://")
+        )
+        return strategy

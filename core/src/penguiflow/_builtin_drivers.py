@@ -7,7 +7,14 @@ from typing import Any
 from .bus import InMemoryMessageBus
 from .state.in_memory import InMemoryStateStore
 
-__all__ = ["LocalRuntime", "memory_message_bus", "memory_state_store", "scripted_llm_adapter"]
+__all__ = [
+    "LocalRuntime",
+    "memory_message_bus",
+    "memory_state_store",
+    "none_memory",
+    "scripted_llm_adapter",
+    "truncation_memory",
+]
 
 
 def _no_options(spec: str, options: dict[str, Any], accepted: set[str]) -> None:
@@ -50,3 +57,19 @@ def scripted_llm_adapter(name: str, **options: Any) -> Any:
 
     _no_options(name, options, {"replies", "model", "chunk_size"})
     return ScriptedLLMClient(**options)
+
+
+def none_memory(name: str, **options: Any) -> Any:
+    """`none`: no memory."""
+    from .memory import NoMemory
+
+    _no_options(name, options, set())
+    return NoMemory()
+
+
+def truncation_memory(name: str, **options: Any) -> Any:
+    """`truncation`: the last turns within a turn and token budget."""
+    from .memory import TruncationMemory
+
+    _no_options(name, options, {"max_turns", "max_tokens", "overflow", "state_store"})
+    return TruncationMemory(**options)

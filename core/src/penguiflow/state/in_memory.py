@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import Sequence
+from typing import Any
 
 from ._models import RemoteBinding, StoredEvent
 
@@ -16,6 +18,7 @@ class InMemoryStateStore:
     def __init__(self) -> None:
         self._events: dict[str | None, list[StoredEvent]] = {}
         self._bindings: list[RemoteBinding] = []
+        self._memory: dict[str, dict[str, Any]] = {}
         self._lock = asyncio.Lock()
 
     async def save_event(self, event: StoredEvent) -> None:
@@ -58,3 +61,12 @@ class InMemoryStateStore:
             for binding in self._bindings:
                 if binding.trace_id == trace_id and binding.task_id == task_id:
                     binding.is_terminal = True
+
+    async def save_memory_state(self, key: str, state: dict[str, Any]) -> None:
+        async with self._lock:
+            self._memory[key] = copy.deepcopy(state)
+
+    async def load_memory_state(self, key: str) -> dict[str, Any] | None:
+        async with self._lock:
+            state = self._memory.get(key)
+            return copy.deepcopy(state) if state is not None else None

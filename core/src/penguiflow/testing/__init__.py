@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from ._hooks import HookPluginConformance
 from ._llm import LLMAdapterConformance
+from ._memory import MemoryStrategyConformance
 from ._message_bus import MessageBusConformance
 from ._runtime import RuntimeConformance
 from ._state_store import StateStoreConformance
@@ -26,6 +27,7 @@ from ._support import run_async
 __all__ = [
     "HookPluginConformance",
     "LLMAdapterConformance",
+    "MemoryStrategyConformance",
     "MessageBusConformance",
     "RuntimeConformance",
     "StateStoreConformance",

@@ -72,3 +72,18 @@ def test_import_penguiflow_pulls_in_nothing_heavy() -> None:
     allowed = {"penguiflow", "pydantic", "pydantic_core", "typing_extensions"}
     allowed |= {"annotated_types", "typing_inspection"}
     assert third_party(full) <= allowed, third_party(full)
+
+
+def test_pytest_plugin_import_is_light() -> None:
+    """pytest loads our pytest11 plugin in every run; it must not pull in the suites."""
+    probe = (
+        "import sys, json; import penguiflow.testing.pytest_plugin; "
+        "names = [m for m in sys.modules if m.startswith(('pydantic', 'penguiflow.'))]; "
+        "print(json.dumps(sorted(names)))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True)
+    assert json.loads(out.stdout) == [
+        "penguiflow._version",
+        "penguiflow.testing",
+        "penguiflow.testing.pytest_plugin",
+    ]

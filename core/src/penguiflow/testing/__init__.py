@@ -16,13 +16,17 @@ provides the `penguiflow_isolated_plugins` fixture.
 
 from __future__ import annotations
 
-from ._hooks import HookPluginConformance
-from ._llm import LLMAdapterConformance
-from ._memory import MemoryStrategyConformance
-from ._message_bus import MessageBusConformance
-from ._runtime import RuntimeConformance
-from ._state_store import StateStoreConformance
-from ._support import run_async
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._hooks import HookPluginConformance
+    from ._llm import LLMAdapterConformance
+    from ._memory import MemoryStrategyConformance
+    from ._message_bus import MessageBusConformance
+    from ._runtime import RuntimeConformance
+    from ._state_store import StateStoreConformance
+    from ._support import run_async
 
 __all__ = [
     "HookPluginConformance",
@@ -33,3 +37,22 @@ __all__ = [
     "StateStoreConformance",
     "run_async",
 ]
+
+# Loaded on first use: pytest imports this package for every run in an environment where
+# penguiflow is installed (the pytest11 plugin), and most runs never touch a suite.
+_HOMES = {
+    "HookPluginConformance": "_hooks",
+    "LLMAdapterConformance": "_llm",
+    "MemoryStrategyConformance": "_memory",
+    "MessageBusConformance": "_message_bus",
+    "RuntimeConformance": "_runtime",
+    "StateStoreConformance": "_state_store",
+    "run_async": "_support",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'penguiflow.testing' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{home}", __name__), name)

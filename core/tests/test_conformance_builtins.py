@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from typing import Any
 
 from penguiflow.bus import BusEnvelope, InMemoryMessageBus, MessageBus
@@ -73,5 +74,28 @@ class TestTruncationMemory(MemoryStrategyConformance):
     async def make_strategy(self) -> MemoryStrategy:
         strategy: MemoryStrategy = resolve_driver(
             "memory_strategy", "truncation", state_store=resolve_driver("state_store", "memory://")
+        )
+        return strategy
+
+
+class TestSQLiteStateStore(StateStoreConformance):
+    """The embedded durable store, on a real file, reopened by a second instance."""
+
+    async def make_store(self) -> StateStore:
+        folder = tempfile.mkdtemp(prefix="pf-sqlite-")
+        store: StateStore = resolve_driver("state_store", f"sqlite:///{folder}/flows.db")
+        return store
+
+    async def reopen_store(self, store: StateStore) -> StateStore:
+        reopened: StateStore = resolve_driver("state_store", store.url)  # type: ignore[attr-defined]
+        return reopened
+
+
+class TestTruncationMemoryOnSQLite(MemoryStrategyConformance):
+    async def make_strategy(self) -> MemoryStrategy:
+        strategy: MemoryStrategy = resolve_driver(
+            "memory_strategy",
+            "truncation",
+            state_store=resolve_driver("state_store", "sqlite:///:memory:"),
         )
         return strategy

@@ -20,8 +20,14 @@ from penguiflow.testing import (
     StateStoreConformance,
 )
 
+ALL_BUILT_IN = frozenset(
+    {"planner_state", "memory_state", "tasks", "steering", "trajectories", "conversation_bindings"}
+)
+
 
 class TestMemoryStateStore(StateStoreConformance):
+    required_capabilities = ALL_BUILT_IN
+
     async def make_store(self) -> StateStore:
         store: StateStore = resolve_driver("state_store", "memory://")
         return store
@@ -80,6 +86,8 @@ class TestTruncationMemory(MemoryStrategyConformance):
 
 class TestSQLiteStateStore(StateStoreConformance):
     """The embedded durable store, on a real file, reopened by a second instance."""
+
+    required_capabilities = ALL_BUILT_IN
 
     async def make_store(self) -> StateStore:
         folder = tempfile.mkdtemp(prefix="pf-sqlite-")

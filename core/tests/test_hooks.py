@@ -174,3 +174,26 @@ async def test_record_remote_event(msg_factory: Any) -> None:
     )
     assert seen[0].event_type == "remote_call_start" and seen[0].attempt == 0
     assert seen[0].node_name == "a" and seen[0].extra["remote_skill"] == "s"
+
+
+async def test_stop_never_loses_an_event_being_saved(msg_factory: Any) -> None:
+    """Regression: stop() cancelled a worker mid-save, dropping the last event."""
+    import asyncio
+
+    class SlowStore(RecordingStore):
+        async def save_event(self, event: StoredEvent) -> None:
+            await asyncio.sleep(0.01)
+            await super().save_event(event)
+
+    store = SlowStore()
+    a, _ = chain()
+    flow = create(a.to(), state_store=store)
+    flow.run()
+    message = msg_factory(1)
+    await flow.emit(message)
+    await flow.fetch()  # returns before the worker has recorded node_success
+    await flow.stop()
+    assert [e.kind for e in await flow.load_history(message.trace_id)][:2] == [
+        "node_start",
+        "node_success",
+    ]

@@ -79,16 +79,37 @@ async def test_bindings() -> None:
 
 def test_capability_checks() -> None:
     store = state_module.InMemoryStateStore()
-    assert missing_capabilities(store, ["save_event", "save_planner_state"]) == [
-        "save_planner_state"
-    ]
+    assert missing_capabilities(store, ["save_event", "put_artifact"]) == ["put_artifact"]
     require_capabilities(store, feature="history", methods=["load_history"])
     with pytest.raises(
-        TypeError, match=r"StateStore missing \['save_planner_state'\] required for feature=pause"
+        TypeError, match=r"StateStore missing \['put_artifact'\] required for feature=files"
     ):
-        require_capabilities(store, feature="pause", methods=["save_planner_state"])
+        require_capabilities(store, feature="files", methods=["put_artifact"])
 
 
 def test_unknown_attribute() -> None:
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         state_module.Nope  # noqa: B018
+
+
+def test_capabilities_are_discoverable() -> None:
+    from penguiflow.state import CAPABILITIES, capabilities
+
+    class EventsOnly:
+        async def save_event(self, event: object) -> None: ...
+
+        async def load_history(self, trace_id: str) -> list[object]:
+            return []
+
+        async def save_remote_binding(self, binding: object) -> None: ...
+
+    assert capabilities(EventsOnly()) == frozenset()
+    assert set(CAPABILITIES) >= {"planner_state", "memory_state", "tasks", "steering",
+                                 "trajectories", "planner_events", "artifacts",
+                                 "conversation_bindings"}  # fmt: skip
+    assert "tasks" in capabilities(state_module.InMemoryStateStore())
+
+
+async def test_tasks_need_an_id() -> None:
+    with pytest.raises(ValueError, match="non-empty 'task_id'"):
+        await state_module.InMemoryStateStore().save_task("s", {"status": "x"})

@@ -81,3 +81,22 @@ async def test_bindings_and_memory(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="needs trace_id or context_id"):
         await store.find_binding()
     await store.close()
+
+
+async def test_version_1_files_are_migrated(tmp_path: Path) -> None:
+    """A file written by schema 1 (events only) opens, keeps its data, and gains the rest."""
+    from penguiflow.state import StoredEvent
+    from penguiflow.state.sqlite import _MIGRATIONS
+
+    path = tmp_path / "v1.db"
+    with sqlite3.connect(path) as db:
+        db.executescript(_MIGRATIONS[1])
+        db.execute("PRAGMA user_version = 1")
+    store = SQLiteStateStore(f"sqlite:///{path}")
+    await store.save_event(StoredEvent("t", 1.0, "node_start", "n", "id", {}))
+    await store.save_planner_state("tok", {"a": 1})
+    assert await store.consume_planner_state("tok") == {"a": 1}
+    assert len(await store.load_history("t")) == 1
+    await store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)

@@ -3,6 +3,7 @@ save it to the state store and hand it to each middleware (failures logged, neve
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,7 @@ class EventRecorder:
     _traces: TraceTable
     _workers: list[NodeWorker]
     _queue_maxsize: int
+    _background: set[asyncio.Task[Any]]
 
     def _inflight(self, trace_id: str) -> int:
         return sum(1 for worker in self._workers if worker.invoking == trace_id)
@@ -113,7 +115,12 @@ class EventRecorder:
             logger.log(level, event.event_type, extra=payload, exc_info=exc)
         store = self._state_store
         if store is not None:
-            await self._save_event(store, event)
+            # The save runs as its own task, shielded: stopping the flow cancels the worker
+            # that produced the event, not the write (stop() awaits every such task).
+            saving = asyncio.get_running_loop().create_task(self._save_event(store, event))
+            self._background.add(saving)
+            saving.add_done_callback(self._background.discard)
+            await asyncio.shield(saving)
         for middleware in list(self._middlewares):
             try:
                 await middleware(event)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._models import RemoteBinding, StoredEvent
 from ._protocols import (
+    CAPABILITIES,
     StateStore,
     SupportsArtifacts,
     SupportsConversationBindings,
@@ -18,6 +19,7 @@ from ._protocols import (
     SupportsSteering,
     SupportsTasks,
     SupportsTrajectories,
+    capabilities,
     missing_capabilities,
     require_capabilities,
 )
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     from .in_memory import InMemoryStateStore
 
 __all__ = [
+    "CAPABILITIES",
     "InMemoryStateStore",
     "RemoteBinding",
     "StateStore",
@@ -38,6 +41,7 @@ __all__ = [
     "SupportsSteering",
     "SupportsTasks",
     "SupportsTrajectories",
+    "capabilities",
     "missing_capabilities",
     "require_capabilities",
 ]

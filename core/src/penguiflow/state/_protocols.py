@@ -13,6 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 from ._models import RemoteBinding, StoredEvent
 
 __all__ = [
+    "CAPABILITIES",
     "StateStore",
     "SupportsArtifacts",
     "SupportsConversationBindings",
@@ -22,6 +23,7 @@ __all__ = [
     "SupportsSteering",
     "SupportsTasks",
     "SupportsTrajectories",
+    "capabilities",
     "missing_capabilities",
     "require_capabilities",
 ]
@@ -40,16 +42,19 @@ class StateStore(Protocol):
 
 @runtime_checkable
 class SupportsPlannerState(Protocol):
-    """Pause/resume records of the planner, keyed by a single-use resume token."""
+    """Paused planner runs, keyed by a resume token. Tokens are single use: `consume`
+    returns the state once and forgets it; a missing or used token gives `None`."""
 
     async def save_planner_state(self, token: str, payload: dict[str, Any]) -> None: ...
 
     async def load_planner_state(self, token: str) -> dict[str, Any] | None: ...
 
+    async def consume_planner_state(self, token: str) -> dict[str, Any] | None: ...
+
 
 @runtime_checkable
 class SupportsMemoryState(Protocol):
-    """Short-term memory snapshots keyed by (tenant, user, session) strings."""
+    """Short-term memory snapshots keyed by `tenant/user/session` strings."""
 
     async def save_memory_state(self, key: str, state: dict[str, Any]) -> None: ...
 
@@ -58,16 +63,26 @@ class SupportsMemoryState(Protocol):
 
 @runtime_checkable
 class SupportsTasks(Protocol):
-    """Background tasks of a session and their updates."""
+    """Background tasks of a session (upserted by `task["task_id"]`) and their updates, an
+    ordered log read with an exclusive `since_id` cursor (ids compare as integers)."""
 
     async def save_task(self, session_id: str, task: dict[str, Any]) -> None: ...
 
     async def list_tasks(self, session_id: str) -> Sequence[dict[str, Any]]: ...
 
+    async def save_task_update(self, session_id: str, update: dict[str, Any]) -> str: ...
+
+    async def list_task_updates(
+        self, session_id: str, *, since_id: str | None = None
+    ) -> Sequence[dict[str, Any]]: ...
+
 
 @runtime_checkable
 class SupportsSteering(Protocol):
-    """Steering events for a session, read with an exclusive `since_id` cursor."""
+    """Steering events for a session: an ordered log with an exclusive `since_id` cursor.
+
+    Saving returns the event's id; an event carrying an `event_id` already saved is stored
+    once and returns the first id."""
 
     async def save_steering(self, session_id: str, event: dict[str, Any]) -> str: ...
 
@@ -78,7 +93,7 @@ class SupportsSteering(Protocol):
 
 @runtime_checkable
 class SupportsTrajectories(Protocol):
-    """Planner trajectories (serialised steps) per trace."""
+    """Planner trajectories (serialised steps) per trace; saving again replaces."""
 
     async def save_trajectory(self, trace_id: str, trajectory: dict[str, Any]) -> None: ...
 
@@ -114,6 +129,23 @@ class SupportsConversationBindings(Protocol):
     async def list_bindings(self, trace_id: str) -> Sequence[RemoteBinding]: ...
 
     async def mark_binding_terminal(self, *, trace_id: str, task_id: str) -> None: ...
+
+
+CAPABILITIES: dict[str, type] = {
+    "planner_state": SupportsPlannerState,
+    "memory_state": SupportsMemoryState,
+    "tasks": SupportsTasks,
+    "steering": SupportsSteering,
+    "trajectories": SupportsTrajectories,
+    "planner_events": SupportsPlannerEvents,
+    "artifacts": SupportsArtifacts,
+    "conversation_bindings": SupportsConversationBindings,
+}
+
+
+def capabilities(store: object) -> frozenset[str]:
+    """The optional capabilities `store` provides, by name (keys of `CAPABILITIES`)."""
+    return frozenset(name for name, protocol in CAPABILITIES.items() if isinstance(store, protocol))
 
 
 def missing_capabilities(store: object, methods: Iterable[str]) -> list[str]:

@@ -13,12 +13,19 @@ __all__ = ["InMemoryStateStore"]
 
 
 class InMemoryStateStore:
-    """Keeps everything in process memory; saving an identical event twice stores it once."""
+    """Keeps everything in process memory; saving an identical event twice stores it once.
+
+    Implements every optional capability except planner events and artifacts."""
 
     def __init__(self) -> None:
         self._events: dict[str | None, list[StoredEvent]] = {}
         self._bindings: list[RemoteBinding] = []
         self._memory: dict[str, dict[str, Any]] = {}
+        self._planner: dict[str, dict[str, Any]] = {}
+        self._tasks: dict[str, dict[str, dict[str, Any]]] = {}
+        self._logs: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
+        self._trajectories: dict[str, dict[str, Any]] = {}
+        self._sequence = 0
         self._lock = asyncio.Lock()
 
     async def save_event(self, event: StoredEvent) -> None:
@@ -70,3 +77,80 @@ class InMemoryStateStore:
         async with self._lock:
             state = self._memory.get(key)
             return copy.deepcopy(state) if state is not None else None
+
+    # -- planner pause state (single-use tokens) --------------------------------------------
+
+    async def save_planner_state(self, token: str, payload: dict[str, Any]) -> None:
+        async with self._lock:
+            self._planner[token] = copy.deepcopy(payload)
+
+    async def load_planner_state(self, token: str) -> dict[str, Any] | None:
+        async with self._lock:
+            state = self._planner.get(token)
+            return copy.deepcopy(state) if state is not None else None
+
+    async def consume_planner_state(self, token: str) -> dict[str, Any] | None:
+        async with self._lock:
+            return self._planner.pop(token, None)
+
+    # -- sessions: tasks, task updates, steering ---------------------------------------------
+
+    async def save_task(self, session_id: str, task: dict[str, Any]) -> None:
+        task_id = task.get("task_id")
+        if not task_id:
+            raise ValueError("save_task needs a task with a non-empty 'task_id'")
+        async with self._lock:
+            self._tasks.setdefault(session_id, {})[str(task_id)] = copy.deepcopy(task)
+
+    async def list_tasks(self, session_id: str) -> Sequence[dict[str, Any]]:
+        async with self._lock:
+            return copy.deepcopy(list(self._tasks.get(session_id, {}).values()))
+
+    async def save_task_update(self, session_id: str, update: dict[str, Any]) -> str:
+        return await self._append("task_updates", session_id, update, "update_id")
+
+    async def list_task_updates(
+        self, session_id: str, *, since_id: str | None = None
+    ) -> Sequence[dict[str, Any]]:
+        return await self._read_log("task_updates", session_id, since_id)
+
+    async def save_steering(self, session_id: str, event: dict[str, Any]) -> str:
+        return await self._append("steering", session_id, event, "event_id")
+
+    async def list_steering(
+        self, session_id: str, *, since_id: str | None = None
+    ) -> Sequence[dict[str, Any]]:
+        return await self._read_log("steering", session_id, since_id)
+
+    async def _append(self, log: str, scope: str, entry: dict[str, Any], key_field: str) -> str:
+        async with self._lock:
+            entries = self._logs.setdefault((log, scope), [])
+            key = entry.get(key_field)
+            if key is not None:
+                for entry_id, existing in entries:
+                    if existing.get(key_field) == key:
+                        return entry_id
+            self._sequence += 1
+            entry_id = str(self._sequence)
+            entries.append((entry_id, copy.deepcopy(entry)))
+            return entry_id
+
+    async def _read_log(self, log: str, scope: str, since_id: str | None) -> list[dict[str, Any]]:
+        after = int(since_id) if since_id is not None else 0
+        async with self._lock:
+            return [
+                {**copy.deepcopy(entry), "id": entry_id}
+                for entry_id, entry in self._logs.get((log, scope), [])
+                if int(entry_id) > after
+            ]
+
+    # -- trajectories --------------------------------------------------------------------------
+
+    async def save_trajectory(self, trace_id: str, trajectory: dict[str, Any]) -> None:
+        async with self._lock:
+            self._trajectories[trace_id] = copy.deepcopy(trajectory)
+
+    async def get_trajectory(self, trace_id: str) -> dict[str, Any] | None:
+        async with self._lock:
+            trajectory = self._trajectories.get(trace_id)
+            return copy.deepcopy(trajectory) if trajectory is not None else None

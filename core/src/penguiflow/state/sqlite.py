@@ -25,7 +25,7 @@ __all__ = ["SCHEMA_VERSION", "SQLiteStateStore"]
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -51,6 +51,31 @@ _MIGRATIONS: dict[int, str] = {
     CREATE TABLE IF NOT EXISTS memory_state (
         key TEXT PRIMARY KEY,
         state TEXT NOT NULL
+    );
+    """,
+    2: """
+    CREATE TABLE IF NOT EXISTS planner_state (
+        token TEXT PRIMARY KEY,
+        payload TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS tasks (
+        session_id TEXT NOT NULL,
+        task_id TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        PRIMARY KEY (session_id, task_id)
+    );
+    CREATE TABLE IF NOT EXISTS logs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        log TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        entry_key TEXT,
+        payload TEXT NOT NULL,
+        UNIQUE (log, scope, entry_key)
+    );
+    CREATE INDEX IF NOT EXISTS logs_by_scope ON logs (log, scope, id);
+    CREATE TABLE IF NOT EXISTS trajectories (
+        trace_id TEXT PRIMARY KEY,
+        payload TEXT NOT NULL
     );
     """,
 }
@@ -234,6 +259,138 @@ class SQLiteStateStore:
     async def load_memory_state(self, key: str) -> dict[str, Any] | None:
         def select(db: sqlite3.Connection) -> dict[str, Any] | None:
             row = db.execute("SELECT state FROM memory_state WHERE key = ?", (key,)).fetchone()
+            return json.loads(row[0]) if row else None
+
+        return await self._call(select)
+
+    # -- SupportsPlannerState (single-use tokens) ----------------------------------------------
+
+    async def save_planner_state(self, token: str, payload: dict[str, Any]) -> None:
+        await self._put("planner_state", "token", token, payload)
+
+    async def load_planner_state(self, token: str) -> dict[str, Any] | None:
+        return await self._get("planner_state", "token", token)
+
+    async def consume_planner_state(self, token: str) -> dict[str, Any] | None:
+        def take(db: sqlite3.Connection) -> dict[str, Any] | None:
+            # An immediate transaction: two consumers (even in two processes) cannot both
+            # read the state before one of them deletes it.
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute(
+                    "SELECT payload FROM planner_state WHERE token = ?", (token,)
+                ).fetchone()
+                if row is not None:
+                    db.execute("DELETE FROM planner_state WHERE token = ?", (token,))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            return json.loads(row[0]) if row else None
+
+        return await self._call(take)
+
+    # -- SupportsTasks and SupportsSteering ----------------------------------------------------
+
+    async def save_task(self, session_id: str, task: dict[str, Any]) -> None:
+        task_id = task.get("task_id")
+        if not task_id:
+            raise ValueError("save_task needs a task with a non-empty 'task_id'")
+        text = json.dumps(task, default=str)
+
+        def upsert(db: sqlite3.Connection) -> None:
+            with db:
+                db.execute(
+                    "INSERT INTO tasks (session_id, task_id, payload) VALUES (?, ?, ?) "
+                    "ON CONFLICT (session_id, task_id) DO UPDATE SET payload = excluded.payload",
+                    (session_id, str(task_id), text),
+                )
+
+        await self._call(upsert)
+
+    async def list_tasks(self, session_id: str) -> Sequence[dict[str, Any]]:
+        def select(db: sqlite3.Connection) -> list[dict[str, Any]]:
+            rows = db.execute(
+                "SELECT payload FROM tasks WHERE session_id = ? ORDER BY rowid", (session_id,)
+            ).fetchall()
+            return [json.loads(r[0]) for r in rows]
+
+        return await self._call(select)
+
+    async def save_task_update(self, session_id: str, update: dict[str, Any]) -> str:
+        return await self._append("task_updates", session_id, update, "update_id")
+
+    async def list_task_updates(
+        self, session_id: str, *, since_id: str | None = None
+    ) -> Sequence[dict[str, Any]]:
+        return await self._read_log("task_updates", session_id, since_id)
+
+    async def save_steering(self, session_id: str, event: dict[str, Any]) -> str:
+        return await self._append("steering", session_id, event, "event_id")
+
+    async def list_steering(
+        self, session_id: str, *, since_id: str | None = None
+    ) -> Sequence[dict[str, Any]]:
+        return await self._read_log("steering", session_id, since_id)
+
+    async def _append(self, log: str, scope: str, entry: dict[str, Any], key_field: str) -> str:
+        key = entry.get(key_field)
+        text = json.dumps(entry, default=str)
+
+        def insert(db: sqlite3.Connection) -> str:
+            with db:
+                cursor = db.execute(
+                    "INSERT OR IGNORE INTO logs (log, scope, entry_key, payload) "
+                    "VALUES (?, ?, ?, ?)",
+                    (log, scope, None if key is None else str(key), text),
+                )
+                if cursor.rowcount:
+                    return str(cursor.lastrowid)
+                row = db.execute(
+                    "SELECT id FROM logs WHERE log = ? AND scope = ? AND entry_key = ?",
+                    (log, scope, str(key)),
+                ).fetchone()
+                return str(row[0])
+
+        return await self._call(insert)
+
+    async def _read_log(self, log: str, scope: str, since_id: str | None) -> list[dict[str, Any]]:
+        after = int(since_id) if since_id is not None else 0
+
+        def select(db: sqlite3.Connection) -> list[dict[str, Any]]:
+            rows = db.execute(
+                "SELECT id, payload FROM logs WHERE log = ? AND scope = ? AND id > ? ORDER BY id",
+                (log, scope, after),
+            ).fetchall()
+            return [{**json.loads(payload), "id": str(row_id)} for row_id, payload in rows]
+
+        return await self._call(select)
+
+    # -- SupportsTrajectories ------------------------------------------------------------------
+
+    async def save_trajectory(self, trace_id: str, trajectory: dict[str, Any]) -> None:
+        await self._put("trajectories", "trace_id", trace_id, trajectory)
+
+    async def get_trajectory(self, trace_id: str) -> dict[str, Any] | None:
+        return await self._get("trajectories", "trace_id", trace_id)
+
+    # table and column names below are constants of this module, never user input
+    async def _put(self, table: str, column: str, key: str, payload: dict[str, Any]) -> None:
+        text = json.dumps(payload, default=str)
+
+        def upsert(db: sqlite3.Connection) -> None:
+            with db:
+                db.execute(
+                    f"INSERT INTO {table} ({column}, payload) VALUES (?, ?) "
+                    f"ON CONFLICT ({column}) DO UPDATE SET payload = excluded.payload",
+                    (key, text),
+                )
+
+        await self._call(upsert)
+
+    async def _get(self, table: str, column: str, key: str) -> dict[str, Any] | None:
+        def select(db: sqlite3.Connection) -> dict[str, Any] | None:
+            row = db.execute(f"SELECT payload FROM {table} WHERE {column} = ?", (key,)).fetchone()
             return json.loads(row[0]) if row else None
 
         return await self._call(select)

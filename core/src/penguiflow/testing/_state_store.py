@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ..state import RemoteBinding, StateStore, StoredEvent
+from ..state import RemoteBinding, StateStore, StoredEvent, capabilities
 from ._support import close_quietly, run_with_resource
 
 __all__ = ["StateStoreConformance"]
@@ -28,8 +28,12 @@ class StateStoreConformance:
     """Subclass as `class TestMyStore(StateStoreConformance)` and implement `make_store`.
 
     Durable stores also implement `reopen_store` (a new instance over the same data) so the
-    suite can check that a reopened store sees earlier writes.
+    suite can check that a reopened store sees earlier writes. Optional capabilities
+    (`penguiflow.state.capabilities`) are checked when the store has them and skipped
+    otherwise; list the ones your store must have in `required_capabilities`.
     """
+
+    required_capabilities: frozenset[str] = frozenset()
 
     async def make_store(self) -> StateStore:
         raise NotImplementedError("implement make_store() to return a fresh, empty store")
@@ -111,6 +115,96 @@ class StateStoreConformance:
                 pytest.skip("not a durable store (reopen_store not implemented)")
             try:
                 assert [e.payload["index"] for e in await reopened.load_history("trace-d")] == [0]
+            finally:
+                if reopened is not store:
+                    await self.close_store(reopened)
+
+        self._run(scenario)
+
+    def _needs(self, store: StateStore, capability: str) -> None:
+        if capability not in capabilities(store):
+            if capability in self.required_capabilities:
+                raise AssertionError(f"the store lacks the required capability {capability!r}")
+            pytest.skip(f"store has no {capability!r} capability")
+
+    def test_required_capabilities_are_present(self) -> None:
+        async def scenario(store: StateStore) -> None:
+            missing = self.required_capabilities - capabilities(store)
+            assert not missing, f"missing capabilities: {sorted(missing)}"
+
+        self._run(scenario)
+
+    def test_planner_tokens_are_single_use(self) -> None:
+        async def scenario(store: Any) -> None:
+            self._needs(store, "planner_state")
+            await store.save_planner_state("tok-1", {"step": 3, "budget": {"hops": 2}})
+            assert await store.load_planner_state("tok-1") == {"step": 3, "budget": {"hops": 2}}
+            winners = await asyncio.gather(
+                *(store.consume_planner_state("tok-1") for _ in range(5))
+            )
+            assert [w for w in winners if w is not None] == [{"step": 3, "budget": {"hops": 2}}]
+            assert await store.consume_planner_state("tok-1") is None
+            assert await store.load_planner_state("never-saved") is None
+
+        self._run(scenario)
+
+    def test_tasks_upsert_and_updates_follow_the_cursor(self) -> None:
+        async def scenario(store: Any) -> None:
+            self._needs(store, "tasks")
+            await store.save_task("s1", {"task_id": "a", "status": "running"})
+            await store.save_task("s1", {"task_id": "a", "status": "done"})
+            await store.save_task("s2", {"task_id": "b", "status": "running"})
+            assert await store.list_tasks("s1") == [{"task_id": "a", "status": "done"}]
+            first = await store.save_task_update("s1", {"update_id": "u1", "text": "one"})
+            again = await store.save_task_update("s1", {"update_id": "u1", "text": "one"})
+            second = await store.save_task_update("s1", {"text": "two"})
+            assert first == again and int(second) > int(first)
+            everything = await store.list_task_updates("s1")
+            assert [u["text"] for u in everything] == ["one", "two"]
+            after_first = await store.list_task_updates("s1", since_id=first)
+            assert [u["text"] for u in after_first] == ["two"]
+            assert await store.list_task_updates("s1", since_id=second) == []
+            assert await store.list_task_updates("s2") == []
+
+        self._run(scenario)
+
+    def test_steering_log_is_ordered_idempotent_and_exclusive(self) -> None:
+        async def scenario(store: Any) -> None:
+            self._needs(store, "steering")
+            ids = [await store.save_steering("s", {"event_id": f"e{i}", "n": i}) for i in range(3)]
+            assert ids == sorted(ids, key=int) and len(set(ids)) == 3
+            assert await store.save_steering("s", {"event_id": "e1", "n": 1}) == ids[1]
+            assert [e["n"] for e in await store.list_steering("s", since_id=ids[0])] == [1, 2]
+            assert [e["id"] for e in await store.list_steering("s")] == ids
+            concurrent = await asyncio.gather(
+                *(store.save_steering("c", {"n": i}) for i in range(20))
+            )
+            assert len(set(concurrent)) == 20
+            assert len(await store.list_steering("c")) == 20
+
+        self._run(scenario)
+
+    def test_trajectories_replace_and_read_back(self) -> None:
+        async def scenario(store: Any) -> None:
+            self._needs(store, "trajectories")
+            await store.save_trajectory("t", {"steps": [1]})
+            await store.save_trajectory("t", {"steps": [1, 2]})
+            assert await store.get_trajectory("t") == {"steps": [1, 2]}
+            assert await store.get_trajectory("missing") is None
+
+        self._run(scenario)
+
+    def test_a_reopened_store_keeps_pause_tokens_and_logs(self) -> None:
+        async def scenario(store: Any) -> None:
+            self._needs(store, "planner_state")
+            await store.save_planner_state("durable", {"x": 1})
+            try:
+                reopened: Any = await self.reopen_store(store)
+            except NotImplementedError:
+                pytest.skip("not a durable store (reopen_store not implemented)")
+            try:
+                assert await reopened.consume_planner_state("durable") == {"x": 1}
+                assert await store.load_planner_state("durable") is None
             finally:
                 if reopened is not store:
                     await self.close_store(reopened)

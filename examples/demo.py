@@ -1,10 +1,12 @@
 """PenguiFlow demo: fan-out and join, a router, streamed chunks and a controller loop.
 
 Runs on the embedded defaults (in-process runtime, in-memory queues): `python examples/demo.py`.
+With `--state-store sqlite:///demo.db` every runtime event is also recorded durably.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 from typing import Any
 
@@ -28,6 +30,9 @@ def header(title: str) -> None:
     print(f"\n== {title}")
 
 
+STORE: Any = None  # a state store shared by every flow of the demo, when one is given
+
+
 async def fan_out_and_join() -> None:
     """One question goes to three specialists; join_k collects their three answers."""
     header("fan-out to 3 workers, join_k")
@@ -45,7 +50,7 @@ async def fan_out_and_join() -> None:
     source = Node(split, name="split", policy=FREE)
     workers = [specialist(name) for name in ("search", "sql", "docs")]
     join = join_k("join", len(workers))
-    flow = create(source.to(*workers), *(w.to(join) for w in workers), join.to())
+    flow = create(source.to(*workers), *(w.to(join) for w in workers), join.to(), state_store=STORE)
     flow.run()
     try:
         await flow.emit(Message(payload="penguin diets", headers=Headers(tenant="demo")))
@@ -70,7 +75,7 @@ async def router() -> None:
     route = predicate_router(
         "triage", lambda msg: "billing" if "invoice" in msg.payload else "support"
     )
-    flow = create(route.to(billing, support), billing.to(), support.to())
+    flow = create(route.to(billing, support), billing.to(), support.to(), state_store=STORE)
     flow.run()
     try:
         for ticket in ("invoice is wrong", "app crashes on start"):
@@ -89,7 +94,7 @@ async def streaming() -> None:
         for index, word in enumerate(words):
             await ctx.emit_chunk(parent=message, text=word, done=index == len(words) - 1)
 
-    flow = create(Node(writer, name="writer", policy=FREE).to())
+    flow = create(Node(writer, name="writer", policy=FREE).to(), state_store=STORE)
     flow.run()
     try:
         await flow.emit(Message(payload="tell me", headers=Headers(tenant="demo")))
@@ -120,23 +125,41 @@ async def controller_loop() -> None:
         return message.model_copy(update={"payload": wm.model_copy(update={"facts": facts})})
 
     ctrl = Node(controller, name="controller", policy=FREE, allow_cycle=True)
-    flow = create(ctrl.to(ctrl))
+    flow = create(ctrl.to(ctrl), state_store=STORE)
     flow.run()
     try:
-        await flow.emit(Message(payload=WM(query="why huddle?"), headers=Headers(tenant="demo")))
+        question = Message(payload=WM(query="why huddle?"), headers=Headers(tenant="demo"))
+        LAST_TRACE.append(question.trace_id)
+        await flow.emit(question)
         final = await asyncio.wait_for(flow.fetch(), 2)
         print("  final:", final.payload.text)
     finally:
         await flow.stop()
 
 
-async def main() -> None:
+async def main(state_store: str | None = None) -> None:
+    global STORE
+    if state_store:
+        from penguiflow.plugins import resolve_driver
+
+        STORE = resolve_driver("state_store", state_store)
     await fan_out_and_join()
     await router()
     await streaming()
     await controller_loop()
+    if STORE is not None:
+        history = await STORE.load_history(LAST_TRACE[0]) if LAST_TRACE else []
+        print(f"\nrecorded {len(history)} events of the last trace in {state_store}")
+        close = getattr(STORE, "close", None)
+        if close is not None:
+            await close()
     print("\ndemo finished")
 
 
+LAST_TRACE: list[str] = []
+
+
 if __name__ == "__main__":
-    asyncio.run(main())
+    parser = argparse.ArgumentParser(description="PenguiFlow demo")
+    parser.add_argument("--state-store", help="e.g. sqlite:///demo.db or memory://")
+    asyncio.run(main(parser.parse_args().state_store))

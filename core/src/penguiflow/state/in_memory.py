@@ -7,12 +7,13 @@ import copy
 from collections.abc import Sequence
 from typing import Any
 
+from ._logs import SessionLogs
 from ._models import RemoteBinding, StoredEvent
 
 __all__ = ["InMemoryStateStore"]
 
 
-class InMemoryStateStore:
+class InMemoryStateStore(SessionLogs):
     """Keeps everything in process memory; saving an identical event twice stores it once.
 
     Implements every optional capability except planner events and artifacts."""
@@ -105,22 +106,6 @@ class InMemoryStateStore:
     async def list_tasks(self, session_id: str) -> Sequence[dict[str, Any]]:
         async with self._lock:
             return copy.deepcopy(list(self._tasks.get(session_id, {}).values()))
-
-    async def save_task_update(self, session_id: str, update: dict[str, Any]) -> str:
-        return await self._append("task_updates", session_id, update, "update_id")
-
-    async def list_task_updates(
-        self, session_id: str, *, since_id: str | None = None
-    ) -> Sequence[dict[str, Any]]:
-        return await self._read_log("task_updates", session_id, since_id)
-
-    async def save_steering(self, session_id: str, event: dict[str, Any]) -> str:
-        return await self._append("steering", session_id, event, "event_id")
-
-    async def list_steering(
-        self, session_id: str, *, since_id: str | None = None
-    ) -> Sequence[dict[str, Any]]:
-        return await self._read_log("steering", session_id, since_id)
 
     async def _append(self, log: str, scope: str, entry: dict[str, Any], key_field: str) -> str:
         async with self._lock:

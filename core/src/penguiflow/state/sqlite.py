@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from ._logs import SessionLogs
 from ._models import RemoteBinding, StoredEvent
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStateStore"]
@@ -96,7 +97,7 @@ def _fingerprint(event: StoredEvent) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-class SQLiteStateStore:
+class SQLiteStateStore(SessionLogs):
     """Events, remote bindings and memory state in one SQLite file."""
 
     def __init__(self, url: str = "sqlite:///:memory:", **options: Any) -> None:
@@ -316,22 +317,6 @@ class SQLiteStateStore:
             return [json.loads(r[0]) for r in rows]
 
         return await self._call(select)
-
-    async def save_task_update(self, session_id: str, update: dict[str, Any]) -> str:
-        return await self._append("task_updates", session_id, update, "update_id")
-
-    async def list_task_updates(
-        self, session_id: str, *, since_id: str | None = None
-    ) -> Sequence[dict[str, Any]]:
-        return await self._read_log("task_updates", session_id, since_id)
-
-    async def save_steering(self, session_id: str, event: dict[str, Any]) -> str:
-        return await self._append("steering", session_id, event, "event_id")
-
-    async def list_steering(
-        self, session_id: str, *, since_id: str | None = None
-    ) -> Sequence[dict[str, Any]]:
-        return await self._read_log("steering", session_id, since_id)
 
     async def _append(self, log: str, scope: str, entry: dict[str, Any], key_field: str) -> str:
         key = entry.get(key_field)

@@ -12,6 +12,12 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip "tox>=4.11"
 
 rm -rf .reports && mkdir -p .reports
+
+# Servers the suite needs, on 127.0.0.1 only; stopped however the run ends.
+trap 'bash scripts/services/redis.sh stop' EXIT
+bash scripts/services/redis.sh start
+export PENGUIFLOW_REDIS_URL="$(bash scripts/services/redis.sh url)"
+
 status=0
 .venv/bin/python -m tox run "$@" || status=$?
 .venv/bin/python scripts/summarize_tests.py .reports || true

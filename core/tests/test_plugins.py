@@ -5,6 +5,7 @@ Discovery across real third-party distributions is tested in tests/test_plugin_d
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -66,12 +67,20 @@ def test_builtin_drivers_resolve_by_url_and_name() -> None:
         resolve_driver("cache", "memory://")
 
 
-def test_missing_driver_says_what_is_installed_and_how_to_get_it() -> None:
+def test_missing_driver_says_what_is_installed_and_how_to_get_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A scheme no installed package provides, whatever is installed on this machine.
+    kind = DRIVER_KINDS["state_store"]
+    providers = {**kind.providers, "nosuchdb": "penguiflow-nosuchdb"}
+    monkeypatch.setitem(DRIVER_KINDS, "state_store", dataclasses.replace(kind, providers=providers))
     with pytest.raises(DriverNotFoundError) as info:
-        resolve_driver("state_store", "redis://127.0.0.1:6379/0")
+        resolve_driver("state_store", "nosuchdb://127.0.0.1:1/0")
     message = str(info.value)
-    assert "no state store for scheme 'redis'" in message
-    assert "installed: memory" in message and "pip install penguiflow-redis" in message
+    assert "no state store for scheme 'nosuchdb'" in message
+    installed = message.split("installed: ", 1)[1].split(";", 1)[0].split(", ")
+    assert {"memory", "sqlite"} <= set(installed)
+    assert "install it with `pip install penguiflow-nosuchdb`" in message
     with pytest.raises(LookupError, match="no LLM adapter for name 'nope'"):
         resolve_driver("llm_adapter", "nope")
 

@@ -1,0 +1,166 @@
+"""`redis://host:port/db`: a state store on Redis (redis-py's asyncio client).
+
+Key layout, all under `<prefix>:` — events: a sorted set per trace (score = timestamp, member =
+the canonical JSON, so saving an identical event twice stores it once); bindings: a hash per
+trace plus a context-id index; memory, planner tokens and trajectories: plain strings; tasks:
+a hash per session plus an insertion-order sorted set; logs: a sorted set per (log, session)
+scored by an id from one counter, with a hash making `update_id` / `event_id` idempotent.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+from penguiflow.state import RemoteBinding, StoredEvent
+from penguiflow.state._logs import SessionLogs
+
+__all__ = ["RedisStateStore"]
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+class RedisStateStore(SessionLogs):
+    """A durable, shareable state store; every capability of `penguiflow.state`."""
+
+    def __init__(self, url: str, *, prefix: str = "penguiflow", **redis_options: Any) -> None:
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(
+                f"bad Redis URL {url!r}: use redis://host:port/db (or rediss:// for TLS)"
+            )
+        if not prefix or ":" in prefix:
+            raise ValueError(f"prefix must be a non-empty string without ':' (got {prefix!r})")
+        from redis.asyncio import Redis  # imported when chosen, never at discovery
+
+        self.url = url
+        self.prefix = prefix
+        self._redis: Any = Redis.from_url(url, decode_responses=True, **redis_options)
+
+    def _key(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+    # -- StateStore ----------------------------------------------------------------------------
+
+    async def save_event(self, event: StoredEvent) -> None:
+        trace = event.trace_id or ""
+        await self._redis.zadd(self._key("events", trace), {_dumps(asdict(event)): event.ts})
+
+    async def load_history(self, trace_id: str) -> Sequence[StoredEvent]:
+        members = await self._redis.zrange(self._key("events", trace_id), 0, -1)
+        return [StoredEvent(**json.loads(member)) for member in members]
+
+    async def save_remote_binding(self, binding: RemoteBinding) -> None:
+        order = await self._redis.incr(self._key("seq"))
+        record = _dumps({"order": order, "binding": asdict(binding)})
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(self._key("bindings", binding.trace_id), binding.task_id, record)
+        if binding.context_id is not None:
+            pipe.hset(self._key("binding-contexts"), binding.context_id, record)
+        await pipe.execute()
+
+    # -- SupportsConversationBindings ----------------------------------------------------------
+
+    async def find_binding(
+        self, *, trace_id: str | None = None, context_id: str | None = None
+    ) -> RemoteBinding | None:
+        if trace_id is None and context_id is None:
+            raise ValueError("find_binding needs trace_id or context_id")
+        if trace_id is not None:
+            candidates = await self._bindings(trace_id)
+            if context_id is not None:
+                candidates = [b for b in candidates if b.context_id == context_id]
+            return candidates[-1] if candidates else None
+        raw = await self._redis.hget(self._key("binding-contexts"), context_id)
+        return RemoteBinding(**json.loads(raw)["binding"]) if raw else None
+
+    async def list_bindings(self, trace_id: str) -> Sequence[RemoteBinding]:
+        return await self._bindings(trace_id)
+
+    async def _bindings(self, trace_id: str) -> list[RemoteBinding]:
+        records = [
+            json.loads(r)
+            for r in (await self._redis.hgetall(self._key("bindings", trace_id))).values()
+        ]
+        records.sort(key=lambda r: r["order"])
+        return [RemoteBinding(**r["binding"]) for r in records]
+
+    async def mark_binding_terminal(self, *, trace_id: str, task_id: str) -> None:
+        raw = await self._redis.hget(self._key("bindings", trace_id), task_id)
+        if raw is None:
+            return
+        record = json.loads(raw)
+        record["binding"]["is_terminal"] = True
+        await self._redis.hset(self._key("bindings", trace_id), task_id, _dumps(record))
+
+    # -- memory, planner tokens, trajectories --------------------------------------------------
+
+    async def save_memory_state(self, key: str, state: dict[str, Any]) -> None:
+        await self._redis.set(self._key("memory", key), _dumps(state))
+
+    async def load_memory_state(self, key: str) -> dict[str, Any] | None:
+        raw = await self._redis.get(self._key("memory", key))
+        return json.loads(raw) if raw is not None else None
+
+    async def save_planner_state(self, token: str, payload: dict[str, Any]) -> None:
+        await self._redis.set(self._key("planner", token), _dumps(payload))
+
+    async def load_planner_state(self, token: str) -> dict[str, Any] | None:
+        raw = await self._redis.get(self._key("planner", token))
+        return json.loads(raw) if raw is not None else None
+
+    async def consume_planner_state(self, token: str) -> dict[str, Any] | None:
+        raw = await self._redis.getdel(self._key("planner", token))  # atomic: single use
+        return json.loads(raw) if raw is not None else None
+
+    async def save_trajectory(self, trace_id: str, trajectory: dict[str, Any]) -> None:
+        await self._redis.set(self._key("trajectory", trace_id), _dumps(trajectory))
+
+    async def get_trajectory(self, trace_id: str) -> dict[str, Any] | None:
+        raw = await self._redis.get(self._key("trajectory", trace_id))
+        return json.loads(raw) if raw is not None else None
+
+    # -- tasks and session logs ----------------------------------------------------------------
+
+    async def save_task(self, session_id: str, task: dict[str, Any]) -> None:
+        task_id = task.get("task_id")
+        if not task_id:
+            raise ValueError("save_task needs a task with a non-empty 'task_id'")
+        order = await self._redis.incr(self._key("seq"))
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(self._key("tasks", session_id), str(task_id), _dumps(task))
+        pipe.zadd(self._key("task-order", session_id), {str(task_id): order}, nx=True)
+        await pipe.execute()
+
+    async def list_tasks(self, session_id: str) -> Sequence[dict[str, Any]]:
+        order = await self._redis.zrange(self._key("task-order", session_id), 0, -1)
+        if not order:
+            return []
+        raw = await self._redis.hmget(self._key("tasks", session_id), order)
+        return [json.loads(r) for r in raw if r is not None]
+
+    async def _append(self, log: str, scope: str, entry: dict[str, Any], key_field: str) -> str:
+        entry_id = str(await self._redis.incr(self._key("seq")))
+        key = entry.get(key_field)
+        if key is not None:
+            claimed = await self._redis.hsetnx(
+                self._key("log-keys", log, scope), str(key), entry_id
+            )
+            if not claimed:
+                existing: str = await self._redis.hget(self._key("log-keys", log, scope), str(key))
+                return existing
+        member = _dumps({"id": entry_id, "entry": entry})
+        await self._redis.zadd(self._key("log", log, scope), {member: int(entry_id)})
+        return entry_id
+
+    async def _read_log(self, log: str, scope: str, since_id: str | None) -> list[dict[str, Any]]:
+        low = f"({int(since_id)}" if since_id is not None else "-inf"
+        members = await self._redis.zrangebyscore(self._key("log", log, scope), low, "+inf")
+        records = [json.loads(m) for m in members]
+        return [{**r["entry"], "id": r["id"]} for r in records]

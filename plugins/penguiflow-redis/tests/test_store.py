@@ -1,0 +1,42 @@
+"""The Redis state store passes the kernel's conformance suite against a real server."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from penguiflow_redis.store import RedisStateStore
+
+from penguiflow.plugins import resolve_driver
+from penguiflow.state import StateStore
+from penguiflow.testing import StateStoreConformance
+
+ALL = frozenset(
+    {"planner_state", "memory_state", "tasks", "steering", "trajectories", "conversation_bindings"}
+)
+
+
+class TestRedisStateStore(StateStoreConformance):
+    required_capabilities = ALL
+
+    @pytest.fixture(autouse=True)
+    def _server(self, redis_url: str) -> None:
+        self.url = redis_url
+
+    async def make_store(self) -> StateStore:
+        # A fresh prefix per test: an empty store without flushing anyone else's keys.
+        store: StateStore = resolve_driver(
+            "state_store", self.url, prefix=f"pftest{uuid.uuid4().hex[:12]}"
+        )
+        return store
+
+    async def reopen_store(self, store: StateStore) -> StateStore:
+        assert isinstance(store, RedisStateStore)
+        return RedisStateStore(store.url, prefix=store.prefix)
+
+
+def test_bad_urls_and_prefixes() -> None:
+    with pytest.raises(ValueError, match="bad Redis URL"):
+        RedisStateStore("http://localhost")
+    with pytest.raises(ValueError, match="prefix must be"):
+        RedisStateStore("redis://127.0.0.1:6390/0", prefix="a:b")

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .bus import RedisMessageBus
     from .store import RedisStateStore
 
-__all__ = ["RedisStateStore"]
+__all__ = ["RedisMessageBus", "RedisStateStore"]
 
 
 def __getattr__(name: str) -> Any:
@@ -15,4 +16,8 @@ def __getattr__(name: str) -> Any:
         from .store import RedisStateStore
 
         return RedisStateStore
+    if name == "RedisMessageBus":
+        from .bus import RedisMessageBus
+
+        return RedisMessageBus
     raise AttributeError(f"module 'penguiflow_redis' has no attribute {name!r}")

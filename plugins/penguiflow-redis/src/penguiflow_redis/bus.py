@@ -1,0 +1,89 @@
+"""`redis://host:port/db`: a message bus that appends every envelope to a Redis Stream.
+
+Other processes read the stream (XREAD / consumer groups) to observe a flow's traffic. The
+stream is capped (`maxlen`, approximate trimming) so an unread bus cannot grow without bound.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from penguiflow.bus import BusEnvelope
+
+__all__ = ["RedisMessageBus", "envelope_from_fields", "envelope_to_fields"]
+
+
+def _jsonable(value: Any) -> Any:
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        return dump(mode="json")
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+    return value
+
+
+def envelope_to_fields(envelope: BusEnvelope) -> dict[str, str]:
+    """The stream entry for an envelope (payloads that are models are sent as their JSON)."""
+    return {
+        "edge": envelope.edge,
+        "source": envelope.source,
+        "target": envelope.target,
+        "trace_id": envelope.trace_id or "",
+        "payload": json.dumps(_jsonable(envelope.payload)),
+        "headers": json.dumps(envelope.headers),
+        "meta": json.dumps(_jsonable(envelope.meta)),
+    }
+
+
+def envelope_from_fields(fields: dict[str, str]) -> BusEnvelope:
+    return BusEnvelope(
+        edge=fields["edge"],
+        source=fields["source"],
+        target=fields["target"],
+        trace_id=fields["trace_id"] or None,
+        payload=json.loads(fields["payload"]),
+        headers=json.loads(fields["headers"]),
+        meta=json.loads(fields["meta"]),
+    )
+
+
+class RedisMessageBus:
+    """Publishes envelopes to the stream `<prefix>:bus` (override with `stream=`)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "penguiflow",
+        stream: str | None = None,
+        maxlen: int = 100_000,
+        **redis_options: Any,
+    ) -> None:
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(
+                f"bad Redis URL {url!r}: use redis://host:port/db (or rediss:// for TLS)"
+            )
+        if maxlen < 1:
+            raise ValueError(f"maxlen must be >= 1 (got {maxlen})")
+        from redis.asyncio import Redis  # imported when chosen, never at discovery
+
+        self.url = url
+        self.stream = stream or f"{prefix}:bus"
+        self.maxlen = maxlen
+        self._redis: Any = Redis.from_url(url, decode_responses=True, **redis_options)
+
+    async def publish(self, envelope: BusEnvelope) -> None:
+        await self._redis.xadd(
+            self.stream, envelope_to_fields(envelope), maxlen=self.maxlen, approximate=True
+        )
+
+    async def read_all(self) -> list[BusEnvelope]:
+        """Everything still in the stream, oldest first (for tools and tests)."""
+        entries = await self._redis.xrange(self.stream)
+        return [envelope_from_fields(fields) for _, fields in entries]
+
+    async def close(self) -> None:
+        await self._redis.aclose()

@@ -14,9 +14,11 @@ fi
 rm -rf .reports && mkdir -p .reports
 
 # Servers the suite needs, on 127.0.0.1 only; stopped however the run ends.
-trap 'bash scripts/services/redis.sh stop' EXIT
+trap 'bash scripts/services/redis.sh stop; bash scripts/services/postgres.sh stop' EXIT
 bash scripts/services/redis.sh start
+bash scripts/services/postgres.sh start
 export PENGUIFLOW_REDIS_URL="$(bash scripts/services/redis.sh url)"
+export PENGUIFLOW_POSTGRES_URL="$(bash scripts/services/postgres.sh url)"
 
 status=0
 .venv/bin/python -m tox run "$@" || status=$?

@@ -29,7 +29,16 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
     pip = [str(path / "bin" / "python"), "-m", "pip", "install", "--quiet"]
     subprocess.run(
-        [*pip, "setuptools>=77", str(ROOT / "core"), str(ROOT / "plugins" / "penguiflow-redis")],
+        [
+            *pip,
+            "setuptools>=77",
+            str(ROOT / "core"),
+            *(
+                str(p)
+                for p in sorted((ROOT / "plugins").iterdir())
+                if (p / "pyproject.toml").exists()
+            ),
+        ],
         check=True,
     )
     subprocess.run(
@@ -63,6 +72,8 @@ def test_cli_reports_every_plugin_and_exits_zero(venv: Path) -> None:
     rows = cli_rows(venv)
     redis = rows[("penguiflow.state_stores", "redis")]
     assert redis["status"] == "available" and redis["distribution"] == "penguiflow-redis"
+    postgres = rows[("penguiflow.state_stores", "postgresql")]
+    assert postgres["status"] == "available" and postgres["distribution"] == "penguiflow-postgres"
     assert rows[("penguiflow.state_stores", "goodstore")]["status"] == "available"
     assert rows[("penguiflow.state_stores", "goodstore")]["distribution"] == "pf-fixture-goodstore"
     assert rows[("penguiflow.state_stores", "goodstore")]["version"] == "1.0.0"
@@ -195,7 +206,8 @@ def test_import_stays_light_with_plugins_installed(venv: Path) -> None:
         started = time.perf_counter()
         import penguiflow
         elapsed = time.perf_counter() - started
-        heavy = ("pf_fixture", "penguiflow_redis", "redis", "stevedore", "pluggy")
+        heavy = ("pf_fixture", "penguiflow_redis", "redis", "penguiflow_postgres", "asyncpg",
+                 "stevedore", "pluggy")
         plugins = [m for m in sys.modules if m.startswith(heavy)]
         print(json.dumps({"ms": elapsed * 1000, "plugins": plugins}))
     """,

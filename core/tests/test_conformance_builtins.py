@@ -107,3 +107,24 @@ class TestTruncationMemoryOnSQLite(MemoryStrategyConformance):
             state_store=resolve_driver("state_store", "sqlite:///:memory:"),
         )
         return strategy
+
+
+def test_require_server_skips_locally_and_fails_in_ci(monkeypatch: Any) -> None:
+    import socket
+
+    import pytest
+
+    from penguiflow.testing import require_server
+
+    with socket.socket() as listener:  # a port that surely accepts connections
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        assert require_server(f"redis://127.0.0.1:{port}/0", default_port=1, how_to_start="x")
+    closed = f"redis://127.0.0.1:{port}/0"  # closed now
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="start it like this"):
+        require_server(closed, default_port=1, how_to_start="start it like this")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match=f"no server at {closed}"):
+        require_server(closed, default_port=1, how_to_start="start it like this")

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ._memory import MemoryStrategyConformance
     from ._message_bus import MessageBusConformance
     from ._runtime import RuntimeConformance
+    from ._servers import require_server
     from ._state_store import StateStoreConformance
     from ._support import run_async
 
@@ -35,6 +36,7 @@ __all__ = [
     "MessageBusConformance",
     "RuntimeConformance",
     "StateStoreConformance",
+    "require_server",
     "run_async",
 ]
 
@@ -47,6 +49,7 @@ _HOMES = {
     "MessageBusConformance": "_message_bus",
     "RuntimeConformance": "_runtime",
     "StateStoreConformance": "_state_store",
+    "require_server": "_servers",
     "run_async": "_support",
 }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ._graph import Endpoint
+from ._graph import Endpoint, display_name
 
 __all__ = ["flow_to_dot", "flow_to_mermaid"]
 
@@ -17,14 +17,8 @@ _MERMAID_CLASSES = {
 }
 
 
-def _display_label(vertex: Any) -> str:
-    if isinstance(vertex, Endpoint):
-        return vertex.name
-    name = getattr(vertex, "name", None)
-    if name:
-        return str(name)
-    node_id = getattr(vertex, "node_id", None)
-    return str(node_id) if node_id else str(vertex)
+# Vertices are labelled as everywhere else (events, errors, bus edges).
+_display_label = display_name
 
 
 def _unique_id(label: str, used: set[str]) -> str:

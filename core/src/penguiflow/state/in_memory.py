@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._logs import SessionLogs
-from ._models import RemoteBinding, StoredEvent
+from ._models import RemoteBinding, StoredEvent, check_binding_query, task_id_of
 
 __all__ = ["InMemoryStateStore"]
 
@@ -50,8 +50,7 @@ class InMemoryStateStore(SessionLogs):
     async def find_binding(
         self, *, trace_id: str | None = None, context_id: str | None = None
     ) -> RemoteBinding | None:
-        if trace_id is None and context_id is None:
-            raise ValueError("find_binding needs trace_id or context_id")
+        check_binding_query(trace_id, context_id)
         async with self._lock:
             for binding in reversed(self._bindings):
                 if (trace_id is None or binding.trace_id == trace_id) and (
@@ -97,11 +96,9 @@ class InMemoryStateStore(SessionLogs):
     # -- sessions: tasks, task updates, steering ---------------------------------------------
 
     async def save_task(self, session_id: str, task: dict[str, Any]) -> None:
-        task_id = task.get("task_id")
-        if not task_id:
-            raise ValueError("save_task needs a task with a non-empty 'task_id'")
+        task_id = task_id_of(task)
         async with self._lock:
-            self._tasks.setdefault(session_id, {})[str(task_id)] = copy.deepcopy(task)
+            self._tasks.setdefault(session_id, {})[task_id] = copy.deepcopy(task)
 
     async def list_tasks(self, session_id: str) -> Sequence[dict[str, Any]]:
         async with self._lock:

@@ -9,7 +9,6 @@ absolute, and `sqlite:///:memory:` lives as long as the store.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -20,7 +19,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from ._logs import SessionLogs
-from ._models import RemoteBinding, StoredEvent
+from ._models import RemoteBinding, StoredEvent, check_binding_query, event_fingerprint, task_id_of
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStateStore"]
 
@@ -92,11 +91,6 @@ def _path_from_url(url: str) -> str:
     return parts.path[1:]
 
 
-def _fingerprint(event: StoredEvent) -> str:
-    canonical = json.dumps(asdict(event), sort_keys=True, default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
 class SQLiteStateStore(SessionLogs):
     """Events, remote bindings and memory state in one SQLite file."""
 
@@ -148,7 +142,7 @@ class SQLiteStateStore(SessionLogs):
 
     async def save_event(self, event: StoredEvent) -> None:
         row = (
-            _fingerprint(event),
+            event_fingerprint(event),
             event.trace_id,
             event.ts,
             event.kind,
@@ -202,8 +196,7 @@ class SQLiteStateStore(SessionLogs):
     async def find_binding(
         self, *, trace_id: str | None = None, context_id: str | None = None
     ) -> RemoteBinding | None:
-        if trace_id is None and context_id is None:
-            raise ValueError("find_binding needs trace_id or context_id")
+        check_binding_query(trace_id, context_id)
 
         def select(db: sqlite3.Connection) -> RemoteBinding | None:
             row = db.execute(
@@ -294,9 +287,7 @@ class SQLiteStateStore(SessionLogs):
     # -- SupportsTasks and SupportsSteering ----------------------------------------------------
 
     async def save_task(self, session_id: str, task: dict[str, Any]) -> None:
-        task_id = task.get("task_id")
-        if not task_id:
-            raise ValueError("save_task needs a task with a non-empty 'task_id'")
+        task_id = task_id_of(task)
         text = json.dumps(task, default=str)
 
         def upsert(db: sqlite3.Connection) -> None:
@@ -304,7 +295,7 @@ class SQLiteStateStore(SessionLogs):
                 db.execute(
                     "INSERT INTO tasks (session_id, task_id, payload) VALUES (?, ?, ?) "
                     "ON CONFLICT (session_id, task_id) DO UPDATE SET payload = excluded.payload",
-                    (session_id, str(task_id), text),
+                    (session_id, task_id, text),
                 )
 
         await self._call(upsert)

@@ -8,7 +8,6 @@ so several processes starting together migrate once.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import re
 from collections.abc import Sequence
@@ -17,6 +16,7 @@ from typing import Any
 
 from penguiflow.state import RemoteBinding, StoredEvent
 from penguiflow.state._logs import SessionLogs
+from penguiflow.state._models import check_binding_query, event_fingerprint, task_id_of
 
 __all__ = ["SCHEMA_VERSION", "PostgresStateStore"]
 
@@ -64,11 +64,6 @@ _MIGRATIONS: dict[int, str] = {
     CREATE TABLE IF NOT EXISTS {s}.trajectories (trace_id TEXT PRIMARY KEY, payload JSONB NOT NULL);
     """,
 }
-
-
-def _fingerprint(event: StoredEvent) -> str:
-    canonical = json.dumps(asdict(event), sort_keys=True, default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _dumps(value: Any) -> str:
@@ -139,7 +134,7 @@ class PostgresStateStore(SessionLogs):
             f"INSERT INTO {self.schema}.events (fingerprint, trace_id, ts, kind, node_name, "
             "node_id, payload) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb) "
             "ON CONFLICT (fingerprint) DO NOTHING",
-            _fingerprint(event), event.trace_id, event.ts, event.kind, event.node_name,
+            event_fingerprint(event), event.trace_id, event.ts, event.kind, event.node_name,
             event.node_id, _dumps(event.payload),
         )  # fmt: skip
 
@@ -171,8 +166,7 @@ class PostgresStateStore(SessionLogs):
     async def find_binding(
         self, *, trace_id: str | None = None, context_id: str | None = None
     ) -> RemoteBinding | None:
-        if trace_id is None and context_id is None:
-            raise ValueError("find_binding needs trace_id or context_id")
+        check_binding_query(trace_id, context_id)
         db = await self._db()
         raw = await db.fetchval(
             f"SELECT record::text FROM {self.schema}.bindings WHERE "
@@ -247,15 +241,13 @@ class PostgresStateStore(SessionLogs):
     # -- tasks and session logs ----------------------------------------------------------------
 
     async def save_task(self, session_id: str, task: dict[str, Any]) -> None:
-        task_id = task.get("task_id")
-        if not task_id:
-            raise ValueError("save_task needs a task with a non-empty 'task_id'")
+        task_id = task_id_of(task)
         db = await self._db()
         await db.execute(
             f"INSERT INTO {self.schema}.tasks (session_id, task_id, payload) "
             "VALUES ($1, $2, $3::jsonb) ON CONFLICT (session_id, task_id) "
             "DO UPDATE SET payload = excluded.payload",
-            session_id, str(task_id), _dumps(task),
+            session_id, task_id, _dumps(task),
         )  # fmt: skip
 
     async def list_tasks(self, session_id: str) -> Sequence[dict[str, Any]]:

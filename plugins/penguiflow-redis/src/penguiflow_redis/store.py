@@ -16,6 +16,7 @@ from typing import Any
 
 from penguiflow.state import RemoteBinding, StoredEvent
 from penguiflow.state._logs import SessionLogs
+from penguiflow.state._models import check_binding_query, task_id_of
 
 __all__ = ["RedisStateStore"]
 
@@ -70,8 +71,7 @@ class RedisStateStore(SessionLogs):
     async def find_binding(
         self, *, trace_id: str | None = None, context_id: str | None = None
     ) -> RemoteBinding | None:
-        if trace_id is None and context_id is None:
-            raise ValueError("find_binding needs trace_id or context_id")
+        check_binding_query(trace_id, context_id)
         if trace_id is not None:
             candidates = await self._bindings(trace_id)
             if context_id is not None:
@@ -129,13 +129,11 @@ class RedisStateStore(SessionLogs):
     # -- tasks and session logs ----------------------------------------------------------------
 
     async def save_task(self, session_id: str, task: dict[str, Any]) -> None:
-        task_id = task.get("task_id")
-        if not task_id:
-            raise ValueError("save_task needs a task with a non-empty 'task_id'")
+        task_id = task_id_of(task)
         order = await self._redis.incr(self._key("seq"))
         pipe = self._redis.pipeline(transaction=True)
-        pipe.hset(self._key("tasks", session_id), str(task_id), _dumps(task))
-        pipe.zadd(self._key("task-order", session_id), {str(task_id): order}, nx=True)
+        pipe.hset(self._key("tasks", session_id), task_id, _dumps(task))
+        pipe.zadd(self._key("task-order", session_id), {task_id: order}, nx=True)
         await pipe.execute()
 
     async def list_tasks(self, session_id: str) -> Sequence[dict[str, Any]]:

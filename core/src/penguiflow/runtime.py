@@ -1,0 +1,206 @@
+"""What a runtime driver needs from the kernel: a flow's definition, and the worker contract.
+
+A runtime driver (entry-point group `penguiflow.runtimes`) has `create_flow(*adjacencies,
+**kwargs)`. A runtime that runs nodes in other processes also implements `WorkerRuntime`:
+`penguiflow worker myapp.flows:build --runtime URL` loads the user's flow definition with
+`load_flow_target` and hands it to `serve_worker`.
+
+`FlowDefinition` is the process-independent shape of a flow: its nodes by name, each node's
+successors, the ingress and egress nodes, and the settings that travel with them. Both the
+client and every worker build it from the same code, so they agree on it; `signature` names it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import importlib
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from ._graph import OPEN_SEA, ROOKERY, Adjacency, build_graph
+
+if TYPE_CHECKING:
+    from .node import Node
+    from .registry import ModelRegistry
+
+__all__ = [
+    "FlowDefinition",
+    "FlowTarget",
+    "WorkerRuntime",
+    "define_flow",
+    "definition_of",
+    "load_flow_target",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class FlowDefinition:
+    """A flow's nodes by name and its edges by name; what every process of a flow shares."""
+
+    nodes: Mapping[str, Node]
+    successors: Mapping[str, tuple[str, ...]]
+    ingress: tuple[str, ...]
+    egress: tuple[str, ...]
+    queue_maxsize: int = 64
+    emit_errors_to_rookery: bool = False
+
+    def node(self, name: str) -> Node:
+        """The node called `name`; a `KeyError` lists the names this flow has."""
+        try:
+            return self.nodes[name]
+        except KeyError:
+            known = ", ".join(sorted(self.nodes)) or "none"
+            raise KeyError(f"flow has no node named {name!r}; its nodes are: {known}") from None
+
+    @property
+    def signature(self) -> str:
+        """A short stable digest of the graph's shape (node names and edges).
+
+        Processes built from the same code get the same signature; a changed graph gets a new
+        one, so old and new deployments never read each other's queues by accident."""
+        lines = [
+            f"{name}->{','.join(sorted(self.successors[name]))}" for name in sorted(self.nodes)
+        ]
+        lines.append("in:" + ",".join(sorted(self.ingress)))
+        return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:12]
+
+
+def define_flow(
+    *adjacencies: Adjacency,
+    allow_cycles: bool = False,
+    queue_maxsize: int = 64,
+    emit_errors_to_rookery: bool = False,
+) -> FlowDefinition:
+    """Check `node.to(...)` adjacencies as `create` does, and describe them by node name.
+
+    Distributed runtimes route by name, so two nodes sharing one name are an error here."""
+    graph = build_graph(adjacencies, allow_cycles=allow_cycles)
+    nodes: dict[str, Node] = {}
+    for node in graph.successors:
+        name = str(node.name)
+        if name in nodes:
+            raise ValueError(
+                f"two nodes are named {name!r}; a runtime that runs nodes in several processes "
+                "routes messages by node name, so give each node a unique Node(..., name=...)"
+            )
+        nodes[name] = node
+    return FlowDefinition(
+        nodes=nodes,
+        successors={
+            str(node.name): tuple(sorted(str(s.name) for s in targets))
+            for node, targets in graph.successors.items()
+        },
+        ingress=tuple(str(node.name) for node in graph.ingress),
+        egress=tuple(str(node.name) for node in graph.egress),
+        queue_maxsize=queue_maxsize,
+        emit_errors_to_rookery=emit_errors_to_rookery,
+    )
+
+
+def definition_of(flow: Any) -> FlowDefinition:
+    """The definition of a built flow: a local `PenguiFlow`, or any flow with `.definition`."""
+    from ._flow import PenguiFlow
+
+    definition = getattr(flow, "definition", None)
+    if isinstance(definition, FlowDefinition):
+        return definition
+    if not isinstance(flow, PenguiFlow):
+        raise TypeError(
+            f"expected a flow built with penguiflow.create(...), got {type(flow).__name__}; "
+            "return the flow from your build function"
+        )
+    from .node import Node
+
+    adjacencies: list[Adjacency] = []
+    for node in flow._nodes:
+        targets = tuple(t for t in flow._contexts[node]._outgoing if isinstance(t, Node))
+        adjacencies.append((node, targets))
+    definition = define_flow(
+        *adjacencies,
+        allow_cycles=True,
+        queue_maxsize=flow._queue_maxsize,
+        emit_errors_to_rookery=flow._emit_errors_to_rookery,
+    )
+    ingress = tuple(str(t.name) for t in flow._contexts[OPEN_SEA]._outgoing)
+    egress = tuple(
+        str(node.name) for node in flow._nodes if ROOKERY in flow._contexts[node]._outgoing
+    )
+    return FlowDefinition(
+        nodes=definition.nodes,
+        successors=definition.successors,
+        ingress=ingress,
+        egress=egress,
+        queue_maxsize=definition.queue_maxsize,
+        emit_errors_to_rookery=definition.emit_errors_to_rookery,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class FlowTarget:
+    """What `load_flow_target` found: the flow's definition and, if given, its registry."""
+
+    definition: FlowDefinition
+    registry: ModelRegistry | None
+    source: str
+
+
+def load_flow_target(spec: str) -> FlowTarget:
+    """Import `module:attribute` and turn it into a flow definition.
+
+    The attribute is a flow, or a function with no arguments returning a flow or a
+    `(flow, registry)` pair. The current directory is importable, as with `python -m`."""
+    from .registry import ModelRegistry
+
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ValueError(
+            f"flow target {spec!r} is not 'module:attribute'; write it as "
+            "'myapp.flows:build' (a module on the path, a colon, a function or flow in it)"
+        )
+    if "" not in sys.path:
+        sys.path.insert(0, "")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(
+            f"cannot import {module_name!r} for flow target {spec!r}: {exc}; run the command "
+            "from your project's directory or install the package that holds the module"
+        ) from exc
+    try:
+        value = getattr(module, attribute)
+    except AttributeError:
+        raise ValueError(
+            f"module {module_name!r} has no attribute {attribute!r} (flow target {spec!r})"
+        ) from None
+    if callable(value) and not hasattr(value, "run"):
+        value = value()
+    registry: ModelRegistry | None = None
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], ModelRegistry):
+        value, registry = value
+    try:
+        definition = definition_of(value)
+    except TypeError as exc:
+        raise ValueError(f"flow target {spec!r}: {exc}") from None
+    return FlowTarget(definition=definition, registry=registry, source=spec)
+
+
+@runtime_checkable
+class WorkerRuntime(Protocol):
+    """A runtime whose nodes run in worker processes started with `penguiflow worker`."""
+
+    async def serve_worker(
+        self,
+        target: FlowTarget,
+        *,
+        nodes: tuple[str, ...] = (),
+        concurrency: int | None = None,
+        stop: asyncio.Event,
+        on_ready: Callable[[str], None] | None = None,
+    ) -> None:
+        """Run `target`'s nodes (all, or only `nodes`) until `stop` is set.
+
+        Call `on_ready` with a one-line description once messages are being consumed."""
+        ...

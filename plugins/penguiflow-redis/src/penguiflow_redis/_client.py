@@ -1,0 +1,345 @@
+"""`RedisFlow`: the client side of a flow on the redis runtime (emit, fetch, cancel).
+
+The client writes messages to the ingress nodes' streams and reads its own reply stream,
+to which workers write the results (and stream chunks) of the traces it emitted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from penguiflow.node import Node
+from penguiflow.registry import ModelRegistry
+from penguiflow.runtime import FlowDefinition, FlowTarget
+from penguiflow.types import FinalAnswer, Message, StreamChunk
+
+from ._backlog import BacklogGate
+from ._streams import RedisRuntimeUnavailable
+from ._worker import connection_errors
+
+if TYPE_CHECKING:
+    from .runtime import RedisRuntime
+
+__all__ = ["RedisFlow"]
+
+logger = logging.getLogger("penguiflow_redis.client")
+
+_SEEN_CHUNKS = 100_000
+
+
+class _Inbox:
+    """Results waiting to be fetched; a waiter is woken by a result or failed by an outage."""
+
+    def __init__(self) -> None:
+        self.items: deque[Any] = deque()
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    def put(self, item: Any) -> None:
+        self.items.append(item)
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters and self.items:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def fail(self, error: BaseException) -> None:
+        waiters, self._waiters = self._waiters, deque()
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_exception(error)
+
+    def drop(self, keep: Callable[[Any], bool]) -> int:
+        before = len(self.items)
+        self.items = deque(item for item in self.items if keep(item))
+        return before - len(self.items)
+
+    async def get(self) -> Any:
+        while not self.items:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+                self._wake()
+                raise
+        return self.items.popleft()
+
+
+class RedisFlow:
+    """A flow whose nodes run on `penguiflow worker` processes; same API as a local flow."""
+
+    def __init__(self, runtime: RedisRuntime, definition: FlowDefinition) -> None:
+        self._runtime = runtime
+        self._definition = definition
+        self._keys = runtime.keys_for(definition)
+        self._codec = runtime.codec_for(definition, None)
+        self._client_id = uuid.uuid4().hex
+        self._reply = self._keys.reply_stream(self._client_id)
+        self._client: Any = None
+        self._gate: BacklogGate | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._embedded_stop: asyncio.Event | None = None
+        self._embedded: list[asyncio.Task[None]] = []
+        self._results = _Inbox()
+        self._trace_inboxes: dict[str, _Inbox] = {}
+        self._open_traces: set[str] = set()
+        self._cancelled: OrderedDict[str, None] = OrderedDict()
+        self._seen_chunks: OrderedDict[tuple[str, int], None] = OrderedDict()
+        self._running = False
+        self._stopped = False
+
+    def __repr__(self) -> str:
+        return (
+            f"RedisFlow([{', '.join(self._definition.nodes)}], namespace={self._keys.namespace!r},"
+            f" running={self._running})"
+        )
+
+    @property
+    def definition(self) -> FlowDefinition:
+        return self._definition
+
+    @property
+    def namespace(self) -> str:
+        """The Redis key prefix of this flow (`<prefix>:<flow name or signature>`)."""
+        return self._keys.namespace
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def run(self, *, registry: ModelRegistry | None = None) -> None:
+        """Connect (lazily) and start reading results; start embedded workers if configured."""
+        import redis.asyncio as redis
+
+        if self._running:
+            raise RuntimeError("RedisFlow already running")
+        loop = asyncio.get_running_loop()
+        self._codec = self._runtime.codec_for(self._definition, registry)
+        self._client = redis.Redis.from_url(self._runtime.url, decode_responses=True)
+        self._gate = BacklogGate(self._client, self._runtime.settings.max_backlog)
+        self._reader = loop.create_task(self._read_results(), name="penguiflow-redis:results")
+        self._running = True
+        self._stopped = False
+        count = self._runtime.embedded_workers
+        if count:
+            self._embedded_stop = asyncio.Event()
+            target = FlowTarget(self._definition, registry, source="embedded")
+            self._embedded = [
+                loop.create_task(self._serve_embedded(target), name="penguiflow-redis:worker")
+                for _ in range(count)
+            ]
+
+    async def _serve_embedded(self, target: FlowTarget) -> None:
+        assert self._embedded_stop is not None
+        await self._runtime.serve_worker(target, stop=self._embedded_stop)
+
+    async def stop(self) -> None:
+        """Stop reading results and close the connection; queued messages stay in Redis."""
+        if not self._running:
+            return
+        self._running = False
+        self._stopped = True
+        if self._embedded_stop is not None:
+            self._embedded_stop.set()
+            await asyncio.gather(*self._embedded, return_exceptions=True)
+            self._embedded = []
+        if self._reader is not None:
+            self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
+        try:
+            await self._client.delete(self._reply)
+        except connection_errors():
+            pass
+        await self._client.aclose()
+
+    def _check_running(self, what: str) -> None:
+        if not self._running:
+            hint = "after stop(); call run() again" if self._stopped else "before run(); call run()"
+            raise RuntimeError(f"{what}() called {hint} first (the message was not sent)")
+
+    # -- emitting ------------------------------------------------------------------------------
+
+    async def emit(self, msg: Any, to: Any = None, *, trace_id: str | None = None) -> None:
+        """Send `msg` to every ingress node (or `to`), waiting while their backlog is full.
+
+        Raises `PayloadTypeError` at once for a payload workers could not rebuild, and
+        `RedisRuntimeUnavailable` when Redis cannot be reached (nothing was sent)."""
+        self._check_running("emit")
+        if trace_id is not None:
+            msg = _stamp_trace(msg, trace_id)
+            self._trace_inboxes.setdefault(trace_id, _Inbox())
+        streams = self._ingress_streams(to)
+        trace = getattr(msg, "trace_id", None)
+        data = json.dumps(
+            {"i": self._codec.encode(msg), "tr": trace, "r": self._reply}, separators=(",", ":")
+        )
+        assert self._gate is not None
+        try:
+            for stream in streams:
+                await self._gate.wait_for_room(stream)
+            if len(streams) == 1:
+                await self._client.xadd(streams[0], {"e": data})
+            else:
+                async with self._client.pipeline(transaction=True) as pipe:
+                    for stream in streams:
+                        pipe.xadd(stream, {"e": data})
+                    await pipe.execute()
+        except connection_errors() as exc:
+            raise self._unavailable(exc, f"the message of trace {trace} was not sent") from exc
+        if trace is not None:
+            self._open_traces.add(trace)
+
+    def emit_nowait(self, msg: Any, to: Any = None, *, trace_id: str | None = None) -> None:
+        raise RuntimeError(
+            "emit_nowait() is not available on the redis runtime (sending is network I/O); "
+            "use await flow.emit(...)"
+        )
+
+    def _ingress_streams(self, to: Any) -> list[str]:
+        ingress = self._definition.ingress
+        if to is None:
+            names = list(ingress)
+        else:
+            targets = (to,) if isinstance(to, Node | str) else tuple(to)
+            names = []
+            for target in targets:
+                name = str(target.name) if isinstance(target, Node) else str(target)
+                if name not in ingress:
+                    raise KeyError(
+                        f"Unknown target {name} for OpenSea (ingress nodes: "
+                        f"{', '.join(ingress) or 'none'})"
+                    )
+                names.append(name)
+        return [self._keys.node_stream(name) for name in names]
+
+    def _unavailable(self, exc: BaseException, consequence: str) -> RedisRuntimeUnavailable:
+        return RedisRuntimeUnavailable(
+            f"Redis at {self._runtime.url} is unreachable ({exc}); {consequence}. Start Redis "
+            "or fix the URL, then try again: the flow reconnects on its own"
+        )
+
+    # -- results -------------------------------------------------------------------------------
+
+    async def fetch(self, from_: Any = None, *, trace_id: str | None = None) -> Any:
+        """The next result (or, with `trace_id`, the next result of that trace).
+
+        Waits for it; raises `RedisRuntimeUnavailable` if Redis goes away while waiting
+        (results are kept in Redis: fetch again once it is back)."""
+        if from_ is not None:
+            raise RuntimeError(
+                "fetch(from_=...) is not supported on the redis runtime; results all arrive "
+                "from Rookery, use fetch(trace_id=...) to pick one trace"
+            )
+        self._check_running("fetch")
+        if trace_id is not None:
+            inbox = self._trace_inboxes.setdefault(trace_id, _Inbox())
+        else:
+            inbox = self._results
+        return await inbox.get()
+
+    async def fetch_any(self, from_: Any = None, *, trace_id: str | None = None) -> Any:
+        return await self.fetch(from_, trace_id=trace_id)
+
+    async def _read_results(self) -> None:
+        last_id = "0-0"
+        delay = 0.1
+        outage = False
+        while True:
+            try:
+                response = await self._client.xread({self._reply: last_id}, count=256, block=1000)
+                if outage:
+                    logger.info("redis at %s is reachable again", self._runtime.url)
+                outage = False
+                delay = 0.1
+            except connection_errors() as exc:
+                if not outage:
+                    logger.warning("redis at %s is unreachable (%s)", self._runtime.url, exc)
+                    error = self._unavailable(exc, "results will arrive once it is back")
+                    self._results.fail(error)
+                    for inbox in self._trace_inboxes.values():
+                        inbox.fail(error)
+                outage = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            ids: list[str] = []
+            for _, entries in response or ():
+                for entry_id, fields in entries:
+                    ids.append(entry_id)
+                    last_id = entry_id
+                    self._deliver(fields)
+            if ids:
+                try:
+                    await self._client.xdel(self._reply, *ids)
+                except connection_errors():
+                    pass  # read already; the stream goes when the flow stops
+
+    def _deliver(self, fields: dict[str, str]) -> None:
+        try:
+            envelope = json.loads(fields["e"])
+            item = self._codec.decode(envelope["i"])
+        except Exception as exc:
+            logger.error("dropped a result this client cannot decode: %s", exc)
+            return
+        trace: str | None = envelope.get("tr")
+        if trace is not None and trace in self._cancelled:
+            return
+        if envelope.get("k") == "chunk" and isinstance(item, Message):
+            chunk = item.payload
+            if isinstance(chunk, StreamChunk):
+                key = (chunk.stream_id, chunk.seq)
+                if key in self._seen_chunks:
+                    return
+                self._seen_chunks[key] = None
+                if len(self._seen_chunks) > _SEEN_CHUNKS:
+                    self._seen_chunks.popitem(last=False)
+        elif trace is not None and (
+            not isinstance(item, Message) or isinstance(item.payload, FinalAnswer)
+        ):
+            self._open_traces.discard(trace)
+        inbox = self._trace_inboxes.get(trace) if trace is not None else None
+        (inbox or self._results).put(item)
+
+    # -- cancellation --------------------------------------------------------------------------
+
+    async def cancel(self, trace_id: str) -> bool:
+        """Cancel `trace_id` on every worker: running invocations are cancelled, queued
+        messages are dropped, results not yet fetched are discarded.
+
+        Returns False if this client does not know the trace as in flight."""
+        self._check_running("cancel")
+        keys = self._keys
+        try:
+            async with self._client.pipeline(transaction=True) as pipe:
+                ttl = max(int(self._runtime.settings.cancel_ttl_s), 1)
+                pipe.set(keys.cancelled(trace_id), "1", ex=ttl)
+                pipe.publish(keys.cancel_channel, trace_id)
+                await pipe.execute()
+        except connection_errors() as exc:
+            raise self._unavailable(exc, f"trace {trace_id} was not cancelled") from exc
+        known = trace_id in self._open_traces
+        self._open_traces.discard(trace_id)
+        self._cancelled[trace_id] = None
+        if len(self._cancelled) > _SEEN_CHUNKS:
+            self._cancelled.popitem(last=False)
+        self._results.drop(lambda item: getattr(item, "trace_id", None) != trace_id)
+        self._trace_inboxes.pop(trace_id, None)
+        return known
+
+
+def _stamp_trace(msg: Any, trace_id: str) -> Any:
+    if isinstance(msg, Message):
+        return msg if msg.trace_id == trace_id else msg.model_copy(update={"trace_id": trace_id})
+    raise TypeError(
+        f"emit(trace_id=...) requires a Message, got {type(msg).__name__}; wrap the value in "
+        "Message(payload=..., headers=Headers(...))"
+    )

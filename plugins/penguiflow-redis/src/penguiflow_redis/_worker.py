@@ -1,0 +1,441 @@
+"""A worker: consumes node input streams through the consumer group and runs the nodes.
+
+Per served node one reader takes up to `concurrency` entries at a time (XREADGROUP) and runs
+each in its own task. Every `claim_idle_s / 2` it also takes over entries that another
+consumer has held for longer than `claim_idle_s` (XAUTOCLAIM): the entries of a worker that
+died. A live worker renews its entries while it works on them, so only dead workers' entries
+are taken. A finished entry is acked together with its outputs (`commit_entry`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from penguiflow.core import DEADLINE_EXCEEDED_TEXT
+from penguiflow.errors import FlowError, FlowErrorCode
+from penguiflow.node import Node
+from penguiflow.registry import ModelRegistry
+from penguiflow.runtime import FlowDefinition
+from penguiflow.types import FinalAnswer, Message
+
+from ._backlog import BacklogGate
+from ._codec import PayloadCodec
+from ._context import RoutingError, WorkerContext
+from ._streams import (
+    COMMIT_SCRIPT,
+    GROUP,
+    FlowKeys,
+    commit_entry,
+    ensure_group,
+)
+
+__all__ = ["WorkerPool", "WorkerSettings", "connection_errors"]
+
+logger = logging.getLogger("penguiflow_redis.worker")
+
+
+def connection_errors() -> tuple[type[BaseException], ...]:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    return (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    concurrency: int = 8
+    claim_idle_s: float = 30.0
+    block_s: float = 1.0
+    max_backlog: int = 1000
+    cancel_ttl_s: float = 3600.0
+    shutdown_grace_s: float = 10.0
+
+
+class WorkerPool:
+    """Serves some nodes of one flow in this process until stopped."""
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        keys: FlowKeys,
+        definition: FlowDefinition,
+        registry: ModelRegistry | None,
+        codec: PayloadCodec,
+        settings: WorkerSettings,
+        nodes: Sequence[str] = (),
+    ) -> None:
+        self.url = url
+        self.keys = keys
+        self.definition = definition
+        self.registry = registry
+        self.codec = codec
+        self.settings = settings
+        self.nodes = tuple(nodes) or tuple(definition.nodes)
+        self.consumer = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._client: Any = None
+        self._commit: Any = None
+        self._gate: BacklogGate | None = None
+        self._stopping = False
+        self._in_progress: dict[str, set[str]] = {}
+        self._running: dict[str, set[asyncio.Task[Any]]] = {}
+        self._cancelled: dict[str, float] = {}
+        self._outage_logged = False
+
+    # -- what node code sends ------------------------------------------------------------------
+
+    def envelope(self, item: Any, trace_id: str | None, reply: str, *, chunk: bool = False) -> str:
+        data: dict[str, Any] = {"i": self.codec.encode(item), "tr": trace_id, "r": reply}
+        if chunk:
+            data["k"] = "chunk"
+        return json.dumps(data, separators=(",", ":"))
+
+    async def send_now(self, outputs: Sequence[tuple[str, str]]) -> None:
+        if not outputs:
+            return
+        async with self._client.pipeline(transaction=False) as pipe:
+            for stream, data in outputs:
+                pipe.xadd(stream, {"e": data})
+            await pipe.execute()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def serve(self, stop: asyncio.Event, on_ready: Callable[[str], None] | None) -> None:
+        import redis.asyncio as redis
+
+        self._client = redis.Redis.from_url(self.url, decode_responses=True)
+        self._commit = self._client.register_script(COMMIT_SCRIPT)
+        self._gate = BacklogGate(self._client, self.settings.max_backlog)
+        loops: list[asyncio.Task[Any]] = []
+        try:
+            await self._until_reachable(stop, self._create_groups)
+            if stop.is_set():
+                return
+            loops = [asyncio.create_task(self._consume(name)) for name in self.nodes]
+            loops.append(asyncio.create_task(self._listen_for_cancels()))
+            loops.append(asyncio.create_task(self._renew_claims()))
+            if on_ready is not None:
+                on_ready(
+                    f"nodes {', '.join(self.nodes)} of {self.keys.namespace} on {self.url} "
+                    f"as {self.consumer}"
+                )
+            await stop.wait()
+        finally:
+            self._stopping = True
+            await self._shutdown(loops)
+            await self._client.aclose()
+
+    async def _shutdown(self, loops: list[asyncio.Task[Any]]) -> None:
+        running = [task for tasks in self._running.values() for task in tasks]
+        readers = [task for task in loops if not task.done()]
+        for task in readers:
+            task.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
+        if running:
+            # Work in progress finishes; entries not started stay queued for other workers.
+            _, late = await asyncio.wait(running, timeout=self.settings.shutdown_grace_s)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+
+    async def _create_groups(self) -> None:
+        for name in self.nodes:
+            await ensure_group(self._client, self.keys.node_stream(name))
+
+    async def _until_reachable(self, stop: asyncio.Event, action: Callable[[], Any]) -> None:
+        delay = 0.1
+        while not stop.is_set():
+            try:
+                await action()
+                self._outage_logged = False
+                return
+            except connection_errors() as exc:
+                self._log_outage(exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    def _log_outage(self, exc: BaseException) -> None:
+        if not self._outage_logged:
+            logger.warning(
+                "redis at %s is unreachable (%s); worker %s retries until it is back",
+                self.url,
+                exc,
+                self.consumer,
+            )
+            self._outage_logged = True
+
+    # -- consuming -----------------------------------------------------------------------------
+
+    async def _consume(self, name: str) -> None:
+        from redis.exceptions import ResponseError
+
+        stream = self.keys.node_stream(name)
+        tasks: set[asyncio.Task[Any]] = set()
+        claim_every = max(self.settings.claim_idle_s / 2, 0.05)
+        next_claim = 0.0
+        delay = 0.1
+        while True:
+            free = self.settings.concurrency - len(tasks)
+            if free <= 0:
+                await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                continue
+            try:
+                entries: list[tuple[str, dict[str, str]]] = []
+                if time.monotonic() >= next_claim:
+                    next_claim = time.monotonic() + claim_every
+                    entries = await self._claim_stale(stream, free)
+                if not entries:
+                    response = await self._client.xreadgroup(
+                        GROUP,
+                        self.consumer,
+                        {stream: ">"},
+                        count=free,
+                        block=int(self.settings.block_s * 1000),
+                    )
+                    for _, stream_entries in response or ():
+                        entries.extend(stream_entries)
+                self._outage_logged = False
+                delay = 0.1
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                # Redis lost the group (restarted without persistence): make it again.
+                await ensure_group(self._client, stream)
+                continue
+            except connection_errors() as exc:
+                self._log_outage(exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            for entry_id, fields in entries:
+                if fields is None:  # deleted while pending; XAUTOCLAIM already dropped it
+                    continue
+                task = asyncio.create_task(self._handle(name, stream, entry_id, fields))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+
+    async def _claim_stale(self, stream: str, count: int) -> list[tuple[str, dict[str, str]]]:
+        idle_ms = int(self.settings.claim_idle_s * 1000)
+        response = await self._client.xautoclaim(
+            stream, GROUP, self.consumer, min_idle_time=idle_ms, start_id="0-0", count=count
+        )
+        claimed: list[tuple[str, dict[str, str]]] = list(response[1])
+        if claimed:
+            logger.info(
+                "worker %s took over %d stale entries of %s", self.consumer, len(claimed), stream
+            )
+        return claimed
+
+    async def _renew_claims(self) -> None:
+        """Reset the idle time of entries in progress so no other worker takes them over."""
+        every = max(self.settings.claim_idle_s / 3, 0.02)
+        while True:
+            await asyncio.sleep(every)
+            for stream, ids in list(self._in_progress.items()):
+                if not ids:
+                    continue
+                try:
+                    await self._client.xclaim(
+                        stream, GROUP, self.consumer, 0, list(ids), justid=True
+                    )
+                except connection_errors() as exc:
+                    self._log_outage(exc)
+
+    # -- one entry -----------------------------------------------------------------------------
+
+    async def _handle(self, name: str, stream: str, entry_id: str, fields: dict[str, str]) -> None:
+        in_progress = self._in_progress.setdefault(stream, set())
+        in_progress.add(entry_id)
+        try:
+            raw = fields.get("e", "")
+            try:
+                envelope = json.loads(raw)
+                item = self.codec.decode(envelope["i"])
+                reply = str(envelope["r"])
+            except Exception as exc:
+                await self._dead_letter(stream, entry_id, raw, exc)
+                return
+            trace_id: str | None = envelope.get("tr")
+            outputs: list[tuple[str, str]] = []
+            if trace_id is None or trace_id not in self._cancelled:
+                outputs = await self._run_tracked(name, item, trace_id, reply)
+            await self._commit_when_reachable(stream, entry_id, trace_id, outputs)
+        finally:
+            in_progress.discard(entry_id)
+
+    async def _run_tracked(
+        self, name: str, item: Any, trace_id: str | None, reply: str
+    ) -> list[tuple[str, str]]:
+        task = asyncio.current_task()
+        assert task is not None
+        running = self._running.setdefault(trace_id or "", set())
+        running.add(task)
+        try:
+            return await self._execute(self.definition.node(name), item, trace_id, reply)
+        except asyncio.CancelledError:
+            if self._stopping or trace_id not in self._cancelled:
+                raise
+            task.uncancel()
+            return []
+        finally:
+            running.discard(task)
+            if not running:
+                self._running.pop(trace_id or "", None)
+
+    async def _commit_when_reachable(
+        self, stream: str, entry_id: str, trace_id: str | None, outputs: list[tuple[str, str]]
+    ) -> None:
+        assert self._gate is not None
+        delay = 0.05
+        while True:
+            try:
+                for target, _ in outputs:
+                    if target != stream and ":in:" in target:
+                        await self._gate.wait_for_room(target)
+                await commit_entry(
+                    self._commit,
+                    stream=stream,
+                    entry_id=entry_id,
+                    cancel_key=self.keys.cancelled(trace_id),
+                    outputs=outputs,
+                )
+                return
+            except connection_errors() as exc:
+                if self._stopping:
+                    return  # left pending: another worker takes it over after claim_idle_s
+                self._log_outage(exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    async def _dead_letter(self, stream: str, entry_id: str, raw: str, exc: Exception) -> None:
+        logger.error(
+            "entry %s of %s cannot be decoded (%s); moved to %s",
+            entry_id,
+            stream,
+            exc,
+            self.keys.dead_letters,
+        )
+        fields = {"stream": stream, "id": entry_id, "entry": raw, "error": str(exc)}
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.xadd(self.keys.dead_letters, fields, maxlen=10_000, approximate=True)
+            pipe.xack(stream, GROUP, entry_id)
+            pipe.xdel(stream, entry_id)
+            await pipe.execute()
+
+    # -- running a node: the local worker's policy, per process ---------------------------------
+
+    async def _execute(
+        self, node: Node, item: Any, trace_id: str | None, reply: str
+    ) -> list[tuple[str, str]]:
+        deadline = item.deadline_s if isinstance(item, Message) else None
+        if deadline is not None and time.time() > deadline:
+            ctx = WorkerContext(self, node, trace_id, reply)
+            final = item
+            if not isinstance(item.payload, FinalAnswer):
+                final = item.model_copy(
+                    update={"payload": FinalAnswer(text=DEADLINE_EXCEEDED_TEXT)}
+                )
+            ctx.to_reply(final)
+            return ctx.outputs
+        policy = node.policy
+        attempt = 0
+        while True:
+            ctx = WorkerContext(self, node, trace_id, reply)
+            started = time.perf_counter()
+            try:
+                if policy.timeout_s is None:
+                    result = await node.invoke(item, ctx, registry=self.registry)
+                else:
+                    async with asyncio.timeout(policy.timeout_s):
+                        result = await node.invoke(item, ctx, registry=self.registry)
+                ctx.route_result(item, result)
+                return ctx.outputs
+            except RoutingError as routing:
+                return self._failed(node, trace_id, reply, routing.cause, attempt, started)
+            except Exception as exc:
+                if attempt >= policy.max_retries:
+                    return self._failed(node, trace_id, reply, exc, attempt, started)
+                attempt += 1
+                delay = policy.backoff_delay(attempt)
+                logger.info(
+                    "node %s failed (%r) on trace %s; retry %d in %.2fs",
+                    node.name,
+                    exc,
+                    trace_id,
+                    attempt,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+
+    def _failed(
+        self,
+        node: Node,
+        trace_id: str | None,
+        reply: str,
+        exc: Exception,
+        attempt: int,
+        started: float,
+    ) -> list[tuple[str, str]]:
+        latency = (time.perf_counter() - started) * 1000
+        timed_out = isinstance(exc, TimeoutError) and node.policy.timeout_s is not None
+        code = FlowErrorCode.NODE_TIMEOUT if timed_out else FlowErrorCode.NODE_EXCEPTION
+        metadata: dict[str, Any] = {"attempt": attempt, "latency_ms": latency}
+        if timed_out:
+            metadata["timeout_s"] = node.policy.timeout_s
+            text = f"Node '{node.name}' timed out after {node.policy.timeout_s:.2f}s"
+        else:
+            metadata["exception_repr"] = repr(exc)
+            text = f"Node '{node.name}' raised {type(exc).__name__}: {exc}"
+        logger.error("%s (trace %s, worker %s)", text, trace_id, self.consumer)
+        if not (self.definition.emit_errors_to_rookery and trace_id is not None):
+            return []
+        error = FlowError.from_exception(
+            trace_id=trace_id,
+            node_name=node.name,
+            node_id=node.node_id,
+            exc=exc,
+            code=code,
+            message=text,
+            metadata=metadata,
+        )
+        return [(reply, self.envelope(error, trace_id, reply))]
+
+    # -- cancellation --------------------------------------------------------------------------
+
+    async def _listen_for_cancels(self) -> None:
+        delay = 0.1
+        while True:
+            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.keys.cancel_channel)
+                delay = 0.1
+                while True:
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is not None:
+                        self.cancel_locally(str(message["data"]))
+                    self._forget_old_cancels()
+            except connection_errors() as exc:
+                self._log_outage(exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+            finally:
+                await pubsub.aclose()
+
+    def cancel_locally(self, trace_id: str) -> None:
+        self._cancelled[trace_id] = time.monotonic() + self.settings.cancel_ttl_s
+        for task in list(self._running.get(trace_id, ())):
+            task.cancel()
+
+    def _forget_old_cancels(self) -> None:
+        now = time.monotonic()
+        for trace_id in [t for t, until in self._cancelled.items() if until < now]:
+            del self._cancelled[trace_id]

@@ -1,0 +1,153 @@
+"""`redis://host:port/db`: the distributed runtime (entry point `penguiflow.runtimes: redis`).
+
+    flow = create(a.to(b), b.to(), runtime="redis://127.0.0.1:6379/0")   # client process
+    penguiflow worker myapp.flows:build --runtime redis://127.0.0.1:6379/0 # each worker
+
+Each node has an input stream read by a consumer group; any number of workers share it. See
+docs/deployment.md for what is guaranteed (at-least-once delivery, outputs written once per
+message, per-trace cancel and deadlines across processes, bounded backlogs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from pydantic import BaseModel
+
+from penguiflow.registry import ModelRegistry
+from penguiflow.runtime import FlowDefinition, FlowTarget, define_flow
+
+from ._client import RedisFlow
+from ._codec import PayloadCodec, PayloadTypeError, annotated_models
+from ._streams import FlowKeys, RedisRuntimeUnavailable
+from ._worker import WorkerPool, WorkerSettings
+
+__all__ = ["PayloadTypeError", "RedisFlow", "RedisRuntime", "RedisRuntimeUnavailable"]
+
+_CLIENT_ONLY = ("middlewares", "state_store", "message_bus")
+
+
+class RedisRuntime:
+    """Runs flows on Redis Streams with consumer groups.
+
+    Options (all keyword): `prefix` of every key (default `penguiflow`); `flow_name` (default:
+    the graph's signature, so a changed graph never reads an old deployment's queues);
+    `payload_types`, models allowed to cross processes besides those named in node
+    annotations and the registry; `concurrency`, messages at once per node per worker (8);
+    `claim_idle_s`, after how long a dead worker's messages are taken over (30);
+    `max_backlog`, the most entries a node's input stream holds before senders wait (1000);
+    `cancel_ttl_s`, how long a cancellation is remembered (3600); `embedded_workers`, worker
+    loops started inside the client process by `run()` (0: workers are separate processes).
+    """
+
+    name = "redis"
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        *,
+        prefix: str = "penguiflow",
+        flow_name: str | None = None,
+        payload_types: Iterable[type[BaseModel]] = (),
+        concurrency: int = 8,
+        claim_idle_s: float = 30.0,
+        max_backlog: int = 1000,
+        cancel_ttl_s: float = 3600.0,
+        block_s: float = 1.0,
+        embedded_workers: int = 0,
+    ) -> None:
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(
+                f"redis runtime URL {url!r} must start with redis://, rediss:// or unix:// "
+                "(for example redis://127.0.0.1:6379/0)"
+            )
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        if claim_idle_s <= 0:
+            raise ValueError(f"claim_idle_s must be positive, got {claim_idle_s}")
+        self.url = url
+        self.prefix = prefix
+        self.flow_name = flow_name
+        self.payload_types = tuple(payload_types)
+        PayloadCodec(self.payload_types)  # reject non-models now, not at the first emit
+        self.embedded_workers = embedded_workers
+        self.settings = WorkerSettings(
+            concurrency=concurrency,
+            claim_idle_s=claim_idle_s,
+            block_s=block_s,
+            max_backlog=max_backlog,
+            cancel_ttl_s=cancel_ttl_s,
+        )
+
+    def __repr__(self) -> str:
+        return f"RedisRuntime({self.url!r}, prefix={self.prefix!r})"
+
+    def keys_for(self, definition: FlowDefinition) -> FlowKeys:
+        return FlowKeys(f"{self.prefix}:{self.flow_name or definition.signature}")
+
+    def codec_for(self, definition: FlowDefinition, registry: ModelRegistry | None) -> PayloadCodec:
+        """The payload types both sides know: explicit, node annotations, the registry."""
+        codec = PayloadCodec(self.payload_types)
+        for name, node in definition.nodes.items():
+            codec.register(*annotated_models(node.func))
+            if registry is not None and registry.has(name):
+                codec.register(*(m for m in registry.models(name) if _is_model(m)))
+        return codec
+
+    def create_flow(self, *adjacencies: Any, **kwargs: Any) -> RedisFlow:
+        """Build the client side of a flow; `create(..., runtime=...)` calls this."""
+        for option in _CLIENT_ONLY:
+            if kwargs.get(option) is not None:
+                raise TypeError(
+                    f"create(..., {option}=...) is not supported by the redis runtime yet: "
+                    "nodes run in worker processes, where it would not be seen; drop it or use "
+                    "the local runtime"
+                )
+            kwargs.pop(option, None)
+        accepted = {"queue_maxsize", "allow_cycles", "emit_errors_to_rookery"}
+        unknown = sorted(set(kwargs) - accepted)
+        if unknown:
+            raise TypeError(
+                f"create() got unknown option(s) {unknown} for the redis runtime; "
+                f"accepted: {sorted(accepted)}"
+            )
+        return RedisFlow(self, define_flow(*adjacencies, **kwargs))
+
+    async def serve_worker(
+        self,
+        target: FlowTarget,
+        *,
+        nodes: tuple[str, ...] = (),
+        concurrency: int | None = None,
+        stop: asyncio.Event,
+        on_ready: Callable[[str], None] | None = None,
+    ) -> None:
+        """Run `target`'s nodes (all, or `nodes`) from their streams until `stop` is set."""
+        definition = target.definition
+        for name in nodes:
+            definition.node(name)
+        settings = self.settings
+        if concurrency is not None:
+            settings = WorkerSettings(
+                concurrency=concurrency,
+                claim_idle_s=settings.claim_idle_s,
+                block_s=settings.block_s,
+                max_backlog=settings.max_backlog,
+                cancel_ttl_s=settings.cancel_ttl_s,
+            )
+        pool = WorkerPool(
+            url=self.url,
+            keys=self.keys_for(definition),
+            definition=definition,
+            registry=target.registry,
+            codec=self.codec_for(definition, target.registry),
+            settings=settings,
+            nodes=nodes,
+        )
+        await pool.serve(stop, on_ready)
+
+
+def _is_model(value: object) -> bool:
+    return isinstance(value, type) and issubclass(value, BaseModel)

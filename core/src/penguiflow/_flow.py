@@ -41,8 +41,11 @@ class PenguiFlow(EventRecorder):
         emit_errors_to_rookery: bool = False,
         state_store: StateStore | str | None = None,
         message_bus: MessageBus | str | None = None,
+        payload_types: Sequence[type[BaseModel]] = (),
     ) -> None:
         self._queue_maxsize = queue_maxsize
+        # Not used in process; distributed runtimes rebuild these types from other processes.
+        self._payload_types = tuple(payload_types)
         self._allow_cycles = allow_cycles
         self._middlewares: list[Middleware] = list(middlewares or ())
         self._emit_errors_to_rookery = emit_errors_to_rookery

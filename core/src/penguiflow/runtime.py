@@ -16,9 +16,11 @@ import asyncio
 import hashlib
 import importlib
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel
 
 from ._graph import OPEN_SEA, ROOKERY, Adjacency, build_graph
 
@@ -46,6 +48,8 @@ class FlowDefinition:
     egress: tuple[str, ...]
     queue_maxsize: int = 64
     emit_errors_to_rookery: bool = False
+    #: Pydantic models the flow's messages carry, declared with `create(..., payload_types=)`
+    payload_types: tuple[type[BaseModel], ...] = ()
 
     def node(self, name: str) -> Node:
         """The node called `name`; a `KeyError` lists the names this flow has."""
@@ -73,6 +77,7 @@ def define_flow(
     allow_cycles: bool = False,
     queue_maxsize: int = 64,
     emit_errors_to_rookery: bool = False,
+    payload_types: Sequence[type[BaseModel]] = (),
 ) -> FlowDefinition:
     """Check `node.to(...)` adjacencies as `create` does, and describe them by node name.
 
@@ -97,7 +102,18 @@ def define_flow(
         egress=tuple(str(node.name) for node in graph.egress),
         queue_maxsize=queue_maxsize,
         emit_errors_to_rookery=emit_errors_to_rookery,
+        payload_types=_models(payload_types),
     )
+
+
+def _models(types: Sequence[type[BaseModel]]) -> tuple[type[BaseModel], ...]:
+    for model in types:
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            raise TypeError(
+                f"payload_types must be Pydantic model classes, got {model!r}; plain JSON "
+                "values (str, numbers, lists, dicts) need no declaration"
+            )
+    return tuple(types)
 
 
 def definition_of(flow: Any) -> FlowDefinition:
@@ -123,6 +139,7 @@ def definition_of(flow: Any) -> FlowDefinition:
         allow_cycles=True,
         queue_maxsize=flow._queue_maxsize,
         emit_errors_to_rookery=flow._emit_errors_to_rookery,
+        payload_types=flow._payload_types,
     )
     ingress = tuple(str(t.name) for t in flow._contexts[OPEN_SEA]._outgoing)
     egress = tuple(
@@ -135,6 +152,7 @@ def definition_of(flow: Any) -> FlowDefinition:
         egress=egress,
         queue_maxsize=definition.queue_maxsize,
         emit_errors_to_rookery=definition.emit_errors_to_rookery,
+        payload_types=definition.payload_types,
     )
 
 

@@ -107,8 +107,8 @@ class PayloadCodec:
                 raise PayloadTypeError(
                     f"{where} has type {tag}, which is not registered with the redis runtime, so "
                     f"a worker could not rebuild it; annotate a node with it "
-                    f"(`async def node(message: {model.__name__}, ctx)`) or pass "
-                    f"payload_types=[{model.__name__}] to the runtime"
+                    f"(`async def node(message: {model.__name__}, ctx)`) or declare "
+                    f"it with create(..., payload_types=[{model.__name__}])"
                 )
             try:
                 return {"t": tag, "v": value.model_dump(mode="json")}
@@ -122,7 +122,7 @@ class PayloadCodec:
             except (TypeError, ValueError) as exc:
                 raise PayloadTypeError(
                     f"{where} is a {type(value).__name__} that is not plain JSON ({exc}); put "
-                    "the values in a Pydantic model and register it with payload_types=[...]"
+                    "the values in a Pydantic model declared with create(..., payload_types=[...])"
                 ) from None
             return {"t": "json", "v": value}
         raise PayloadTypeError(
@@ -153,8 +153,8 @@ class PayloadCodec:
         if model is None:
             raise PayloadTypeError(
                 f"received a payload of type {tag}, which this process has not registered; "
-                "build workers and clients from the same code, or pass the type in "
-                "payload_types=[...] on both sides"
+                "build workers and clients from the same code, which declares it in "
+                "create(..., payload_types=[...])"
             )
         return model.model_validate(data["v"])
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel
 
@@ -32,8 +33,10 @@ _CLIENT_ONLY = ("middlewares", "state_store", "message_bus")
 class RedisRuntime:
     """Runs flows on Redis Streams with consumer groups.
 
-    Options (all keyword): `prefix` of every key (default `penguiflow`); `flow_name` (default:
-    the graph's signature, so a changed graph never reads an old deployment's queues);
+    Options (keyword arguments, or the same names in the URL's query string, e.g.
+    `redis://127.0.0.1:6379/0?claim_idle_s=5&concurrency=4`): `prefix` of every key
+    (default `penguiflow`); `flow_name` (default: the graph's signature, so a changed graph
+    never reads an old deployment's queues);
     `payload_types`, models allowed to cross processes besides those named in node
     annotations and the registry; `concurrency`, messages at once per node per worker (8);
     `claim_idle_s`, after how long a dead worker's messages are taken over (30);
@@ -63,6 +66,33 @@ class RedisRuntime:
                 f"redis runtime URL {url!r} must start with redis://, rediss:// or unix:// "
                 "(for example redis://127.0.0.1:6379/0)"
             )
+        url, from_url = _split_options(url)
+        explicit: dict[str, Any] = {
+            "prefix": prefix,
+            "flow_name": flow_name,
+            "concurrency": concurrency,
+            "claim_idle_s": claim_idle_s,
+            "max_backlog": max_backlog,
+            "cancel_ttl_s": cancel_ttl_s,
+            "block_s": block_s,
+            "embedded_workers": embedded_workers,
+        }
+        defaults = _DEFAULTS
+        for key, value in from_url.items():
+            if explicit[key] != defaults[key] and explicit[key] != value:
+                raise ValueError(
+                    f"option {key!r} is given twice, as {value!r} in the URL and as "
+                    f"{explicit[key]!r} in the arguments; keep one"
+                )
+            explicit[key] = value
+        prefix = str(explicit["prefix"])
+        flow_name = None if explicit["flow_name"] is None else str(explicit["flow_name"])
+        concurrency = int(explicit["concurrency"])
+        claim_idle_s = float(explicit["claim_idle_s"])
+        max_backlog = int(explicit["max_backlog"])
+        cancel_ttl_s = float(explicit["cancel_ttl_s"])
+        block_s = float(explicit["block_s"])
+        embedded_workers = int(explicit["embedded_workers"])
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         if claim_idle_s <= 0:
@@ -89,7 +119,7 @@ class RedisRuntime:
 
     def codec_for(self, definition: FlowDefinition, registry: ModelRegistry | None) -> PayloadCodec:
         """The payload types both sides know: explicit, node annotations, the registry."""
-        codec = PayloadCodec(self.payload_types)
+        codec = PayloadCodec((*self.payload_types, *definition.payload_types))
         for name, node in definition.nodes.items():
             codec.register(*annotated_models(node.func))
             if registry is not None and registry.has(name):
@@ -106,7 +136,7 @@ class RedisRuntime:
                     "the local runtime"
                 )
             kwargs.pop(option, None)
-        accepted = {"queue_maxsize", "allow_cycles", "emit_errors_to_rookery"}
+        accepted = {"queue_maxsize", "allow_cycles", "emit_errors_to_rookery", "payload_types"}
         unknown = sorted(set(kwargs) - accepted)
         if unknown:
             raise TypeError(
@@ -147,6 +177,48 @@ class RedisRuntime:
             nodes=nodes,
         )
         await pool.serve(stop, on_ready)
+
+
+_DEFAULTS: dict[str, object] = {
+    "prefix": "penguiflow",
+    "flow_name": None,
+    "concurrency": 8,
+    "claim_idle_s": 30.0,
+    "max_backlog": 1000,
+    "cancel_ttl_s": 3600.0,
+    "block_s": 1.0,
+    "embedded_workers": 0,
+}
+_CONVERTERS: dict[str, Callable[[str], object]] = {
+    "prefix": str,
+    "flow_name": str,
+    "concurrency": int,
+    "claim_idle_s": float,
+    "max_backlog": int,
+    "cancel_ttl_s": float,
+    "block_s": float,
+    "embedded_workers": int,
+}
+
+
+def _split_options(url: str) -> tuple[str, dict[str, object]]:
+    """Take the runtime's own options out of the URL's query (`?claim_idle_s=5`); the rest
+    of the query (redis-py's connection options) stays in the URL."""
+    parts = urlsplit(url)
+    kept: list[tuple[str, str]] = []
+    options: dict[str, object] = {}
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        convert = _CONVERTERS.get(key)
+        if convert is None:
+            kept.append((key, value))
+            continue
+        try:
+            options[key] = convert(value)
+        except ValueError:
+            raise ValueError(
+                f"option {key}={value!r} in the redis runtime URL is not a valid {convert.__name__}"
+            ) from None
+    return urlunsplit(parts._replace(query=urlencode(kept))), options
 
 
 def _is_model(value: object) -> bool:

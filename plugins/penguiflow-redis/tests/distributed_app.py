@@ -1,0 +1,58 @@
+"""The flow the runtime tests run on worker processes (`penguiflow worker distributed_app:build`).
+
+`work` sleeps for the job's delay and reports which process ran it; `finish` turns that into
+a final answer `"<n>:<pid>"`. With `PF_TEST_MARKERS` set, `work` drops marker files when it
+starts and when it is cancelled, so tests can see what happened inside another process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from penguiflow import Message, Node, NodePolicy, create
+from penguiflow.types import FinalAnswer
+
+
+class Job(BaseModel):
+    n: int
+    delay: float = 0.0
+
+
+class Done(BaseModel):
+    n: int
+    pid: int
+
+
+def _mark(name: str) -> None:
+    folder = os.environ.get("PF_TEST_MARKERS")
+    if folder:
+        Path(folder, name).touch()
+
+
+async def work(message: Message, ctx: object) -> Message:
+    job: Job = message.payload
+    _mark(f"started-{message.trace_id}")
+    try:
+        await asyncio.sleep(job.delay)
+    except asyncio.CancelledError:
+        _mark(f"cancelled-{message.trace_id}")
+        raise
+    return message.model_copy(update={"payload": Done(n=job.n, pid=os.getpid())})
+
+
+async def finish(message: Message, ctx: object) -> Message:
+    done: Done = message.payload
+    return message.model_copy(update={"payload": FinalAnswer(text=f"{done.n}:{done.pid}")})
+
+
+def build(runtime: object = None) -> object:
+    """The same definition serves the client (`build(runtime=url)`) and the workers."""
+    work_node = Node(work, name="work", policy=NodePolicy(validate="none"))
+    finish_node = Node(finish, name="finish", policy=NodePolicy(validate="none"))
+    return create(
+        work_node.to(finish_node), finish_node.to(), runtime=runtime, payload_types=[Job, Done]
+    )

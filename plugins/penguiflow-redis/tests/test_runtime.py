@@ -390,9 +390,7 @@ def test_options_come_from_the_url_and_bad_ones_are_named() -> None:
     with pytest.raises(ValueError, match="must start with redis://"):
         RedisRuntime("http://h")
     with pytest.raises(TypeError, match="state_store"):
-        RedisRuntime().create_flow(
-            Node(_answer, name="a").to(), state_store="memory://"
-        )
+        RedisRuntime().create_flow(Node(_answer, name="a").to(), state_store="memory://")
 
 
 async def _until(condition: Any, timeout: float = 15.0) -> None:
@@ -413,3 +411,16 @@ async def _until_sent(flow: Any, message: Message, timeout: float = 15.0) -> Non
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.1)
+
+
+def test_stop_returns_while_the_result_reader_is_blocked(redis_url: str) -> None:
+    # Regression: stop() used to cancel the reader inside a blocking XREAD, which could leave
+    # it stuck in redis-py's read and hang stop() for good.
+    async def scenario() -> None:
+        for _ in range(3):
+            flow = build(runtime=scoped(redis_url))
+            flow.run()
+            await asyncio.sleep(0.3)  # the reader is now blocked in XREAD
+            await flow.stop()
+
+    run_async(scenario, timeout=10)

@@ -31,6 +31,8 @@ __all__ = ["RedisFlow"]
 logger = logging.getLogger("penguiflow_redis.client")
 
 _SEEN_CHUNKS = 100_000
+_STOP_FIELD = "stop"
+_READER_STOP_S = 5.0
 
 
 class _Inbox:
@@ -153,13 +155,25 @@ class RedisFlow:
             await asyncio.gather(*self._embedded, return_exceptions=True)
             self._embedded = []
         if self._reader is not None:
-            self._reader.cancel()
-            await asyncio.gather(self._reader, return_exceptions=True)
+            await self._stop_reader(self._reader)
+            self._reader = None
         try:
             await self._client.delete(self._reply)
         except connection_errors():
             pass
         await self._client.aclose()
+
+    async def _stop_reader(self, reader: asyncio.Task[None]) -> None:
+        # Cancelling a task blocked in XREAD can leave it stuck inside redis-py's read, so the
+        # reader is woken by a stop entry in its own stream and leaves between reads.
+        try:
+            await self._client.xadd(self._reply, {_STOP_FIELD: "1"})
+        except connection_errors():
+            reader.cancel()  # Redis is away: the reader is backing off, not reading
+        done, _ = await asyncio.wait({reader}, timeout=_READER_STOP_S)
+        if not done:
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
 
     def _check_running(self, what: str) -> None:
         if not self._running:
@@ -272,11 +286,17 @@ class RedisFlow:
                 delay = min(delay * 2, 2.0)
                 continue
             ids: list[str] = []
+            stopping = False
             for _, entries in response or ():
                 for entry_id, fields in entries:
                     ids.append(entry_id)
                     last_id = entry_id
-                    self._deliver(fields)
+                    if _STOP_FIELD in fields:
+                        stopping = True
+                    else:
+                        self._deliver(fields)
+            if stopping:
+                return  # stop() deletes the whole stream
             if ids:
                 try:
                     await self._client.xdel(self._reply, *ids)

@@ -69,12 +69,12 @@ def test_unknown_node_name_lists_the_known_ones() -> None:
 
 def test_two_nodes_with_one_name_are_rejected() -> None:
     first, second = node("same"), node("same")
-    with pytest.raises(ValueError, match="two nodes are named 'same'.*unique Node"):
+    with pytest.raises(ValueError, match=r"two nodes are named 'same'.*unique Node"):
         define_flow(first.to(second), second.to())
 
 
 def test_payload_types_must_be_models() -> None:
-    with pytest.raises(TypeError, match="payload_types must be Pydantic model classes.*dict"):
+    with pytest.raises(TypeError, match=r"payload_types must be Pydantic model classes.*dict"):
         define_flow(node("a").to(), payload_types=[dict])  # type: ignore[list-item]
 
 
@@ -104,7 +104,7 @@ def test_definition_of_a_local_flow_keeps_its_settings() -> None:
 
 
 def test_definition_of_rejects_other_objects() -> None:
-    with pytest.raises(TypeError, match="expected a flow built with penguiflow.create"):
+    with pytest.raises(TypeError, match=r"expected a flow built with penguiflow\.create"):
         definition_of(object())
 
 

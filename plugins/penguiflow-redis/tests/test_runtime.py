@@ -15,15 +15,15 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from distributed_app import Job, build  # noqa: E402
+from distributed_app import Job, build
 from penguiflow_redis import PayloadTypeError, RedisFlow, RedisRuntime, RedisRuntimeUnavailable
-from workers import RedisServer, WorkerProcesses  # noqa: E402
+from workers import RedisServer, WorkerProcesses
 
-from penguiflow import Headers, Message, Node, NodePolicy, create  # noqa: E402
-from penguiflow.core import BUDGET_EXCEEDED_TEXT, DEADLINE_EXCEEDED_TEXT  # noqa: E402
-from penguiflow.errors import FlowError  # noqa: E402
-from penguiflow.testing import RuntimeConformance, run_async  # noqa: E402
-from penguiflow.types import WM, FinalAnswer, StreamChunk  # noqa: E402
+from penguiflow import Headers, Message, Node, NodePolicy, create
+from penguiflow.core import BUDGET_EXCEEDED_TEXT, DEADLINE_EXCEEDED_TEXT
+from penguiflow.errors import FlowError
+from penguiflow.testing import RuntimeConformance, run_async
+from penguiflow.types import WM, FinalAnswer, StreamChunk
 
 HEADERS = Headers(tenant="test")
 

@@ -28,6 +28,7 @@ __all__ = [
     "controller",
     "controller_items",
     "controller_step",
+    "drive",
     "fanout_join",
     "messages",
 ]
@@ -42,7 +43,10 @@ def messages(count: int, payload: Any = None) -> list[Message]:
     ]
 
 
-async def _drive(flow: PenguiFlow, items: Sequence[Any], in_flight: int) -> float:
+async def drive(flow: Any, items: Sequence[Any], in_flight: int) -> float:
+    """Emit `items` keeping `in_flight` of them outstanding, fetch every result; seconds taken.
+
+    `flow` is anything with `emit` and `fetch` (a local flow, or one on another runtime)."""
     started = time.perf_counter()
     iterator = iter(items)
     outstanding = 0
@@ -91,7 +95,7 @@ async def chain(
     flow, registry = chain_flow(hops, validate=validate)
     flow.run(registry=registry)
     try:
-        return await _drive(flow, items, in_flight)
+        return await drive(flow, items, in_flight)
     finally:
         await flow.stop()
 
@@ -116,7 +120,7 @@ async def fanout_join(items: Sequence[Any], *, width: int, in_flight: int) -> fl
     flow = create(source.to(*workers), *(w.to(join) for w in workers), join.to())
     flow.run()
     try:
-        return await _drive(flow, items, in_flight)
+        return await drive(flow, items, in_flight)
     finally:
         await flow.stop()
 
@@ -145,6 +149,6 @@ async def controller(items: Sequence[Message], *, hops: int, in_flight: int) -> 
     flow = create(ctrl.to(ctrl))
     flow.run()
     try:
-        return await _drive(flow, items, in_flight)
+        return await drive(flow, items, in_flight)
     finally:
         await flow.stop()

@@ -25,6 +25,10 @@ class BacklogGate:
         self._limit = limit
         self._seen: dict[str, tuple[float, int]] = {}
 
+    def observe(self, stream: str, length: int) -> None:
+        """A length read elsewhere (a commit answers with it) counts as a fresh check."""
+        self._seen[stream] = (time.monotonic(), length)
+
     async def wait_for_room(self, stream: str) -> None:
         checked = self._seen.get(stream)
         now = time.monotonic()

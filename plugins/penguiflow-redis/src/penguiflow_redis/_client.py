@@ -7,12 +7,13 @@ to which workers write the results (and stream chunks) of the traces it emitted.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import uuid
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from pydantic_core import from_json, to_json
 
 from penguiflow.node import Node
 from penguiflow.registry import ModelRegistry
@@ -193,9 +194,7 @@ class RedisFlow:
             self._trace_inboxes.setdefault(trace_id, _Inbox())
         streams = self._ingress_streams(to)
         trace = getattr(msg, "trace_id", None)
-        data = json.dumps(
-            {"i": self._codec.encode(msg), "tr": trace, "r": self._reply}, separators=(",", ":")
-        )
+        data = to_json({"i": self._codec.encode(msg), "tr": trace, "r": self._reply}).decode()
         assert self._gate is not None
         try:
             for stream in streams:
@@ -305,7 +304,7 @@ class RedisFlow:
 
     def _deliver(self, fields: dict[str, str]) -> None:
         try:
-            envelope = json.loads(fields["e"])
+            envelope = from_json(fields["e"])
             item = self._codec.decode(envelope["i"])
         except Exception as exc:
             logger.error("dropped a result this client cannot decode: %s", exc)

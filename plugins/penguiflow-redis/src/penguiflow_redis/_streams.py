@@ -11,7 +11,6 @@ Every key of a flow lives under `<prefix>:<flow name>`:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +19,6 @@ __all__ = [
     "GROUP",
     "FlowKeys",
     "RedisRuntimeUnavailable",
-    "commit_entry",
     "ensure_group",
 ]
 
@@ -30,15 +28,19 @@ GROUP = "workers"
 # process to finish an entry (a slow worker whose entry was claimed by another, or a
 # redelivered copy, gets 0), so outputs are written exactly once even when the node ran twice.
 # A cancelled trace's outputs are dropped here, after the node ran, wherever it ran.
+# Answers {status} or, when written, {1, length of each output stream}: the lengths keep the
+# worker's backpressure view fresh without a round trip of its own.
 COMMIT_SCRIPT = """
 local acked = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
-if acked == 0 then return 0 end
-if redis.call('EXISTS', KEYS[2]) == 1 then return 2 end
+if acked == 0 then return {0} end
+if redis.call('EXISTS', KEYS[2]) == 1 then return {2} end
+local answer = {1}
 for i = 3, #KEYS do
   redis.call('XADD', KEYS[i], '*', 'e', ARGV[i])
+  answer[i - 1] = redis.call('XLEN', KEYS[i])
 end
-return 1
+return answer
 """
 
 
@@ -79,18 +81,3 @@ async def ensure_group(client: Any, stream: str) -> None:
     except ResponseError as exc:
         if "BUSYGROUP" not in str(exc):
             raise
-
-
-async def commit_entry(
-    script: Any,
-    *,
-    stream: str,
-    entry_id: str,
-    cancel_key: str,
-    outputs: Sequence[tuple[str, str]],
-) -> int:
-    """Run COMMIT_SCRIPT: 1 written, 0 already done elsewhere, 2 trace cancelled."""
-    keys = [stream, cancel_key, *(target for target, _ in outputs)]
-    args = [GROUP, entry_id, *(data for _, data in outputs)]
-    result: int = await script(keys=keys, args=args)
-    return result

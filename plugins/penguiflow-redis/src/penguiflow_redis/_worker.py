@@ -4,13 +4,12 @@ Per served node one reader takes up to `concurrency` entries at a time (XREADGRO
 each in its own task. Every `claim_idle_s / 2` it also takes over entries that another
 consumer has held for longer than `claim_idle_s` (XAUTOCLAIM): the entries of a worker that
 died. A live worker renews its entries while it works on them, so only dead workers' entries
-are taken. A finished entry is acked together with its outputs (`commit_entry`).
+are taken. A finished entry is acked together with its outputs (`CommitBatcher`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import socket
@@ -19,6 +18,8 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from pydantic_core import from_json, to_json
 
 from penguiflow.core import DEADLINE_EXCEEDED_TEXT
 from penguiflow.errors import FlowError, FlowErrorCode
@@ -29,14 +30,9 @@ from penguiflow.types import FinalAnswer, Message
 
 from ._backlog import BacklogGate
 from ._codec import PayloadCodec
+from ._commits import CommitBatcher
 from ._context import RoutingError, WorkerContext
-from ._streams import (
-    COMMIT_SCRIPT,
-    GROUP,
-    FlowKeys,
-    commit_entry,
-    ensure_group,
-)
+from ._streams import GROUP, FlowKeys, ensure_group
 
 __all__ = ["WorkerPool", "WorkerSettings", "connection_errors"]
 
@@ -83,7 +79,7 @@ class WorkerPool:
         self.nodes = tuple(nodes) or tuple(definition.nodes)
         self.consumer = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._client: Any = None
-        self._commit: Any = None
+        self._commits: CommitBatcher | None = None
         self._gate: BacklogGate | None = None
         self._stopping = False
         self._in_progress: dict[str, set[str]] = {}
@@ -97,7 +93,7 @@ class WorkerPool:
         data: dict[str, Any] = {"i": self.codec.encode(item), "tr": trace_id, "r": reply}
         if chunk:
             data["k"] = "chunk"
-        return json.dumps(data, separators=(",", ":"))
+        return to_json(data).decode()
 
     async def send_now(self, outputs: Sequence[tuple[str, str]]) -> None:
         if not outputs:
@@ -113,8 +109,8 @@ class WorkerPool:
         import redis.asyncio as redis
 
         self._client = redis.Redis.from_url(self.url, decode_responses=True)
-        self._commit = self._client.register_script(COMMIT_SCRIPT)
         self._gate = BacklogGate(self._client, self.settings.max_backlog)
+        self._commits = CommitBatcher(self._client, observe=self._gate.observe)
         loops: list[asyncio.Task[Any]] = []
         try:
             await self._until_reachable(stop, self._create_groups)
@@ -132,6 +128,8 @@ class WorkerPool:
         finally:
             self._stopping = True
             await self._shutdown(loops)
+            if self._commits is not None:
+                await self._commits.aclose()
             await self._client.aclose()
 
     async def _shutdown(self, loops: list[asyncio.Task[Any]]) -> None:
@@ -258,7 +256,7 @@ class WorkerPool:
         try:
             raw = fields.get("e", "")
             try:
-                envelope = json.loads(raw)
+                envelope = from_json(raw)
                 item = self.codec.decode(envelope["i"])
                 reply = str(envelope["r"])
             except Exception as exc:
@@ -294,19 +292,19 @@ class WorkerPool:
     async def _commit_when_reachable(
         self, stream: str, entry_id: str, trace_id: str | None, outputs: list[tuple[str, str]]
     ) -> None:
-        assert self._gate is not None
+        assert self._gate is not None and self._commits is not None
         delay = 0.05
         while True:
             try:
                 for target, _ in outputs:
                     if target != stream and ":in:" in target:
                         await self._gate.wait_for_room(target)
-                await commit_entry(
-                    self._commit,
+                await self._commits.commit(
                     stream=stream,
                     entry_id=entry_id,
                     cancel_key=self.keys.cancelled(trace_id),
                     outputs=outputs,
+                    group=GROUP,
                 )
                 return
             except connection_errors() as exc:

@@ -24,14 +24,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import redis_chain
 import workloads
 
 import penguiflow
 
+HERE = Path(__file__).resolve().parent
 SIZES = {"tiny": 100, "quick": 1_000, "full": 4_000}
 IN_FLIGHT = 64
 READY_TIMEOUT_S = 60.0
@@ -43,8 +43,15 @@ def start_workers(url: str, count: int, log_dir: Path) -> list[subprocess.Popen[
         log = (log_dir / f"worker-{index}.log").open("wb")
         procs.append(
             subprocess.Popen(
-                [sys.executable, "-m", "penguiflow.cli", "worker", "redis_chain:build"]
-                + ["--runtime", url],
+                [
+                    sys.executable,
+                    "-m",
+                    "penguiflow.cli",
+                    "worker",
+                    "redis_chain:build",
+                    "--runtime",
+                    url,
+                ],
                 cwd=HERE,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from pydantic import BaseModel
 
 import penguiflow.runtime as runtime_module
-from penguiflow import ModelRegistry, Node, NodePolicy, create
+from penguiflow import ModelRegistry, Node, NodePolicy, create, join_k
 from penguiflow.cli import cli
 from penguiflow.runtime import (
     FlowDefinition,
@@ -21,6 +21,7 @@ from penguiflow.runtime import (
     WorkerRuntime,
     define_flow,
     definition_of,
+    fan_in_size,
     load_flow_target,
 )
 
@@ -44,6 +45,7 @@ def test_public_names() -> None:
         "WorkerRuntime",
         "define_flow",
         "definition_of",
+        "fan_in_size",
         "load_flow_target",
     ]
     for name in runtime_module.__all__:
@@ -103,6 +105,11 @@ def test_definition_of_a_local_flow_keeps_its_settings() -> None:
     assert definition.payload_types == (Order,)
 
 
+def test_fan_in_size_recognises_join_k_nodes() -> None:
+    assert fan_in_size(join_k("join", 3)) == 3
+    assert fan_in_size(node("plain")) is None
+
+
 def test_definition_of_rejects_other_objects() -> None:
     with pytest.raises(TypeError, match=r"expected a flow built with penguiflow\.create"):
         definition_of(object())
@@ -114,7 +121,7 @@ def app_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]
     (tmp_path / f"{name}.py").write_text(
         textwrap.dedent(
             """
-            from penguiflow import ModelRegistry, Node, NodePolicy, create
+            from penguiflow import ModelRegistry, Node, NodePolicy, create, join_k
 
             async def step(message, ctx):
                 return message

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 __all__ = ["join_k", "map_concurrent", "predicate_router", "union_router"]
 
+FAN_IN_ATTRIBUTE = "_penguiflow_join_k"
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -140,4 +142,7 @@ def join_k(name: str, k: int) -> Node:
             return first.model_copy(update={"payload": [item.payload for item in bucket]})
         return bucket
 
+    # Lets a distributed runtime recognise the join and keep its buckets outside the process
+    # (see penguiflow.runtime.fan_in_size).
+    setattr(join, FAN_IN_ATTRIBUTE, k)
     return Node(join, name=name, policy=NodePolicy(validate="none"))

@@ -34,6 +34,7 @@ __all__ = [
     "WorkerRuntime",
     "define_flow",
     "definition_of",
+    "fan_in_size",
     "load_flow_target",
 ]
 
@@ -104,6 +105,17 @@ def define_flow(
         emit_errors_to_rookery=emit_errors_to_rookery,
         payload_types=_models(payload_types),
     )
+
+
+def fan_in_size(node: Node) -> int | None:
+    """`k` if `node` was built by `join_k(name, k)`, else None.
+
+    `join_k` keeps its per-trace buckets in process memory; a runtime that spreads a trace's
+    messages over several processes uses this to keep those buckets somewhere shared."""
+    from .patterns import FAN_IN_ATTRIBUTE
+
+    size = getattr(node.func, FAN_IN_ATTRIBUTE, None)
+    return size if isinstance(size, int) else None
 
 
 def _models(types: Sequence[type[BaseModel]]) -> tuple[type[BaseModel], ...]:

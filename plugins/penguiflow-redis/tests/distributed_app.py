@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from penguiflow import Message, Node, NodePolicy, create
+from penguiflow import Message, Node, NodePolicy, create, join_k
 from penguiflow.types import FinalAnswer
 
 
@@ -56,3 +56,48 @@ def build(runtime: object = None) -> object:
     return create(
         work_node.to(finish_node), finish_node.to(), runtime=runtime, payload_types=[Job, Done]
     )
+
+
+class Branch(BaseModel):
+    n: int
+    branch: str
+    pid: int
+
+
+def _branch(label: str) -> Node:
+    async def run(message: Message, ctx: object) -> Message:
+        job: Job = message.payload
+        await asyncio.sleep(job.delay)
+        return message.model_copy(
+            update={"payload": Branch(n=job.n, branch=label, pid=os.getpid())}
+        )
+
+    return Node(run, name=label, policy=NodePolicy(validate="none"))
+
+
+async def collect(message: Message, ctx: object) -> Message:
+    branches: list[Branch] = message.payload
+    n = branches[0].n
+    labels = ",".join(sorted(b.branch for b in branches))
+    pids = ",".join(sorted({str(b.pid) for b in branches}))
+    return message.model_copy(update={"payload": FinalAnswer(text=f"{n}:{labels}:{pids}")})
+
+
+def build_join(runtime: object = None) -> object:
+    """A fan-out to three branches joined again by join_k: `"<n>:a,b,c:<pids of branches>"`."""
+    split = Node(_pass, name="split", policy=NodePolicy(validate="none"))
+    branches = [_branch(label) for label in ("a", "b", "c")]
+    join = join_k("join", 3)
+    done = Node(collect, name="collect", policy=NodePolicy(validate="none"))
+    return create(
+        split.to(*branches),
+        *(b.to(join) for b in branches),
+        join.to(done),
+        done.to(),
+        runtime=runtime,
+        payload_types=[Job, Branch],
+    )
+
+
+async def _pass(message: Message, ctx: object) -> Message:
+    return message

@@ -15,8 +15,10 @@ def test_redis_runtime_benchmark_prints_one_line_per_worker_count(
 ) -> None:
     out = tmp_path / "redis.jsonl"
     completed = subprocess.run(
-        [sys.executable, str(BENCHMARK), "--tiny", "--redis", redis_url]
-        + ["--json-out", str(out), "--log-dir", str(tmp_path)],
+        [
+            *(sys.executable, str(BENCHMARK), "--tiny", "--redis", redis_url),
+            *("--json-out", str(out), "--log-dir", str(tmp_path)),
+        ],
         capture_output=True,
         text=True,
         timeout=300,

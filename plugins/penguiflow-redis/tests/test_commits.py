@@ -95,3 +95,47 @@ def test_a_cancelled_trace_writes_nothing_and_a_flushed_script_is_reloaded(
             await client.aclose()
 
     run_async(scenario)
+
+
+def test_join_script_holds_completes_once_and_survives_a_lost_completer(redis_url: str) -> None:
+    from penguiflow_redis._streams import JOIN_SCRIPT
+
+    async def scenario() -> None:
+        client = redis.Redis.from_url(redis_url, decode_responses=True)
+        base = f"test-join-{uuid.uuid4().hex[:8]}"
+        stream, cancel_key = f"{base}:in:join", f"{base}:cancelled:t"
+        bucket, closing, out = f"{base}:join:j:t", f"{base}:join:j:t:closing", f"{base}:in:next"
+        join = client.register_script(JOIN_SCRIPT)
+        batcher = CommitBatcher(client)
+
+        async def arrive(entry_id: str, item: str) -> list[str]:
+            keys = [stream, cancel_key, bucket, closing]
+            return list(await join(keys=keys, args=[GROUP, entry_id, 3, item, 60_000]))
+
+        try:
+            e1, e2, e3, e4 = await _pending_entries(client, stream, 4)
+            assert await arrive(e1, "one") == [3]  # held, acked
+            assert await arrive(e2, "two") == [3]
+            assert await arrive(e3, "three") == [1, "one", "two"]  # completes, not acked yet
+            assert await arrive(e4, "four") == [4]  # busy: the bucket is closing
+            # The completer "died"; whoever takes its entry over completes from the same items.
+            assert await arrive(e3, "three") == [1, "one", "two"]
+            status = await batcher.commit(
+                stream=stream,
+                entry_id=e3,
+                cancel_key=cancel_key,
+                outputs=[(out, "joined")],
+                group=GROUP,
+                cleanup=[bucket, closing],
+            )
+            assert status == 1 and await client.xlen(out) == 1
+            assert await client.exists(bucket, closing) == 0
+            assert await arrive(e3, "three") == [0]  # committed: a late copy does nothing
+            assert await arrive(e4, "four") == [3]  # starts the next bucket of the trace
+            assert await client.lrange(bucket, 0, -1) == ["four"]
+        finally:
+            await batcher.aclose()
+            await client.delete(stream, bucket, closing, out)
+            await client.aclose()
+
+    run_async(scenario)

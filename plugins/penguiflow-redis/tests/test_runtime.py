@@ -15,7 +15,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from distributed_app import Job, build
+from distributed_app import Job, build, build_join
 from penguiflow_redis import PayloadTypeError, RedisFlow, RedisRuntime, RedisRuntimeUnavailable
 from workers import RedisServer, WorkerProcesses
 
@@ -424,3 +424,34 @@ def test_stop_returns_while_the_result_reader_is_blocked(redis_url: str) -> None
             await flow.stop()
 
     run_async(scenario, timeout=10)
+
+
+# -- join_k across processes -------------------------------------------------------------------
+
+
+def test_join_k_collects_a_trace_from_branches_on_different_workers(
+    workers: WorkerProcesses,
+) -> None:
+    url = scoped(workers.url, concurrency=2)
+    first = workers.start(url=url, target="distributed_app:build_join")
+    second = workers.start(url=url, target="distributed_app:build_join")
+
+    async def scenario() -> None:
+        flow = build_join(runtime=url)
+        flow.run()
+        try:
+            for n in range(20):
+                await flow.emit(job(n, delay=0.02))
+            answers = await fetch_all(flow, 20)
+            await nothing_more(flow, 0.5)
+        finally:
+            await flow.stop()
+        by_number = {int(a.split(":")[0]): a.split(":") for a in answers}
+        assert sorted(by_number) == list(range(20))  # one joined answer per trace
+        assert all(parts[1] == "a,b,c" for parts in by_number.values())
+        pids = {pid for parts in by_number.values() for pid in parts[2].split(",")}
+        assert pids == {str(first.pid), str(second.pid)}
+        mixed = [parts for parts in by_number.values() if "," in parts[2]]
+        assert mixed, "no trace had branches on both workers; the join was not exercised"
+
+    run_async(scenario)

@@ -23,7 +23,9 @@ class WorkerProcesses:
         self.env = {**os.environ, **(env or {})}
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def start(self, *extra: str, url: str | None = None) -> subprocess.Popen[bytes]:
+    def start(
+        self, *extra: str, url: str | None = None, target: str = "distributed_app:build"
+    ) -> subprocess.Popen[bytes]:
         log = self.log_dir / f"worker-{len(self.procs)}.log"
         handle = log.open("wb")
         proc = subprocess.Popen(
@@ -32,7 +34,7 @@ class WorkerProcesses:
                 "-m",
                 "penguiflow.cli",
                 "worker",
-                "distributed_app:build",
+                target,
                 "--runtime",
                 url or self.url,
                 *extra,

@@ -116,6 +116,12 @@ class PayloadCodec:
                 raise PayloadTypeError(
                     f"{where} of type {tag} cannot be serialised to JSON: {exc}"
                 ) from None
+        if isinstance(value, list) and any(isinstance(v, BaseModel) for v in value):
+            # e.g. what join_k emits: one payload per joined message
+            return {
+                "t": "list",
+                "v": [self._value(v, f"{where}[{i}]") for i, v in enumerate(value)],
+            }
         if isinstance(value, list | dict):
             try:
                 json.dumps(value)
@@ -149,6 +155,8 @@ class PayloadCodec:
         tag = data["t"]
         if tag == "json":
             return data["v"]
+        if tag == "list":
+            return [self._rebuild(item) for item in data["v"]]
         model = self._models.get(tag)
         if model is None:
             raise PayloadTypeError(

@@ -42,10 +42,13 @@ class CommitBatcher:
         cancel_key: str,
         outputs: Sequence[tuple[str, str]],
         group: str,
+        cleanup: Sequence[str] = (),
     ) -> int:
-        """1 written, 0 already done elsewhere, 2 trace cancelled; raises connection errors."""
-        keys = [stream, cancel_key, *(target for target, _ in outputs)]
-        args = [group, entry_id, *(data for _, data in outputs)]
+        """1 written, 0 already done elsewhere, 2 trace cancelled; raises connection errors.
+
+        `cleanup` keys are deleted when this call is the one that commits the entry."""
+        keys = [stream, cancel_key, *(target for target, _ in outputs), *cleanup]
+        args = [group, entry_id, str(len(outputs)), *(data for _, data in outputs)]
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._queue.append((keys, args, future))
         if self._sender is None or self._sender.done():
@@ -75,7 +78,7 @@ class CommitBatcher:
                     continue
                 status = int(result[0])
                 if status == _WRITTEN and self._observe is not None:
-                    for stream, length in zip(keys[2:], result[1:], strict=True):
+                    for stream, length in zip(keys[2:], result[1:], strict=False):
                         self._observe(stream, int(length))
                 future.set_result(status)
 

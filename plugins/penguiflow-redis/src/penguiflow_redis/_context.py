@@ -28,8 +28,8 @@ __all__ = ["RoutingError", "WorkerContext"]
 
 _NO_FETCH = (
     "ctx.{what}() is not available on the redis runtime: a node receives its message as its "
-    "first argument, and fan-in state lives in one process; use join_k on a node served by a "
-    "single worker (penguiflow worker ... --node NAME) instead"
+    "first argument, and a trace's messages may reach different workers; for fan-in use "
+    "join_k, whose buckets the redis runtime keeps in Redis"
 )
 
 

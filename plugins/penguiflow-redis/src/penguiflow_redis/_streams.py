@@ -6,6 +6,7 @@ Every key of a flow lives under `<prefix>:<flow name>`:
 - `...:reply:<client>`: results and stream chunks for one client process.
 - `...:cancelled:<trace>`: set (with a TTL) when a trace is cancelled; `...:cancel` is the
   pub/sub channel that tells running workers at once.
+- `...:join:<node>:<trace>`: messages a join_k node holds for a trace until all k arrived.
 - `...:dead`: entries no worker could decode, kept for inspection (capped).
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 __all__ = [
     "COMMIT_SCRIPT",
     "GROUP",
+    "JOIN_SCRIPT",
     "FlowKeys",
     "RedisRuntimeUnavailable",
     "ensure_group",
@@ -28,19 +30,57 @@ GROUP = "workers"
 # process to finish an entry (a slow worker whose entry was claimed by another, or a
 # redelivered copy, gets 0), so outputs are written exactly once even when the node ran twice.
 # A cancelled trace's outputs are dropped here, after the node ran, wherever it ran.
+# KEYS: input stream, cancel key, N output streams, then keys to delete once committed (a
+# completed join's bucket). ARGV: group, entry id, N, N encoded outputs.
 # Answers {status} or, when written, {1, length of each output stream}: the lengths keep the
 # worker's backpressure view fresh without a round trip of its own.
 COMMIT_SCRIPT = """
 local acked = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
 if acked == 0 then return {0} end
+local n = tonumber(ARGV[3])
+for i = 3 + n, #KEYS do redis.call('DEL', KEYS[i]) end
 if redis.call('EXISTS', KEYS[2]) == 1 then return {2} end
 local answer = {1}
-for i = 3, #KEYS do
-  redis.call('XADD', KEYS[i], '*', 'e', ARGV[i])
-  answer[i - 1] = redis.call('XLEN', KEYS[i])
+for i = 1, n do
+  redis.call('XADD', KEYS[2 + i], '*', 'e', ARGV[3 + i])
+  answer[i + 1] = redis.call('XLEN', KEYS[2 + i])
 end
 return answer
+"""
+
+# One message arriving at a join_k node. The bucket of a trace (a list) lives in Redis, so the
+# messages of one trace may reach any workers. Until the k-th arrives each message is pushed
+# and acked (status 3, held). The k-th is not acked here: it answers the k-1 held items
+# (status 1) and marks the bucket as closing by its entry id; its commit (COMMIT_SCRIPT, with
+# the bucket and the mark to delete) writes the joined message exactly once. If that worker
+# dies first, whoever claims the entry completes the join again from the same items. A
+# message of the same trace arriving while the bucket is closing waits and retries (status 4).
+# KEYS: input stream, cancel key, bucket, closing mark. ARGV: group, entry id, k, item, ttl ms.
+JOIN_SCRIPT = """
+if #redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1) == 0 then return {0} end
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+  redis.call('XDEL', KEYS[1], ARGV[2])
+  redis.call('DEL', KEYS[3], KEYS[4])
+  return {2}
+end
+local closing = redis.call('GET', KEYS[4])
+if closing and closing ~= ARGV[2] then return {4} end
+local k = tonumber(ARGV[3])
+if closing == ARGV[2] or redis.call('LLEN', KEYS[3]) + 1 >= k then
+  redis.call('SET', KEYS[4], ARGV[2], 'PX', ARGV[5])
+  local answer = {1}
+  for _, item in ipairs(redis.call('LRANGE', KEYS[3], 0, k - 2)) do
+    answer[#answer + 1] = item
+  end
+  return answer
+end
+redis.call('RPUSH', KEYS[3], ARGV[4])
+redis.call('PEXPIRE', KEYS[3], ARGV[5])
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+return {3}
 """
 
 
@@ -59,6 +99,12 @@ class FlowKeys:
 
     def reply_stream(self, client: str) -> str:
         return f"{self.namespace}:reply:{client}"
+
+    def join_bucket(self, node: str, trace_id: str) -> str:
+        return f"{self.namespace}:join:{node}:{trace_id}"
+
+    def join_closing(self, node: str, trace_id: str) -> str:
+        return f"{self.namespace}:join:{node}:{trace_id}:closing"
 
     def cancelled(self, trace_id: str | None) -> str:
         return f"{self.namespace}:cancelled:{trace_id or ''}"

@@ -25,18 +25,21 @@ from penguiflow.core import DEADLINE_EXCEEDED_TEXT
 from penguiflow.errors import FlowError, FlowErrorCode
 from penguiflow.node import Node
 from penguiflow.registry import ModelRegistry
-from penguiflow.runtime import FlowDefinition
+from penguiflow.runtime import FlowDefinition, fan_in_size
 from penguiflow.types import FinalAnswer, Message
 
 from ._backlog import BacklogGate
 from ._codec import PayloadCodec
 from ._commits import CommitBatcher
 from ._context import RoutingError, WorkerContext
-from ._streams import GROUP, FlowKeys, ensure_group
+from ._streams import GROUP, JOIN_SCRIPT, FlowKeys, ensure_group
 
 __all__ = ["WorkerPool", "WorkerSettings", "connection_errors"]
 
 logger = logging.getLogger("penguiflow_redis.worker")
+
+_JOIN_COMPLETE = 1
+_JOIN_BUSY = 4
 
 
 def connection_errors() -> tuple[type[BaseException], ...]:
@@ -53,6 +56,7 @@ class WorkerSettings:
     block_s: float = 1.0
     max_backlog: int = 1000
     cancel_ttl_s: float = 3600.0
+    join_ttl_s: float = 86400.0
     shutdown_grace_s: float = 10.0
 
 
@@ -80,6 +84,13 @@ class WorkerPool:
         self.consumer = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._client: Any = None
         self._commits: CommitBatcher | None = None
+        self._join_script: Any = None
+        #: join_k nodes served here, with their k
+        self._joins: dict[str, int] = {
+            name: size
+            for name in self.nodes
+            if (size := fan_in_size(definition.node(name))) is not None
+        }
         self._gate: BacklogGate | None = None
         self._stopping = False
         self._in_progress: dict[str, set[str]] = {}
@@ -111,6 +122,7 @@ class WorkerPool:
         self._client = redis.Redis.from_url(self.url, decode_responses=True)
         self._gate = BacklogGate(self._client, self.settings.max_backlog)
         self._commits = CommitBatcher(self._client, observe=self._gate.observe)
+        self._join_script = self._client.register_script(JOIN_SCRIPT)
         loops: list[asyncio.Task[Any]] = []
         try:
             await self._until_reachable(stop, self._create_groups)
@@ -263,8 +275,13 @@ class WorkerPool:
                 await self._dead_letter(stream, entry_id, raw, exc)
                 return
             trace_id: str | None = envelope.get("tr")
+            cancelled = trace_id is not None and trace_id in self._cancelled
+            join_size = self._joins.get(name)
+            if join_size is not None and trace_id is not None and not cancelled:
+                await self._join(name, join_size, stream, entry_id, envelope, trace_id, reply)
+                return
             outputs: list[tuple[str, str]] = []
-            if trace_id is None or trace_id not in self._cancelled:
+            if not cancelled:
                 outputs = await self._run_tracked(name, item, trace_id, reply)
             await self._commit_when_reachable(stream, entry_id, trace_id, outputs)
         finally:
@@ -290,7 +307,12 @@ class WorkerPool:
                 self._running.pop(trace_id or "", None)
 
     async def _commit_when_reachable(
-        self, stream: str, entry_id: str, trace_id: str | None, outputs: list[tuple[str, str]]
+        self,
+        stream: str,
+        entry_id: str,
+        trace_id: str | None,
+        outputs: list[tuple[str, str]],
+        cleanup: Sequence[str] = (),
     ) -> None:
         assert self._gate is not None and self._commits is not None
         delay = 0.05
@@ -305,6 +327,7 @@ class WorkerPool:
                     cancel_key=self.keys.cancelled(trace_id),
                     outputs=outputs,
                     group=GROUP,
+                    cleanup=cleanup,
                 )
                 return
             except connection_errors() as exc:
@@ -313,6 +336,58 @@ class WorkerPool:
                 self._log_outage(exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
+
+    # -- join_k: buckets in Redis, so a trace's messages may reach any worker -------------------
+
+    async def _join(
+        self,
+        name: str,
+        size: int,
+        stream: str,
+        entry_id: str,
+        envelope: dict[str, Any],
+        trace_id: str,
+        reply: str,
+    ) -> None:
+        bucket = self.keys.join_bucket(name, trace_id)
+        closing = self.keys.join_closing(name, trace_id)
+        keys = [stream, self.keys.cancelled(trace_id), bucket, closing]
+        args = [GROUP, entry_id, size, to_json(envelope["i"]).decode()]
+        args.append(int(self.settings.join_ttl_s * 1000))
+        delay = 0.005
+        while True:
+            try:
+                answer = await self._join_script(keys=keys, args=args)
+            except connection_errors() as exc:
+                if self._stopping:
+                    return  # still pending: taken over after claim_idle_s
+                self._log_outage(exc)
+                await asyncio.sleep(0.1)
+                continue
+            status = int(answer[0])
+            if status == _JOIN_BUSY:  # the bucket's k-th message is being committed
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.2)
+                continue
+            if status != _JOIN_COMPLETE:
+                return  # held (acked), cancelled, or completed elsewhere
+            break
+        items = [self.codec.decode(from_json(raw)) for raw in answer[1:]]
+        items.append(self.codec.decode(envelope["i"]))
+        node = self.definition.node(name)
+        ctx = WorkerContext(self, node, trace_id, reply)
+        first = items[0]
+        joined: Any = items
+        if isinstance(first, Message):
+            joined = first.model_copy(update={"payload": [item.payload for item in items]})
+        try:
+            ctx.route_result(items[-1], joined)
+            outputs = ctx.outputs
+        except RoutingError as routing:
+            outputs = self._failed(node, trace_id, reply, routing.cause, 0, time.perf_counter())
+        await self._commit_when_reachable(
+            stream, entry_id, trace_id, outputs, cleanup=(bucket, closing)
+        )
 
     async def _dead_letter(self, stream: str, entry_id: str, raw: str, exc: Exception) -> None:
         logger.error(

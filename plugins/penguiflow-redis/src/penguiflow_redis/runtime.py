@@ -11,6 +11,7 @@ message, per-trace cancel and deadlines across processes, bounded backlogs).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -41,8 +42,10 @@ class RedisRuntime:
     annotations and the registry; `concurrency`, messages at once per node per worker (8);
     `claim_idle_s`, after how long a dead worker's messages are taken over (30);
     `max_backlog`, the most entries a node's input stream holds before senders wait (1000);
-    `cancel_ttl_s`, how long a cancellation is remembered (3600); `embedded_workers`, worker
-    loops started inside the client process by `run()` (0: workers are separate processes).
+    `cancel_ttl_s`, how long a cancellation is remembered (3600); `join_ttl_s`, how long a
+    join_k node keeps the messages of a trace that never completes (86400);
+    `embedded_workers`, worker loops started inside the client process by `run()` (0: workers
+    are separate processes).
     """
 
     name = "redis"
@@ -58,6 +61,7 @@ class RedisRuntime:
         claim_idle_s: float = 30.0,
         max_backlog: int = 1000,
         cancel_ttl_s: float = 3600.0,
+        join_ttl_s: float = 86400.0,
         block_s: float = 1.0,
         embedded_workers: int = 0,
     ) -> None:
@@ -74,6 +78,7 @@ class RedisRuntime:
             "claim_idle_s": claim_idle_s,
             "max_backlog": max_backlog,
             "cancel_ttl_s": cancel_ttl_s,
+            "join_ttl_s": join_ttl_s,
             "block_s": block_s,
             "embedded_workers": embedded_workers,
         }
@@ -91,12 +96,15 @@ class RedisRuntime:
         claim_idle_s = float(explicit["claim_idle_s"])
         max_backlog = int(explicit["max_backlog"])
         cancel_ttl_s = float(explicit["cancel_ttl_s"])
+        join_ttl_s = float(explicit["join_ttl_s"])
         block_s = float(explicit["block_s"])
         embedded_workers = int(explicit["embedded_workers"])
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         if claim_idle_s <= 0:
             raise ValueError(f"claim_idle_s must be positive, got {claim_idle_s}")
+        if join_ttl_s <= 0:
+            raise ValueError(f"join_ttl_s must be positive, got {join_ttl_s}")
         self.url = url
         self.prefix = prefix
         self.flow_name = flow_name
@@ -109,6 +117,7 @@ class RedisRuntime:
             block_s=block_s,
             max_backlog=max_backlog,
             cancel_ttl_s=cancel_ttl_s,
+            join_ttl_s=join_ttl_s,
         )
 
     def __repr__(self) -> str:
@@ -160,13 +169,7 @@ class RedisRuntime:
             definition.node(name)
         settings = self.settings
         if concurrency is not None:
-            settings = WorkerSettings(
-                concurrency=concurrency,
-                claim_idle_s=settings.claim_idle_s,
-                block_s=settings.block_s,
-                max_backlog=settings.max_backlog,
-                cancel_ttl_s=settings.cancel_ttl_s,
-            )
+            settings = dataclasses.replace(settings, concurrency=concurrency)
         pool = WorkerPool(
             url=self.url,
             keys=self.keys_for(definition),
@@ -186,6 +189,7 @@ _DEFAULTS: dict[str, object] = {
     "claim_idle_s": 30.0,
     "max_backlog": 1000,
     "cancel_ttl_s": 3600.0,
+    "join_ttl_s": 86400.0,
     "block_s": 1.0,
     "embedded_workers": 0,
 }
@@ -196,6 +200,7 @@ _CONVERTERS: dict[str, Callable[[str], object]] = {
     "claim_idle_s": float,
     "max_backlog": int,
     "cancel_ttl_s": float,
+    "join_ttl_s": float,
     "block_s": float,
     "embedded_workers": int,
 }

@@ -13,6 +13,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
+#: Modules whose every `__all__` name must appear in docs/.
+PUBLIC_MODULES = ("penguiflow", "penguiflow.runtime")
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 
 
@@ -43,8 +45,10 @@ def undocumented(names: Iterable[str], text: str) -> list[str]:
 
 def main() -> int:
     problems = broken_links(markdown_files())
-    penguiflow = importlib.import_module("penguiflow")
-    public = [name for name in penguiflow.__all__ if not name.startswith("__")]
+    public = []
+    for module_name in PUBLIC_MODULES:
+        module = importlib.import_module(module_name)
+        public += [name for name in module.__all__ if not name.startswith("__")]
     problems += [
         f"docs/: public name `{n}` is not documented"
         for n in undocumented(public, documented_text())

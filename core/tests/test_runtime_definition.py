@@ -40,6 +40,7 @@ def node(name: str) -> Node:
 
 def test_public_names() -> None:
     assert sorted(runtime_module.__all__) == [
+        "CircuitBreaker",
         "FlowDefinition",
         "FlowTarget",
         "WorkerRuntime",

@@ -5,6 +5,9 @@ A runtime driver (entry-point group `penguiflow.runtimes`) has `create_flow(*adj
 `penguiflow worker myapp.flows:build --runtime URL` loads the user's flow definition with
 `load_flow_target` and hands it to `serve_worker`.
 
+`CircuitBreaker` is the state machine behind `NodePolicy(circuit_breaker=...)`, for a runtime
+that applies node policies itself.
+
 `FlowDefinition` is the process-independent shape of a flow: its nodes by name, each node's
 successors, the ingress and egress nodes, and the settings that travel with them. Both the
 client and every worker build it from the same code, so they agree on it; `signature` names it.
@@ -22,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
+from ._circuit import CircuitBreaker
 from ._graph import OPEN_SEA, ROOKERY, Adjacency, build_graph
 
 if TYPE_CHECKING:
@@ -29,6 +33,7 @@ if TYPE_CHECKING:
     from .registry import ModelRegistry
 
 __all__ = [
+    "CircuitBreaker",
     "FlowDefinition",
     "FlowTarget",
     "WorkerRuntime",

@@ -20,6 +20,8 @@ from penguiflow.types import FinalAnswer
 class Job(BaseModel):
     n: int
     delay: float = 0.0
+    #: the worker process running this job dies at once (as with kill -9 or out-of-memory)
+    crash: bool = False
 
 
 class Done(BaseModel):
@@ -36,6 +38,8 @@ def _mark(name: str) -> None:
 async def work(message: Message, ctx: object) -> Message:
     job: Job = message.payload
     _mark(f"started-{message.trace_id}")
+    if job.crash:
+        os._exit(17)
     try:
         await asyncio.sleep(job.delay)
     except asyncio.CancelledError:
@@ -49,13 +53,22 @@ async def finish(message: Message, ctx: object) -> Message:
     return message.model_copy(update={"payload": FinalAnswer(text=f"{done.n}:{done.pid}")})
 
 
-def build(runtime: object = None) -> object:
+def build(runtime: object = None, *, errors: bool = False) -> object:
     """The same definition serves the client (`build(runtime=url)`) and the workers."""
     work_node = Node(work, name="work", policy=NodePolicy(validate="none"))
     finish_node = Node(finish, name="finish", policy=NodePolicy(validate="none"))
     return create(
-        work_node.to(finish_node), finish_node.to(), runtime=runtime, payload_types=[Job, Done]
+        work_node.to(finish_node),
+        finish_node.to(),
+        runtime=runtime,
+        payload_types=[Job, Done],
+        emit_errors_to_rookery=errors,
     )
+
+
+def build_with_errors(runtime: object = None) -> object:
+    """`build` with emit_errors_to_rookery=True: failures reach the client as FlowErrors."""
+    return build(runtime, errors=True)
 
 
 class Branch(BaseModel):

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio as redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -22,6 +23,7 @@ from workers import RedisServer, WorkerProcesses
 from penguiflow import Headers, Message, Node, NodePolicy, create
 from penguiflow.core import BUDGET_EXCEEDED_TEXT, DEADLINE_EXCEEDED_TEXT
 from penguiflow.errors import FlowError
+from penguiflow.node import CircuitBreakerPolicy
 from penguiflow.testing import RuntimeConformance, run_async
 from penguiflow.types import WM, FinalAnswer, StreamChunk
 
@@ -454,5 +456,85 @@ def test_join_k_collects_a_trace_from_branches_on_different_workers(
         assert all(parts[1] == "a,b,c" for parts in by_number.values())
         both = ",".join(sorted([str(first.pid), str(second.pid)]))
         assert all(parts[2] == both for parts in by_number.values())
+
+    run_async(scenario)
+
+
+# -- failure policies across processes ----------------------------------------------------------
+
+
+async def _always_down(message: Any, ctx: Any) -> Any:
+    raise ConnectionError("dependency down")
+
+
+def test_circuit_breaker_opens_on_the_worker(redis_url: str) -> None:
+    policy = NodePolicy(validate="none", circuit_breaker=CircuitBreakerPolicy(2, 60.0))
+    down = Node(_always_down, name="down", policy=policy)
+
+    async def scenario() -> None:
+        flow = _embedded(redis_url, down.to(), emit_errors_to_rookery=True)
+        flow.run()
+        try:
+            codes = []
+            for _ in range(3):
+                await flow.emit(Message(payload=1, headers=HEADERS))
+                error = await asyncio.wait_for(flow.fetch(), 10)
+                codes.append(error.code)
+        finally:
+            await flow.stop()
+        assert codes == ["NODE_EXCEPTION", "NODE_EXCEPTION", "CIRCUIT_OPEN"]
+        assert "circuit is open after 2 consecutive failures" in error.message
+        assert "NodePolicy(circuit_breaker=...)" in error.message
+
+    run_async(scenario)
+
+
+def test_a_message_that_kills_every_worker_goes_to_the_dead_letters(
+    workers: WorkerProcesses,
+) -> None:
+    url = scoped(workers.url, claim_idle_s=0.5, max_deliveries=1)
+    target = "distributed_app:build_with_errors"
+    victim = workers.start(url=url, target=target)
+
+    async def scenario() -> None:
+        from distributed_app import build_with_errors
+
+        flow = build_with_errors(runtime=url)
+        flow.run()
+        client = redis.Redis.from_url(workers.url, decode_responses=True)
+        try:
+            poison = Message(payload=Job(n=1, crash=True), headers=HEADERS)
+            await flow.emit(poison)
+            await asyncio.to_thread(victim.wait, 15)
+            assert victim.returncode == 17
+            survivor = workers.start(url=url, target=target)
+            error = await asyncio.wait_for(flow.fetch(), 15)
+            assert isinstance(error, FlowError) and error.trace_id == poison.trace_id
+            assert "did not finish this message in 2 deliveries" in error.message
+            assert error.metadata["deliveries"] == 2
+            dead = await client.xrange(f"{flow.namespace}:dead")
+            assert len(dead) == 1 and '"crash":true' in dead[0][1]["entry"]
+            await flow.emit(job(2))  # the survivor is alive and serving
+            assert (await fetch_all(flow, 1))[0] == f"2:{survivor.pid}"
+        finally:
+            await flow.stop()
+            await client.aclose()
+
+    run_async(scenario)
+
+
+def test_results_for_a_client_expire_if_it_stops_reading(redis_url: str) -> None:
+    async def scenario() -> None:
+        flow = build(runtime=RedisRuntime(scoped(redis_url, reply_ttl_s=60), embedded_workers=1))
+        flow.run()
+        client = redis.Redis.from_url(redis_url, decode_responses=True)
+        try:
+            await flow.emit(job(1))
+            await fetch_all(flow, 1)
+            ttl_ms = await client.pttl(flow._reply)
+            assert 0 < ttl_ms <= 60_000
+        finally:
+            await flow.stop()
+            await client.aclose()
 
     run_async(scenario)

@@ -26,10 +26,17 @@ _WRITTEN = 1
 class CommitBatcher:
     """Sends `COMMIT_SCRIPT` calls for finished entries, batching those that queue up."""
 
-    def __init__(self, client: Any, observe: Callable[[str, int], None] | None = None) -> None:
-        """`observe(stream, length)` hears each output stream's length after a commit."""
+    def __init__(
+        self,
+        client: Any,
+        observe: Callable[[str, int], None] | None = None,
+        expiry_ms: Callable[[str], int] | None = None,
+    ) -> None:
+        """`observe(stream, length)` hears each output stream's length after a commit;
+        `expiry_ms(stream)` gives an output stream a time to live (0: none)."""
         self._client = client
         self._observe = observe
+        self._expiry_ms = expiry_ms
         self._sha: str | None = None
         self._queue: list[_Pending] = []
         self._sender: asyncio.Task[None] | None = None
@@ -49,6 +56,8 @@ class CommitBatcher:
         `cleanup` keys are deleted when this call is the one that commits the entry."""
         keys = [stream, cancel_key, *(target for target, _ in outputs), *cleanup]
         args = [group, entry_id, str(len(outputs)), *(data for _, data in outputs)]
+        expiry = self._expiry_ms
+        args += [str(expiry(target) if expiry else 0) for target, _ in outputs]
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._queue.append((keys, args, future))
         if self._sender is None or self._sender.done():

@@ -31,7 +31,9 @@ GROUP = "workers"
 # redelivered copy, gets 0), so outputs are written exactly once even when the node ran twice.
 # A cancelled trace's outputs are dropped here, after the node ran, wherever it ran.
 # KEYS: input stream, cancel key, N output streams, then keys to delete once committed (a
-# completed join's bucket). ARGV: group, entry id, N, N encoded outputs.
+# completed join's bucket). ARGV: group, entry id, N, N encoded outputs, N expiry times in ms
+# (0: none; a client's reply stream expires unless results keep arriving, so the results of a
+# client that died do not stay forever).
 # Answers {status} or, when written, {1, length of each output stream}: the lengths keep the
 # worker's backpressure view fresh without a round trip of its own.
 COMMIT_SCRIPT = """
@@ -44,6 +46,8 @@ if redis.call('EXISTS', KEYS[2]) == 1 then return {2} end
 local answer = {1}
 for i = 1, n do
   redis.call('XADD', KEYS[2 + i], '*', 'e', ARGV[3 + i])
+  local ttl = tonumber(ARGV[3 + n + i])
+  if ttl > 0 then redis.call('PEXPIRE', KEYS[2 + i], ttl) end
   answer[i + 1] = redis.call('XLEN', KEYS[2 + i])
 end
 return answer
@@ -96,6 +100,9 @@ class FlowKeys:
 
     def node_stream(self, node: str) -> str:
         return f"{self.namespace}:in:{node}"
+
+    def is_reply_stream(self, key: str) -> bool:
+        return key.startswith(f"{self.namespace}:reply:")
 
     def reply_stream(self, client: str) -> str:
         return f"{self.namespace}:reply:{client}"

@@ -25,7 +25,7 @@ from penguiflow.core import DEADLINE_EXCEEDED_TEXT
 from penguiflow.errors import FlowError, FlowErrorCode
 from penguiflow.node import Node
 from penguiflow.registry import ModelRegistry
-from penguiflow.runtime import FlowDefinition, fan_in_size
+from penguiflow.runtime import CircuitBreaker, FlowDefinition, fan_in_size
 from penguiflow.types import FinalAnswer, Message
 
 from ._backlog import BacklogGate
@@ -40,6 +40,8 @@ logger = logging.getLogger("penguiflow_redis.worker")
 
 _JOIN_COMPLETE = 1
 _JOIN_BUSY = 4
+_REJECTED = "circuit_rejected"
+_OPENED = "circuit_open"
 
 
 def connection_errors() -> tuple[type[BaseException], ...]:
@@ -57,6 +59,8 @@ class WorkerSettings:
     max_backlog: int = 1000
     cancel_ttl_s: float = 3600.0
     join_ttl_s: float = 86400.0
+    reply_ttl_s: float = 86400.0
+    max_deliveries: int = 5
     shutdown_grace_s: float = 10.0
 
 
@@ -92,6 +96,12 @@ class WorkerPool:
             if (size := fan_in_size(definition.node(name))) is not None
         }
         self._gate: BacklogGate | None = None
+        #: per node and per process, as the local runtime keeps one per node and flow
+        self._breakers: dict[str, CircuitBreaker] = {
+            name: CircuitBreaker(breaker_policy)
+            for name in self.nodes
+            if (breaker_policy := definition.node(name).policy.circuit_breaker) is not None
+        }
         self._stopping = False
         self._in_progress: dict[str, set[str]] = {}
         self._running: dict[str, set[asyncio.Task[Any]]] = {}
@@ -112,7 +122,16 @@ class WorkerPool:
         async with self._client.pipeline(transaction=False) as pipe:
             for stream, data in outputs:
                 pipe.xadd(stream, {"e": data})
+                if self.keys.is_reply_stream(stream):
+                    pipe.pexpire(stream, self._reply_ttl_ms)
             await pipe.execute()
+
+    @property
+    def _reply_ttl_ms(self) -> int:
+        return int(self.settings.reply_ttl_s * 1000)
+
+    def _expiry_ms(self, stream: str) -> int:
+        return self._reply_ttl_ms if self.keys.is_reply_stream(stream) else 0
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -121,7 +140,9 @@ class WorkerPool:
 
         self._client = redis.Redis.from_url(self.url, decode_responses=True)
         self._gate = BacklogGate(self._client, self.settings.max_backlog)
-        self._commits = CommitBatcher(self._client, observe=self._gate.observe)
+        self._commits = CommitBatcher(
+            self._client, observe=self._gate.observe, expiry_ms=self._expiry_ms
+        )
         self._join_script = self._client.register_script(JOIN_SCRIPT)
         loops: list[asyncio.Task[Any]] = []
         try:
@@ -200,9 +221,10 @@ class WorkerPool:
                 continue
             try:
                 entries: list[tuple[str, dict[str, str]]] = []
+                exhausted: dict[str, int] = {}
                 if time.monotonic() >= next_claim:
                     next_claim = time.monotonic() + claim_every
-                    entries = await self._claim_stale(stream, free)
+                    entries, exhausted = await self._claim_stale(stream, free)
                 if not entries:
                     response = await self._client.xreadgroup(
                         GROUP,
@@ -229,21 +251,40 @@ class WorkerPool:
             for entry_id, fields in entries:
                 if fields is None:  # deleted while pending; XAUTOCLAIM already dropped it
                     continue
-                task = asyncio.create_task(self._handle(name, stream, entry_id, fields))
+                if entry_id in exhausted:
+                    work = self._give_up(name, stream, entry_id, fields, exhausted[entry_id])
+                else:
+                    work = self._handle(name, stream, entry_id, fields)
+                task = asyncio.create_task(work)
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
 
-    async def _claim_stale(self, stream: str, count: int) -> list[tuple[str, dict[str, str]]]:
+    async def _claim_stale(
+        self, stream: str, count: int
+    ) -> tuple[list[tuple[str, dict[str, str]]], dict[str, int]]:
+        """Entries whose worker stopped renewing them, and those delivered too often."""
         idle_ms = int(self.settings.claim_idle_s * 1000)
         response = await self._client.xautoclaim(
             stream, GROUP, self.consumer, min_idle_time=idle_ms, start_id="0-0", count=count
         )
-        claimed: list[tuple[str, dict[str, str]]] = list(response[1])
-        if claimed:
-            logger.info(
-                "worker %s took over %d stale entries of %s", self.consumer, len(claimed), stream
-            )
-        return claimed
+        claimed: list[tuple[str, dict[str, str]]] = [
+            (entry_id, fields) for entry_id, fields in response[1] if fields is not None
+        ]
+        if not claimed:
+            return [], {}
+        logger.info(
+            "worker %s took over %d stale entries of %s", self.consumer, len(claimed), stream
+        )
+        async with self._client.pipeline(transaction=False) as pipe:
+            for entry_id, _ in claimed:
+                pipe.xpending_range(stream, GROUP, min=entry_id, max=entry_id, count=1)
+            details = await pipe.execute()
+        exhausted = {
+            row[0]["message_id"]: int(row[0]["times_delivered"])
+            for row in details
+            if row and int(row[0]["times_delivered"]) > self.settings.max_deliveries
+        }
+        return claimed, exhausted
 
     async def _renew_claims(self) -> None:
         """Reset the idle time of entries in progress so no other worker takes them over."""
@@ -389,6 +430,50 @@ class WorkerPool:
             stream, entry_id, trace_id, outputs, cleanup=(bucket, closing)
         )
 
+    async def _give_up(
+        self, name: str, stream: str, entry_id: str, fields: dict[str, str], deliveries: int
+    ) -> None:
+        """An entry taken over more than max_deliveries times: some worker died on it each
+        time (a crash, kill or out-of-memory), so it goes to the dead letters instead."""
+        text = (
+            f"Node '{name}' did not finish this message in {deliveries} deliveries: each "
+            "worker that took it stopped without finishing (a crash, kill -9 or out-of-memory?). "
+            f"It was moved to {self.keys.dead_letters}; fix the node, then add the entry back "
+            "to the node's stream, or raise max_deliveries"
+        )
+        raw = fields.get("e", "")
+        trace_id: str | None = None
+        reply: str | None = None
+        try:
+            envelope = from_json(raw)
+            trace_id, reply = envelope.get("tr"), str(envelope["r"])
+        except Exception:  # undecodable as well: the dead letter keeps the raw entry
+            pass
+        logger.error("%s (entry %s, trace %s)", text, entry_id, trace_id)
+        node = self.definition.node(name)
+        error_outputs: list[tuple[str, str]] = []
+        if reply is not None and trace_id is not None:
+            metadata = {"deliveries": deliveries, "dead_letters": self.keys.dead_letters}
+            error_outputs = self._failed(
+                node,
+                trace_id,
+                reply,
+                RuntimeError(text),
+                0,
+                time.perf_counter(),
+                metadata,
+                text=text,
+            )
+        fields = {"stream": stream, "id": entry_id, "entry": raw, "error": text}
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.xadd(self.keys.dead_letters, fields, maxlen=10_000, approximate=True)
+            pipe.xack(stream, GROUP, entry_id)
+            pipe.xdel(stream, entry_id)
+            for target, data in error_outputs:
+                pipe.xadd(target, {"e": data})
+                pipe.pexpire(target, self._reply_ttl_ms)
+            await pipe.execute()
+
     async def _dead_letter(self, stream: str, entry_id: str, raw: str, exc: Exception) -> None:
         logger.error(
             "entry %s of %s cannot be decoded (%s); moved to %s",
@@ -420,21 +505,33 @@ class WorkerPool:
             ctx.to_reply(final)
             return ctx.outputs
         policy = node.policy
+        breaker = self._breakers.get(str(node.name))
         attempt = 0
         while True:
             ctx = WorkerContext(self, node, trace_id, reply)
             started = time.perf_counter()
+            if breaker is not None and breaker.before_attempt(time.monotonic()) == _REJECTED:
+                return self._circuit_open(node, breaker, trace_id, reply, attempt)
             try:
                 if policy.timeout_s is None:
                     result = await node.invoke(item, ctx, registry=self.registry)
                 else:
                     async with asyncio.timeout(policy.timeout_s):
                         result = await node.invoke(item, ctx, registry=self.registry)
+                if breaker is not None:
+                    breaker.on_success()
                 ctx.route_result(item, result)
                 return ctx.outputs
             except RoutingError as routing:
                 return self._failed(node, trace_id, reply, routing.cause, attempt, started)
             except Exception as exc:
+                if breaker is not None and breaker.on_failure(time.monotonic()) == _OPENED:
+                    logger.warning(
+                        "circuit of node %s opened after %d consecutive failures (worker %s)",
+                        node.name,
+                        breaker.failures,
+                        self.consumer,
+                    )
                 if attempt >= policy.max_retries:
                     return self._failed(node, trace_id, reply, exc, attempt, started)
                 attempt += 1
@@ -449,6 +546,32 @@ class WorkerPool:
                 )
                 await asyncio.sleep(delay)
 
+    def _circuit_open(
+        self,
+        node: Node,
+        breaker: CircuitBreaker,
+        trace_id: str | None,
+        reply: str,
+        attempt: int,
+    ) -> list[tuple[str, str]]:
+        retry_in = breaker.retry_after(time.monotonic())
+        text = (
+            f"Node '{node.name}' circuit is open after {breaker.failures} consecutive failures "
+            f"on worker {self.consumer}; not invoked (next probe in {retry_in:.2f}s). Fix the "
+            "failing dependency or tune NodePolicy(circuit_breaker=...)"
+        )
+        return self._failed(
+            node,
+            trace_id,
+            reply,
+            RuntimeError(text),
+            attempt,
+            time.perf_counter(),
+            {"retry_after_s": retry_in},
+            code=FlowErrorCode.CIRCUIT_OPEN,
+            text=text,
+        )
+
     def _failed(
         self,
         node: Node,
@@ -457,12 +580,20 @@ class WorkerPool:
         exc: Exception,
         attempt: int,
         started: float,
+        extra: dict[str, Any] | None = None,
+        *,
+        code: FlowErrorCode | None = None,
+        text: str | None = None,
     ) -> list[tuple[str, str]]:
+        """Log a failure; the `FlowError` to send to the client, if the flow wants errors."""
         latency = (time.perf_counter() - started) * 1000
         timed_out = isinstance(exc, TimeoutError) and node.policy.timeout_s is not None
-        code = FlowErrorCode.NODE_TIMEOUT if timed_out else FlowErrorCode.NODE_EXCEPTION
-        metadata: dict[str, Any] = {"attempt": attempt, "latency_ms": latency}
-        if timed_out:
+        metadata: dict[str, Any] = {"attempt": attempt, "latency_ms": latency, **(extra or {})}
+        if code is None:
+            code = FlowErrorCode.NODE_TIMEOUT if timed_out else FlowErrorCode.NODE_EXCEPTION
+        if text is not None:
+            pass
+        elif timed_out:
             metadata["timeout_s"] = node.policy.timeout_s
             text = f"Node '{node.name}' timed out after {node.policy.timeout_s:.2f}s"
         else:

@@ -43,7 +43,9 @@ class RedisRuntime:
     `claim_idle_s`, after how long a dead worker's messages are taken over (30);
     `max_backlog`, the most entries a node's input stream holds before senders wait (1000);
     `cancel_ttl_s`, how long a cancellation is remembered (3600); `join_ttl_s`, how long a
-    join_k node keeps the messages of a trace that never completes (86400);
+    join_k node keeps the messages of a trace that never completes (86400); `reply_ttl_s`, how
+    long results wait for a client that stopped reading (86400); `max_deliveries`, how often a
+    message is handed to a worker before it goes to the dead letters (5);
     `embedded_workers`, worker loops started inside the client process by `run()` (0: workers
     are separate processes).
     """
@@ -62,6 +64,8 @@ class RedisRuntime:
         max_backlog: int = 1000,
         cancel_ttl_s: float = 3600.0,
         join_ttl_s: float = 86400.0,
+        reply_ttl_s: float = 86400.0,
+        max_deliveries: int = 5,
         block_s: float = 1.0,
         embedded_workers: int = 0,
     ) -> None:
@@ -79,6 +83,8 @@ class RedisRuntime:
             "max_backlog": max_backlog,
             "cancel_ttl_s": cancel_ttl_s,
             "join_ttl_s": join_ttl_s,
+            "reply_ttl_s": reply_ttl_s,
+            "max_deliveries": max_deliveries,
             "block_s": block_s,
             "embedded_workers": embedded_workers,
         }
@@ -97,14 +103,22 @@ class RedisRuntime:
         max_backlog = int(explicit["max_backlog"])
         cancel_ttl_s = float(explicit["cancel_ttl_s"])
         join_ttl_s = float(explicit["join_ttl_s"])
+        reply_ttl_s = float(explicit["reply_ttl_s"])
+        max_deliveries = int(explicit["max_deliveries"])
         block_s = float(explicit["block_s"])
         embedded_workers = int(explicit["embedded_workers"])
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         if claim_idle_s <= 0:
             raise ValueError(f"claim_idle_s must be positive, got {claim_idle_s}")
-        if join_ttl_s <= 0:
-            raise ValueError(f"join_ttl_s must be positive, got {join_ttl_s}")
+        for option, value in (("join_ttl_s", join_ttl_s), ("reply_ttl_s", reply_ttl_s)):
+            if value <= 0:
+                raise ValueError(f"{option} must be positive, got {value}")
+        if max_deliveries < 1:
+            raise ValueError(
+                f"max_deliveries must be at least 1, got {max_deliveries}; it is how many "
+                "times a message is handed to a worker before it goes to the dead letters"
+            )
         self.url = url
         self.prefix = prefix
         self.flow_name = flow_name
@@ -118,6 +132,8 @@ class RedisRuntime:
             max_backlog=max_backlog,
             cancel_ttl_s=cancel_ttl_s,
             join_ttl_s=join_ttl_s,
+            reply_ttl_s=reply_ttl_s,
+            max_deliveries=max_deliveries,
         )
 
     def __repr__(self) -> str:
@@ -190,6 +206,8 @@ _DEFAULTS: dict[str, object] = {
     "max_backlog": 1000,
     "cancel_ttl_s": 3600.0,
     "join_ttl_s": 86400.0,
+    "reply_ttl_s": 86400.0,
+    "max_deliveries": 5,
     "block_s": 1.0,
     "embedded_workers": 0,
 }
@@ -201,6 +219,8 @@ _CONVERTERS: dict[str, Callable[[str], object]] = {
     "max_backlog": int,
     "cancel_ttl_s": float,
     "join_ttl_s": float,
+    "reply_ttl_s": float,
+    "max_deliveries": int,
     "block_s": float,
     "embedded_workers": int,
 }

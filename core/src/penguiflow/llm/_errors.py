@@ -1,0 +1,69 @@
+"""Errors of LLM clients: each says what failed and what to do about it."""
+
+from __future__ import annotations
+
+__all__ = [
+    "LLMConfigurationError",
+    "LLMConnectionError",
+    "LLMError",
+    "LLMHTTPError",
+    "LLMReplyError",
+    "LLMStreamError",
+    "LLMTimeoutError",
+]
+
+
+class LLMError(RuntimeError):
+    """Base class of every error an LLM client raises on purpose."""
+
+
+class LLMConfigurationError(LLMError, ValueError):
+    """The client is set up wrongly (unknown model profile, missing credentials, bad option)."""
+
+
+class LLMHTTPError(LLMError):
+    """The provider answered with an error status; `body` is its (shortened) answer."""
+
+    def __init__(
+        self, message: str, *, status: int, body: str = "", retry_after_s: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+        self.retry_after_s = retry_after_s
+
+    @property
+    def retryable(self) -> bool:
+        """Rate limits, overload and server errors are worth another attempt."""
+        return self.status in RETRYABLE_STATUSES
+
+
+#: 408 timeout, 409 conflict (OpenAI's "retry your request"), 429 rate limit, 5xx, 529 overload.
+RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+
+
+class LLMConnectionError(LLMError, ConnectionError):
+    """The provider could not be reached (refused, reset, DNS)."""
+
+
+class LLMTimeoutError(LLMError, TimeoutError):
+    """The provider did not answer within the client's timeout."""
+
+
+class LLMStreamError(LLMError):
+    """A streamed reply stopped before its end; `partial` is the text received so far."""
+
+    def __init__(self, message: str, *, partial: str = "") -> None:
+        super().__init__(message)
+        self.partial = partial
+
+
+class LLMReplyError(LLMError):
+    """The model's reply never matched the requested format, even after repair attempts.
+
+    `text` is the last reply and `errors` the validation errors it had."""
+
+    def __init__(self, message: str, *, text: str, errors: list[str]) -> None:
+        super().__init__(message)
+        self.text = text
+        self.errors = errors

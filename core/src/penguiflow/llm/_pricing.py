@@ -1,0 +1,64 @@
+"""Prices per million tokens, matched by model name prefix, to turn usage into dollars."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ._models import LLMUsage
+
+__all__ = ["ModelPrice", "PricingTable"]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPrice:
+    """US dollars per million input and output tokens."""
+
+    input_per_mtok: float
+    output_per_mtok: float
+
+    def __post_init__(self) -> None:
+        if self.input_per_mtok < 0 or self.output_per_mtok < 0:
+            raise ValueError(f"prices must be >= 0, got {self}")
+
+    def cost(self, usage: LLMUsage) -> float:
+        return (
+            usage.input_tokens * self.input_per_mtok + usage.output_tokens * self.output_per_mtok
+        ) / 1_000_000
+
+
+class PricingTable:
+    """Model-name prefixes to prices; the longest matching prefix wins.
+
+    Adapters ship a table of their provider's list prices; pass your own (or `extend` theirs)
+    for negotiated prices, fine-tunes or self-hosted models. A model with no price has no
+    cost (`cost_usd` None), never a guessed one."""
+
+    def __init__(
+        self, prices: Mapping[str, ModelPrice | tuple[float, float]] | None = None
+    ) -> None:
+        self._prices: dict[str, ModelPrice] = {}
+        self.extend(prices or {})
+
+    def extend(self, prices: Mapping[str, ModelPrice | tuple[float, float]]) -> PricingTable:
+        for prefix, price in dict(prices).items():
+            if not prefix:
+                raise ValueError("a pricing prefix must not be empty")
+            self._prices[prefix] = price if isinstance(price, ModelPrice) else ModelPrice(*price)
+        return self
+
+    def price_for(self, model: str) -> ModelPrice | None:
+        matches = [prefix for prefix in self._prices if model.startswith(prefix)]
+        return self._prices[max(matches, key=len)] if matches else None
+
+    def cost(self, model: str | None, usage: LLMUsage | None) -> float | None:
+        if model is None or usage is None:
+            return None
+        price = self.price_for(model)
+        return None if price is None else price.cost(usage)
+
+    def __contains__(self, model: object) -> bool:
+        return isinstance(model, str) and self.price_for(model) is not None
+
+    def __repr__(self) -> str:
+        return f"PricingTable({len(self._prices)} prices)"

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._hooks import HookPluginConformance
+    from ._http_server import RecordedRequest, ScriptedHTTPServer, ScriptedResponse
     from ._llm import LLMAdapterConformance
     from ._memory import MemoryStrategyConformance
     from ._message_bus import MessageBusConformance
@@ -34,7 +35,10 @@ __all__ = [
     "LLMAdapterConformance",
     "MemoryStrategyConformance",
     "MessageBusConformance",
+    "RecordedRequest",
     "RuntimeConformance",
+    "ScriptedHTTPServer",
+    "ScriptedResponse",
     "StateStoreConformance",
     "require_server",
     "run_async",
@@ -47,7 +51,10 @@ _HOMES = {
     "LLMAdapterConformance": "_llm",
     "MemoryStrategyConformance": "_memory",
     "MessageBusConformance": "_message_bus",
+    "RecordedRequest": "_http_server",
     "RuntimeConformance": "_runtime",
+    "ScriptedHTTPServer": "_http_server",
+    "ScriptedResponse": "_http_server",
     "StateStoreConformance": "_state_store",
     "require_server": "_servers",
     "run_async": "_support",

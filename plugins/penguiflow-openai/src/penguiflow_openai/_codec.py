@@ -1,0 +1,173 @@
+"""The Chat Completions wire format: requests, replies and stream events."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from penguiflow.llm import (
+    LLMHTTPError,
+    LLMMessage,
+    LLMStreamError,
+    LLMUsage,
+    ProviderReply,
+    ProviderRequest,
+    SchemaMode,
+    SSEEvent,
+    StreamDelta,
+    schema_instructions,
+)
+
+__all__ = ["OpenAICodec", "chat_messages", "strict_compatible"]
+
+#: Request options passed through to the body as given.
+PASSTHROUGH = (
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "max_completion_tokens",
+    "seed",
+    "stop",
+    "presence_penalty",
+    "frequency_penalty",
+    "reasoning_effort",
+    "user",
+)
+
+
+def chat_messages(messages: list[LLMMessage], instructions: str | None) -> list[dict[str, Any]]:
+    """Messages as Chat Completions wants them.
+
+    A `tool` message becomes a user message naming the call: the protocol has no assistant
+    tool-call turns, and the API refuses tool results that answer none."""
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        if message.role == "tool":
+            label = message.name or message.tool_call_id or "tool"
+            out.append({"role": "user", "content": f"[result of {label}]\n{message.content}"})
+            continue
+        item: dict[str, Any] = {"role": message.role, "content": message.content}
+        if message.name:
+            item["name"] = message.name
+        out.append(item)
+    if instructions:
+        if out and out[0]["role"] == "system":
+            out[0] = {**out[0], "content": f"{out[0]['content']}\n\n{instructions}"}
+        else:
+            out.insert(0, {"role": "system", "content": instructions})
+    return out
+
+
+def strict_compatible(schema: Mapping[str, Any]) -> bool:
+    """Whether OpenAI's strict mode accepts `schema` as it is: every object lists all its
+    properties as required and allows no others. Pydantic models with defaults do not."""
+    if schema.get("type") == "object" or "properties" in schema:
+        properties = schema.get("properties", {})
+        if schema.get("additionalProperties") is not False:
+            return False
+        if set(schema.get("required", ())) != set(properties):
+            return False
+    children: list[Any] = []
+    for key in ("properties", "$defs", "definitions"):
+        children += list(schema.get(key, {}).values())
+    for key in ("items", "anyOf", "oneOf", "allOf"):
+        value = schema.get(key)
+        children += value if isinstance(value, list) else [value] if value else []
+    return all(strict_compatible(child) for child in children if isinstance(child, Mapping))
+
+
+class OpenAICodec:
+    name = "OpenAI-compatible"
+
+    def __init__(self, *, path: str = "/chat/completions", stream_usage: bool = True) -> None:
+        self.path = path
+        self.stream_usage = stream_usage
+
+    def build_request(
+        self,
+        *,
+        model: str,
+        messages: list[LLMMessage],
+        mode: SchemaMode | None,
+        schema: dict[str, Any] | None,
+        schema_name: str,
+        stream: bool,
+        options: Mapping[str, Any],
+    ) -> ProviderRequest:
+        instructions = None
+        if schema is not None and mode in ("json_object", "prompt"):
+            instructions = schema_instructions(schema)
+        body: dict[str, Any] = {"model": model, "messages": chat_messages(messages, instructions)}
+        if schema is not None and mode == "json_schema":
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": schema_name,
+                    "schema": schema,
+                    "strict": strict_compatible(schema),
+                },
+            }
+        elif schema is not None and mode == "json_object":
+            body["response_format"] = {"type": "json_object"}
+        for key in PASSTHROUGH:
+            if key in options:
+                body[key] = options[key]
+        body.update(options.get("extra_body", {}))
+        if stream:
+            body["stream"] = True
+            if self.stream_usage:
+                body["stream_options"] = {"include_usage": True}
+        return ProviderRequest(self.path, body)
+
+    def parse_reply(self, body: Any) -> ProviderReply:
+        choice = body["choices"][0]
+        message = choice["message"]
+        content = message.get("content")
+        if content is None:
+            refusal = message.get("refusal")
+            if refusal:
+                raise LLMHTTPError(
+                    f"the model refused: {refusal}", status=200, body=json.dumps(message)[:500]
+                )
+            content = ""
+        reasoning = message.get("reasoning_content") or message.get("reasoning")
+        return ProviderReply(
+            text=str(content),
+            reasoning=str(reasoning) if reasoning else None,
+            usage=_usage(body.get("usage")),
+            model=body.get("model"),
+        )
+
+    def parse_event(self, event: SSEEvent) -> StreamDelta | None:
+        if event.data.strip() == "[DONE]":
+            return StreamDelta(done=True)
+        data = json.loads(event.data)
+        if "error" in data:
+            error = data["error"]
+            detail = error.get("message") if isinstance(error, dict) else error
+            raise LLMStreamError(f"the provider reported an error mid-stream: {detail}")
+        choices = data.get("choices") or []
+        delta = choices[0].get("delta", {}) if choices else {}
+        reasoning = delta.get("reasoning_content") or delta.get("reasoning") or ""
+        return StreamDelta(
+            text=delta.get("content") or "",
+            reasoning=str(reasoning),
+            usage=_usage(data.get("usage")),
+            model=data.get("model"),
+        )
+
+    def rejects_mode(self, error: LLMHTTPError, mode: SchemaMode) -> bool:
+        if error.status not in (400, 422) or mode == "prompt":
+            return False
+        text = f"{error} {error.body}".lower()
+        return any(word in text for word in ("response_format", "json_schema", "json_object"))
+
+
+def _usage(raw: Any) -> LLMUsage | None:
+    if not isinstance(raw, Mapping):
+        return None
+    return LLMUsage(
+        input_tokens=int(raw.get("prompt_tokens") or 0),
+        output_tokens=int(raw.get("completion_tokens") or 0),
+    )

@@ -51,6 +51,9 @@ __all__ = [
 class ProviderRequest:
     path: str
     body: dict[str, Any]
+    #: text the request already put in the model's mouth (a prefilled `{`); the reply
+    #: continues it, so it is put back in front of the reply and of the stream
+    reply_prefix: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +66,8 @@ class ProviderReply:
 
 @dataclass(frozen=True, slots=True)
 class StreamDelta:
-    """What one stream event adds; `done` marks the provider's end-of-reply event."""
+    """What one stream event adds; `done` marks the provider's end-of-reply event. `usage`
+    holds the counts so far (the largest seen of each is kept)."""
 
     text: str = ""
     reasoning: str = ""
@@ -247,7 +251,7 @@ class ProviderClient:
             try:
                 body = await self.transport.post_json(request.path, request.body)
                 try:
-                    return self.codec.parse_reply(body)
+                    reply = self.codec.parse_reply(body)
                 except (ValueError, KeyError, TypeError, IndexError) as exc:
                     raise LLMHTTPError(
                         f"{self.codec.name} answered 200 with a body it cannot read ({exc})",
@@ -256,6 +260,15 @@ class ProviderClient:
                     ) from exc
             except (LLMHTTPError, LLMConnectionError, LLMTimeoutError) as exc:
                 await self._wait_or_raise(exc, attempt)
+                continue
+            if request.reply_prefix:
+                reply = ProviderReply(
+                    text=request.reply_prefix + reply.text,
+                    reasoning=reply.reasoning,
+                    usage=reply.usage,
+                    model=reply.model,
+                )
+            return reply
 
     async def _wait_or_raise(self, exc: Exception, attempt: int) -> None:
         retry_after = None
@@ -307,6 +320,7 @@ class ProviderClient:
     ) -> ProviderReply:
         usage: LLMUsage | None = None
         model: str | None = None
+        prefix_sent = not request.reply_prefix
         async with self.transport.post_stream(request.path, request.body) as lines:
             async for event in iter_sse(lines):
                 try:
@@ -318,12 +332,16 @@ class ProviderClient:
                 if delta is None:
                     continue
                 if delta.text:
+                    if not prefix_sent:
+                        prefix_sent = True
+                        text.append(request.reply_prefix)
+                        await _call(on_chunk, request.reply_prefix, False)
                     text.append(delta.text)
                     await _call(on_chunk, delta.text, False)
                 if delta.reasoning:
                     reasoning.append(delta.reasoning)
                     await _call(on_reasoning, delta.reasoning, False)
-                usage = delta.usage or usage
+                usage = _merge_usage(usage, delta.usage)
                 model = delta.model or model
                 if delta.done:
                     return ProviderReply(
@@ -336,6 +354,17 @@ class ProviderClient:
             f"{self.codec.name} stream ended before the end of the reply (connection closed early)",
             partial="".join(text),
         )
+
+
+def _merge_usage(known: LLMUsage | None, update: LLMUsage | None) -> LLMUsage | None:
+    """Stream events report counts so far, some only input and some only output: keep the
+    largest of each."""
+    if update is None or known is None:
+        return update or known
+    return LLMUsage(
+        input_tokens=max(known.input_tokens, update.input_tokens),
+        output_tokens=max(known.output_tokens, update.output_tokens),
+    )
 
 
 async def _call(callback: Callable[[str, bool], Any] | None, piece: str, done: bool) -> None:

@@ -1,0 +1,181 @@
+"""The Anthropic Messages wire format: requests, replies and stream events.
+
+Structured-output modes map to: `json_schema`, a tool whose input schema is the response
+schema, which the model is made to call (its input is the reply); `json_object`, the schema in
+the system prompt and the assistant turn started with `{`; `prompt`, the schema in the
+system prompt only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from penguiflow.llm import (
+    LLMHTTPError,
+    LLMMessage,
+    LLMStreamError,
+    LLMUsage,
+    ProviderReply,
+    ProviderRequest,
+    SchemaMode,
+    SSEEvent,
+    StreamDelta,
+    schema_instructions,
+)
+
+__all__ = ["AnthropicCodec", "messages_payload"]
+
+PASSTHROUGH = ("temperature", "top_p", "top_k", "stop_sequences", "thinking", "metadata")
+_PREFILL = "{"
+
+
+def messages_payload(
+    messages: list[LLMMessage], instructions: str | None
+) -> tuple[str | None, list[dict[str, Any]]]:
+    """`(system, messages)` as the Messages API wants them: system text apart, user and
+    assistant turns alternating (neighbours with one role are joined), and `tool` messages
+    as user turns naming the call (the protocol has no tool-use turns to answer)."""
+    system_parts: list[str] = []
+    turns: list[dict[str, Any]] = []
+    for message in messages:
+        if message.role == "system":
+            system_parts.append(message.content)
+            continue
+        role = "assistant" if message.role == "assistant" else "user"
+        content = message.content
+        if message.role == "tool":
+            label = message.name or message.tool_call_id or "tool"
+            content = f"[result of {label}]\n{content}"
+        if turns and turns[-1]["role"] == role:
+            turns[-1] = {"role": role, "content": f"{turns[-1]['content']}\n\n{content}"}
+        else:
+            turns.append({"role": role, "content": content})
+    if instructions:
+        system_parts.append(instructions)
+    if not turns or turns[0]["role"] != "user":
+        turns.insert(0, {"role": "user", "content": "(conversation start)"})
+    return ("\n\n".join(system_parts) or None), turns
+
+
+class AnthropicCodec:
+    name = "Anthropic"
+
+    def __init__(self, *, max_tokens: int = 4096) -> None:
+        if max_tokens < 1:
+            raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
+        self.max_tokens = max_tokens
+
+    def build_request(
+        self,
+        *,
+        model: str,
+        messages: list[LLMMessage],
+        mode: SchemaMode | None,
+        schema: dict[str, Any] | None,
+        schema_name: str,
+        stream: bool,
+        options: Mapping[str, Any],
+    ) -> ProviderRequest:
+        instructions = None
+        if schema is not None and mode in ("json_object", "prompt"):
+            instructions = schema_instructions(schema)
+        system, turns = messages_payload(messages, instructions)
+        body: dict[str, Any] = {
+            "model": model,
+            "max_tokens": int(options.get("max_tokens", self.max_tokens)),
+            "messages": turns,
+        }
+        if system:
+            body["system"] = system
+        if schema is not None and mode == "json_schema":
+            body["tools"] = [
+                {
+                    "name": schema_name,
+                    "description": "Give your reply by calling this tool; its input is the reply.",
+                    "input_schema": schema,
+                }
+            ]
+            body["tool_choice"] = {"type": "tool", "name": schema_name}
+        elif schema is not None and mode == "json_object":
+            body["messages"] = [*turns, {"role": "assistant", "content": _PREFILL}]
+        for key in PASSTHROUGH:
+            if key in options:
+                body[key] = options[key]
+        body.update(options.get("extra_body", {}))
+        if stream:
+            body["stream"] = True
+        prefill = _PREFILL if schema is not None and mode == "json_object" else ""
+        return ProviderRequest("/v1/messages", body, reply_prefix=prefill)
+
+    def parse_reply(self, body: Any) -> ProviderReply:
+        if body.get("type") == "error":
+            raise ValueError(body.get("error"))
+        text: list[str] = []
+        reasoning: list[str] = []
+        for block in body["content"]:
+            kind = block.get("type")
+            if kind == "text":
+                text.append(block["text"])
+            elif kind == "tool_use":
+                text.append(json.dumps(block["input"]))
+            elif kind == "thinking":
+                reasoning.append(block.get("thinking", ""))
+        return ProviderReply(
+            text="".join(text),
+            reasoning="".join(reasoning) or None,
+            usage=_usage(body.get("usage")),
+            model=body.get("model"),
+        )
+
+    def parse_event(self, event: SSEEvent) -> StreamDelta | None:
+        if event.event == "ping" or not event.data:
+            return None
+        data = json.loads(event.data)
+        kind = data.get("type", event.event)
+        if kind == "error":
+            error = data.get("error") or {}
+            raise LLMStreamError(
+                f"Anthropic reported an error mid-stream: {error.get('type')}: "
+                f"{error.get('message')}"
+            )
+        if kind == "message_start":
+            message = data["message"]
+            return StreamDelta(usage=_usage(message.get("usage")), model=message.get("model"))
+        if kind == "content_block_start":
+            block = data.get("content_block") or {}
+            if block.get("type") == "text" and block.get("text"):
+                return StreamDelta(text=block["text"])
+            return None
+        if kind == "content_block_delta":
+            delta = data["delta"]
+            delta_type = delta.get("type")
+            if delta_type == "text_delta":
+                return StreamDelta(text=delta["text"])
+            if delta_type == "input_json_delta":
+                return StreamDelta(text=delta.get("partial_json", ""))
+            if delta_type == "thinking_delta":
+                return StreamDelta(reasoning=delta.get("thinking", ""))
+            return None
+        if kind == "message_delta":
+            return StreamDelta(usage=_usage(data.get("usage")))
+        if kind == "message_stop":
+            return StreamDelta(done=True)
+        return None
+
+    def rejects_mode(self, error: LLMHTTPError, mode: SchemaMode) -> bool:
+        if error.status != 400 or mode == "prompt":
+            return False
+        text = f"{error} {error.body}".lower()
+        words = ("tool", "input_schema", "prefill", "final assistant content")
+        return any(word in text for word in words)
+
+
+def _usage(raw: Any) -> LLMUsage | None:
+    if not isinstance(raw, Mapping):
+        return None
+    return LLMUsage(
+        input_tokens=int(raw.get("input_tokens") or 0),
+        output_tokens=int(raw.get("output_tokens") or 0),
+    )

@@ -392,3 +392,14 @@ def test_against_a_real_openai_compatible_server() -> None:
         lambda: complete(client, messages=messages, response_format=Answer), timeout=120
     )
     assert Answer.model_validate_json(reply.text)
+
+
+def test_retry_logs_never_show_the_secret(
+    server: ScriptedHTTPServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.add(ScriptedResponse(status=500, body={"error": {"message": "key sk-live-999 broke"}}))
+    server.add(completion("ok"))
+    with caplog.at_level("DEBUG"):
+        run_async(lambda: complete(client_for(server, api_key="sk-live-999")))
+    assert "retry 1 of 2" in caplog.text and "answered 500" in caplog.text
+    assert "sk-live-999" not in caplog.text

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ from ._retry import RetryPolicy
 from ._schema import ModelProfile, SchemaMode, schema_name, schema_of
 from ._sse import SSEEvent, iter_sse
 from ._validation import repair_instructions, validate_reply
+
+logger = logging.getLogger("penguiflow.llm")
 
 __all__ = [
     "ProviderClient",
@@ -197,6 +200,13 @@ class ProviderClient:
             except LLMHTTPError as exc:
                 if mode is not None and self.codec.rejects_mode(exc, mode):
                     self._drop_mode(mode, exc)
+                    logger.info(
+                        "%s refused structured-output mode %r for %r; using %r from now on",
+                        self.codec.name,
+                        mode,
+                        self.model,
+                        self._modes[0],
+                    )
                     continue
                 raise
             if reply.usage is not None:
@@ -279,6 +289,8 @@ class ProviderClient:
         delay = self.retry.delay_s(attempt, retry_after)
         if delay is None:
             raise exc
+        # The message names provider, URL and status; transports keep secrets out of it.
+        logger.info("%s; retry %d of %d in %.2fs", exc, attempt, self.retry.max_retries, delay)
         await asyncio.sleep(delay)
 
     async def _stream(

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._hooks import HookPluginConformance
     from ._http_server import RecordedRequest, ScriptedHTTPServer, ScriptedResponse
+    from ._joins import JoinStrategyConformance
     from ._llm import LLMAdapterConformance
     from ._memory import MemoryStrategyConformance
     from ._message_bus import MessageBusConformance
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HookPluginConformance",
+    "JoinStrategyConformance",
     "LLMAdapterConformance",
     "MemoryStrategyConformance",
     "MessageBusConformance",
@@ -48,6 +50,7 @@ __all__ = [
 # penguiflow is installed (the pytest11 plugin), and most runs never touch a suite.
 _HOMES = {
     "HookPluginConformance": "_hooks",
+    "JoinStrategyConformance": "_joins",
     "LLMAdapterConformance": "_llm",
     "MemoryStrategyConformance": "_memory",
     "MessageBusConformance": "_message_bus",

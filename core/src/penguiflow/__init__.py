@@ -15,6 +15,14 @@ if TYPE_CHECKING:
     import penguiflow.testkit as testkit
 
     from .bus import BusEnvelope, MessageBus
+    from .catalog import (
+        NodeSpec,
+        SideEffect,
+        ToolInputExample,
+        ToolLoadingMode,
+        build_catalog,
+        tool,
+    )
     from .core import DEFAULT_QUEUE_MAXSIZE, Context, CycleError, PenguiFlow, call_playbook, create
     from .debug import format_flow_event
     from .errors import FlowError, FlowErrorCode
@@ -50,6 +58,10 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["map_concurrent", "join_k", "predicate_router", "union_router"], "patterns"),
     **dict.fromkeys(["DictRoutingPolicy", "RoutingPolicy", "RoutingRequest"], "policies"),
     "ModelRegistry": "registry",
+    **dict.fromkeys(
+        ["NodeSpec", "SideEffect", "ToolInputExample", "ToolLoadingMode", "build_catalog", "tool"],
+        "catalog",
+    ),
     **dict.fromkeys(["FlowError", "FlowErrorCode"], "errors"),
     "FlowEvent": "metrics",
     "format_flow_event": "debug",
@@ -94,6 +106,7 @@ __all__ = [
     "ModelRegistry",
     "Node",
     "NodePolicy",
+    "NodeSpec",
     "PenguiFlow",
     "PlanStep",
     "RemoteBinding",
@@ -104,12 +117,16 @@ __all__ = [
     "RemoteTransport",
     "RoutingPolicy",
     "RoutingRequest",
+    "SideEffect",
     "StateStore",
     "StoredEvent",
     "StreamChunk",
     "StructuredFormatter",
     "Thought",
+    "ToolInputExample",
+    "ToolLoadingMode",
     "__version__",
+    "build_catalog",
     "call_playbook",
     "chunk_to_ws_json",
     "configure_logging",
@@ -125,6 +142,7 @@ __all__ = [
     "predicate_router",
     "stream_flow",
     "testkit",
+    "tool",
     "union_router",
 ]
 

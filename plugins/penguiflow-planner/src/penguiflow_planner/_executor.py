@@ -1,0 +1,110 @@
+"""Running one tool: its arguments validated, its node's policy applied (timeout, retries)."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from pydantic import BaseModel
+
+from penguiflow.catalog import NodeSpec
+from penguiflow.joins import BranchOutcome
+
+__all__ = ["PauseRequested", "ToolContext", "run_tool"]
+
+
+class PauseRequested(Exception):
+    """Raised by `ctx.pause(...)` inside a tool: the run stops and waits for a human."""
+
+    def __init__(self, reason: str, payload: Mapping[str, Any]) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.payload = dict(payload)
+
+
+class ToolContext:
+    """The `ctx` a tool receives from the planner."""
+
+    def __init__(
+        self,
+        *,
+        tool: str,
+        context: Mapping[str, Any],
+        on_chunk: Callable[[str, str, bool], Awaitable[None] | None] | None = None,
+    ) -> None:
+        self.tool = tool
+        #: the caller's `context` of the run (tenant, ids, anything it passed)
+        self.meta = dict(context)
+        self._on_chunk = on_chunk
+
+    async def pause(self, reason: str, payload: Mapping[str, Any] | None = None) -> None:
+        """Stop the run here and ask a human; the decision comes back as this step's result."""
+        raise PauseRequested(reason, payload or {})
+
+    async def emit_chunk(self, text: str, *, done: bool = False) -> None:
+        if self._on_chunk is not None:
+            result = self._on_chunk(self.tool, text, done)
+            if inspect.isawaitable(result):
+                await result
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if hasattr(value, "payload") and isinstance(value.payload, BaseModel):
+        return value.payload.model_dump(mode="json")
+    return value
+
+
+async def _invoke(spec: NodeSpec, args: dict[str, Any], ctx: ToolContext) -> Any:
+    if spec.node is not None:
+        func = spec.node.func
+        argument: Any = spec.args_model.model_validate(args) if spec.args_model else args
+        return await func(argument, ctx)
+    if spec.call is not None:
+        return await spec.call(args)
+    raise TypeError(f"tool {spec.name!r} has neither a node nor a call function")
+
+
+async def run_tool(spec: NodeSpec, args: dict[str, Any], ctx: ToolContext) -> BranchOutcome:
+    """Call the tool under its node's policy; failures become a failed outcome, never an
+    exception (except a pause, which stops the run)."""
+    policy = spec.node.policy if spec.node is not None else None
+    attempts = 1 + (policy.max_retries if policy is not None else 0)
+    started = time.perf_counter()
+    error: Exception | None = None
+    for attempt in range(attempts):
+        try:
+            if policy is not None and policy.timeout_s is not None:
+                async with asyncio.timeout(policy.timeout_s):
+                    result = await _invoke(spec, args, ctx)
+            else:
+                result = await _invoke(spec, args, ctx)
+            return BranchOutcome(
+                tool=spec.name,
+                args=args,
+                ok=True,
+                output=_jsonable(result),
+                duration_s=time.perf_counter() - started,
+            )
+        except PauseRequested:
+            raise
+        except Exception as exc:
+            error = exc
+            if policy is not None and attempt + 1 < attempts:
+                await asyncio.sleep(policy.backoff_delay(attempt + 1))
+    assert error is not None
+    text = str(error) or type(error).__name__
+    if isinstance(error, TimeoutError) and policy is not None and policy.timeout_s is not None:
+        text = f"timed out after {policy.timeout_s:g}s"
+    return BranchOutcome(
+        tool=spec.name,
+        args=args,
+        ok=False,
+        error=text,
+        error_type=type(error).__name__,
+        duration_s=time.perf_counter() - started,
+    )

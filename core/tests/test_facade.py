@@ -91,3 +91,15 @@ def test_pytest_plugin_import_is_light() -> None:
         "penguiflow.testing",
         "penguiflow.testing.pytest_plugin",
     ]
+
+
+def test_planner_names_say_how_to_install_the_plugin_when_it_is_missing() -> None:
+    code = (
+        "import sys; sys.modules['penguiflow_planner'] = None\n"
+        "try:\n"
+        "    from penguiflow import ReactPlanner\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "pip install penguiflow-planner" in done.stdout

@@ -147,9 +147,36 @@ __all__ = [
 ]
 
 
+#: Names PenguiFlow exports that our planner plugin provides; forwarded when it is installed.
+_PLANNER_NAMES = frozenset(
+    {
+        "ReactPlanner",
+        "PlannerAction",
+        "PlannerFinish",
+        "PlannerPause",
+        "Trajectory",
+        "TrajectoryStep",
+    }
+)
+
+
+def _from_planner(name: str) -> Any:
+    try:
+        planner = importlib.import_module("penguiflow_planner")
+    except ImportError:
+        raise ImportError(
+            f"{name} is part of the planner plugin, which is not installed; install it with "
+            "`pip install penguiflow-planner` (import penguiflow_planner)",
+            name=name,
+        ) from None
+    return getattr(planner, name)
+
+
 def __getattr__(name: str) -> Any:
     if name == "testkit":
         return importlib.import_module(".testkit", __name__)
+    if name in _PLANNER_NAMES:
+        return _from_planner(name)
     module_name = _EXPORTS.get(name)
     if module_name is None:
         raise AttributeError(f"module 'penguiflow' has no attribute {name!r}")

@@ -73,6 +73,15 @@ def penguiflow_observability_sinks(flow: PenguiFlow) -> list[Middleware]:
 
 
 @hookspec
+def penguiflow_planner_sinks(planner: Any) -> list[Middleware]:
+    """Return middlewares (async FlowEvent subscribers) for a planner's events.
+
+    Called once per planner, on its first run. Events are `FlowEvent`s whose `event_type`
+    is `planner_<kind>` (step_start, step_finish, tool_call, repair, pause, resume, budget,
+    reflection, finish), `trace_id` the run's id and `extra` the details."""
+
+
+@hookspec
 def penguiflow_flow_startup(flow: PenguiFlow) -> None:
     """Called when `flow.run()` starts the flow, after its workers exist."""
 

@@ -283,7 +283,7 @@ async def test_a_third_party_join_strategy_from_a_plugin_and_events_and_streamin
     chunks: list[tuple[str, bool]] = []
     plan, llm = planner(
         [plan_reply, answer("three titles " * 5)],
-        join_host=host,
+        plugin_host=host,
         event_callback=lambda event: events.append(event.kind),
     )
     result = await plan.run(
@@ -294,3 +294,72 @@ async def test_a_third_party_join_strategy_from_a_plugin_and_events_and_streamin
     assert Trajectory.model_validate(result.metadata["trajectory"]).steps[0].observation == 3
     assert events[:2] == ["step_start", "tool_call"] and events[-1] == "finish"
     assert "".join(p for p, _ in chunks) == "three titles " * 5 and chunks[-1][1] is True
+
+
+async def test_planner_events_reach_hook_sinks_and_middlewares() -> None:
+    received: list[Any] = []
+    hooked: list[Any] = []
+
+    class SinkPlugin:
+        @hookimpl
+        def penguiflow_planner_sinks(self, planner: Any) -> list[Any]:
+            async def sink(event: Any) -> None:
+                hooked.append(event)
+
+            return [sink]
+
+    host = load_hooks(PluginSettings())
+    host.manager.register(SinkPlugin(), name="test-sinks")
+
+    async def middleware(event: Any) -> None:
+        received.append(event)
+
+    plan, _ = planner(
+        ["not json", act("search", text="x"), answer("ok")],
+        plugin_host=host,
+        middlewares=[middleware],
+    )
+    result = await plan.run("observe me")
+    assert isinstance(result, PlannerFinish)
+    types = [e.event_type for e in received]
+    assert types[:3] == ["planner_step_start", "planner_repair", "planner_step_start"]
+    assert "planner_tool_call" in types and types[-1] == "planner_finish"
+    assert [e.event_type for e in hooked] == types
+    assert {e.trace_id for e in received} == {result.metadata["run_id"]}
+    tool_call = next(e for e in received if e.event_type == "planner_tool_call")
+    assert tool_call.node_name == "search"
+
+
+async def test_a_tool_whose_output_breaks_its_contract_is_a_failed_step() -> None:
+    from pydantic import BaseModel as Model
+
+    from penguiflow import ModelRegistry, Node, NodePolicy, build_catalog, tool
+
+    class In(Model):
+        n: int
+
+    class Out(Model):
+        doubled: int
+
+    @tool(desc="Double a number (badly).")
+    async def double(message: In, ctx: Any) -> Any:
+        return {"tripled": message.n * 3}
+
+    registry = ModelRegistry()
+    registry.register("double", In, Out)
+    specs = build_catalog(
+        [Node(double, name="double", policy=NodePolicy(validate="both"))], registry
+    )
+    llm = ScriptedLLMClient([act("double", n=2), answer("could not")])
+    result = await ReactPlanner(llm, specs).run("double 2")
+    assert isinstance(result, PlannerFinish)
+    step = Trajectory.model_validate(result.metadata["trajectory"]).steps[0]
+    assert step.error is not None and step.error.startswith("ValidationError")
+    assert "doubled" in step.error
+
+
+def test_react_planner_is_importable_from_penguiflow() -> None:
+    from penguiflow import PlannerFinish as Finish
+    from penguiflow import ReactPlanner as Planner
+
+    assert Planner is ReactPlanner and Finish is PlannerFinish

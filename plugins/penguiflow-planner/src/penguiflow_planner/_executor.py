@@ -63,7 +63,12 @@ async def _invoke(spec: NodeSpec, args: dict[str, Any], ctx: ToolContext) -> Any
     if spec.node is not None:
         func = spec.node.func
         argument: Any = spec.args_model.model_validate(args) if spec.args_model else args
-        return await func(argument, ctx)
+        result = await func(argument, ctx)
+        if spec.out_model is not None and spec.node.policy.validate in ("both", "out"):
+            # The node's policy asks for its output to be checked, as the runtime would.
+            payload = result.model_dump() if isinstance(result, BaseModel) else result
+            result = spec.out_model.model_validate(payload)
+        return result
     if spec.call is not None:
         return await spec.call(args)
     raise TypeError(f"tool {spec.name!r} has neither a node nor a call function")

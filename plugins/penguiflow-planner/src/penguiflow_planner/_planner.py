@@ -17,6 +17,7 @@ from penguiflow.catalog import NodeSpec
 from penguiflow.joins import JoinRequest, JoinStrategy, get_join_strategy
 from penguiflow.llm import JSONLLMClient, LLMError, LLMMessage
 from penguiflow.memory import ConversationTurn, MemoryKey, MemoryStrategy, NoMemory
+from penguiflow.metrics import FlowEvent
 from penguiflow.state import require_capabilities
 
 from ._actions import FinishReason, PlannerAction, PlannerFinish, PlannerPause
@@ -74,6 +75,7 @@ class _Run:
     history: list[LLMMessage]
     repairs: int = 0
     reflections: int = 0
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
 class ReactPlanner:
@@ -92,14 +94,16 @@ class ReactPlanner:
         max_repairs: int = 3,
         max_parallel: int = 4,
         join_strategy: str | JoinStrategy = "append",
-        join_host: Any = None,
-        memory: MemoryStrategy | None = None,
+        plugin_host: Any = None,
+        memory: MemoryStrategy | str | None = None,
+        memory_options: Mapping[str, Any] | None = None,
         state_store: Any = None,
         answer_model: type[BaseModel] | None = None,
         reflection: ReflectionConfig | None = None,
         instructions: str | None = None,
         constraints: Sequence[str] = (),
         event_callback: Callable[[PlannerEvent], Awaitable[None] | None] | None = None,
+        middlewares: Sequence[Any] = (),
     ) -> None:
         if not catalog:
             raise ValueError("ReactPlanner needs at least one tool in its catalog")
@@ -112,9 +116,13 @@ class ReactPlanner:
             raise ValueError("max_repairs must be >= 0 and max_parallel >= 1")
         self.max_repairs = max_repairs
         self.max_parallel = max_parallel
-        self._join_host = join_host
+        self._host = plugin_host
         self.join_strategy = join_strategy
-        self.memory: MemoryStrategy = memory or NoMemory()
+        self.memory: MemoryStrategy = (
+            _memory_by_name(memory, dict(memory_options or {}), plugin_host)
+            if isinstance(memory, str)
+            else memory or NoMemory()
+        )
         if state_store is None:
             from penguiflow.state.in_memory import InMemoryStateStore
 
@@ -130,6 +138,8 @@ class ReactPlanner:
         self.instructions = instructions
         self.constraints = tuple(constraints)
         self.event_callback = event_callback
+        self.middlewares = list(middlewares)
+        self._hook_sinks: list[Any] | None = None
 
     # -- public API --------------------------------------------------------------------------
 
@@ -397,6 +407,7 @@ class ReactPlanner:
         **extra: Any,
     ) -> PlannerFinish:
         metadata: dict[str, Any] = {
+            "run_id": run.run_id,
             "usage": run.usage.model_dump(exclude={"elapsed_before_s"})
             | {"elapsed_s": round(run.usage.elapsed_s(), 3)},
             "trajectory": run.trajectory.model_dump(mode="json"),
@@ -432,14 +443,14 @@ class ReactPlanner:
         chosen = name or self.join_strategy
         if not isinstance(chosen, str):
             return chosen
-        return get_join_strategy(chosen, self._join_host)
+        return get_join_strategy(chosen, self._host)
 
     def _join_names(self) -> list[str]:
         if not isinstance(self.join_strategy, str):
             return [self.join_strategy.name]
         from penguiflow.joins import join_strategies
 
-        return sorted(join_strategies(self._join_host))
+        return sorted(join_strategies(self._host))
 
     def _constraints(self) -> list[str]:
         budgets = self.budgets
@@ -449,16 +460,71 @@ class ReactPlanner:
             found.append(f"at most {budgets.hop_budget} tool calls")
         return found
 
+    def _sinks(self) -> list[Any]:
+        if self._hook_sinks is None:
+            from penguiflow.plugins import active_hooks
+
+            host = self._host or active_hooks()
+            found: list[Any] = []
+            if host is not None:
+                for contributed in host.hook.penguiflow_planner_sinks(planner=self):
+                    found += list(contributed or ())
+            self._hook_sinks = found
+        return [*self.middlewares, *self._hook_sinks]
+
     async def _emit(self, kind: str, run: _Run, data: dict[str, Any] | None = None) -> None:
-        if self.event_callback is None:
+        details = data or {}
+        sinks = self._sinks()
+        if self.event_callback is None and not sinks:
             return
-        event = PlannerEvent(kind=kind, iteration=run.usage.iterations, data=data or {})
-        try:
-            result = self.event_callback(event)
-            if inspect.isawaitable(result):
-                await result
-        except Exception:  # an observer must not break the run
-            logger.exception("planner event callback failed for %s", kind)
+        event = PlannerEvent(kind=kind, iteration=run.usage.iterations, data=details)
+        flow_event = FlowEvent(
+            event_type=f"planner_{kind}",
+            ts=event.ts,
+            node_name=details.get("tool"),
+            node_id=None,
+            trace_id=run.run_id,
+            attempt=run.usage.iterations,
+            latency_ms=None,
+            queue_depth_in=0,
+            queue_depth_out=0,
+            outgoing_edges=0,
+            queue_maxsize=0,
+            trace_pending=None,
+            trace_inflight=0,
+            trace_cancelled=False,
+            extra=details,
+        )
+        receivers: list[tuple[Any, Any]] = [(sink, flow_event) for sink in sinks]
+        if self.event_callback is not None:
+            receivers.append((self.event_callback, event))
+        for receiver, payload in receivers:
+            try:
+                result = receiver(payload)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:  # an observer must not break the run
+                logger.exception("planner event receiver failed for %s", kind)
+
+
+def _memory_by_name(name: str, options: dict[str, Any], host: Any) -> MemoryStrategy:
+    """A memory strategy from a hook plugin (`penguiflow_register_memory_strategies`) or
+    the `penguiflow.memory_strategies` driver group, called with `options`."""
+    from penguiflow.plugins import active_hooks, collect_named, load_hooks, resolve_driver
+
+    host = host or active_hooks() or load_hooks()
+    contributed = collect_named(
+        host, "penguiflow_register_memory_strategies", what="memory strategy"
+    )
+    if name in contributed:
+        strategy = contributed[name](name, **options)
+    else:
+        strategy = resolve_driver("memory_strategy", name, **options)
+    if not isinstance(strategy, MemoryStrategy):
+        raise TypeError(
+            f"memory strategy {name!r} built {strategy!r}, which lacks add_turn/snapshot/clear"
+        )
+    return strategy
 
 
 async def _stream_answer(

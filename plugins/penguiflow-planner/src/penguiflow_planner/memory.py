@@ -1,0 +1,272 @@
+"""`rolling_summary`: recent turns verbatim, older ones folded into a summary by the LLM.
+
+Summaries are written in the background, so a run never waits for one. Health tells how it
+goes: `healthy`; `retry` after a failed summary (the turns wait and the next turn retries);
+`degraded` after `max_retries` failures in a row (older turns are kept verbatim, within the
+token budget, until a summary succeeds again). With a token budget, a snapshot that does not
+fit follows `overflow`: `truncate_summary` (shorten the summary first), `truncate_oldest`
+(drop the oldest turns first) or `error` (raise `MemoryBudgetExceeded`). With a state store
+that supports memory state, every key's memory survives restarts.
+
+Driver `rolling_summary` of `penguiflow.memory_strategies`:
+`resolve_driver("memory_strategy", "rolling_summary", llm=client, max_turns=6)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Literal
+
+from penguiflow.llm import JSONLLMClient, LLMMessage
+from penguiflow.memory import (
+    ConversationTurn,
+    MemoryBudgetExceeded,
+    MemoryKey,
+    MemorySnapshot,
+    estimate_tokens,
+)
+from penguiflow.state import require_capabilities
+
+__all__ = ["RollingSummaryMemory", "rolling_summary_memory"]
+
+logger = logging.getLogger("penguiflow.planner.memory")
+
+Overflow = Literal["truncate_summary", "truncate_oldest", "error"]
+Health = Literal["healthy", "retry", "degraded"]
+
+_SUMMARY_PROMPT = (
+    "Update the running summary of a conversation. Keep facts, decisions, names and open "
+    "questions; drop chit-chat. Reply with the new summary only."
+)
+
+
+class _KeyState:
+    __slots__ = ("failures", "health", "pending", "summary", "turns")
+
+    def __init__(self) -> None:
+        self.summary = ""
+        self.turns: list[ConversationTurn] = []
+        #: turns waiting to be folded into the summary
+        self.pending: list[ConversationTurn] = []
+        self.health: Health = "healthy"
+        self.failures = 0
+
+    def dump(self) -> dict[str, Any]:
+        return {
+            "summary": self.summary,
+            "turns": [t.model_dump() for t in self.turns],
+            "pending": [t.model_dump() for t in self.pending],
+            "health": self.health,
+            "failures": self.failures,
+        }
+
+    @classmethod
+    def load(cls, data: dict[str, Any]) -> _KeyState:
+        state = cls()
+        state.summary = str(data.get("summary", ""))
+        state.turns = [ConversationTurn.model_validate(t) for t in data.get("turns", [])]
+        state.pending = [ConversationTurn.model_validate(t) for t in data.get("pending", [])]
+        state.health = data.get("health", "healthy")
+        state.failures = int(data.get("failures", 0))
+        return state
+
+
+class RollingSummaryMemory:
+    def __init__(
+        self,
+        llm: JSONLLMClient,
+        *,
+        max_turns: int = 6,
+        max_tokens: int | None = None,
+        overflow: Overflow = "truncate_summary",
+        max_retries: int = 2,
+        state_store: Any = None,
+    ) -> None:
+        if max_turns < 1:
+            raise ValueError(f"max_turns must be >= 1, got {max_turns}")
+        if max_tokens is not None and max_tokens < 1:
+            raise ValueError(f"max_tokens must be >= 1 or None, got {max_tokens}")
+        if overflow not in ("truncate_summary", "truncate_oldest", "error"):
+            raise ValueError(
+                "overflow must be 'truncate_summary', 'truncate_oldest' or 'error', got "
+                f"{overflow!r}"
+            )
+        if state_store is not None:
+            require_capabilities(
+                state_store,
+                feature="rolling summary persistence",
+                methods=["save_memory_state", "load_memory_state"],
+            )
+        self.llm = llm
+        self.max_turns = max_turns
+        self.max_tokens = max_tokens
+        self.overflow = overflow
+        self.max_retries = max_retries
+        self._store = state_store
+        self._states: dict[str, _KeyState] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    # -- the strategy protocol ---------------------------------------------------------------
+
+    async def add_turn(self, key: MemoryKey | None, turn: ConversationTurn) -> None:
+        if key is None:
+            return
+        name = key.as_string()
+        async with self._lock(name):
+            state = await self._load(name)
+            state.turns.append(turn)
+            if len(state.turns) > self.max_turns:
+                overflow = len(state.turns) - self.max_turns
+                state.pending += state.turns[:overflow]
+                state.turns = state.turns[overflow:]
+            await self._save(name, state)
+        if state.pending:
+            self._schedule(name)
+
+    async def snapshot(self, key: MemoryKey | None) -> MemorySnapshot:
+        if key is None:
+            return MemorySnapshot()
+        name = key.as_string()
+        async with self._lock(name):
+            state = await self._load(name)
+            summary = state.summary
+            turns = list(state.turns)
+            if state.health == "degraded":
+                turns = state.pending + turns  # no summary to stand in for them
+            return self._fit(name, summary, turns, state.health)
+
+    async def clear(self, key: MemoryKey | None) -> None:
+        if key is None:
+            return
+        name = key.as_string()
+        task = self._tasks.pop(name, None)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        async with self._lock(name):
+            self._states[name] = _KeyState()
+            await self._save(name, self._states[name])
+
+    # -- background summaries ----------------------------------------------------------------
+
+    async def flush(self) -> None:
+        """Wait for the summaries in progress (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
+
+    async def aclose(self) -> None:
+        await self.flush()
+
+    async def health(self, key: MemoryKey) -> Health:
+        async with self._lock(key.as_string()):
+            return (await self._load(key.as_string())).health
+
+    def _schedule(self, name: str) -> None:
+        running = self._tasks.get(name)
+        if running is not None and not running.done():
+            return
+        task = asyncio.get_running_loop().create_task(self._summarise(name))
+        self._tasks[name] = task
+        task.add_done_callback(
+            lambda done: self._tasks.pop(name, None) if self._tasks.get(name) is done else None
+        )
+
+    def _forget(self, name: str, done: asyncio.Task[None]) -> None:
+        if self._tasks.get(name) is done:
+            del self._tasks[name]
+
+    async def _summarise(self, name: str) -> None:
+        async with self._lock(name):
+            state = await self._load(name)
+            pending = list(state.pending)
+            previous = state.summary
+        if not pending:
+            return
+        transcript = "\n".join(f"User: {t.user}\nAssistant: {t.assistant}" for t in pending)
+        messages = [
+            LLMMessage(role="system", content=_SUMMARY_PROMPT),
+            LLMMessage(
+                role="user",
+                content=f"Summary so far:\n{previous or '(none)'}\n\nNew turns:\n{transcript}",
+            ),
+        ]
+        try:
+            reply = await self.llm.complete(messages=messages)
+            summary = reply.text.strip()
+            if not summary:
+                raise ValueError("the model returned an empty summary")
+        except Exception as exc:  # any failure: keep the turns, report the health
+            async with self._lock(name):
+                state = await self._load(name)
+                state.failures += 1
+                state.health = "degraded" if state.failures > self.max_retries else "retry"
+                await self._save(name, state)
+            logger.warning("rolling summary for %s failed (%s); health %s", name, exc, state.health)
+            return
+        async with self._lock(name):
+            state = await self._load(name)
+            state.summary = summary
+            state.pending = state.pending[len(pending) :]  # turns added meanwhile stay pending
+            state.failures = 0
+            state.health = "healthy"
+            await self._save(name, state)
+            again = bool(state.pending)
+        if again:
+            self._schedule(name)
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _lock(self, name: str) -> asyncio.Lock:
+        lock = self._locks.get(name)
+        if lock is None:
+            lock = self._locks[name] = asyncio.Lock()
+        return lock
+
+    async def _load(self, name: str) -> _KeyState:
+        state = self._states.get(name)
+        if state is None:
+            saved = await self._store.load_memory_state(name) if self._store is not None else None
+            state = _KeyState.load(saved) if saved else _KeyState()
+            self._states[name] = state
+        return state
+
+    async def _save(self, name: str, state: _KeyState) -> None:
+        if self._store is not None:
+            await self._store.save_memory_state(name, state.dump())
+
+    def _fit(
+        self, name: str, summary: str, turns: list[ConversationTurn], health: Health
+    ) -> MemorySnapshot:
+        def size() -> int:
+            return estimate_tokens(summary) + sum(
+                estimate_tokens(t.user) + estimate_tokens(t.assistant) for t in turns
+            )
+
+        budget = self.max_tokens
+        if budget is not None and size() > budget:
+            if self.overflow == "error":
+                raise MemoryBudgetExceeded(
+                    f"memory for {name} holds {size()} tokens, over max_tokens={budget}; raise "
+                    "the budget or choose overflow='truncate_summary' or 'truncate_oldest'"
+                )
+            if self.overflow == "truncate_summary":
+                while summary and size() > budget:
+                    summary = summary[: max(0, len(summary) - max(16, len(summary) // 4))]
+            while len(turns) > 1 and size() > budget:
+                turns.pop(0)
+            while summary and size() > budget:
+                summary = summary[: max(0, len(summary) - max(16, len(summary) // 4))]
+        return MemorySnapshot(summary=summary or None, turns=turns, health=health)
+
+
+def rolling_summary_memory(name: str, **options: Any) -> RollingSummaryMemory:
+    """The `rolling_summary` driver; needs `llm=` (the client that writes summaries)."""
+    llm = options.pop("llm", None)
+    if llm is None:
+        raise TypeError(
+            f"the {name!r} memory strategy needs llm=... (a JSON LLM client that writes the "
+            "summaries), e.g. resolve_driver('memory_strategy', 'rolling_summary', llm=client)"
+        )
+    return RollingSummaryMemory(llm, **options)

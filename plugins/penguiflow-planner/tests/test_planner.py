@@ -363,3 +363,17 @@ def test_react_planner_is_importable_from_penguiflow() -> None:
     from penguiflow import ReactPlanner as Planner
 
     assert Planner is ReactPlanner and Finish is PlannerFinish
+
+
+def test_the_planner_demo_runs() -> None:
+    import subprocess
+    import sys
+
+    demo = Path(__file__).resolve().parents[3] / "examples" / "planner_demo.py"
+    done = subprocess.run(
+        [sys.executable, str(demo)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "paused: approve the booking" in done.stdout
+    assert "answer_complete: Lisbon (24C, sunny) is booked for 2 nights." in done.stdout
+    assert "- repair:" in done.stdout and "no forecast for Atlantis" in done.stdout

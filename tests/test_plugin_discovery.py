@@ -208,7 +208,8 @@ def test_import_stays_light_with_plugins_installed(venv: Path) -> None:
         import penguiflow
         elapsed = time.perf_counter() - started
         heavy = ("pf_fixture", "penguiflow_redis", "redis", "penguiflow_postgres", "asyncpg",
-                 "penguiflow_openai", "penguiflow_anthropic", "httpx", "stevedore", "pluggy")
+                 "penguiflow_openai", "penguiflow_anthropic", "httpx", "penguiflow_planner",
+                 "stevedore", "pluggy")
         plugins = [m for m in sys.modules if m.startswith(heavy)]
         print(json.dumps({"ms": elapsed * 1000, "plugins": plugins}))
     """,

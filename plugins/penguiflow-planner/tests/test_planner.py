@@ -377,3 +377,22 @@ def test_the_planner_demo_runs() -> None:
     assert "paused: approve the booking" in done.stdout
     assert "answer_complete: Lisbon (24C, sunny) is booked for 2 nights." in done.stdout
     assert "- repair:" in done.stdout and "no forecast for Atlantis" in done.stdout
+
+
+async def test_a_tools_circuit_breaker_is_kept_across_steps() -> None:
+    from tools import City, Weather, weather
+
+    from penguiflow import ModelRegistry, Node, NodePolicy, build_catalog
+    from penguiflow.node import CircuitBreakerPolicy
+
+    registry = ModelRegistry()
+    registry.register("weather", City, Weather)
+    policy = NodePolicy(validate="none", circuit_breaker=CircuitBreakerPolicy(2, 60.0))
+    specs = build_catalog([Node(weather, name="weather", policy=policy)], registry)
+    down = act("weather", city="Atlantis")
+    llm = ScriptedLLMClient([down, down, act("weather", city="Oslo"), answer("gave up")])
+    result = await ReactPlanner(llm, specs).run("weather?")
+    assert isinstance(result, PlannerFinish)
+    errors = [s.error for s in Trajectory.model_validate(result.metadata["trajectory"]).steps]
+    assert errors[0] == "ValueError: no weather station in Atlantis"
+    assert errors[2] is not None and errors[2].startswith("CircuitOpen: circuit open after 2")

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from penguiflow.catalog import NodeSpec
 from penguiflow.joins import BranchOutcome
+from penguiflow.runtime import CircuitBreaker
 
 __all__ = ["PauseRequested", "ToolContext", "run_tool"]
 
@@ -74,20 +75,38 @@ async def _invoke(spec: NodeSpec, args: dict[str, Any], ctx: ToolContext) -> Any
     raise TypeError(f"tool {spec.name!r} has neither a node nor a call function")
 
 
-async def run_tool(spec: NodeSpec, args: dict[str, Any], ctx: ToolContext) -> BranchOutcome:
-    """Call the tool under its node's policy; failures become a failed outcome, never an
+async def run_tool(
+    spec: NodeSpec,
+    args: dict[str, Any],
+    ctx: ToolContext,
+    breaker: CircuitBreaker | None = None,
+) -> BranchOutcome:
+    """Call the tool under its node's policy (timeout, retries, output validation, and the
+    circuit `breaker` the planner keeps for it); failures become a failed outcome, never an
     exception (except a pause, which stops the run)."""
     policy = spec.node.policy if spec.node is not None else None
     attempts = 1 + (policy.max_retries if policy is not None else 0)
     started = time.perf_counter()
     error: Exception | None = None
     for attempt in range(attempts):
+        if breaker is not None and breaker.before_attempt(time.monotonic()) == "circuit_rejected":
+            wait = breaker.retry_after(time.monotonic())
+            return BranchOutcome(
+                tool=spec.name,
+                args=args,
+                ok=False,
+                error=f"circuit open after {breaker.failures} consecutive failures; not called "
+                f"(next try in {wait:.1f}s), choose another tool or answer",
+                error_type="CircuitOpen",
+            )
         try:
             if policy is not None and policy.timeout_s is not None:
                 async with asyncio.timeout(policy.timeout_s):
                     result = await _invoke(spec, args, ctx)
             else:
                 result = await _invoke(spec, args, ctx)
+            if breaker is not None:
+                breaker.on_success()
             return BranchOutcome(
                 tool=spec.name,
                 args=args,
@@ -99,6 +118,8 @@ async def run_tool(spec: NodeSpec, args: dict[str, Any], ctx: ToolContext) -> Br
             raise
         except Exception as exc:
             error = exc
+            if breaker is not None:
+                breaker.on_failure(time.monotonic())
             if policy is not None and attempt + 1 < attempts:
                 await asyncio.sleep(policy.backoff_delay(attempt + 1))
     assert error is not None

@@ -18,6 +18,7 @@ from penguiflow.joins import JoinRequest, JoinStrategy, get_join_strategy
 from penguiflow.llm import JSONLLMClient, LLMError, LLMMessage
 from penguiflow.memory import ConversationTurn, MemoryKey, MemoryStrategy, NoMemory
 from penguiflow.metrics import FlowEvent
+from penguiflow.runtime import CircuitBreaker
 from penguiflow.state import require_capabilities
 
 from ._actions import FinishReason, PlannerAction, PlannerFinish, PlannerPause
@@ -139,6 +140,12 @@ class ReactPlanner:
         self.constraints = tuple(constraints)
         self.event_callback = event_callback
         self.middlewares = list(middlewares)
+        #: one per tool whose node has a circuit breaker policy, shared by every run
+        self._breakers = {
+            spec.name: CircuitBreaker(spec.node.policy.circuit_breaker)
+            for spec in catalog
+            if spec.node is not None and spec.node.policy.circuit_breaker is not None
+        }
         self._hook_sinks: list[Any] | None = None
 
     # -- public API --------------------------------------------------------------------------
@@ -277,7 +284,9 @@ class ReactPlanner:
             await self._emit("tool_call", run, {"tool": name})
             ctx = ToolContext(tool=name, context=run.trajectory.context)
             try:
-                outcome = await run_tool(self.catalog[name], action.args, ctx)
+                outcome = await run_tool(
+                    self.catalog[name], action.args, ctx, self._breakers.get(name)
+                )
             except PauseRequested as pause:
                 run.usage.hops += 1
                 return await self._pause(run, record, pause.reason, pause.payload)
@@ -302,7 +311,7 @@ class ReactPlanner:
                 await self._emit("tool_call", run, {"tool": name, "parallel": True})
                 ctx = ToolContext(tool=name, context=run.trajectory.context)
                 try:
-                    return await run_tool(self.catalog[name], args, ctx)
+                    return await run_tool(self.catalog[name], args, ctx, self._breakers.get(name))
                 except PauseRequested as pause:
                     from penguiflow.joins import BranchOutcome
 

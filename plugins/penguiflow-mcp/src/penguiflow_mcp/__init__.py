@@ -1,0 +1,29 @@
+"""MCP tools for PenguiFlow: `MCPConnector` turns an MCP server's tools into namespaced
+`NodeSpec`s (`server.tool`) a planner can call."""
+
+from __future__ import annotations
+
+from .config import CONFIG_ENV, MCPConfigError, MCPServerConfig, load_config
+from .connector import MCPConnectionError, MCPConnector, MCPError, MCPTool, MCPToolError
+
+__all__ = [
+    "CONFIG_ENV",
+    "MCPConfigError",
+    "MCPConnectionError",
+    "MCPConnector",
+    "MCPError",
+    "MCPServerConfig",
+    "MCPTool",
+    "MCPToolError",
+    "catalog_from",
+    "load_config",
+]
+
+
+async def catalog_from(connectors: list[MCPConnector]) -> list[object]:
+    """The tool specs of every connector, for a planner's catalog; tool names are namespaced
+    `server.tool`, so two servers offering the same tool do not collide."""
+    specs: list[object] = []
+    for connector in connectors:
+        specs += await connector.tool_specs()
+    return specs

@@ -1,0 +1,196 @@
+"""MCPConnector against real MCP servers in separate processes: mcp-server-time over stdio,
+and a server of our own over streamable HTTP with a bearer token."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import HERE, HTTPServer
+from penguiflow_mcp import (
+    MCPConfigError,
+    MCPConnectionError,
+    MCPConnector,
+    MCPServerConfig,
+    MCPToolError,
+    catalog_from,
+    load_config,
+)
+
+from penguiflow.connectors import namespaced_tools
+from penguiflow.testing import run_async
+
+
+def http(server: HTTPServer, **options: Any) -> MCPConnector:
+    options.setdefault("bearer_token", server.token)
+    return MCPConnector(
+        MCPServerConfig(name=options.pop("name", "calc"), url=server.url, **options)
+    )
+
+
+async def using(connector: MCPConnector, scenario: Any) -> Any:
+    try:
+        return await scenario(connector)
+    finally:
+        await connector.aclose()
+
+
+def test_time_server_over_stdio(time_server_command: str) -> None:
+    connector = MCPConnector(MCPServerConfig(name="time", command=time_server_command))
+
+    async def scenario(c: MCPConnector) -> None:
+        specs = await c.tool_specs()
+        names = sorted(s.name for s in specs)
+        assert names == ["time.convert_time", "time.get_current_time"]
+        current = next(s for s in specs if s.name == "time.get_current_time")
+        assert (
+            current.args_schema["required"] == ["timezone"] and current.side_effects == "external"
+        )
+        assert current.call is not None
+        result = await current.call({"timezone": "UTC"})
+        assert result["timezone"] == "UTC" and "datetime" in result
+        again = await c.call_tool("get_current_time", {"timezone": "Europe/Paris"})  # same session
+        assert again["timezone"] == "Europe/Paris"
+
+    run_async(lambda: using(connector, scenario))
+
+
+def test_http_server_with_bearer_token(http_server: HTTPServer) -> None:
+    async def scenario(c: MCPConnector) -> None:
+        assert await c.call_tool("add", {"a": 2, "b": 3}) == {"sum": 5}
+        assert await c.call_tool("search", {"query": "pi"}) == "calc notes about pi"
+
+    run_async(lambda: using(http(http_server), scenario))
+
+
+@pytest.mark.parametrize("token", [None, "wrong-token"])
+def test_missing_or_wrong_token_is_rejected(http_server: HTTPServer, token: str | None) -> None:
+    connector = http(http_server, bearer_token=token)
+    with pytest.raises(
+        MCPConnectionError,
+        match=r"MCP server 'calc' could not be started or reached.*HTTP 401.*check bearer_token",
+    ):
+        run_async(lambda: using(connector, lambda c: c.list_tools()))
+
+
+def test_large_results_are_kept_out_of_the_prompt(http_server: HTTPServer) -> None:
+    async def scenario(c: MCPConnector) -> None:
+        reference = await c.call_tool("blob", {"size": 20_000})
+        assert reference["type"] == "artifact" and reference["size"] == 20_000
+        assert reference["ref"].startswith("mcp://calc/") and len(reference["preview"]) == 200
+        mime, content = c.artifact(reference["ref"])
+        assert mime == "text/plain" and content == "x" * 20_000
+
+    run_async(lambda: using(http(http_server, max_inline_chars=1000), scenario))
+
+
+def test_a_tool_error_and_a_schema_violation(http_server: HTTPServer) -> None:
+    async def scenario(c: MCPConnector) -> None:
+        with pytest.raises(
+            MCPToolError, match="calc.fail reported an error: Error executing tool fail"
+        ):
+            await c.call_tool("fail", {"reason": "bad input"})
+        with pytest.raises(
+            MCPToolError, match=r"do not match its schema \(not sent\): \$.b: field required"
+        ):
+            await c.call_tool("add", {"a": 1})
+        with pytest.raises(
+            MCPToolError, match="has no tool 'mul'; it has: add, blob, crash, fail, search"
+        ):
+            await c.call_tool("mul", {})
+
+    run_async(lambda: using(http(http_server), scenario))
+
+
+def test_server_crash_mid_call_then_reconnect(http_server: HTTPServer) -> None:
+    async def scenario(c: MCPConnector) -> None:
+        assert await c.call_tool("add", {"a": 1, "b": 1}) == {"sum": 2}
+        with pytest.raises(MCPConnectionError, match="MCP server 'calc' crashed or dropped"):
+            await c.call_tool("crash", {})
+        http_server.proc.wait(timeout=10)
+        http_server.stop()
+        http_server.start()  # the server comes back: the connector reconnects by itself
+        assert await c.call_tool("add", {"a": 2, "b": 2}) == {"sum": 4}
+
+    run_async(lambda: using(http(http_server, retries=1), scenario), timeout=60)
+
+
+def test_a_server_that_never_starts_or_answers_garbage(tmp_path: Path) -> None:
+    missing = MCPConnector(MCPServerConfig(name="ghost", command=str(tmp_path / "no-such-server")))
+    with pytest.raises(MCPConnectionError, match="MCP server 'ghost' could not be started"):
+        run_async(lambda: using(missing, lambda c: c.list_tools()))
+    garbage = MCPConnector(
+        MCPServerConfig(
+            name="noise",
+            command=sys.executable,
+            args=[str(HERE / "servers" / "garbage.py")],
+            connect_timeout_s=3,
+        )  # fmt: skip
+    )
+    with pytest.raises(MCPConnectionError, match="MCP server 'noise'"):
+        run_async(lambda: using(garbage, lambda c: c.list_tools()), timeout=20)
+
+
+def test_name_collisions_are_resolved_by_namespacing(
+    http_server: HTTPServer, time_server_command: str
+) -> None:
+    other_port_server = http_server  # same server, declared twice under two names
+    first = http(other_port_server, name="calc")
+    second = http(other_port_server, name="notes")
+    time = MCPConnector(MCPServerConfig(name="time", command=time_server_command))
+
+    async def scenario() -> None:
+        try:
+            specs = await catalog_from([first, second, time])
+            names = [s.name for s in specs]
+            assert (
+                "calc.search" in names
+                and "notes.search" in names
+                and "time.get_current_time" in names
+            )
+            tools = await namespaced_tools([first, second])
+            assert await tools["notes.search"].call({"query": "x"}) == "calc notes about x"
+        finally:
+            for connector in (first, second, time):
+                await connector.aclose()
+
+    run_async(scenario, timeout=60)
+
+
+def test_another_event_loop_gets_a_new_session(http_server: HTTPServer) -> None:
+    connector = http(http_server)
+
+    async def call() -> Any:
+        return await connector.call_tool("add", {"a": 1, "b": 2})
+
+    assert run_async(call) == {"sum": 3}  # run_async uses a fresh loop each time
+    assert run_async(call) == {"sum": 3}
+    run_async(connector.aclose)
+
+
+def test_config_files_and_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CALC_TOKEN", "from-env")
+    toml = tmp_path / "mcp.toml"
+    toml.write_text(
+        '[servers.calc]\nurl = "http://127.0.0.1:9/mcp"\nbearer_token = "${CALC_TOKEN}"\n'
+        '[servers.time]\ncommand = "mcp-server-time"\n'
+    )
+    calc, time = load_config(toml)
+    assert calc.transport == "http" and calc.resolved_headers() == {
+        "Authorization": "Bearer from-env"
+    }
+    assert time.transport == "stdio"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"servers": [{"name": "x", "command": "a", "url": "http://h"}]}))
+    with pytest.raises(MCPConfigError, match="server x: .*exactly one of command="):
+        load_config(bad)
+    with pytest.raises(MCPConfigError, match=r"declared twice"):
+        load_config({"servers": [{"name": "a", "command": "x"}, {"name": "a", "command": "y"}]})
+    with pytest.raises(MCPConfigError, match="MISSING_VAR"):
+        MCPServerConfig(
+            name="m", url="http://h/mcp", bearer_token="${MISSING_VAR}"
+        ).resolved_headers()

@@ -4,7 +4,6 @@ and a server of our own over streamable HTTP with a bearer token."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -91,7 +90,7 @@ def test_large_results_are_kept_out_of_the_prompt(http_server: HTTPServer) -> No
 def test_a_tool_error_and_a_schema_violation(http_server: HTTPServer) -> None:
     async def scenario(c: MCPConnector) -> None:
         with pytest.raises(
-            MCPToolError, match="calc.fail reported an error: Error executing tool fail"
+            MCPToolError, match=r"calc\.fail reported an error: Error executing tool fail"
         ):
             await c.call_tool("fail", {"reason": "bad input"})
         with pytest.raises(
@@ -129,7 +128,7 @@ def test_a_server_that_never_starts_or_answers_garbage(tmp_path: Path) -> None:
             command=sys.executable,
             args=[str(HERE / "servers" / "garbage.py")],
             connect_timeout_s=3,
-        )  # fmt: skip
+        )
     )
     with pytest.raises(MCPConnectionError, match="MCP server 'noise'"):
         run_async(lambda: using(garbage, lambda c: c.list_tools()), timeout=20)
@@ -186,7 +185,7 @@ def test_config_files_and_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert time.transport == "stdio"
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"servers": [{"name": "x", "command": "a", "url": "http://h"}]}))
-    with pytest.raises(MCPConfigError, match="server x: .*exactly one of command="):
+    with pytest.raises(MCPConfigError, match=r"server x: .*exactly one of command="):
         load_config(bad)
     with pytest.raises(MCPConfigError, match=r"declared twice"):
         load_config({"servers": [{"name": "a", "command": "x"}, {"name": "a", "command": "y"}]})
@@ -194,3 +193,46 @@ def test_config_files_and_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         MCPServerConfig(
             name="m", url="http://h/mcp", bearer_token="${MISSING_VAR}"
         ).resolved_headers()
+
+
+def test_the_plugin_hook_contributes_configured_servers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from penguiflow.plugins import PluginSettings, collect_connectors, load_hooks
+
+    config_file = tmp_path / "servers.json"
+    config_file.write_text(json.dumps({"servers": [{"name": "fromfile", "command": "x"}]}))
+    monkeypatch.setenv("PENGUIFLOW_MCP_CONFIG", str(config_file))
+    host = load_hooks(PluginSettings())
+    connectors = collect_connectors(
+        host, config={"mcp": {"servers": [{"name": "incode", "url": "http://127.0.0.1:9/mcp"}]}}
+    )
+    names = sorted(c.name for c in connectors if isinstance(c, MCPConnector))
+    assert names == ["fromfile", "incode"]
+
+
+def test_a_planner_calls_an_mcp_tool_end_to_end(http_server: HTTPServer) -> None:
+    from penguiflow_planner import PlannerFinish, ReactPlanner, Trajectory
+
+    from penguiflow.llm import ScriptedLLMClient
+
+    connector = http(http_server)
+
+    async def scenario() -> None:
+        try:
+            catalog = await catalog_from([connector])
+            llm = ScriptedLLMClient(
+                [
+                    json.dumps({"next_node": "calc.add", "args": {"a": 20, "b": 22}}),
+                    json.dumps({"next_node": None, "args": {"answer": "42"}}),
+                ]
+            )
+            result = await ReactPlanner(llm, catalog).run("What is 20 + 22?")
+        finally:
+            await connector.aclose()
+        assert isinstance(result, PlannerFinish) and result.payload == "42"
+        step = Trajectory.model_validate(result.metadata["trajectory"]).steps[0]
+        assert step.observation == {"sum": 42}
+        assert '"name": "calc.add"' in llm.calls[0].messages[0].content
+
+    run_async(scenario)

@@ -212,7 +212,7 @@ def test_import_stays_light_with_plugins_installed(venv: Path) -> None:
         elapsed = time.perf_counter() - started
         heavy = ("pf_fixture", "penguiflow_redis", "redis", "penguiflow_postgres", "asyncpg",
                  "penguiflow_openai", "penguiflow_anthropic", "httpx", "penguiflow_planner",
-                 "penguiflow_mcp", "mcp", "stevedore", "pluggy")
+                 "penguiflow_mcp", "mcp", "penguiflow_utcp", "utcp", "stevedore", "pluggy")
         plugins = [m for m in sys.modules if m.startswith(heavy)]
         print(json.dumps({"ms": elapsed * 1000, "plugins": plugins}))
     """,

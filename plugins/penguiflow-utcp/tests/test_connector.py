@@ -1,0 +1,113 @@
+"""UTCPConnector against a UTCP manual served by a real HTTP app on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from penguiflow_utcp import UTCPConnectionError, UTCPConnector, UTCPToolError
+
+from penguiflow.testing import run_async
+
+HERE = Path(__file__).resolve().parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def manual_url() -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "servers" / "manual_app.py"), str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                pytest.fail("the UTCP manual app did not start")
+            time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}/utcp"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+async def using(connector: UTCPConnector, scenario: Any) -> Any:
+    try:
+        return await scenario(connector)
+    finally:
+        await connector.aclose()
+
+
+def test_a_manual_is_discovered_and_its_tools_called(manual_url: str) -> None:
+    async def scenario(c: UTCPConnector) -> None:
+        specs = await c.tool_specs()
+        assert sorted(s.name for s in specs) == ["notes.add", "notes.broken", "notes.search"]
+        add = next(s for s in specs if s.name == "notes.add")
+        assert add.args_schema["required"] == ["a", "b"] and "utcp" in add.tags
+        assert add.call is not None and await add.call({"a": 2, "b": 40}) == {"sum": 42}
+        assert await c.call_tool("search", {"query": "penguins"}) == {
+            "hits": ["note about penguins"]
+        }
+
+    run_async(lambda: using(UTCPConnector.http("notes", manual_url), scenario))
+
+
+def test_bad_arguments_and_failing_tools(manual_url: str) -> None:
+    async def scenario(c: UTCPConnector) -> None:
+        with pytest.raises(
+            UTCPToolError, match=r"do not match its schema \(not sent\): \$\.b: field required"
+        ):
+            await c.call_tool("add", {"a": 1})
+        with pytest.raises(UTCPToolError, match="has no tool 'mul'; it has: add, broken, search"):
+            await c.call_tool("mul", {})
+        with pytest.raises(UTCPToolError, match=r"notes\.broken failed"):
+            await c.call_tool("broken", {"query": "x"})
+
+    run_async(lambda: using(UTCPConnector.http("notes", manual_url), scenario))
+
+
+def test_an_unreachable_manual_is_a_clear_error() -> None:
+    connector = UTCPConnector.http("gone", f"http://127.0.0.1:{free_port()}/utcp", timeout_s=5)
+    with pytest.raises(UTCPConnectionError, match="UTCP manual 'gone' could not be"):
+        run_async(lambda: using(connector, lambda c: c.list_tools()))
+
+
+def test_two_manuals_with_the_same_tools_are_namespaced(manual_url: str) -> None:
+    first, second = UTCPConnector.http("a", manual_url), UTCPConnector.http("b", manual_url)
+
+    async def scenario() -> None:
+        try:
+            names = [s.name for c in (first, second) for s in await c.tool_specs()]
+            assert "a.add" in names and "b.add" in names
+            assert await second.call_tool("add", {"a": 1, "b": 1}) == {"sum": 2}
+        finally:
+            await first.aclose()
+            await second.aclose()
+
+    run_async(scenario)
+
+
+def test_manual_names_are_checked() -> None:
+    with pytest.raises(ValueError, match="must start with a letter"):
+        UTCPConnector.http("9lives", "http://127.0.0.1:9/utcp")
+    assert (
+        json.loads(json.dumps(UTCPConnector.http("ok", "http://h/utcp").call_template))["name"]
+        == "ok"
+    )

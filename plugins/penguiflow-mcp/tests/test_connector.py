@@ -3,6 +3,7 @@ and a server of our own over streamable HTTP with a bearer token."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from pathlib import Path
@@ -118,10 +119,22 @@ def test_server_crash_mid_call_then_reconnect(http_server: HTTPServer) -> None:
     run_async(lambda: using(http(http_server, retries=1), scenario), timeout=60)
 
 
-def test_a_server_that_never_starts_or_answers_garbage(tmp_path: Path) -> None:
+def test_a_server_that_never_starts_or_answers_garbage(
+    tmp_path: Path, time_server_command: str
+) -> None:
     missing = MCPConnector(MCPServerConfig(name="ghost", command=str(tmp_path / "no-such-server")))
     with pytest.raises(MCPConnectionError, match="MCP server 'ghost' could not be started"):
         run_async(lambda: using(missing, lambda c: c.list_tools()))
+
+    async def rest_of_catalog() -> list[Any]:
+        try:
+            return await catalog_from([missing, working])
+        finally:
+            await working.aclose()
+
+    working = MCPConnector(MCPServerConfig(name="time", command=time_server_command))
+    names = [spec.name for spec in run_async(rest_of_catalog)]  # type: ignore[attr-defined]
+    assert names == ["time.get_current_time", "time.convert_time"]
     garbage = MCPConnector(
         MCPServerConfig(
             name="noise",
@@ -189,6 +202,8 @@ def test_config_files_and_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         load_config(bad)
     with pytest.raises(MCPConfigError, match=r"declared twice"):
         load_config({"servers": [{"name": "a", "command": "x"}, {"name": "a", "command": "y"}]})
+    keyed = MCPServerConfig(name="k", url="http://h/mcp", api_key="abc", api_key_header="X-Key")
+    assert keyed.resolved_headers() == {"X-Key": "abc"}
     with pytest.raises(MCPConfigError, match="MISSING_VAR"):
         MCPServerConfig(
             name="m", url="http://h/mcp", bearer_token="${MISSING_VAR}"
@@ -236,3 +251,36 @@ def test_a_planner_calls_an_mcp_tool_end_to_end(http_server: HTTPServer) -> None
         assert '"name": "calc.add"' in llm.calls[0].messages[0].content
 
     run_async(scenario)
+
+
+def test_sessions_close_when_a_flow_stops(http_server: HTTPServer) -> None:
+    from penguiflow import Node, NodePolicy, create
+    from penguiflow.plugins import PluginSettings, collect_connectors, load_hooks, reset_hooks
+
+    host = load_hooks(PluginSettings())
+    servers = [{"name": "calc", "url": http_server.url, "bearer_token": http_server.token}]
+    found = collect_connectors(host, config={"mcp": {"servers": servers}})
+    (connector,) = [c for c in found if isinstance(c, MCPConnector)]
+
+    async def passthrough(message: Any, ctx: Any) -> Any:
+        return message
+
+    async def scenario() -> None:
+        assert await connector.call_tool("add", {"a": 1, "b": 1}) == {"sum": 2}
+        assert connector._session is not None and connector._session.alive
+        flow = create(Node(passthrough, name="p", policy=NodePolicy(validate="none")).to())
+        flow.run()
+        await flow.stop()  # the plugin's penguiflow_flow_shutdown closes the session
+        for _ in range(100):
+            if connector._session is None:
+                break
+            await asyncio.sleep(0.02)
+        assert connector._session is None
+        assert await connector.call_tool("add", {"a": 2, "b": 2}) == {"sum": 4}  # reopens
+        await connector.aclose()
+
+    reset_hooks(host)
+    try:
+        run_async(scenario)
+    finally:
+        reset_hooks(None)

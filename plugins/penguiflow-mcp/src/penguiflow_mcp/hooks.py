@@ -7,7 +7,9 @@ preconfigured servers by implementing `penguiflow_register_connectors` the same 
 
 from __future__ import annotations
 
+import asyncio
 import os
+import weakref
 from typing import Any
 
 from penguiflow.hookspecs import hookimpl
@@ -15,7 +17,11 @@ from penguiflow.hookspecs import hookimpl
 from .config import CONFIG_ENV, MCPServerConfig, load_config
 from .connector import MCPConnector
 
-__all__ = ["penguiflow_register_connectors"]
+__all__ = ["penguiflow_flow_shutdown", "penguiflow_register_connectors"]
+
+#: connectors this plugin made, closed when a flow stops (they reconnect if used again)
+_made: weakref.WeakSet[MCPConnector] = weakref.WeakSet()
+_closing: set[asyncio.Task[None]] = set()
 
 
 @hookimpl
@@ -27,4 +33,20 @@ def penguiflow_register_connectors(config: dict[str, Any]) -> list[Any]:
     path = os.environ.get(CONFIG_ENV)
     if path:
         servers += load_config(path)
-    return [MCPConnector(server) for server in servers]
+    connectors = [MCPConnector(server) for server in servers]
+    _made.update(connectors)
+    return connectors
+
+
+@hookimpl
+def penguiflow_flow_shutdown(flow: Any) -> None:
+    """Close the sessions of the configured servers when a flow stops (hooks are
+    synchronous, so the closing runs as tasks on the flow's loop)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    for connector in list(_made):
+        task = loop.create_task(connector.aclose())
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)

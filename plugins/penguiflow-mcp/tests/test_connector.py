@@ -84,6 +84,9 @@ def test_large_results_are_kept_out_of_the_prompt(http_server: HTTPServer) -> No
         assert reference["ref"].startswith("mcp://calc/") and len(reference["preview"]) == 200
         mime, content = c.artifact(reference["ref"])
         assert mime == "text/plain" and content == "x" * 20_000
+        image = await c.call_tool("picture", {})  # binary: never inline
+        assert image["type"] == "artifact" and image["mime_type"] == "image/png"
+        assert c.artifact(image["ref"])[1][:4] == bytes.fromhex("89504e47")
 
     run_async(lambda: using(http(http_server, max_inline_chars=1000), scenario))
 
@@ -99,7 +102,7 @@ def test_a_tool_error_and_a_schema_violation(http_server: HTTPServer) -> None:
         ):
             await c.call_tool("add", {"a": 1})
         with pytest.raises(
-            MCPToolError, match="has no tool 'mul'; it has: add, blob, crash, fail, search"
+            MCPToolError, match="has no tool 'mul'; it has: add, blob, crash, fail, picture, search"
         ):
             await c.call_tool("mul", {})
 

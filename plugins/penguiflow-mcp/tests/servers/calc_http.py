@@ -10,7 +10,12 @@ import os
 import sys
 
 import uvicorn
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Image, MCPServer
+
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000154a24f5f0000000049454e44ae426082"
+)
 
 port, token = int(sys.argv[1]), sys.argv[2]
 server = MCPServer(name=sys.argv[3] if len(sys.argv) > 3 else "calc")
@@ -29,6 +34,11 @@ def search(query: str) -> str:
 @server.tool(description="A very long text.", structured_output=False)
 def blob(size: int) -> str:
     return "x" * size
+
+
+@server.tool(description="A one-pixel picture.")
+def picture() -> Image:
+    return Image(data=PNG, format="png")
 
 
 @server.tool(description="Fails on purpose.", structured_output=False)

@@ -111,3 +111,18 @@ def test_manual_names_are_checked() -> None:
         json.loads(json.dumps(UTCPConnector.http("ok", "http://h/utcp").call_template))["name"]
         == "ok"
     )
+
+
+def test_the_plugin_hook_contributes_configured_manuals(manual_url: str) -> None:
+    from penguiflow.plugins import PluginSettings, collect_connectors, load_hooks
+
+    host = load_hooks(PluginSettings())
+    config = {"utcp": {"manuals": [{"name": "notes", "url": manual_url}]}}
+    (notes,) = [c for c in collect_connectors(host, config=config) if isinstance(c, UTCPConnector)]
+
+    async def scenario(c: UTCPConnector) -> None:
+        assert await c.call_tool("add", {"a": 3, "b": 4}) == {"sum": 7}
+
+    run_async(lambda: using(notes, scenario))
+    with pytest.raises(ValueError, match="needs url="):
+        collect_connectors(host, config={"utcp": {"manuals": [{"name": "x"}]}})

@@ -250,3 +250,19 @@ async def test_stream_without_an_end_event_is_an_error() -> None:
 async def _lines(lines: list[str]) -> AsyncIterator[str]:
     for line in lines:
         yield line
+
+
+def test_adapter_helpers_name_the_client_and_the_fix() -> None:
+    from penguiflow.llm import check_request_options, model_driver, require_model
+
+    with pytest.raises(LLMConfigurationError, match="X needs a model name, e.g. 'm-1'"):
+        require_model("X", "", "m-1")
+    check_request_options("X", {"temperature": 0, "extra_body": {}}, ["temperature"])
+    with pytest.raises(LLMConfigurationError, match=r"unknown option\(s\) \['temprature'\]"):
+        check_request_options("X", {"temprature": 0}, ["temperature"])
+    built: list[tuple[str, dict[str, Any]]] = []
+    driver = model_driver(lambda model, **options: built.append((model, options)), "m-1")
+    driver("x", model="m-2", seed=1)
+    assert built == [("m-2", {"seed": 1})]
+    with pytest.raises(LLMConfigurationError, match="needs model="):
+        driver("x")

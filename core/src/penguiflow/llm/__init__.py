@@ -10,6 +10,7 @@ through the `penguiflow.llm_adapters` driver group; `scripted` is built in.
 
 from __future__ import annotations
 
+from ._adapters import check_request_options, model_driver, require_model
 from ._credentials import Credential, TokenProvider, resolve_credential
 from ._engine import (
     ProviderClient,
@@ -89,11 +90,14 @@ __all__ = [
     "StreamDelta",
     "TokenProvider",
     "Transport",
+    "check_request_options",
     "extract_json",
     "iter_sse",
+    "model_driver",
     "normalize_messages",
     "parse_retry_after",
     "repair_instructions",
+    "require_model",
     "resolve_credential",
     "schema_instructions",
     "schema_name",

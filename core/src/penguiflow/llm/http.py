@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-from ._credentials import Credential
+from ._credentials import Credential, TokenProvider, resolve_credential
 from ._errors import LLMConnectionError, LLMHTTPError, LLMTimeoutError
 from ._retry import parse_retry_after
 
@@ -59,6 +59,30 @@ class HTTPXTransport:
             timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s)
         )
         self._last_token: str | None = None
+
+    @classmethod
+    def for_provider(
+        cls,
+        base_url: str,
+        *,
+        provider: str,
+        provider_name: str,
+        api_key: str | None,
+        token_provider: TokenProvider | None,
+        env_var: str,
+        required: bool,
+        **options: Any,
+    ) -> HTTPXTransport:
+        """Resolve the credential (token provider, then key, then `env_var`; `required` for
+        the provider's own endpoints) and build the transport with it."""
+        credential = resolve_credential(
+            api_key=api_key,
+            token_provider=token_provider,
+            env_var=env_var,
+            required=required,
+            provider_name=provider_name,
+        )
+        return cls(base_url, provider=provider, credential=credential, **options)
 
     def __repr__(self) -> str:
         return f"HTTPXTransport({self.base_url!r}, credential={self._credential!r})"

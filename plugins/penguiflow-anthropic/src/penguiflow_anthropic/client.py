@@ -14,14 +14,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from penguiflow.llm import (
-    LLMConfigurationError,
     ModelProfile,
     PricingTable,
     ProfileRegistry,
     ProviderClient,
     RetryPolicy,
     TokenProvider,
-    resolve_credential,
+    check_request_options,
+    model_driver,
+    require_model,
 )
 from penguiflow.llm.http import HTTPXTransport
 
@@ -91,27 +92,16 @@ class AnthropicClient(ProviderClient):
         transport_client: Any = None,
         **options: Any,
     ) -> None:
-        if not model:
-            raise LLMConfigurationError(
-                "AnthropicClient needs a model name, e.g. 'claude-sonnet-4-5'"
-            )
-        unknown = sorted(set(options) - {*PASSTHROUGH, "extra_body"})
-        if unknown:
-            raise LLMConfigurationError(
-                f"AnthropicClient got unknown option(s) {unknown}; request options are "
-                f"max_tokens, {', '.join(PASSTHROUGH)} and extra_body={{...}} for anything else"
-            )
-        credential = resolve_credential(
+        require_model("AnthropicClient", model, "claude-sonnet-4-5")
+        check_request_options("AnthropicClient", options, PASSTHROUGH)
+        transport = HTTPXTransport.for_provider(
+            base_url,
+            provider=f"Anthropic ({model})",
+            provider_name="Anthropic",
             api_key=api_key,
             token_provider=token_provider,
             env_var="ANTHROPIC_API_KEY",
             required=urlsplit(base_url).hostname == "api.anthropic.com",
-            provider_name="Anthropic",
-        )
-        transport = HTTPXTransport(
-            base_url,
-            provider=f"Anthropic ({model})",
-            credential=credential,
             auth_header=auth_header,
             auth_prefix=auth_prefix,
             headers={"anthropic-version": anthropic_version, **dict(headers or {})},
@@ -131,12 +121,5 @@ class AnthropicClient(ProviderClient):
         self.base_url = base_url
 
 
-def anthropic_adapter(name: str, **options: Any) -> AnthropicClient:
-    """The `anthropic` driver: `resolve_driver("llm_adapter", "anthropic", model=..., ...)`."""
-    model = options.pop("model", None)
-    if not model:
-        raise LLMConfigurationError(
-            f"the {name!r} LLM adapter needs model=..., e.g. "
-            "resolve_driver('llm_adapter', 'anthropic', model='claude-3-5-haiku-latest')"
-        )
-    return AnthropicClient(str(model), **options)
+#: The `anthropic` driver: `resolve_driver("llm_adapter", "anthropic", model=..., ...)`.
+anthropic_adapter = model_driver(AnthropicClient, "claude-3-5-haiku-latest")

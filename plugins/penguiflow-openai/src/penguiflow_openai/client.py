@@ -17,14 +17,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from penguiflow.llm import (
-    LLMConfigurationError,
     ModelProfile,
     PricingTable,
     ProfileRegistry,
     ProviderClient,
     RetryPolicy,
     TokenProvider,
-    resolve_credential,
+    check_request_options,
+    model_driver,
+    require_model,
 )
 from penguiflow.llm.http import HTTPXTransport
 
@@ -103,32 +104,20 @@ class OpenAIClient(ProviderClient):
         transport_client: Any = None,
         **options: Any,
     ) -> None:
-        if not model:
-            raise LLMConfigurationError("OpenAIClient needs a model name, e.g. 'gpt-4o-mini'")
-        unknown = sorted(set(options) - {*PASSTHROUGH, "extra_body"})
-        if unknown:
-            raise LLMConfigurationError(
-                f"OpenAIClient got unknown option(s) {unknown}; request options are "
-                f"{', '.join(PASSTHROUGH)} and extra_body={{...}} for anything else"
-            )
-        official = (
-            urlsplit(base_url).hostname in ("api.openai.com",)
-            or base_url.find(".openai.azure.com") > 0
-        )
-        credential = resolve_credential(
-            api_key=api_key,
-            token_provider=token_provider,
-            env_var="OPENAI_API_KEY",
-            required=official,
-            provider_name="OpenAI",
-        )
+        require_model("OpenAIClient", model, "gpt-4o-mini")
+        check_request_options("OpenAIClient", options, PASSTHROUGH)
+        host = urlsplit(base_url).hostname or ""
         extra_headers = dict(headers or {})
         if organization:
             extra_headers["OpenAI-Organization"] = organization
-        transport = HTTPXTransport(
+        transport = HTTPXTransport.for_provider(
             base_url,
             provider=f"OpenAI-compatible endpoint ({model})",
-            credential=credential,
+            provider_name="OpenAI",
+            api_key=api_key,
+            token_provider=token_provider,
+            env_var="OPENAI_API_KEY",
+            required=host == "api.openai.com" or host.endswith(".openai.azure.com"),
             auth_header=auth_header,
             auth_prefix=auth_prefix,
             headers=extra_headers,
@@ -178,12 +167,5 @@ class OpenAIClient(ProviderClient):
         )
 
 
-def openai_adapter(name: str, **options: Any) -> OpenAIClient:
-    """The `openai` driver: `resolve_driver("llm_adapter", "openai", model=..., ...)`."""
-    model = options.pop("model", None)
-    if not model:
-        raise LLMConfigurationError(
-            f"the {name!r} LLM adapter needs model=..., e.g. "
-            "resolve_driver('llm_adapter', 'openai', model='gpt-4o-mini')"
-        )
-    return OpenAIClient(str(model), **options)
+#: The `openai` driver: `resolve_driver("llm_adapter", "openai", model=..., ...)`.
+openai_adapter = model_driver(OpenAIClient, "gpt-4o-mini")

@@ -255,7 +255,7 @@ async def _lines(lines: list[str]) -> AsyncIterator[str]:
 def test_adapter_helpers_name_the_client_and_the_fix() -> None:
     from penguiflow.llm import check_request_options, model_driver, require_model
 
-    with pytest.raises(LLMConfigurationError, match="X needs a model name, e.g. 'm-1'"):
+    with pytest.raises(LLMConfigurationError, match=r"X needs a model name, e\.g\. 'm-1'"):
         require_model("X", "", "m-1")
     check_request_options("X", {"temperature": 0, "extra_body": {}}, ["temperature"])
     with pytest.raises(LLMConfigurationError, match=r"unknown option\(s\) \['temprature'\]"):

@@ -111,3 +111,18 @@ async def test_a_spec_from_json_schemas_calls_through() -> None:
     assert spec.call is not None and await spec.call({"q": "x"}) == {"echo": {"q": "x"}}
     with pytest.raises(ValueError, match="needs args_model"):
         NodeSpec(name="bare", desc="no schema")
+
+
+def test_argument_errors_by_model_or_schema() -> None:
+    from penguiflow.catalog import argument_errors
+
+    spec = build_catalog([Node(search, name="search")], registry_for("search"))[0]
+    assert spec.argument_errors({"text": "x"}) == []
+    assert spec.argument_errors({"limit": "many"}) == [
+        "text: Field required",
+        "limit: Input should be a valid integer, unable to parse string as an integer",
+    ]
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    assert argument_errors(schema, {"n": 1}) == []
+    assert argument_errors(schema, {"n": "one"}) == ["n: expected integer, got string"]
+    assert argument_errors({"type": "array"}, {}) == ["(arguments): expected array, got object"]

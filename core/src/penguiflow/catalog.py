@@ -10,12 +10,13 @@ connectors (MCP, UTCP) build specs from the JSON schemas their servers publish, 
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Literal, TypeAlias, TypeVar, get_args
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from .node import Node
 from .registry import ModelRegistry
@@ -26,6 +27,7 @@ __all__ = [
     "ToolInputExample",
     "ToolLoadingMode",
     "ToolMetadata",
+    "argument_errors",
     "build_catalog",
     "tool",
     "tool_metadata",
@@ -121,6 +123,24 @@ def tool(
     return decorate
 
 
+def argument_errors(schema: Mapping[str, Any], arguments: Mapping[str, Any]) -> list[str]:
+    """What is wrong with `arguments` for a tool whose input is described by the JSON
+    `schema`, one `path: message` each (empty when they fit). Checks the subset of JSON
+    Schema that `penguiflow.llm.validate_reply` checks."""
+    from .llm import validate_reply
+
+    _, errors = validate_reply(json.dumps(dict(arguments), default=str), schema)
+    return [_relative(error) for error in errors]
+
+
+def _relative(error: str) -> str:
+    if error.startswith("$."):
+        return error[2:]
+    if error.startswith("$:"):
+        return "(arguments)" + error[1:]
+    return error
+
+
 def tool_metadata(func: Callable[..., Any]) -> ToolMetadata | None:
     """The `@tool` metadata of a function, if it has any."""
     found = getattr(func, _METADATA_ATTRIBUTE, None)
@@ -175,6 +195,22 @@ class NodeSpec:
         if self.out_model is not None:
             return self.out_model.model_json_schema()
         return dict(self.output_schema) if self.output_schema is not None else None
+
+    def argument_errors(self, arguments: Mapping[str, Any]) -> list[str]:
+        """What is wrong with `arguments` for this tool (`path: message` each), checked by
+        its input model or else its JSON schema; empty when they fit."""
+        if self.args_model is None:
+            return argument_errors(self.args_schema, arguments)
+        try:
+            self.args_model.model_validate(dict(arguments))
+        except ValidationError as exc:
+            return [
+                f"{'.'.join(str(p) for p in error['loc']) or '(arguments)'}: {error['msg']}"
+                for error in exc.errors(
+                    include_url=False, include_context=False, include_input=False
+                )
+            ]
+        return []
 
     def to_tool_record(self) -> dict[str, Any]:
         """The JSON-ready description a planner puts in its prompt."""

@@ -98,7 +98,7 @@ def test_a_tool_error_and_a_schema_violation(http_server: HTTPServer) -> None:
         ):
             await c.call_tool("fail", {"reason": "bad input"})
         with pytest.raises(
-            MCPToolError, match=r"do not match its schema \(not sent\): \$.b: field required"
+            MCPToolError, match=r"do not match its schema \(not sent\): b: field required"
         ):
             await c.call_tool("add", {"a": 1})
         with pytest.raises(

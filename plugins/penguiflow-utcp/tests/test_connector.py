@@ -72,7 +72,7 @@ def test_a_manual_is_discovered_and_its_tools_called(manual_url: str) -> None:
 def test_bad_arguments_and_failing_tools(manual_url: str) -> None:
     async def scenario(c: UTCPConnector) -> None:
         with pytest.raises(
-            UTCPToolError, match=r"do not match its schema \(not sent\): \$\.b: field required"
+            UTCPToolError, match=r"do not match its schema \(not sent\): b: field required"
         ):
             await c.call_tool("add", {"a": 1})
         with pytest.raises(UTCPToolError, match="has no tool 'mul'; it has: add, broken, search"):

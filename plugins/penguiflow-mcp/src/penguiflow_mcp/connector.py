@@ -17,8 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from penguiflow.catalog import NodeSpec
-from penguiflow.llm import validate_reply
+from penguiflow.catalog import NodeSpec, argument_errors
 
 from .config import MCPServerConfig
 
@@ -219,7 +218,7 @@ class MCPConnector:
                 f"MCP server {self.name!r} has no tool {tool!r}; it has: {', '.join(sorted(tools))}"
             )
         args = dict(arguments)
-        _, errors = validate_reply(json.dumps(args), spec.input_schema)
+        errors = argument_errors(spec.input_schema, args)
         if errors:
             raise MCPToolError(
                 f"arguments for {self.name}.{tool} do not match its schema (not sent): "

@@ -18,7 +18,6 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from penguiflow.catalog import NodeSpec
-from penguiflow.llm import validate_reply
 
 from ._actions import PlannerAction
 
@@ -102,16 +101,7 @@ def _check_call(
     errors = _placeholders(args, f"{where}.args")
     if errors:
         return errors
-    if spec.args_model is not None:
-        try:
-            spec.args_model.model_validate(args)
-        except ValidationError as exc:
-            for error in exc.errors(include_url=False, include_context=False, include_input=False):
-                location = ".".join(str(p) for p in error["loc"]) or "args"
-                errors.append(f"{where}.args.{location}: {error['msg']} (tool {node})")
-        return errors
-    _, schema_errors = validate_reply(json.dumps(args), spec.args_schema)
-    return [f"{where}.args{e[1:]} (tool {node})" for e in schema_errors]
+    return [f"{where}.args.{error} (tool {node})" for error in spec.argument_errors(args)]
 
 
 def _check_answer(action: PlannerAction, answer_model: type[BaseModel] | None) -> list[str]:

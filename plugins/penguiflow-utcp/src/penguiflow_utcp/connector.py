@@ -8,14 +8,12 @@ templates the manual declares. `utcp` is imported when the connector first conne
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from penguiflow.catalog import NodeSpec
-from penguiflow.llm import validate_reply
+from penguiflow.catalog import NodeSpec, argument_errors
 
 __all__ = ["UTCPConnectionError", "UTCPConnector", "UTCPError", "UTCPTool", "UTCPToolError"]
 
@@ -144,7 +142,7 @@ class UTCPConnector:
                 f"{', '.join(sorted(self._tools))}"
             )
         args = dict(arguments)
-        _, errors = validate_reply(json.dumps(args), spec.input_schema)
+        errors = argument_errors(spec.input_schema, args)
         if errors:
             raise UTCPToolError(
                 f"arguments for {self.name}.{tool} do not match its schema (not sent): "

@@ -287,3 +287,27 @@ def test_sessions_close_when_a_flow_stops(http_server: HTTPServer) -> None:
         run_async(scenario)
     finally:
         reset_hooks(None)
+
+
+def test_concurrent_first_calls_open_one_session(
+    http_server: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Regression: each concurrent first call made its own lock and gate, so each opened a
+    # session of its own and the concurrency limit did not hold.
+    from penguiflow_mcp import connector as module
+
+    opened: list[object] = []
+    original = module._Session.open
+
+    async def counting(self: Any) -> None:
+        opened.append(self)
+        await original(self)
+
+    monkeypatch.setattr(module._Session, "open", counting)
+
+    async def scenario(c: MCPConnector) -> None:
+        results = await asyncio.gather(*(c.call_tool("add", {"a": n, "b": 1}) for n in range(6)))
+        assert [r["sum"] for r in results] == [n + 1 for n in range(6)]
+
+    run_async(lambda: using(http(http_server, max_concurrency=2), scenario))
+    assert len(opened) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import subprocess
@@ -126,3 +127,26 @@ def test_the_plugin_hook_contributes_configured_manuals(manual_url: str) -> None
     run_async(lambda: using(notes, scenario))
     with pytest.raises(ValueError, match="needs url="):
         collect_connectors(host, config={"utcp": {"manuals": [{"name": "x"}]}})
+
+
+def test_concurrent_first_calls_register_the_manual_once(
+    manual_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Regression: each concurrent first call made its own lock and registered the manual.
+    from utcp.utcp_client import UtcpClient
+
+    created: list[object] = []
+    original = UtcpClient.create.__func__  # type: ignore[attr-defined]
+
+    async def counting(cls: Any, *args: Any, **kwargs: Any) -> Any:
+        client = await original(cls, *args, **kwargs)
+        created.append(client)
+        return client
+
+    monkeypatch.setattr(UtcpClient, "create", classmethod(counting))
+
+    async def scenario(c: UTCPConnector) -> None:
+        await asyncio.gather(*(c.call_tool("add", {"a": n, "b": 0}) for n in range(4)))
+
+    run_async(lambda: using(UTCPConnector.http("notes", manual_url), scenario))
+    assert len(created) == 1

@@ -178,8 +178,10 @@ class MCPConnector:
         self.config = config
         self.name = config.name
         self._session: _Session | None = None
-        self._opening: asyncio.Lock | None = None
-        self._gate: asyncio.Semaphore | None = None
+        #: the loop `_opening` and `_gate` belong to (asyncio primitives are per loop)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._opening = asyncio.Lock()
+        self._gate = asyncio.Semaphore(config.max_concurrency)
         self._tools: dict[str, MCPTool] | None = None
         self._artifacts: dict[str, tuple[str, bytes | str]] = {}
 
@@ -211,7 +213,8 @@ class MCPConnector:
 
     async def call_tool(self, tool: str, arguments: Mapping[str, Any]) -> Any:
         """Call `tool` with `arguments` (checked against its schema first)."""
-        tools = {t.name: t for t in await self.list_tools()}
+        await self.list_tools()
+        tools = self._tools or {}
         spec = tools.get(tool)
         if spec is None:
             raise MCPToolError(
@@ -224,7 +227,7 @@ class MCPConnector:
                 f"arguments for {self.name}.{tool} do not match its schema (not sent): "
                 f"{'; '.join(errors)}"
             )
-        gate = self._gate_for_loop()
+        _, gate = self._for_this_loop()
         async with gate:
             return await self._call_with_retries(tool, args)
 
@@ -262,23 +265,23 @@ class MCPConnector:
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _gate_for_loop(self) -> asyncio.Semaphore:
-        if (
-            self._gate is None
-            or self._session is None
-            or self._session.loop is not asyncio.get_running_loop()
-        ):
+    def _for_this_loop(self) -> tuple[asyncio.Lock, asyncio.Semaphore]:
+        """The opening lock and the concurrency gate of the running loop, made once per loop
+        so that concurrent first calls share them."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._loop = loop
+            self._opening = asyncio.Lock()
             self._gate = asyncio.Semaphore(self.config.max_concurrency)
-        return self._gate
+        return self._opening, self._gate
 
     async def _connected(self) -> _Session:
         loop = asyncio.get_running_loop()
         session = self._session
         if session is not None and session.loop is loop and session.alive:
             return session
-        if self._opening is None or session is None or session.loop is not loop:
-            self._opening = asyncio.Lock()
-        async with self._opening:
+        opening, _ = self._for_this_loop()
+        async with opening:
             session = self._session
             if session is not None and session.loop is loop and session.alive:
                 return session

@@ -60,6 +60,7 @@ class UTCPConnector:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tools: dict[str, UTCPTool] | None = None
         self._lock: asyncio.Lock | None = None
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
     def http(
@@ -88,8 +89,9 @@ class UTCPConnector:
         loop = asyncio.get_running_loop()
         if self._client is not None and self._loop is loop:
             return self._client
-        if self._lock is None or self._loop is not loop:
-            self._lock = asyncio.Lock()
+        if self._lock is None or self._lock_loop is not loop:
+            # One lock per loop, made before anyone waits, so concurrent first calls share it.
+            self._lock, self._lock_loop = asyncio.Lock(), loop
         async with self._lock:
             if self._client is not None and self._loop is loop:
                 return self._client

@@ -9,6 +9,7 @@ connectors (MCP, UTCP) build specs from the JSON schemas their servers publish, 
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -291,15 +292,11 @@ def build_catalog(nodes: Sequence[Node], registry: ModelRegistry) -> list[NodeSp
                 args_model=args_model,
                 out_model=out_model,
                 node=node,
-                side_effects=metadata.side_effects,
-                tags=metadata.tags,
-                auth_scopes=metadata.auth_scopes,
-                cost_hint=metadata.cost_hint,
-                latency_hint_ms=metadata.latency_hint_ms,
-                safety_notes=metadata.safety_notes,
-                extra=metadata.extra,
-                examples=metadata.examples,
-                loading_mode=metadata.loading_mode,
+                **{
+                    field.name: getattr(metadata, field.name)
+                    for field in dataclasses.fields(ToolMetadata)
+                    if field.name != "desc"  # resolved above, with the docstring fallback
+                },
             )
         )
     return specs

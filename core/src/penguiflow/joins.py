@@ -105,14 +105,17 @@ def _counts(request: JoinRequest) -> dict[str, int]:
     }
 
 
+def _every_branch(request: JoinRequest) -> dict[str, Any]:
+    return {"branches": [branch.summary() for branch in request.branches], **_counts(request)}
+
+
 class AppendJoin:
     """Every branch, in plan order, failures included."""
 
     name = "append"
 
     async def join(self, request: JoinRequest) -> JoinResult:
-        branches = [branch.summary() for branch in request.branches]
-        return JoinResult(observation={"branches": branches, **_counts(request)})
+        return JoinResult(observation=_every_branch(request))
 
 
 class ReplaceJoin:
@@ -138,8 +141,7 @@ class HumanGatedJoin:
         self.reason = reason
 
     async def join(self, request: JoinRequest) -> JoinResult:
-        branches = [branch.summary() for branch in request.branches]
-        payload = {"branches": branches, **_counts(request)}
+        payload = _every_branch(request)
         return JoinResult(observation=payload, pause=JoinPause(reason=self.reason, payload=payload))
 
 

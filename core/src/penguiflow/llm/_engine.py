@@ -10,6 +10,7 @@ summed over attempts, and cost from a pricing table.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -272,12 +273,7 @@ class ProviderClient:
                 await self._wait_or_raise(exc, attempt)
                 continue
             if request.reply_prefix:
-                reply = ProviderReply(
-                    text=request.reply_prefix + reply.text,
-                    reasoning=reply.reasoning,
-                    usage=reply.usage,
-                    model=reply.model,
-                )
+                reply = dataclasses.replace(reply, text=request.reply_prefix + reply.text)
             return reply
 
     async def _wait_or_raise(self, exc: Exception, attempt: int) -> None:

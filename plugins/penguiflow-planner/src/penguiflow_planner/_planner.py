@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from penguiflow.catalog import NodeSpec
-from penguiflow.joins import JoinRequest, JoinStrategy, get_join_strategy
+from penguiflow.joins import BranchOutcome, JoinRequest, JoinStrategy, get_join_strategy
 from penguiflow.llm import JSONLLMClient, LLMError, LLMMessage
 from penguiflow.memory import ConversationTurn, MemoryKey, MemoryStrategy, NoMemory
 from penguiflow.metrics import FlowEvent
@@ -313,8 +313,6 @@ class ReactPlanner:
                 try:
                     return await run_tool(self.catalog[name], args, ctx, self._breakers.get(name))
                 except PauseRequested as pause:
-                    from penguiflow.joins import BranchOutcome
-
                     return BranchOutcome(
                         tool=name,
                         args=args,

@@ -251,13 +251,23 @@ class RollingSummaryMemory:
                     f"memory for {name} holds {size()} tokens, over max_tokens={budget}; raise "
                     "the budget or choose overflow='truncate_summary' or 'truncate_oldest'"
                 )
-            if self.overflow == "truncate_summary":
+
+            def shorten_summary() -> None:
+                nonlocal summary
                 while summary and size() > budget:
                     summary = summary[: max(0, len(summary) - max(16, len(summary) // 4))]
-            while len(turns) > 1 and size() > budget:
-                turns.pop(0)
-            while summary and size() > budget:
-                summary = summary[: max(0, len(summary) - max(16, len(summary) // 4))]
+
+            def drop_oldest() -> None:
+                while len(turns) > 1 and size() > budget:
+                    turns.pop(0)
+
+            # The policy says what gives way first; the other follows if still over budget.
+            if self.overflow == "truncate_summary":
+                shorten_summary()
+                drop_oldest()
+            else:
+                drop_oldest()
+                shorten_summary()
         return MemorySnapshot(summary=summary or None, turns=turns, health=health)
 
 

@@ -538,3 +538,31 @@ def test_results_for_a_client_expire_if_it_stops_reading(redis_url: str) -> None
             await client.aclose()
 
     run_async(scenario)
+
+
+def test_an_entry_no_worker_can_decode_goes_to_the_dead_letters(redis_url: str) -> None:
+    node = Node(_answer, name="a", policy=NodePolicy(validate="none"))
+
+    async def scenario() -> None:
+        flow = _embedded(redis_url, node.to())
+        flow.run()
+        client = redis.Redis.from_url(redis_url, decode_responses=True)
+        try:
+            stream = f"{flow.namespace}:in:a"
+            await client.xadd(stream, {"e": "{not json"})
+            dead: list[Any] = []
+            for _ in range(100):
+                dead = await client.xrange(f"{flow.namespace}:dead")
+                if dead:
+                    break
+                await asyncio.sleep(0.05)
+            assert len(dead) == 1 and dead[0][1]["entry"] == "{not json"
+            assert dead[0][1]["stream"] == stream and dead[0][1]["error"]
+            assert await client.xlen(stream) == 0  # taken off the node's stream
+            await flow.emit(Message(payload=1, headers=HEADERS))  # the worker goes on
+            await asyncio.wait_for(flow.fetch(), 10)
+        finally:
+            await flow.stop()
+            await client.aclose()
+
+    run_async(scenario)

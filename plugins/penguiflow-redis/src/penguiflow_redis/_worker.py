@@ -41,6 +41,7 @@ logger = logging.getLogger("penguiflow_redis.worker")
 _JOIN_COMPLETE = 1
 _JOIN_BUSY = 4
 _REJECTED = "circuit_rejected"
+_DEAD_LETTERS_KEPT = 10_000
 _OPENED = "circuit_open"
 
 
@@ -120,11 +121,15 @@ class WorkerPool:
         if not outputs:
             return
         async with self._client.pipeline(transaction=False) as pipe:
-            for stream, data in outputs:
-                pipe.xadd(stream, {"e": data})
-                if self.keys.is_reply_stream(stream):
-                    pipe.pexpire(stream, self._reply_ttl_ms)
+            self._queue_outputs(pipe, outputs)
             await pipe.execute()
+
+    def _queue_outputs(self, pipe: Any, outputs: Sequence[tuple[str, str]]) -> None:
+        """Add `outputs` to `pipe`; a client's reply stream gets its time to live renewed."""
+        for stream, data in outputs:
+            pipe.xadd(stream, {"e": data})
+            if self.keys.is_reply_stream(stream):
+                pipe.pexpire(stream, self._reply_ttl_ms)
 
     @property
     def _reply_ttl_ms(self) -> int:
@@ -464,15 +469,7 @@ class WorkerPool:
                 metadata,
                 text=text,
             )
-        fields = {"stream": stream, "id": entry_id, "entry": raw, "error": text}
-        async with self._client.pipeline(transaction=True) as pipe:
-            pipe.xadd(self.keys.dead_letters, fields, maxlen=10_000, approximate=True)
-            pipe.xack(stream, GROUP, entry_id)
-            pipe.xdel(stream, entry_id)
-            for target, data in error_outputs:
-                pipe.xadd(target, {"e": data})
-                pipe.pexpire(target, self._reply_ttl_ms)
-            await pipe.execute()
+        await self._move_to_dead_letters(stream, entry_id, raw, text, notify=error_outputs)
 
     async def _dead_letter(self, stream: str, entry_id: str, raw: str, exc: Exception) -> None:
         logger.error(
@@ -482,11 +479,24 @@ class WorkerPool:
             exc,
             self.keys.dead_letters,
         )
-        fields = {"stream": stream, "id": entry_id, "entry": raw, "error": str(exc)}
+        await self._move_to_dead_letters(stream, entry_id, raw, str(exc))
+
+    async def _move_to_dead_letters(
+        self,
+        stream: str,
+        entry_id: str,
+        raw: str,
+        error: str,
+        notify: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        """Keep the entry in the capped dead-letter stream and take it off `stream`, in one
+        transaction with the `notify` outputs (a FlowError for the client)."""
+        fields = {"stream": stream, "id": entry_id, "entry": raw, "error": error}
         async with self._client.pipeline(transaction=True) as pipe:
-            pipe.xadd(self.keys.dead_letters, fields, maxlen=10_000, approximate=True)
+            pipe.xadd(self.keys.dead_letters, fields, maxlen=_DEAD_LETTERS_KEPT, approximate=True)
             pipe.xack(stream, GROUP, entry_id)
             pipe.xdel(stream, entry_id)
+            self._queue_outputs(pipe, notify)
             await pipe.execute()
 
     # -- running a node: the local worker's policy, per process ---------------------------------

@@ -15,7 +15,7 @@ expected_count)` into a strategy, as a join tool receives them in PenguiFlow.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
@@ -198,8 +198,13 @@ def join_strategies(host: Any = None) -> dict[str, JoinStrategy]:
     return found
 
 
-def get_join_strategy(name: str, host: Any = None) -> JoinStrategy:
-    strategies = join_strategies(host)
+def get_join_strategy(
+    name: str, host: Any = None, *, strategies: Mapping[str, JoinStrategy] | None = None
+) -> JoinStrategy:
+    """The strategy registered as `name` (from `strategies` when given, already collected
+    with `join_strategies`, else from the hook plugins); an unknown name lists the known."""
+    if strategies is None:
+        strategies = join_strategies(host)
     try:
         return strategies[name]
     except KeyError:

@@ -14,7 +14,13 @@ from typing import Any
 from pydantic import BaseModel
 
 from penguiflow.catalog import NodeSpec
-from penguiflow.joins import BranchOutcome, JoinRequest, JoinStrategy, get_join_strategy
+from penguiflow.joins import (
+    BranchOutcome,
+    JoinRequest,
+    JoinStrategy,
+    get_join_strategy,
+    join_strategies,
+)
 from penguiflow.llm import JSONLLMClient, LLMError, LLMMessage
 from penguiflow.memory import ConversationTurn, MemoryKey, MemoryStrategy, NoMemory
 from penguiflow.metrics import FlowEvent
@@ -147,6 +153,7 @@ class ReactPlanner:
             if spec.node is not None and spec.node.policy.circuit_breaker is not None
         }
         self._hook_sinks: list[Any] | None = None
+        self._joins: dict[str, JoinStrategy] | None = None
 
     # -- public API --------------------------------------------------------------------------
 
@@ -446,18 +453,22 @@ class ReactPlanner:
 
     # -- helpers -----------------------------------------------------------------------------
 
+    def _registered_joins(self) -> dict[str, JoinStrategy]:
+        # Hook contributions are composition-time: collected once, not per run or step.
+        if self._joins is None:
+            self._joins = join_strategies(self._host)
+        return self._joins
+
     def _strategy(self, name: str | None) -> JoinStrategy:
         chosen = name or self.join_strategy
         if not isinstance(chosen, str):
             return chosen
-        return get_join_strategy(chosen, self._host)
+        return get_join_strategy(chosen, strategies=self._registered_joins())
 
     def _join_names(self) -> list[str]:
         if not isinstance(self.join_strategy, str):
             return [self.join_strategy.name]
-        from penguiflow.joins import join_strategies
-
-        return sorted(join_strategies(self._host))
+        return sorted(self._registered_joins())
 
     def _constraints(self) -> list[str]:
         budgets = self.budgets

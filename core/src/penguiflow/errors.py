@@ -6,7 +6,16 @@ from collections.abc import Mapping
 from enum import Enum
 from typing import Any
 
-__all__ = ["FlowError", "FlowErrorCode"]
+__all__ = ["FlowError", "FlowErrorCode", "PenguiFlowError"]
+
+
+class PenguiFlowError(Exception):
+    """The root of every error PenguiFlow and its first-party plugins raise.
+
+    Catch it to handle anything the framework reports; subclasses keep the built-in base
+    their meaning calls for (a `ValueError` for a bad value, a `RuntimeError` for an API used
+    in the wrong state), so code that catches those keeps working.
+    """
 
 
 class FlowErrorCode(str, Enum):
@@ -17,9 +26,11 @@ class FlowErrorCode(str, Enum):
     HOP_BUDGET_EXHAUSTED = "HOP_BUDGET_EXHAUSTED"
     TOKEN_BUDGET_EXHAUSTED = "TOKEN_BUDGET_EXHAUSTED"
     CIRCUIT_OPEN = "CIRCUIT_OPEN"
+    #: the runtime's own code failed while handling the message (a bug: please report it)
+    INTERNAL_ERROR = "INTERNAL_ERROR"
 
 
-class FlowError(Exception):
+class FlowError(PenguiFlowError):
     """A node failure with its trace, node and a machine-readable code.
 
     Delivered to Rookery (so `fetch()` returns it) when the flow was created with

@@ -182,7 +182,7 @@ def test_version_skew_is_skipped_never_imported(venv: Path) -> None:
     """,
     )
     assert done.returncode == 0, done.stderr
-    assert "is skipped (requires penguiflow>=99 but penguiflow 0.1.0 is installed)" in done.stdout
+    assert "is skipped (requires penguiflow>=99 but penguiflow 4.0.0 is installed)" in done.stdout
 
 
 def test_two_drivers_claiming_one_name(venv: Path) -> None:

@@ -139,3 +139,19 @@ async def test_invoke_validates_per_policy() -> None:
     only_in = Node(double, name="double", policy=NodePolicy(validate="in"))
     assert await only_in.invoke({"x": 2}, object(), registry=registry) == {"y": 4}
     assert await Node(double, name="double").invoke(In(x=1), object(), registry=None) == {"y": 2}
+
+
+def test_describe_exception_survives_a_raising_str_and_repr() -> None:
+    from penguiflow.errors import describe_exception, describe_exception_repr
+
+    class Hostile(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no text for you")
+
+        def __repr__(self) -> str:
+            raise RuntimeError("no repr either")
+
+    assert describe_exception(ValueError("plain")) == "plain"
+    assert describe_exception(ValueError()) == "ValueError"
+    assert describe_exception(Hostile()) == "Hostile (unprintable: its __str__ raised)"
+    assert describe_exception_repr(Hostile()) == "<Hostile (unprintable: its __repr__ raised)>"

@@ -142,6 +142,15 @@ def test_backoff_schedule() -> None:
     assert [p.backoff_delay(n) for n in (1, 2, 3, 4)] == [0.5, 1.0, 1.5, 1.5]
 
 
+def test_backoff_never_overflows() -> None:
+    """Regression: the power was taken before the cap, so retry 1025 (or retry 3 with a huge
+    multiplier) raised OverflowError inside the worker's failure path and killed it."""
+    forever = NodePolicy(max_retries=10**6, max_backoff=0.01)
+    assert {forever.backoff_delay(n) for n in (1, 1024, 1025, 10**6)} == {0.01}
+    assert NodePolicy(backoff_mult=1e200, max_backoff=0.01).backoff_delay(3) == 0.01
+    assert NodePolicy(backoff_mult=2).backoff_delay(5000) == float("inf")  # int power, uncapped
+
+
 async def test_events_logged_on_core_logger(
     caplog: pytest.LogCaptureFixture, msg_factory: Any
 ) -> None:

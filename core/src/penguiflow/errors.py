@@ -6,7 +6,13 @@ from collections.abc import Mapping
 from enum import Enum
 from typing import Any
 
-__all__ = ["FlowError", "FlowErrorCode", "PenguiFlowError"]
+__all__ = [
+    "FlowError",
+    "FlowErrorCode",
+    "PenguiFlowError",
+    "describe_exception",
+    "describe_exception_repr",
+]
 
 
 class PenguiFlowError(Exception):
@@ -117,3 +123,26 @@ class FlowError(PenguiFlowError):
             original_exc=exc,
             metadata=metadata,
         )
+
+
+def describe_exception(exc: BaseException) -> str:
+    """`str(exc)`, or the best text available when that fails or is empty.
+
+    Error handling must not fail while describing an error: an exception whose `__str__`
+    (or `__repr__`) raises would otherwise escape from the code that reports it."""
+    try:
+        text = str(exc)
+    except Exception:
+        try:
+            return f"{type(exc).__name__} (unprintable: its __str__ raised)"
+        except Exception:  # pragma: no cover - a type whose name cannot be read
+            return "exception (unprintable)"
+    return text or type(exc).__name__
+
+
+def describe_exception_repr(exc: BaseException) -> str:
+    """`repr(exc)`, or a stand-in naming its type when `__repr__` raises."""
+    try:
+        return repr(exc)
+    except Exception:
+        return f"<{type(exc).__name__} (unprintable: its __repr__ raised)>"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import math
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -63,11 +64,21 @@ class NodePolicy:
             raise ValueError("validate must be one of 'both', 'in', 'out', 'none'")
 
     def backoff_delay(self, attempt: int) -> float:
-        """Seconds to sleep before retry number `attempt` (the first retry is attempt 1)."""
-        delay = self.backoff_base * self.backoff_mult ** (attempt - 1)
-        if self.max_backoff is not None:
-            delay = min(delay, self.max_backoff)
-        return float(delay)
+        """Seconds to sleep before retry number `attempt` (the first retry is attempt 1).
+
+        `backoff_base * backoff_mult ** (attempt - 1)`, capped by `max_backoff`. The power is
+        never allowed to overflow: a policy that retries for ever with a capped backoff keeps
+        retrying at the cap (an uncapped delay that outgrows a float is infinite)."""
+        cap = self.max_backoff
+        try:
+            delay = float(self.backoff_base * self.backoff_mult ** max(attempt - 1, 0))
+        except OverflowError:
+            delay = math.inf
+        if math.isnan(delay):
+            delay = math.inf
+        if cap is not None:
+            delay = min(delay, cap)
+        return max(delay, 0.0)
 
 
 def _new_node_id() -> str:

@@ -8,7 +8,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from penguiflow.testing import ScriptedHTTPServer
+from penguiflow_llm_http.testing import ScriptedHTTPServer
 
 
 @pytest.fixture

@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 from anthropic_server import MODEL, answering, message, streamed
 from penguiflow_anthropic import AnthropicClient
+from penguiflow_llm_http import RetryPolicy
+from penguiflow_llm_http.testing import ScriptedHTTPServer, ScriptedResponse
 from pydantic import BaseModel
 
 from penguiflow.llm import (
@@ -15,15 +17,9 @@ from penguiflow.llm import (
     LLMConnectionError,
     LLMHTTPError,
     LLMStreamError,
-    RetryPolicy,
 )
 from penguiflow.plugins import resolve_driver
-from penguiflow.testing import (
-    LLMAdapterConformance,
-    ScriptedHTTPServer,
-    ScriptedResponse,
-    run_async,
-)
+from penguiflow.testing import LLMAdapterConformance, run_async
 
 FAST = RetryPolicy(max_retries=2, base_delay_s=0.01, max_delay_s=0.02)
 USER = [{"role": "user", "content": "hi"}]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from penguiflow.testing import RecordedRequest, ScriptedResponse
+from penguiflow_llm_http.testing import RecordedRequest, ScriptedResponse
 
 
 def completion(

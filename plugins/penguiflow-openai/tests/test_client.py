@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 from openai_server import answering, completion, streamed
+from penguiflow_llm_http import PricingTable, RetryPolicy
+from penguiflow_llm_http.testing import ScriptedHTTPServer, ScriptedResponse
 from penguiflow_openai import OpenAIClient, strict_compatible
 from pydantic import BaseModel
 
@@ -18,16 +20,9 @@ from penguiflow.llm import (
     LLMReplyError,
     LLMStreamError,
     LLMTimeoutError,
-    PricingTable,
-    RetryPolicy,
 )
 from penguiflow.plugins import resolve_driver
-from penguiflow.testing import (
-    LLMAdapterConformance,
-    ScriptedHTTPServer,
-    ScriptedResponse,
-    run_async,
-)
+from penguiflow.testing import LLMAdapterConformance, run_async
 
 FAST = RetryPolicy(max_retries=2, base_delay_s=0.01, max_delay_s=0.02)
 USER = [{"role": "user", "content": "hi"}]

@@ -1,25 +1,17 @@
-"""The JSON LLM client protocol, its provider-neutral models, a scripted client, and the
-toolkit HTTP adapters are built from.
+"""The JSON LLM client protocol, its provider-neutral models and errors, reply validation, and
+a scripted client.
 
-`ProviderClient` does structured-output modes, validation and repair, retries, streaming and
-cost the same way for every provider, around a `ProviderCodec` (one provider's wire format)
-and a `Transport` (`penguiflow.llm.http.HTTPXTransport`, which needs httpx). Adapters for
-real providers are plugins (`penguiflow-openai`, `penguiflow-anthropic`) chosen by name
-through the `penguiflow.llm_adapters` driver group; `scripted` is built in.
+Adapters for real providers are plugins (`penguiflow-openai`, `penguiflow-anthropic`) chosen
+by name through the `penguiflow.llm_adapters` driver group; `scripted` is built in. The HTTP
+toolkit those adapters are built on (`ProviderClient`, `HTTPXTransport`, SSE, retries,
+pricing, model profiles) is the `penguiflow-llm-http` library: looking one of its names up
+here raises an `ImportError` that says so.
 """
 
 from __future__ import annotations
 
-from ._adapters import check_request_options, model_driver, require_model
-from ._credentials import Credential, TokenProvider, resolve_credential
-from ._engine import (
-    ProviderClient,
-    ProviderCodec,
-    ProviderReply,
-    ProviderRequest,
-    StreamDelta,
-    Transport,
-)
+from typing import Any
+
 from ._errors import (
     LLMConfigurationError,
     LLMConnectionError,
@@ -38,25 +30,12 @@ from ._models import (
     StreamCallback,
     normalize_messages,
 )
-from ._pricing import ModelPrice, PricingTable
+from ._moved import MOVED_TO_LLM_HTTP, moved_name_error
 from ._protocol import JSONLLMClient
-from ._retry import RetryPolicy, parse_retry_after
-from ._schema import (
-    SCHEMA_MODES,
-    ModelProfile,
-    ProfileRegistry,
-    SchemaMode,
-    schema_instructions,
-    schema_name,
-    schema_of,
-)
-from ._sse import SSEEvent, SSEParser, iter_sse
-from ._validation import extract_json, repair_instructions, validate_reply
+from ._validation import extract_json, validate_reply
 from .scripted import ScriptedCall, ScriptedLLMClient, ScriptedReply, ScriptExhaustedError
 
 __all__ = [
-    "SCHEMA_MODES",
-    "Credential",
     "JSONLLMClient",
     "LLMConfigurationError",
     "LLMConnectionError",
@@ -69,38 +48,21 @@ __all__ = [
     "LLMStreamError",
     "LLMTimeoutError",
     "LLMUsage",
-    "ModelPrice",
-    "ModelProfile",
-    "PricingTable",
-    "ProfileRegistry",
-    "ProviderClient",
-    "ProviderCodec",
-    "ProviderReply",
-    "ProviderRequest",
     "ResponseFormat",
-    "RetryPolicy",
-    "SSEEvent",
-    "SSEParser",
-    "SchemaMode",
     "ScriptExhaustedError",
     "ScriptedCall",
     "ScriptedLLMClient",
     "ScriptedReply",
     "StreamCallback",
-    "StreamDelta",
-    "TokenProvider",
-    "Transport",
-    "check_request_options",
     "extract_json",
-    "iter_sse",
-    "model_driver",
     "normalize_messages",
-    "parse_retry_after",
-    "repair_instructions",
-    "require_model",
-    "resolve_credential",
-    "schema_instructions",
-    "schema_name",
-    "schema_of",
     "validate_reply",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in MOVED_TO_LLM_HTTP:
+        # `http` was the module holding the transport; the library exports the class itself.
+        new = "HTTPXTransport" if name == "http" else name
+        raise moved_name_error(f"penguiflow.llm.{name}", f"penguiflow_llm_http.{new}")
+    raise AttributeError(f"module 'penguiflow.llm' has no attribute {name!r}")

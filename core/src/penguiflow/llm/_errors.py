@@ -1,6 +1,21 @@
-"""Errors of LLM clients: each says what failed and what to do about it."""
+"""Errors of LLM clients: each says what failed and what to do about it.
+
+    PenguiFlowError
+    └── LLMError (also a RuntimeError)
+        ├── LLMConfigurationError (also a ValueError): wrong setup, caught before any request
+        ├── LLMHTTPError: the provider answered with an error status (`status`, `body`)
+        ├── LLMConnectionError (also a ConnectionError): the provider could not be reached
+        ├── LLMTimeoutError (also a TimeoutError): no answer within the timeout
+        ├── LLMStreamError: a streamed reply stopped before its end (`partial`)
+        └── LLMReplyError: the reply never matched the requested format (`text`, `errors`)
+
+They live in the kernel, not in the HTTP toolkit that raises most of them, so code that calls
+any `JSONLLMClient` catches the same classes whichever adapter is installed.
+"""
 
 from __future__ import annotations
+
+from ..errors import PenguiFlowError
 
 __all__ = [
     "LLMConfigurationError",
@@ -13,7 +28,7 @@ __all__ = [
 ]
 
 
-class LLMError(RuntimeError):
+class LLMError(PenguiFlowError, RuntimeError):
     """Base class of every error an LLM client raises on purpose."""
 
 

@@ -1,4 +1,8 @@
-"""Checking a model's reply against the requested format, and asking it to repair one."""
+"""Checking a model's reply (or a tool call's arguments) against the requested format.
+
+Provider-neutral, so it lives in the kernel: the catalog checks tool arguments with it, and
+the HTTP toolkit (`penguiflow-llm-http`) checks every reply with it before a repair round.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from ._models import ResponseFormat
 
-__all__ = ["extract_json", "repair_instructions", "validate_reply"]
+__all__ = ["extract_json", "validate_reply"]
 
 _MAX_ERRORS = 20
 
@@ -52,15 +56,6 @@ def validate_reply(text: str, response_format: ResponseFormat) -> tuple[str, lis
         return text, [f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"]
     errors = _schema_errors(value, response_format, "$")
     return (candidate, []) if not errors else (text, errors[:_MAX_ERRORS])
-
-
-def repair_instructions(errors: list[str], schema: Mapping[str, Any] | None) -> str:
-    """The user message that shows the model why its reply was refused."""
-    listed = "\n".join(f"- {error}" for error in errors[:_MAX_ERRORS])
-    text = f"Your previous reply was not accepted:\n{listed}\nReply again with only the JSON"
-    if schema is not None:
-        text += f", matching this schema:\n{json.dumps(schema, separators=(',', ':'))}"
-    return text + "."
 
 
 def _pydantic_errors(exc: ValidationError) -> list[str]:

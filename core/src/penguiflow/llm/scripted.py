@@ -11,6 +11,7 @@ from typing import Any, TypeAlias
 
 from pydantic import BaseModel
 
+from ..errors import PenguiFlowError
 from ._models import (
     LLMMessage,
     LLMResponse,
@@ -29,7 +30,7 @@ ScriptedReply: TypeAlias = (
 )
 
 
-class ScriptExhaustedError(RuntimeError):
+class ScriptExhaustedError(PenguiFlowError, RuntimeError):
     """The client was called more often than its script has replies."""
 
 

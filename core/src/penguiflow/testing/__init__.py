@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._hooks import HookPluginConformance
-    from ._http_server import RecordedRequest, ScriptedHTTPServer, ScriptedResponse
     from ._joins import JoinStrategyConformance
     from ._llm import LLMAdapterConformance
     from ._memory import MemoryStrategyConformance
@@ -37,10 +36,7 @@ __all__ = [
     "LLMAdapterConformance",
     "MemoryStrategyConformance",
     "MessageBusConformance",
-    "RecordedRequest",
     "RuntimeConformance",
-    "ScriptedHTTPServer",
-    "ScriptedResponse",
     "StateStoreConformance",
     "require_server",
     "run_async",
@@ -54,18 +50,25 @@ _HOMES = {
     "LLMAdapterConformance": "_llm",
     "MemoryStrategyConformance": "_memory",
     "MessageBusConformance": "_message_bus",
-    "RecordedRequest": "_http_server",
     "RuntimeConformance": "_runtime",
-    "ScriptedHTTPServer": "_http_server",
-    "ScriptedResponse": "_http_server",
     "StateStoreConformance": "_state_store",
     "require_server": "_servers",
     "run_async": "_support",
 }
 
 
+#: The scripted HTTP server only LLM adapter tests used; it moved with the HTTP toolkit.
+_MOVED_TO_LLM_HTTP = frozenset({"RecordedRequest", "ScriptedHTTPServer", "ScriptedResponse"})
+
+
 def __getattr__(name: str) -> Any:
     home = _HOMES.get(name)
     if home is None:
+        if name in _MOVED_TO_LLM_HTTP:
+            from ..llm._moved import moved_name_error
+
+            raise moved_name_error(
+                f"penguiflow.testing.{name}", f"penguiflow_llm_http.testing.{name}"
+            )
         raise AttributeError(f"module 'penguiflow.testing' has no attribute {name!r}")
     return getattr(importlib.import_module(f".{home}", __name__), name)

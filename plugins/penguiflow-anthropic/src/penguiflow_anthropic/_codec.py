@@ -12,11 +12,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from penguiflow.llm import (
-    LLMHTTPError,
-    LLMMessage,
-    LLMStreamError,
-    LLMUsage,
+from penguiflow_llm_http import (
     ProviderReply,
     ProviderRequest,
     SchemaMode,
@@ -24,6 +20,8 @@ from penguiflow.llm import (
     StreamDelta,
     schema_instructions,
 )
+
+from penguiflow.llm import LLMHTTPError, LLMMessage, LLMStreamError, LLMUsage
 
 __all__ = ["AnthropicCodec", "messages_payload"]
 

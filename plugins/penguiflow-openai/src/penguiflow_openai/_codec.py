@@ -6,11 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from penguiflow.llm import (
-    LLMHTTPError,
-    LLMMessage,
-    LLMStreamError,
-    LLMUsage,
+from penguiflow_llm_http import (
     ProviderReply,
     ProviderRequest,
     SchemaMode,
@@ -18,6 +14,8 @@ from penguiflow.llm import (
     StreamDelta,
     schema_instructions,
 )
+
+from penguiflow.llm import LLMHTTPError, LLMMessage, LLMStreamError, LLMUsage
 
 __all__ = ["OpenAICodec", "chat_messages", "strict_compatible"]
 

@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from penguiflow.llm import (
+from penguiflow_llm_http import (
+    HTTPXTransport,
     ModelProfile,
     PricingTable,
     ProfileRegistry,
@@ -27,7 +28,6 @@ from penguiflow.llm import (
     model_driver,
     require_model,
 )
-from penguiflow.llm.http import HTTPXTransport
 
 from ._codec import PASSTHROUGH, OpenAICodec
 

@@ -18,27 +18,31 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ._errors import (
+from penguiflow.errors import describe_exception
+from penguiflow.llm import (
+    LLMConfigurationError,
     LLMConnectionError,
     LLMHTTPError,
+    LLMMessage,
     LLMReplyError,
+    LLMResponse,
     LLMStreamError,
     LLMTimeoutError,
-)
-from ._models import (
-    LLMMessage,
-    LLMResponse,
     LLMUsage,
     ResponseFormat,
     StreamCallback,
     normalize_messages,
+    validate_reply,
 )
+from penguiflow.resources import AsyncResource
+
 from ._pricing import PricingTable
 from ._retry import RetryPolicy
-from ._schema import ModelProfile, SchemaMode, schema_name, schema_of
+from ._schema import ModelProfile, SchemaMode, repair_instructions, schema_name, schema_of
 from ._sse import SSEEvent, iter_sse
-from ._validation import repair_instructions, validate_reply
 
+# The kernel's name, not this package's: retries have always been logged on `penguiflow.llm`,
+# and logging set up for the `penguiflow` tree keeps covering them.
 logger = logging.getLogger("penguiflow.llm")
 
 __all__ = [
@@ -116,8 +120,9 @@ class Transport(Protocol):
     async def aclose(self) -> None: ...
 
 
-class ProviderClient:
-    """A `JSONLLMClient` for one model of one provider."""
+class ProviderClient(AsyncResource):
+    """A `JSONLLMClient` for one model of one provider; `aclose()` (or `async with`) closes
+    its transport."""
 
     def __init__(
         self,
@@ -132,7 +137,9 @@ class ProviderClient:
         options: Mapping[str, Any] | None = None,
     ) -> None:
         if max_repairs < 0:
-            raise ValueError(f"max_repairs must be >= 0, got {max_repairs}")
+            raise LLMConfigurationError(
+                f"max_repairs must be >= 0 (0 turns repair off), got {max_repairs}"
+            )
         self.model = model
         self.codec = codec
         self.transport = transport
@@ -143,6 +150,7 @@ class ProviderClient:
         self.options = dict(options or {})
         #: modes still believed to work for this model, best first
         self._modes: list[SchemaMode] = list(profile.schema_modes)
+        self._closed = False
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model={self.model!r}, profile={self.profile.name!r})"
@@ -153,13 +161,11 @@ class ProviderClient:
         return self._modes[0]
 
     async def aclose(self) -> None:
+        """Close the transport; later calls do nothing (transports need not be idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
         await self.transport.aclose()
-
-    async def __aenter__(self) -> ProviderClient:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
 
     async def complete(
         self,
@@ -247,7 +253,7 @@ class ProviderClient:
         if len(self._modes) == 1:
             raise LLMHTTPError(
                 f"{self.codec.name} refused every structured-output mode for {self.model!r}; "
-                f"the last, {mode!r}, with: {error}",
+                f"the last, {mode!r}, with: {describe_exception(error)}",
                 status=error.status,
                 body=error.body,
             ) from error
@@ -265,7 +271,8 @@ class ProviderClient:
                     reply = self.codec.parse_reply(body)
                 except (ValueError, KeyError, TypeError, IndexError) as exc:
                     raise LLMHTTPError(
-                        f"{self.codec.name} answered 200 with a body it cannot read ({exc})",
+                        f"{self.codec.name} answered 200 with a body it cannot read "
+                        f"({describe_exception(exc)})",
                         status=200,
                         body=str(body)[:500],
                     ) from exc
@@ -286,7 +293,13 @@ class ProviderClient:
         if delay is None:
             raise exc
         # The message names provider, URL and status; transports keep secrets out of it.
-        logger.info("%s; retry %d of %d in %.2fs", exc, attempt, self.retry.max_retries, delay)
+        logger.info(
+            "%s; retry %d of %d in %.2fs",
+            describe_exception(exc),
+            attempt,
+            self.retry.max_retries,
+            delay,
+        )
         await asyncio.sleep(delay)
 
     async def _stream(
@@ -308,11 +321,11 @@ class ProviderClient:
                     partial = "".join(text)
                     raise LLMStreamError(
                         f"{self.codec.name} stream for {self.model!r} broke after "
-                        f"{len(partial)} characters: {exc}",
+                        f"{len(partial)} characters: {describe_exception(exc)}",
                         partial=partial,
                     ) from exc
                 if isinstance(exc, LLMStreamError):
-                    exc = LLMConnectionError(str(exc))
+                    exc = LLMConnectionError(describe_exception(exc))
                 await self._wait_or_raise(exc, attempt)
                 continue
             await _call(on_chunk, "", True)
@@ -335,7 +348,8 @@ class ProviderClient:
                     delta = self.codec.parse_event(event)
                 except (ValueError, KeyError, TypeError, IndexError) as exc:
                     raise LLMStreamError(
-                        f"{self.codec.name} sent a stream event it cannot read ({exc})"
+                        f"{self.codec.name} sent a stream event it cannot read "
+                        f"({describe_exception(exc)})"
                     ) from exc
                 if delta is None:
                     continue

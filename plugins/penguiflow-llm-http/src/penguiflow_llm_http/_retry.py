@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
+from penguiflow.llm import LLMConfigurationError
+
 __all__ = ["RetryPolicy", "parse_retry_after"]
 
 
@@ -27,9 +29,11 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         if self.max_retries < 0:
-            raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
+            raise LLMConfigurationError(
+                f"max_retries must be >= 0 (0 turns retries off), got {self.max_retries}"
+            )
         if not 0.0 <= self.jitter <= 1.0:
-            raise ValueError(f"jitter must be between 0 and 1, got {self.jitter}")
+            raise LLMConfigurationError(f"jitter must be between 0 and 1, got {self.jitter}")
 
     def delay_s(self, attempt: int, retry_after_s: float | None = None) -> float | None:
         """Seconds to wait before retry `attempt`, or None when the policy gives up."""

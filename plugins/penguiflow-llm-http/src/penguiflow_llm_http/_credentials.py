@@ -12,7 +12,7 @@ import os
 from collections.abc import Awaitable, Callable
 from typing import TypeAlias
 
-from ._errors import LLMConfigurationError
+from penguiflow.llm import LLMConfigurationError
 
 __all__ = ["Credential", "TokenProvider", "resolve_credential"]
 

@@ -1,4 +1,5 @@
-"""Structured output: schemas of response formats, and the modes that enforce them.
+"""Structured output: schemas of response formats, the modes that enforce them, and the
+prompt texts that ask a model for a schema or show it why a reply was refused.
 
 A mode is how the request asks for JSON: `json_schema` (the provider enforces the schema),
 `json_object` (the provider guarantees JSON, the schema is in the prompt), or `prompt` (the
@@ -15,14 +16,14 @@ from typing import Any, Literal, TypeAlias
 
 from pydantic import BaseModel
 
-from ._errors import LLMConfigurationError
-from ._models import ResponseFormat
+from penguiflow.llm import LLMConfigurationError, ResponseFormat
 
 __all__ = [
     "SCHEMA_MODES",
     "ModelProfile",
     "ProfileRegistry",
     "SchemaMode",
+    "repair_instructions",
     "schema_instructions",
     "schema_name",
     "schema_of",
@@ -30,6 +31,10 @@ __all__ = [
 
 SchemaMode: TypeAlias = Literal["json_schema", "json_object", "prompt"]
 SCHEMA_MODES: tuple[SchemaMode, ...] = ("json_schema", "json_object", "prompt")
+
+#: At most this many validation errors are shown to the model in a repair request: more only
+#: makes the prompt longer without helping the model fix the first ones.
+_MAX_REPAIR_ERRORS = 20
 
 
 def schema_of(response_format: ResponseFormat) -> dict[str, Any] | None:
@@ -62,6 +67,16 @@ def schema_instructions(schema: Mapping[str, Any]) -> str:
         "Reply with a single JSON value and nothing else (no prose, no code fences). "
         f"It must match this JSON schema:\n{json.dumps(schema, separators=(',', ':'))}"
     )
+
+
+def repair_instructions(errors: Sequence[str], schema: Mapping[str, Any] | None) -> str:
+    """The user message that shows the model why its reply was refused (the errors of
+    `penguiflow.llm.validate_reply`) and asks for the JSON again."""
+    listed = "\n".join(f"- {error}" for error in errors[:_MAX_REPAIR_ERRORS])
+    text = f"Your previous reply was not accepted:\n{listed}\nReply again with only the JSON"
+    if schema is not None:
+        text += f", matching this schema:\n{json.dumps(schema, separators=(',', ':'))}"
+    return text + "."
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from ._errors import LLMConfigurationError
+from penguiflow.llm import LLMConfigurationError
 
 __all__ = ["check_request_options", "model_driver", "require_model"]
 

@@ -1,8 +1,9 @@
 """`HTTPXTransport`: JSON and server-sent-event requests over httpx, for LLM adapters.
 
-httpx is imported when a transport is created, so the kernel does not depend on it; adapter
-plugins do. Errors come out as `penguiflow.llm` errors that say which provider and URL failed,
-with the secret removed from anything the provider echoed.
+httpx is imported when a transport is created, not when this package is: an adapter's driver
+module imports the toolkit, and listing or choosing drivers should not pay for httpx. Errors
+come out as `penguiflow.llm` errors that say which provider and URL failed, with the secret
+removed from anything the provider echoed.
 """
 
 from __future__ import annotations
@@ -12,8 +13,16 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
+from penguiflow.errors import describe_exception
+from penguiflow.llm import (
+    LLMConfigurationError,
+    LLMConnectionError,
+    LLMHTTPError,
+    LLMTimeoutError,
+)
+from penguiflow.resources import AsyncResource
+
 from ._credentials import Credential, TokenProvider, resolve_credential
-from ._errors import LLMConnectionError, LLMHTTPError, LLMTimeoutError
 from ._retry import parse_retry_after
 
 __all__ = ["HTTPXTransport"]
@@ -21,12 +30,14 @@ __all__ = ["HTTPXTransport"]
 _BODY_LIMIT = 500
 
 
-class HTTPXTransport:
+class HTTPXTransport(AsyncResource):
     """POSTs to `base_url + path` with the credential as a header.
 
     `auth_header` and `auth_prefix` say how the token is sent (`Authorization: Bearer ...`
     by default; Anthropic uses `x-api-key` with no prefix). After a 401 a refreshable
-    credential is asked for a fresh token once and the request repeated."""
+    credential is asked for a fresh token once and the request repeated. `client` is an
+    `httpx.AsyncClient` of your own (proxies, mTLS, a mock transport): it is used as given
+    and left open by `aclose()`, which closes only a client the transport made."""
 
     def __init__(
         self,
@@ -44,7 +55,7 @@ class HTTPXTransport:
         import httpx
 
         if not base_url.startswith(("http://", "https://")):
-            raise ValueError(
+            raise LLMConfigurationError(
                 f"{provider}: base_url must start with http:// or https://, got {base_url!r}"
             )
         self.base_url = base_url.rstrip("/")
@@ -88,7 +99,7 @@ class HTTPXTransport:
         return f"HTTPXTransport({self.base_url!r}, credential={self._credential!r})"
 
     async def aclose(self) -> None:
-        if self._owns_client:
+        if self._owns_client and not self._client.is_closed:
             await self._client.aclose()
 
     async def _request_headers(self, *, force_refresh: bool = False) -> dict[str, str]:
@@ -122,7 +133,8 @@ class HTTPXTransport:
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 raise LLMHTTPError(
                     f"{self.provider} at {url} answered {response.status_code} with a body "
-                    f"that is not JSON ({exc}): {self._shorten(response.text)!r}",
+                    f"that is not JSON ({describe_exception(exc)}): "
+                    f"{self._shorten(response.text)!r}",
                     status=502,
                     body=self._shorten(response.text),
                 ) from exc
@@ -203,7 +215,7 @@ class HTTPXTransport:
     def _unreachable(self, url: str, exc: Exception) -> LLMConnectionError:
         return LLMConnectionError(
             f"{self.provider} at {url} could not be reached or dropped the connection "
-            f"({type(exc).__name__}: {exc}); check base_url and the network"
+            f"({type(exc).__name__}: {describe_exception(exc)}); check base_url and the network"
         )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ._models import LLMUsage
+from penguiflow.llm import LLMConfigurationError, LLMUsage
 
 __all__ = ["ModelPrice", "PricingTable"]
 
@@ -19,7 +19,9 @@ class ModelPrice:
 
     def __post_init__(self) -> None:
         if self.input_per_mtok < 0 or self.output_per_mtok < 0:
-            raise ValueError(f"prices must be >= 0, got {self}")
+            raise LLMConfigurationError(
+                f"prices must be >= 0 US dollars per million tokens, got {self}"
+            )
 
     def cost(self, usage: LLMUsage) -> float:
         return (
@@ -43,7 +45,10 @@ class PricingTable:
     def extend(self, prices: Mapping[str, ModelPrice | tuple[float, float]]) -> PricingTable:
         for prefix, price in dict(prices).items():
             if not prefix:
-                raise ValueError("a pricing prefix must not be empty")
+                raise LLMConfigurationError(
+                    "a pricing prefix must not be empty: give the model-name prefix the price "
+                    "applies to, e.g. 'gpt-4o'"
+                )
             self._prices[prefix] = price if isinstance(price, ModelPrice) else ModelPrice(*price)
         return self
 

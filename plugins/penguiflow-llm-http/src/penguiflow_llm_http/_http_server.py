@@ -1,8 +1,9 @@
 """`ScriptedHTTPServer`: a real HTTP server on 127.0.0.1 that answers from a script.
 
-For testing HTTP clients (LLM adapters) over real sockets: queue the replies the next
-requests get, in order, and read back what each request sent. It runs in its own thread, so
-an asyncio client in the test's event loop talks to it as to any remote server.
+For testing LLM adapters over real sockets: queue the replies the next requests get, in
+order, and read back what each request sent. It runs in its own thread, so an asyncio client
+in the test's event loop talks to it as to any remote server. Only the standard library is
+used, so importing it costs nothing beyond this package.
 """
 
 from __future__ import annotations
@@ -152,6 +153,14 @@ def _handler_for(server: ScriptedHTTPServer) -> type[BaseHTTPRequestHandler]:
             reply = server._next(RecordedRequest(self.command, self.path, headers, body))
             if reply.delay_s:
                 time.sleep(reply.delay_s)
+            try:
+                self._send(reply)
+            except (BrokenPipeError, ConnectionResetError):
+                # The client gave up first (a timeout test): nobody is left to answer, and a
+                # traceback on stderr would only look like a failure.
+                self.close_connection = True
+
+        def _send(self, reply: ScriptedResponse) -> None:
             self.send_response(reply.status)
             for key, value in reply.headers.items():
                 self.send_header(key, value)
@@ -176,11 +185,8 @@ def _handler_for(server: ScriptedHTTPServer) -> type[BaseHTTPRequestHandler]:
             for index, chunk in enumerate(reply.chunks):
                 if reply.cut_after is not None and index >= reply.cut_after:
                     return
-                try:
-                    self.wfile.write(_encode(chunk))
-                    self.wfile.flush()
-                except (BrokenPipeError, ConnectionResetError):
-                    return
+                self.wfile.write(_encode(chunk))
+                self.wfile.flush()
                 if reply.chunk_delay_s:
                     time.sleep(reply.chunk_delay_s)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import pytest
 
 from penguiflow.core import create
 from penguiflow.node import Node, NodePolicy
+from penguiflow.state import StoreClosedError
 from penguiflow.state.sqlite import SCHEMA_VERSION, SQLiteStateStore
 from penguiflow.types import Headers, Message
 
@@ -38,12 +40,12 @@ async def test_history_survives_a_restart(tmp_path: Path) -> None:
     await flow.emit(message)
     await flow.fetch()
     await flow.stop()
-    await flow._state_store.close()  # type: ignore[union-attr]
+    await flow._state_store.aclose()  # type: ignore[union-attr]
     # A new flow (as after a process restart) on the same file sees the earlier events.
     later = create(node.to(), state_store=url)
     kinds = [e.kind for e in await later.load_history(message.trace_id)]
     assert kinds[:2] == ["node_start", "node_success"]
-    await later._state_store.close()  # type: ignore[union-attr]
+    await later._state_store.aclose()  # type: ignore[union-attr]
 
 
 async def test_newer_schema_is_refused(tmp_path: Path) -> None:
@@ -53,16 +55,41 @@ async def test_newer_schema_is_refused(tmp_path: Path) -> None:
     store = SQLiteStateStore(f"sqlite:///{path}")
     with pytest.raises(RuntimeError, match="newer than this penguiflow"):
         await store.load_history("t")
-    await store.close()
+    await store.aclose()
 
 
 async def test_closed_store_says_so(tmp_path: Path) -> None:
-    store = SQLiteStateStore(f"sqlite:///{tmp_path}/c.db")
+    url = f"sqlite:///{tmp_path}/c.db"
+    async with SQLiteStateStore(url) as store:
+        await store.load_history("t")
+    await store.aclose()  # idempotent
+    with pytest.raises(StoreClosedError, match=rf"^SQLiteStateStore at {url} is closed"):
+        await store.load_history("t")
+    assert isinstance(StoreClosedError(store), RuntimeError)  # what callers caught before
+
+
+async def test_close_is_kept_as_an_alias_of_aclose(tmp_path: Path) -> None:
+    store = SQLiteStateStore(f"sqlite:///{tmp_path}/alias.db")
     await store.load_history("t")
     await store.close()
-    await store.close()  # idempotent
-    with pytest.raises(RuntimeError, match="is closed"):
-        await store.load_history("t")
+    with pytest.raises(StoreClosedError):
+        await store.save_memory_state("k", {})
+    await store.close()  # idempotent too
+
+
+async def test_a_call_racing_aclose_is_refused_instead_of_reconnecting(tmp_path: Path) -> None:
+    """Regression: a call made while aclose() waited for the database thread ran after the
+    connection was closed, opened a new one and leaked it (and succeeded on a closed store)."""
+    store = SQLiteStateStore(f"sqlite:///{tmp_path}/race.db")
+    await store.load_history("t")
+    # Tasks start in creation order: aclose() is waiting on the database thread when the
+    # read begins.
+    closing = asyncio.create_task(store.aclose())
+    reading = asyncio.create_task(store.load_history("t"))
+    closed, read = await asyncio.gather(closing, reading, return_exceptions=True)
+    assert closed is None
+    assert isinstance(read, StoreClosedError)
+    assert store._connection is None
 
 
 async def test_bindings_and_memory(tmp_path: Path) -> None:
@@ -80,7 +107,7 @@ async def test_bindings_and_memory(tmp_path: Path) -> None:
     assert await store.load_memory_state("missing") is None
     with pytest.raises(ValueError, match="needs trace_id or context_id"):
         await store.find_binding()
-    await store.close()
+    await store.aclose()
 
 
 async def test_version_1_files_are_migrated(tmp_path: Path) -> None:
@@ -97,6 +124,6 @@ async def test_version_1_files_are_migrated(tmp_path: Path) -> None:
     await store.save_planner_state("tok", {"a": 1})
     assert await store.consume_planner_state("tok") == {"a": 1}
     assert len(await store.load_history("t")) == 1
-    await store.close()
+    await store.aclose()
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)

@@ -9,7 +9,7 @@ import pytest
 from penguiflow_postgres.store import SCHEMA_VERSION, PostgresStateStore
 
 from penguiflow.plugins import resolve_driver
-from penguiflow.state import StateStore
+from penguiflow.state import StateStore, StoreClosedError
 from penguiflow.testing import StateStoreConformance, run_async
 
 ALL = frozenset(
@@ -47,7 +47,7 @@ class TestPostgresStateStore(StateStoreConformance):
 
     async def close_store(self, store: StateStore) -> None:
         assert isinstance(store, PostgresStateStore)
-        await store.close()
+        await store.aclose()
         await drop(store)
 
 
@@ -64,7 +64,7 @@ def test_concurrent_first_use_migrates_once(postgres_url: str) -> None:
         await conn.close()
         assert [r["version"] for r in versions] == list(range(1, SCHEMA_VERSION + 1))
         for store in stores:
-            await store.close()
+            await store.aclose()
         await drop(stores[0])
 
     run_async(scenario)
@@ -84,7 +84,7 @@ def test_newer_schema_is_refused(postgres_url: str) -> None:
         store = PostgresStateStore(postgres_url, schema=schema)
         with pytest.raises(RuntimeError, match="upgrade penguiflow-postgres"):
             await store.load_history("t")
-        await store.close()
+        await store.aclose()
         await drop(store)
 
     run_async(scenario)
@@ -95,3 +95,47 @@ def test_bad_configuration() -> None:
         PostgresStateStore("mysql://x")
     with pytest.raises(ValueError, match="schema must be a lowercase SQL identifier"):
         PostgresStateStore("postgresql://x/y", schema="Robert'); DROP TABLE")
+
+
+def test_a_closed_store_refuses_work_instead_of_reopening(postgres_url: str) -> None:
+    """Regression: the pool opens on first use, so a closed store used to open a new pool
+    on its next call and keep working (with connections nobody would close)."""
+    schema = f"pftest_{uuid.uuid4().hex[:12]}"
+
+    async def scenario() -> None:
+        store = PostgresStateStore(postgres_url, schema=schema)
+        await store.save_memory_state("k", {"x": 1})
+        await store.close()  # the old verb is kept as an alias of aclose()
+        with pytest.raises(StoreClosedError, match=r"^PostgresStateStore at postgresql://"):
+            await store.load_memory_state("k")
+        assert store._pool is None
+        await store.aclose()  # idempotent
+        await drop(store)
+
+    run_async(scenario)
+
+
+def test_aclose_during_first_use_keeps_no_pool(postgres_url: str) -> None:
+    """Regression: aclose() while the first call was still opening the pool saw no pool,
+    returned, and the pool opened afterwards stayed open for good."""
+    schema = f"pftest_{uuid.uuid4().hex[:12]}"
+
+    async def scenario() -> None:
+        store = PostgresStateStore(postgres_url, schema=schema)
+        # Tasks start in creation order: the read is opening the pool when aclose() begins.
+        reading = asyncio.create_task(store.load_history("t"))
+        closing = asyncio.create_task(store.aclose())
+        read, closed = await asyncio.gather(reading, closing, return_exceptions=True)
+        assert closed is None
+        assert isinstance(read, StoreClosedError)
+        assert store._pool is None
+        await drop(store)
+
+    run_async(scenario)
+
+
+def test_the_error_names_the_store_without_its_password() -> None:
+    store = PostgresStateStore("postgresql://app:s3cret@db.internal/flows")
+    run_async(store.aclose)
+    error = StoreClosedError(store)
+    assert error.store_name == "PostgresStateStore at postgresql://app:***@db.internal/flows"

@@ -8,8 +8,8 @@ import pytest
 from penguiflow_redis.store import RedisStateStore
 
 from penguiflow.plugins import resolve_driver
-from penguiflow.state import StateStore
-from penguiflow.testing import StateStoreConformance
+from penguiflow.state import StateStore, StoreClosedError
+from penguiflow.testing import StateStoreConformance, run_async
 
 ALL = frozenset(
     {"planner_state", "memory_state", "tasks", "steering", "trajectories", "conversation_bindings"}
@@ -40,3 +40,20 @@ def test_bad_urls_and_prefixes() -> None:
         RedisStateStore("http://localhost")
     with pytest.raises(ValueError, match="prefix must be"):
         RedisStateStore("redis://127.0.0.1:6390/0", prefix="a:b")
+
+
+def test_a_closed_store_refuses_work_instead_of_reconnecting(redis_url: str) -> None:
+    """Regression: redis-py reconnects on demand, so a closed store used to keep working
+    (and open connections nobody would close)."""
+
+    async def scenario() -> None:
+        store = RedisStateStore(redis_url, prefix=f"pftest{uuid.uuid4().hex[:12]}")
+        await store.save_memory_state("k", {"x": 1})
+        await store.close()  # the old verb is kept as an alias of aclose()
+        with pytest.raises(StoreClosedError, match=r"^RedisStateStore at redis://.* is closed"):
+            await store.load_memory_state("k")
+        with pytest.raises(StoreClosedError):
+            await store.list_steering("s", since_id="1")
+        await store.aclose()  # idempotent
+
+    run_async(scenario)

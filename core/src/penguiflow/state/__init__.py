@@ -1,12 +1,19 @@
 """State-store records, the `StateStore` driver interface and its optional capabilities.
 
-`InMemoryStateStore` is imported on first use (`from penguiflow.state import InMemoryStateStore`).
+Also the helpers for store authors: the `SessionLogs` mixin (task-update and steering logs),
+the rules every store applies (`event_fingerprint`, `task_id_of`, `check_binding_query`,
+`log_cursor`) and the errors a store raises (`StoreClosedError` after `aclose()`,
+`StoreRequestError` for arguments it cannot serve). A third-party store needs nothing else
+from the kernel. `InMemoryStateStore` is imported on first use
+(`from penguiflow.state import InMemoryStateStore`).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._errors import StateStoreError, StoreClosedError, StoreRequestError
+from ._logs import SessionLogs
 from ._models import RemoteBinding, StoredEvent
 from ._protocols import (
     CAPABILITIES,
@@ -23,6 +30,7 @@ from ._protocols import (
     missing_capabilities,
     require_capabilities,
 )
+from ._rules import check_binding_query, event_fingerprint, log_cursor, task_id_of
 
 if TYPE_CHECKING:
     from .in_memory import InMemoryStateStore
@@ -31,7 +39,11 @@ __all__ = [
     "CAPABILITIES",
     "InMemoryStateStore",
     "RemoteBinding",
+    "SessionLogs",
     "StateStore",
+    "StateStoreError",
+    "StoreClosedError",
+    "StoreRequestError",
     "StoredEvent",
     "SupportsArtifacts",
     "SupportsConversationBindings",
@@ -42,8 +54,12 @@ __all__ = [
     "SupportsTasks",
     "SupportsTrajectories",
     "capabilities",
+    "check_binding_query",
+    "event_fingerprint",
+    "log_cursor",
     "missing_capabilities",
     "require_capabilities",
+    "task_id_of",
 ]
 
 

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..metrics import FlowEvent
 
-__all__ = [
-    "RemoteBinding",
-    "StoredEvent",
-    "check_binding_query",
-    "event_fingerprint",
-    "task_id_of",
-]
+__all__ = ["RemoteBinding", "StoredEvent"]
 
 
 @dataclass(slots=True)
@@ -57,24 +49,3 @@ class RemoteBinding:
     last_remote_task_id: str | None = None
     is_terminal: bool = False
     metadata: dict[str, Any] = field(default_factory=dict)
-
-
-# Rules every store applies the same way (kept here so the stores cannot drift apart).
-
-
-def event_fingerprint(event: StoredEvent) -> str:
-    """A stable digest of an event: stores keep one copy per fingerprint (idempotent saves)."""
-    canonical = json.dumps(asdict(event), sort_keys=True, default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def task_id_of(task: dict[str, Any]) -> str:
-    task_id = task.get("task_id")
-    if not task_id:
-        raise ValueError("save_task needs a task with a non-empty 'task_id'")
-    return str(task_id)
-
-
-def check_binding_query(trace_id: str | None, context_id: str | None) -> None:
-    if trace_id is None and context_id is None:
-        raise ValueError("find_binding needs trace_id or context_id")

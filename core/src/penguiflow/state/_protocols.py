@@ -31,7 +31,13 @@ __all__ = [
 
 @runtime_checkable
 class StateStore(Protocol):
-    """Durable history of a flow: events per trace and remote bindings."""
+    """Durable history of a flow: events per trace and remote bindings.
+
+    Drivers should also implement `async aclose()` (idempotent; afterwards every call raises
+    `StoreClosedError`) and `async with` (`penguiflow.resources.AsyncResource` gives it).
+    They are not part of the protocol, so older drivers still satisfy it: whoever closes a
+    store calls `penguiflow.resources.aclose_resource`, which also accepts `close()`.
+    """
 
     async def save_event(self, event: StoredEvent) -> None: ...
 

@@ -18,8 +18,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from ..resources import AsyncResource
+from ._errors import StoreClosedError
 from ._logs import SessionLogs
-from ._models import RemoteBinding, StoredEvent, check_binding_query, event_fingerprint, task_id_of
+from ._models import RemoteBinding, StoredEvent
+from ._rules import check_binding_query, event_fingerprint, task_id_of
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStateStore"]
 
@@ -91,8 +94,11 @@ def _path_from_url(url: str) -> str:
     return parts.path[1:]
 
 
-class SQLiteStateStore(SessionLogs):
-    """Events, remote bindings and memory state in one SQLite file."""
+class SQLiteStateStore(SessionLogs, AsyncResource):
+    """Events, remote bindings and memory state in one SQLite file.
+
+    Close it with `await store.aclose()` or `async with store:`; afterwards every call
+    raises `StoreClosedError`."""
 
     def __init__(self, url: str = "sqlite:///:memory:", **options: Any) -> None:
         timeout = options.pop("timeout", 30.0)
@@ -134,7 +140,7 @@ class SQLiteStateStore(SessionLogs):
 
     async def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
         if self._closed:
-            raise RuntimeError(f"SQLite state store {self.url} is closed")
+            raise StoreClosedError(self)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, lambda: work(self._connect()))
 
@@ -309,7 +315,7 @@ class SQLiteStateStore(SessionLogs):
 
         return await self._call(select)
 
-    async def _append(self, log: str, scope: str, entry: dict[str, Any], key_field: str) -> str:
+    async def _append_log(self, log: str, scope: str, entry: dict[str, Any], key_field: str) -> str:
         key = entry.get(key_field)
         text = json.dumps(entry, default=str)
 
@@ -330,9 +336,7 @@ class SQLiteStateStore(SessionLogs):
 
         return await self._call(insert)
 
-    async def _read_log(self, log: str, scope: str, since_id: str | None) -> list[dict[str, Any]]:
-        after = int(since_id) if since_id is not None else 0
-
+    async def _read_log(self, log: str, scope: str, after: int) -> list[dict[str, Any]]:
         def select(db: sqlite3.Connection) -> list[dict[str, Any]]:
             rows = db.execute(
                 "SELECT id, payload FROM logs WHERE log = ? AND scope = ? AND id > ? ORDER BY id",
@@ -373,17 +377,27 @@ class SQLiteStateStore(SessionLogs):
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         """Close the connection and stop the database thread (idempotent)."""
         if self._closed:
             return
+        # Refuse new work before waiting: a call that slipped in while `shut` was queued
+        # would otherwise reconnect on the database thread and leak that connection.
+        self._closed = True
 
-        def shut(_: sqlite3.Connection | None = None) -> None:
+        def shut() -> None:
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
 
+        # The single database thread runs work in order, so `shut` runs after every call
+        # already queued has finished with the connection.
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, shut)
-        self._closed = True
-        self._executor.shutdown(wait=True)
+        try:
+            await loop.run_in_executor(self._executor, shut)
+        finally:
+            self._executor.shutdown(wait=False)
+
+    async def close(self) -> None:
+        """The same as `aclose()`; kept for code written before `aclose()` existed."""
+        await self.aclose()

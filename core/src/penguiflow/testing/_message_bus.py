@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from typing import Any
+from unittest import mock
 
 from ..bus import BusEnvelope, MessageBus
+from ..resources import aclose_resource
 from ..types import Headers, Message
-from ._support import close_quietly, run_with_resource
+from ._support import run_with_resource
 
 __all__ = ["MessageBusConformance"]
 
@@ -17,6 +19,9 @@ class MessageBusConformance:
     Implement `published(bus)` to return what the bus has received so far (in order) when the
     bus can be read back (an in-memory bus, or a consumer on a real broker); without it the
     suite checks only that publishing works inside a running flow.
+
+    Every bus must close with an idempotent `aclose()` and `async with`
+    (`penguiflow.resources.AsyncResource` gives the latter).
     """
 
     async def make_bus(self) -> MessageBus:
@@ -26,7 +31,7 @@ class MessageBusConformance:
         return None
 
     async def close_bus(self, bus: MessageBus) -> None:
-        await close_quietly(bus)
+        await aclose_resource(bus)
 
     def _run(self, scenario: Any) -> None:
         run_with_resource(self.make_bus, self.close_bus, scenario)
@@ -74,3 +79,48 @@ class MessageBusConformance:
                 assert edges == ["OpenSea->first", "first->second", "second->Rookery"]
 
         self._run(scenario)
+
+    def test_aclose_is_idempotent(self) -> None:
+        async def scenario(bus: MessageBus) -> None:
+            closer = getattr(bus, "aclose", None)
+            assert closer is not None, (
+                f"{type(bus).__name__} has no aclose(): message buses close with an "
+                "idempotent `async aclose()`"
+            )
+            await bus.publish(_envelope("close->twice"))
+            await closer()
+            await closer()
+
+        self._run(scenario)
+
+    def test_async_with_returns_the_bus_and_closes_it(self) -> None:
+        async def scenario(bus: Any) -> None:
+            if not hasattr(bus, "__aenter__") or not hasattr(bus, "aclose"):
+                raise AssertionError(
+                    f"{type(bus).__name__} does not support `async with` and aclose(): "
+                    "subclass penguiflow.resources.AsyncResource and implement aclose()"
+                )
+            closes: list[object] = []
+            real_aclose = type(bus).aclose
+
+            async def counting_aclose(self: Any) -> None:
+                closes.append(self)
+                await real_aclose(self)
+
+            # Patched on the class for this block only: leaving `async with` must go through
+            # the bus's own aclose(), whatever __aexit__ the class has.
+            with mock.patch.object(type(bus), "aclose", counting_aclose):
+                async with bus as entered:
+                    assert entered is bus, "`async with bus as b` must give the bus itself"
+                    await bus.publish(_envelope("with->bus"))
+                assert closes == [bus], "leaving `async with bus:` must call bus.aclose() once"
+
+        self._run(scenario)
+
+
+def _envelope(edge: str) -> BusEnvelope:
+    source, target = edge.split("->")
+    return BusEnvelope(
+        edge=edge, source=source, target=target, trace_id=None, payload={"x": 1},
+        headers=None, meta=None,
+    )  # fmt: skip

@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 
+from ..errors import PenguiFlowError, describe_exception
+from ..resources import aclose_resource
 from ..state import RemoteBinding, StateStore, StoredEvent, capabilities
-from ._support import close_quietly, run_with_resource
+from ._support import run_with_resource
 
 __all__ = ["StateStoreConformance"]
 
@@ -31,6 +33,10 @@ class StateStoreConformance:
     suite can check that a reopened store sees earlier writes. Optional capabilities
     (`penguiflow.state.capabilities`) are checked when the store has them and skipped
     otherwise; list the ones your store must have in `required_capabilities`.
+
+    Every store must close with an idempotent `aclose()` and `async with`, and refuse work
+    once closed with a `PenguiFlowError` whose message names the store's class
+    (`penguiflow.state.StoreClosedError` does both).
     """
 
     required_capabilities: frozenset[str] = frozenset()
@@ -42,7 +48,7 @@ class StateStoreConformance:
         raise NotImplementedError
 
     async def close_store(self, store: StateStore) -> None:
-        await close_quietly(store)
+        await aclose_resource(store)
 
     def _run(self, scenario: Any) -> None:
         run_with_resource(self.make_store, self.close_store, scenario)
@@ -208,5 +214,110 @@ class StateStoreConformance:
             finally:
                 if reopened is not store:
                     await self.close_store(reopened)
+
+        self._run(scenario)
+
+    def test_planner_events_are_kept_per_trace_in_order(self) -> None:
+        async def scenario(store: Any) -> None:
+            self._needs(store, "planner_events")
+            for step in range(3):
+                await store.save_planner_event("pe-a", {"event": "step", "step": step})
+            await store.save_planner_event("pe-b", {"event": "tool_call"})
+            listed = await store.list_planner_events("pe-a")
+            assert [e["step"] for e in listed] == [0, 1, 2]
+            assert [e["event"] for e in await store.list_planner_events("pe-b")] == ["tool_call"]
+            assert list(await store.list_planner_events("pe-none")) == []
+
+        self._run(scenario)
+
+    def test_artifacts_round_trip_by_reference(self) -> None:
+        async def scenario(store: Any) -> None:
+            self._needs(store, "artifacts")
+            data = bytes(range(256))  # every byte value, so text encodings cannot pass
+            ref = await store.put_artifact("report.bin", data, mime_type="application/pdf")
+            assert isinstance(ref, str) and ref
+            other = await store.put_artifact("notes.txt", b"notes")
+            assert other != ref
+            assert await store.get_artifact(ref) == data
+            assert await store.get_artifact(other) == b"notes"
+            assert await store.get_artifact("no-such-ref") is None
+
+        self._run(scenario)
+
+    # -- closing ---------------------------------------------------------------------------
+
+    async def _aclose(self, store: StateStore) -> None:
+        closer = getattr(store, "aclose", None)
+        if closer is None:
+            raise AssertionError(
+                f"{type(store).__name__} has no aclose(): state stores close with an "
+                "idempotent `async aclose()` (subclass penguiflow.resources.AsyncResource "
+                "for `async with`)"
+            )
+        await closer()
+
+    async def _assert_refuses_work(self, store: Any) -> None:
+        """Every kind of call the store offers fails, naming the store, once it is closed."""
+        calls: list[tuple[str, Any]] = [
+            ("save_event", lambda: store.save_event(_event("closed", 0))),
+            ("load_history", lambda: store.load_history("closed")),
+            ("save_remote_binding",
+             lambda: store.save_remote_binding(RemoteBinding("closed", None, "t", "u"))),
+        ]  # fmt: skip
+        offered = capabilities(store)
+        optional: dict[str, tuple[str, Any]] = {
+            "planner_state": ("load_planner_state", lambda: store.load_planner_state("x")),
+            "memory_state": ("load_memory_state", lambda: store.load_memory_state("x")),
+            "tasks": ("list_task_updates", lambda: store.list_task_updates("x")),
+            "steering": ("save_steering", lambda: store.save_steering("x", {"n": 1})),
+            "trajectories": ("get_trajectory", lambda: store.get_trajectory("x")),
+            "planner_events": ("list_planner_events", lambda: store.list_planner_events("x")),
+            "artifacts": ("get_artifact", lambda: store.get_artifact("x")),
+            "conversation_bindings": ("list_bindings", lambda: store.list_bindings("x")),
+        }
+        calls += [call for name, call in optional.items() if name in offered]
+        for method, call in calls:
+            try:
+                await call()
+            except PenguiFlowError as error:
+                text = describe_exception(error)
+                assert type(store).__name__ in text, (
+                    f"the error {method}() raised on a closed store should name the store "
+                    f"({type(store).__name__}); it says: {text}"
+                )
+            else:
+                raise AssertionError(
+                    f"{method}() worked on a closed {type(store).__name__}: a closed store "
+                    "must refuse work with a PenguiFlowError (raise "
+                    "penguiflow.state.StoreClosedError(self))"
+                )
+
+    def test_aclose_is_idempotent(self) -> None:
+        async def scenario(store: StateStore) -> None:
+            await store.save_event(_event("trace-close", 0))
+            await self._aclose(store)
+            await self._aclose(store)
+
+        self._run(scenario)
+
+    def test_a_closed_store_refuses_work(self) -> None:
+        async def scenario(store: StateStore) -> None:
+            await store.save_event(_event("trace-refuse", 0))
+            await self._aclose(store)
+            await self._assert_refuses_work(store)
+
+        self._run(scenario)
+
+    def test_async_with_returns_the_store_and_closes_it(self) -> None:
+        async def scenario(store: Any) -> None:
+            if not hasattr(store, "__aenter__"):
+                raise AssertionError(
+                    f"{type(store).__name__} does not support `async with`: subclass "
+                    "penguiflow.resources.AsyncResource (or define __aenter__/__aexit__)"
+                )
+            async with store as entered:
+                assert entered is store, "`async with store as s` must give the store itself"
+                await store.save_event(_event("trace-with", 0))
+            await self._assert_refuses_work(store)
 
         self._run(scenario)

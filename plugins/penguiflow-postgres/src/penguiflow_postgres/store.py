@@ -2,7 +2,9 @@
 
 Tables live in one schema (`schema=`, default `penguiflow`), created on first use; the
 `schema_version` table drives migrations, applied in one transaction under an advisory lock
-so several processes starting together migrate once.
+so several processes starting together migrate once. The connection pool opens on first use;
+close it with `await store.aclose()` or `async with store:`, after which every call raises
+`StoreClosedError`.
 """
 
 from __future__ import annotations
@@ -14,9 +16,16 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
-from penguiflow.state import RemoteBinding, StoredEvent
-from penguiflow.state._logs import SessionLogs
-from penguiflow.state._models import check_binding_query, event_fingerprint, task_id_of
+from penguiflow.resources import AsyncResource
+from penguiflow.state import (
+    RemoteBinding,
+    SessionLogs,
+    StoreClosedError,
+    StoredEvent,
+    check_binding_query,
+    event_fingerprint,
+    task_id_of,
+)
 
 __all__ = ["SCHEMA_VERSION", "PostgresStateStore"]
 
@@ -70,7 +79,7 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, default=str)
 
 
-class PostgresStateStore(SessionLogs):
+class PostgresStateStore(SessionLogs, AsyncResource):
     """Events, bindings, memory, planner tokens, tasks, logs and trajectories in PostgreSQL."""
 
     def __init__(self, url: str, *, schema: str = "penguiflow", **pool_options: Any) -> None:
@@ -87,10 +96,16 @@ class PostgresStateStore(SessionLogs):
         self._pool_options = pool_options
         self._pool: Any = None
         self._opening = asyncio.Lock()
+        self._closed = False
 
     async def _db(self) -> Any:
+        """The pool, opened (and the schema migrated) on first use; every call goes here."""
+        if self._closed:
+            raise StoreClosedError(self)
         if self._pool is None:
             async with self._opening:
+                if self._closed:  # closed while this call waited for another to open
+                    raise StoreClosedError(self)
                 if self._pool is None:
                     import asyncpg  # imported when chosen, never at discovery
 
@@ -100,6 +115,9 @@ class PostgresStateStore(SessionLogs):
                     except BaseException:
                         await pool.close()  # a refused schema must not leak connections
                         raise
+                    if self._closed:  # aclose() ran while we were opening: do not keep it
+                        await pool.close()
+                        raise StoreClosedError(self)
                     self._pool = pool
         return self._pool
 
@@ -121,10 +139,21 @@ class PostgresStateStore(SessionLogs):
                 await conn.execute(_MIGRATIONS[target].format(s=s))
                 await conn.execute(f"INSERT INTO {s}.schema_version VALUES ($1)", target)
 
+    async def aclose(self) -> None:
+        """Close the pool (idempotent); later calls raise `StoreClosedError`."""
+        if self._closed:
+            return
+        self._closed = True
+        # Wait for a first use that is opening the pool: it sees `_closed` and closes its pool
+        # itself, so no connection outlives this call.
+        async with self._opening:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
     async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        """The same as `aclose()`; kept for code written before `aclose()` existed."""
+        await self.aclose()
 
     # -- StateStore ----------------------------------------------------------------------------
 
@@ -259,7 +288,7 @@ class PostgresStateStore(SessionLogs):
         )
         return [json.loads(r["payload"]) for r in rows]
 
-    async def _append(self, log: str, scope: str, entry: dict[str, Any], key_field: str) -> str:
+    async def _append_log(self, log: str, scope: str, entry: dict[str, Any], key_field: str) -> str:
         key = entry.get(key_field)
         db = await self._db()
         entry_id = await db.fetchval(
@@ -276,11 +305,11 @@ class PostgresStateStore(SessionLogs):
             )  # fmt: skip
         return str(entry_id)
 
-    async def _read_log(self, log: str, scope: str, since_id: str | None) -> list[dict[str, Any]]:
+    async def _read_log(self, log: str, scope: str, after: int) -> list[dict[str, Any]]:
         db = await self._db()
         rows = await db.fetch(
             f"SELECT id, payload::text AS payload FROM {self.schema}.logs "
             "WHERE log = $1 AND scope = $2 AND id > $3 ORDER BY id",
-            log, scope, int(since_id) if since_id is not None else 0,
+            log, scope, after,
         )  # fmt: skip
         return [{**json.loads(r["payload"]), "id": str(r["id"])} for r in rows]

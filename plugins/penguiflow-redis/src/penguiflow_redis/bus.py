@@ -2,6 +2,7 @@
 
 Other processes read the stream (XREAD / consumer groups) to observe a flow's traffic. The
 stream is capped (`maxlen`, approximate trimming) so an unread bus cannot grow without bound.
+Close it with `await bus.aclose()` or `async with bus:`; a closed bus raises `BusClosedError`.
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from penguiflow.bus import BusEnvelope
+from penguiflow.bus import BusClosedError, BusEnvelope
+from penguiflow.resources import AsyncResource
 
 __all__ = ["RedisMessageBus", "envelope_from_fields", "envelope_to_fields"]
 
@@ -50,7 +52,7 @@ def envelope_from_fields(fields: dict[str, str]) -> BusEnvelope:
     )
 
 
-class RedisMessageBus:
+class RedisMessageBus(AsyncResource):
     """Publishes envelopes to the stream `<prefix>:bus` (override with `stream=`)."""
 
     def __init__(
@@ -73,7 +75,15 @@ class RedisMessageBus:
         self.url = url
         self.stream = stream or f"{prefix}:bus"
         self.maxlen = maxlen
-        self._redis: Any = Redis.from_url(url, decode_responses=True, **redis_options)
+        self._client: Any = Redis.from_url(url, decode_responses=True, **redis_options)
+        self._closed = False
+
+    @property
+    def _redis(self) -> Any:
+        # redis-py reconnects on demand after aclose(): refuse instead of leaking connections.
+        if self._closed:
+            raise BusClosedError(self)
+        return self._client
 
     async def publish(self, envelope: BusEnvelope) -> None:
         await self._redis.xadd(
@@ -85,5 +95,13 @@ class RedisMessageBus:
         entries = await self._redis.xrange(self.stream)
         return [envelope_from_fields(fields) for _, fields in entries]
 
+    async def aclose(self) -> None:
+        """Close the connection pool (idempotent); later calls raise `BusClosedError`."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._client.aclose()
+
     async def close(self) -> None:
-        await self._redis.aclose()
+        """The same as `aclose()`; kept for code written before `aclose()` existed."""
+        await self.aclose()

@@ -5,6 +5,9 @@ the canonical JSON, so saving an identical event twice stores it once); bindings
 trace plus a context-id index; memory, planner tokens and trajectories: plain strings; tasks:
 a hash per session plus an insertion-order sorted set; logs: a sorted set per (log, session)
 scored by an id from one counter, with a hash making `update_id` / `event_id` idempotent.
+
+Close it with `await store.aclose()` or `async with store:`; a closed store raises
+`StoreClosedError` instead of letting redis-py quietly open new connections.
 """
 
 from __future__ import annotations
@@ -14,9 +17,15 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
-from penguiflow.state import RemoteBinding, StoredEvent
-from penguiflow.state._logs import SessionLogs
-from penguiflow.state._models import check_binding_query, task_id_of
+from penguiflow.resources import AsyncResource
+from penguiflow.state import (
+    RemoteBinding,
+    SessionLogs,
+    StoreClosedError,
+    StoredEvent,
+    check_binding_query,
+    task_id_of,
+)
 
 __all__ = ["RedisStateStore"]
 
@@ -25,7 +34,7 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-class RedisStateStore(SessionLogs):
+class RedisStateStore(SessionLogs, AsyncResource):
     """A durable, shareable state store; every capability of `penguiflow.state`."""
 
     def __init__(self, url: str, *, prefix: str = "penguiflow", **redis_options: Any) -> None:
@@ -39,13 +48,30 @@ class RedisStateStore(SessionLogs):
 
         self.url = url
         self.prefix = prefix
-        self._redis: Any = Redis.from_url(url, decode_responses=True, **redis_options)
+        self._client: Any = Redis.from_url(url, decode_responses=True, **redis_options)
+        self._closed = False
+
+    @property
+    def _redis(self) -> Any:
+        # Every command goes through here: redis-py reconnects on demand after aclose(), so
+        # without this check a closed store would silently open new connections.
+        if self._closed:
+            raise StoreClosedError(self)
+        return self._client
 
     def _key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
 
+    async def aclose(self) -> None:
+        """Close the connection pool (idempotent); later calls raise `StoreClosedError`."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._client.aclose()
+
     async def close(self) -> None:
-        await self._redis.aclose()
+        """The same as `aclose()`; kept for code written before `aclose()` existed."""
+        await self.aclose()
 
     # -- StateStore ----------------------------------------------------------------------------
 
@@ -143,7 +169,7 @@ class RedisStateStore(SessionLogs):
         raw = await self._redis.hmget(self._key("tasks", session_id), order)
         return [json.loads(r) for r in raw if r is not None]
 
-    async def _append(self, log: str, scope: str, entry: dict[str, Any], key_field: str) -> str:
+    async def _append_log(self, log: str, scope: str, entry: dict[str, Any], key_field: str) -> str:
         entry_id = str(await self._redis.incr(self._key("seq")))
         key = entry.get(key_field)
         if key is not None:
@@ -157,8 +183,8 @@ class RedisStateStore(SessionLogs):
         await self._redis.zadd(self._key("log", log, scope), {member: int(entry_id)})
         return entry_id
 
-    async def _read_log(self, log: str, scope: str, since_id: str | None) -> list[dict[str, Any]]:
-        low = f"({int(since_id)}" if since_id is not None else "-inf"
-        members = await self._redis.zrangebyscore(self._key("log", log, scope), low, "+inf")
+    async def _read_log(self, log: str, scope: str, after: int) -> list[dict[str, Any]]:
+        # Entries are scored by their id: "(N" is Redis's exclusive lower bound.
+        members = await self._redis.zrangebyscore(self._key("log", log, scope), f"({after}", "+inf")
         records = [json.loads(m) for m in members]
         return [{**r["entry"], "id": r["id"]} for r in records]

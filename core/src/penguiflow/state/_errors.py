@@ -1,0 +1,64 @@
+"""Errors a state store raises, and how a store is named in them.
+
+```
+PenguiFlowError
+└── StateStoreError            anything a state store reports about how it was used
+    ├── StoreClosedError       (also a RuntimeError) the store was used after aclose()
+    └── StoreRequestError      (also a ValueError) a call's arguments cannot be served
+```
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
+
+from ..errors import PenguiFlowError
+
+__all__ = ["StateStoreError", "StoreClosedError", "StoreRequestError", "describe_resource"]
+
+
+class StateStoreError(PenguiFlowError):
+    """The base of the errors a state store raises about how it was used."""
+
+
+class StoreClosedError(StateStoreError, RuntimeError):
+    """A state store was used after `aclose()`.
+
+    `store_name` names the store (its class, and its URL with any password masked)."""
+
+    def __init__(self, store: object) -> None:
+        self.store_name = describe_resource(store)
+        super().__init__(
+            f"{self.store_name} is closed (aclose() was called) and refuses further work; "
+            "create a new store to keep going"
+        )
+
+
+class StoreRequestError(StateStoreError, ValueError):
+    """A state-store call got arguments it cannot serve (a task without `task_id`, a
+    binding query without a key, a log cursor that is not an id the log returned)."""
+
+
+def describe_resource(resource: object) -> str:
+    """`ClassName` or `ClassName at URL` (from a `url` attribute), password masked.
+
+    Error messages end up in logs, so a `postgresql://user:secret@host/db` URL is shown as
+    `postgresql://user:***@host/db`."""
+    name = type(resource).__name__
+    url = getattr(resource, "url", None)
+    if isinstance(url, str) and url:
+        return f"{name} at {_mask_password(url)}"
+    return name
+
+
+def _mask_password(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # an unparsable URL: show only what cannot hold a secret
+        return url.split(":", 1)[0] + "://..."
+    if not password:
+        return url
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))

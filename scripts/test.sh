@@ -13,6 +13,15 @@ fi
 
 rm -rf .reports && mkdir -p .reports
 
+# tox rebuilds an env when its deps lines change, not when a package's pyproject.toml does
+# (new dependencies, new or removed entry points): rebuild every env when any of them changed.
+recreate=()
+stamp=".tox/.pyprojects.sha256"
+digest="$(find core plugins contrib -name pyproject.toml -not -path '*/build/*' | sort | xargs sha256sum | sha256sum)"
+if [ -d .tox ] && [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
+    recreate=(--recreate)
+fi
+
 # Servers the suite needs, on 127.0.0.1 only; stopped however the run ends.
 trap 'bash scripts/services/redis.sh stop; bash scripts/services/postgres.sh stop' EXIT
 bash scripts/services/redis.sh start
@@ -21,6 +30,7 @@ export PENGUIFLOW_REDIS_URL="$(bash scripts/services/redis.sh url)"
 export PENGUIFLOW_POSTGRES_URL="$(bash scripts/services/postgres.sh url)"
 
 status=0
-.venv/bin/python -m tox run "$@" || status=$?
+.venv/bin/python -m tox run "${recreate[@]}" "$@" || status=$?
+mkdir -p .tox && echo "$digest" > "$stamp"
 .venv/bin/python scripts/summarize_tests.py .reports || true
 exit "$status"

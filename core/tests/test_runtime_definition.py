@@ -41,13 +41,24 @@ def node(name: str) -> Node:
 def test_public_names() -> None:
     assert sorted(runtime_module.__all__) == [
         "CircuitBreaker",
+        "EventPublisher",
+        "Flow",
         "FlowDefinition",
+        "FlowLifecycle",
+        "FlowResource",
         "FlowTarget",
+        "Lane",
+        "NodeEngine",
+        "Outbox",
+        "Runtime",
+        "TraceCancelled",
         "WorkerRuntime",
+        "chunk_message",
         "define_flow",
         "definition_of",
         "fan_in_size",
         "load_flow_target",
+        "unknown_target",
     ]
     for name in runtime_module.__all__:
         assert getattr(runtime_module, name).__doc__

@@ -175,7 +175,7 @@ async def test_events_logged_on_core_logger(
 async def test_no_event_objects_built_without_listeners(
     monkeypatch: pytest.MonkeyPatch, msg_factory: Any
 ) -> None:
-    import penguiflow._events as flow_module
+    import penguiflow._local_outbox as flow_module
 
     built: list[Any] = []
     original = flow_module.FlowEvent

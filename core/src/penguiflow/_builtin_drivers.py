@@ -9,9 +9,12 @@ from .state.in_memory import InMemoryStateStore
 
 __all__ = [
     "LocalRuntime",
+    "append_join",
+    "human_gated_join",
     "memory_message_bus",
     "memory_state_store",
     "none_memory",
+    "replace_join",
     "scripted_llm_adapter",
     "truncation_memory",
 ]
@@ -45,10 +48,32 @@ class LocalRuntime:
     def __init__(self, spec: str = "local", **options: Any) -> None:
         _no_options(spec, options, set())
 
-    def create_flow(self, *adjacencies: Any, **kwargs: Any) -> Any:
+    def create_flow(self, definition: Any, **options: Any) -> Any:
+        """A `PenguiFlow` for `definition` (`middlewares`, `state_store`, `message_bus`)."""
         from ._flow import PenguiFlow
 
-        return PenguiFlow(*adjacencies, **kwargs)
+        unknown = sorted(set(options) - {"middlewares", "state_store", "message_bus"})
+        if unknown:
+            raise TypeError(
+                f"the local runtime got unknown option(s) {unknown}; accepted: "
+                "['message_bus', 'middlewares', 'state_store']"
+            )
+        nodes = definition.nodes
+        adjacencies = [
+            (node, tuple(nodes[successor] for successor in definition.successors[name]))
+            for name, node in nodes.items()
+        ]
+        return PenguiFlow(
+            *adjacencies,
+            queue_maxsize=definition.queue_maxsize,
+            allow_cycles=True,  # define_flow already checked the graph
+            emit_errors_to_rookery=definition.emit_errors_to_rookery,
+            payload_types=definition.payload_types,
+            **options,
+        )
+
+    async def aclose(self) -> None:
+        """The local runtime holds nothing between flows."""
 
 
 def scripted_llm_adapter(name: str, **options: Any) -> Any:
@@ -73,3 +98,27 @@ def truncation_memory(name: str, **options: Any) -> Any:
 
     _no_options(name, options, {"max_turns", "max_tokens", "overflow", "state_store"})
     return TruncationMemory(**options)
+
+
+def append_join(name: str, **options: Any) -> Any:
+    """`append`: every branch in plan order, failures included, with counts."""
+    from .joins import AppendJoin
+
+    _no_options(name, options, set())
+    return AppendJoin()
+
+
+def replace_join(name: str, **options: Any) -> Any:
+    """`replace`: the last successful output, failures listed beside it."""
+    from .joins import ReplaceJoin
+
+    _no_options(name, options, set())
+    return ReplaceJoin()
+
+
+def human_gated_join(name: str, **options: Any) -> Any:
+    """`human_gated`: pause for a human with every branch attached (`reason=` to word it)."""
+    from .joins import HumanGatedJoin
+
+    _no_options(name, options, {"reason"})
+    return HumanGatedJoin(**options)

@@ -5,19 +5,34 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ._graph import Endpoint, Floe, display_name
+from ._chunks import chunk_message
+from ._graph import Endpoint, Floe, display_name, unknown_target
 from .types import Message, StreamChunk
 
 if TYPE_CHECKING:
-    from ._flow import PenguiFlow
     from ._playbook import PlaybookFactory
     from .node import Node
 
-__all__ = ["Context"]
+__all__ = ["Context", "ContextRuntime"]
 
 _NOT_ATTACHED = "Context is not attached to a running flow"
+
+
+class ContextRuntime(Protocol):
+    """What a `Context` needs from the in-process runtime it is attached to.
+
+    Declared here, below the runtime, so this module never imports the flow: `PenguiFlow`
+    implements it (its underscored members are private to that pairing)."""
+
+    async def _send_many(self, floes: Iterable[Floe], item: Any) -> None: ...
+
+    def _send_nowait(self, floe: Floe, item: Any) -> None: ...
+
+    async def _wait_for_capacity(self, trace_id: str, offset: int) -> None: ...
+
+    def ensure_trace_event(self, trace_id: str) -> asyncio.Event: ...
 
 
 class Context:
@@ -34,7 +49,7 @@ class Context:
         "_stream_seq",
     )
 
-    def __init__(self, owner: Node | Endpoint, runtime: PenguiFlow | None = None) -> None:
+    def __init__(self, owner: Node | Endpoint, runtime: ContextRuntime | None = None) -> None:
         self._owner = owner
         self._runtime = runtime
         self._incoming: dict[Node | Endpoint, Floe] = {}
@@ -52,7 +67,7 @@ class Context:
         return self._owner
 
     @property
-    def runtime(self) -> PenguiFlow | None:
+    def runtime(self) -> ContextRuntime | None:
         return self._runtime
 
     def add_incoming_floe(self, floe: Floe) -> None:
@@ -74,12 +89,10 @@ class Context:
         for target in targets:
             floe = floes.get(target)
             if floe is None:
-                owner = display_name(self._owner)
-                known = ", ".join(sorted(display_name(v) for v in floes)) or "none"
-                raise KeyError(
-                    f"Unknown target {display_name(target)} for {owner} "
-                    f"(edges of {owner} lead to: {known}; connect it with "
-                    f"{owner}.to(...) when building the flow)"
+                raise unknown_target(
+                    display_name(self._owner),
+                    display_name(target),
+                    [display_name(v) for v in floes],
                 )
             resolved.append(floe)
         return resolved
@@ -92,8 +105,7 @@ class Context:
         if runtime is None:
             raise RuntimeError(_NOT_ATTACHED)
         floes = self._outgoing.values() if to is None else self._resolve(to, self._outgoing)
-        for floe in floes:
-            await runtime._send(floe, msg)
+        await runtime._send_many(floes, msg)
 
     def emit_nowait(self, msg: Any, to: Any = None) -> None:
         """Like `emit` but never waits: a full queue raises `asyncio.QueueFull`."""
@@ -119,27 +131,18 @@ class Context:
         runtime = self._runtime
         if runtime is None:
             raise RuntimeError(_NOT_ATTACHED)
-        sid = stream_id if stream_id is not None else parent.trace_id
-        previous = self._stream_seq.get(sid)
-        if seq is None:
-            seq = 0 if previous is None else previous + 1
-        if done:
-            self._stream_seq.pop(sid, None)
-        else:
-            self._stream_seq[sid] = seq
-        chunk = StreamChunk(
-            stream_id=sid, seq=seq, text=text, done=done, meta=dict(meta) if meta else {}
+        chunk, message, continued = chunk_message(
+            self._stream_seq,
+            parent=parent,
+            text=text,
+            stream_id=stream_id,
+            seq=seq,
+            done=done,
+            meta=meta,
         )
-        message = Message(
-            payload=chunk,
-            headers=parent.headers,
-            trace_id=parent.trace_id,
-            deadline_s=parent.deadline_s,
-            meta=dict(parent.meta),
-        )
-        if previous is not None:
+        if continued:
             # A stream may not run ahead of its consumer: the chunk in flight counts as one.
-            await runtime._traces.wait_capacity(parent.trace_id, offset=1)
+            await runtime._wait_for_capacity(parent.trace_id, 1)
         await self.emit(message, to=to)
         return chunk
 

@@ -1,36 +1,58 @@
-"""`PenguiFlow`: builds the graph, runs one worker per node, and moves items between them."""
+"""`PenguiFlow`: the in-process runtime. Builds the graph, runs one worker per node under a
+supervising task group, and moves items between them over bounded queues.
+
+What happens to a message inside a node is the node engine's (`_engine.py`); this module is the
+local runtime's part: edges, per-trace accounting, Rookery and round trips, the lifecycle.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Coroutine, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from ._context import Context
-from ._events import EventRecorder, logger
+from ._engine import NodeEngine, current_trace
+from ._events import EventPublisher, logger
+from ._flow_resource import FlowResource
 from ._graph import OPEN_SEA, ROOKERY, Adjacency, Endpoint, Floe, build_graph, display_name
-from ._rookery import ResultRouter, TracedValue, unwrap
+from ._lifecycle import FlowLifecycle
+from ._local_outbox import LocalOutbox
+from ._rookery import ResultRouter, TracedValue, belongs_to, stamp_trace, unwrap
+from ._supervisor import Supervisor
 from ._traces import TraceTable
-from ._worker import NodeWorker, current_trace
+from ._worker import NodeWorker
+from .errors import FlowError, FlowErrorCode, PenguiFlowError, describe_exception
 from .types import WM, Message, StreamChunk
 
 if TYPE_CHECKING:
+    from ._definition import FlowDefinition
     from .bus import MessageBus
     from .middlewares import Middleware
     from .node import Node
     from .registry import ModelRegistry
     from .state import RemoteBinding, StateStore, StoredEvent
 
-__all__ = ["DEFAULT_QUEUE_MAXSIZE", "PenguiFlow", "create"]
+__all__ = ["DEFAULT_QUEUE_MAXSIZE", "PenguiFlow", "WorkerCrashedError"]
 
 DEFAULT_QUEUE_MAXSIZE = 64
 
 
-class PenguiFlow(EventRecorder):
-    """A flow of async nodes connected by bounded queues, from OpenSea to Rookery."""
+class WorkerCrashedError(PenguiFlowError, RuntimeError):
+    """A node worker died outside the per-message supervision (a bug in PenguiFlow or a
+    plugin). `stop()` raises it after stopping everything else; the cause is chained."""
+
+
+class PenguiFlow(FlowResource):
+    """A flow of async nodes connected by bounded queues, from OpenSea to Rookery.
+
+    The in-process runtime (`runtime="local"`). `stop()` stops the workers and keeps what is
+    queued for a later `run()`; `aclose()` (or leaving `async with`) stops the flow and closes
+    the drivers it built from URLs (`state_store="sqlite:///..."`); drivers passed as objects
+    belong to the caller."""
 
     def __init__(
         self,
@@ -49,13 +71,16 @@ class PenguiFlow(EventRecorder):
         self._allow_cycles = allow_cycles
         self._middlewares: list[Middleware] = list(middlewares or ())
         self._emit_errors_to_rookery = emit_errors_to_rookery
-        self._state_store: StateStore | None = _driver("state_store", state_store)
-        self._message_bus: MessageBus | None = _driver("message_bus", message_bus)
-        self._hooks: Any = None
+        self._state_store: StateStore | None = self._own("state_store", state_store)
+        self._message_bus: MessageBus | None = self._own("message_bus", message_bus)
+        self._events = EventPublisher(self._middlewares, self._state_store)
+        self._lifecycle = FlowLifecycle(self, "local")
         self._registry: ModelRegistry | None = None
         self._running = False
         self._stopped = False
+        #: the supervising task while running (a list, as PenguiFlow's tests inspect it)
         self._tasks: list[asyncio.Task[Any]] = []
+        self._supervisor = Supervisor(self._worker_died)
         self._workers: list[NodeWorker] = []
         self._external_tasks: dict[str, set[asyncio.Task[Any]]] = {}
         self._background: set[asyncio.Task[Any]] = set()
@@ -65,8 +90,15 @@ class PenguiFlow(EventRecorder):
             on_drained=self._on_trace_drained,
             on_cancel_finish=self._on_trace_cancel_finish,
         )
-        self._router = ResultRouter(self)
+        self._outbox = LocalOutbox(
+            traces=self._traces,
+            events=self._events,
+            queue_maxsize=queue_maxsize,
+            emit=self._emit_result,
+            to_rookery=self._to_rookery,
+        )
 
+        self._adjacencies = adjacencies
         graph = build_graph(adjacencies, allow_cycles=allow_cycles)
         self._nodes: list[Node] = list(graph.successors)
         vertices: list[Node | Endpoint] = [*self._nodes, OPEN_SEA, ROOKERY]
@@ -75,6 +107,7 @@ class PenguiFlow(EventRecorder):
         }
         self._opensea_ctx = self._contexts[OPEN_SEA]
         self._rookery_ctx = self._contexts[ROOKERY]
+        self._router = ResultRouter(self._rookery_ctx, queue_maxsize)
         self._floes: set[Floe] = set()
         for node, targets in graph.successors.items():
             for target in targets:
@@ -100,14 +133,29 @@ class PenguiFlow(EventRecorder):
     def registry(self) -> ModelRegistry | None:
         return self._registry
 
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    @property
+    def middlewares(self) -> list[Middleware]:
+        """The middlewares the flow was given or added, in call order (a copy; without the
+        sinks hook plugins attach while it runs)."""
+        return self._lifecycle.own_middlewares(self._middlewares)
+
+    @property
+    def state_store(self) -> StateStore | None:
+        return self._state_store
+
     def add_middleware(self, middleware: Middleware) -> None:
         self._middlewares.append(middleware)
 
     def run(self, *, registry: ModelRegistry | None = None) -> None:
         """Start one worker task per node (needs a running event loop)."""
-        loop = asyncio.get_running_loop()
+        asyncio.get_running_loop()  # PenguiFlow's "no running event loop" RuntimeError
         if self._running:
             raise RuntimeError("PenguiFlow already running")
+        self._check_open()
         if registry is not None:
             missing = sorted(
                 str(node.name)
@@ -124,38 +172,55 @@ class PenguiFlow(EventRecorder):
         self._registry = registry
         self._running = True
         self._stopped = False
-        self._workers = [NodeWorker(self, node, self._contexts[node]) for node in self._nodes]
-        for worker in self._workers:
-            task = loop.create_task(worker.run(), name=f"penguiflow:{worker.node.name}")
-            worker.task = task
-            self._tasks.append(task)
-        self._start_hooks()
+        emit_errors = self._emit_errors_to_rookery
+        self._workers = [
+            NodeWorker(
+                NodeEngine(
+                    node, self._outbox, registry=registry, emit_errors_to_rookery=emit_errors
+                ),
+                self._contexts[node],
+                self._traces,
+            )
+            for node in self._nodes
+        ]
+        self._outbox.lanes = [worker.lane for worker in self._workers]
+        if self._workers:
+            jobs = [(f"penguiflow:{worker.node.name}", worker.run) for worker in self._workers]
+            self._tasks = [self._supervisor.start(jobs, name="penguiflow:flow")]
+        self._lifecycle.start(self._middlewares)
 
-    def _start_hooks(self) -> None:
-        """Plugins observe flows at start and stop only; never per message."""
-        from .plugins import active_hooks
-
-        host = active_hooks()
-        self._hooks = host
-        if host is None:
-            return
-        for sinks in host.hook.penguiflow_observability_sinks(flow=self):
-            for sink in sinks or ():
-                if sink not in self._middlewares:
-                    self._middlewares.append(sink)
-        host.hook.penguiflow_flow_startup(flow=self)
+    def _worker_died(self, crash: BaseException) -> None:
+        text = (
+            f"a worker of {self!r} died ({type(crash).__name__}: {describe_exception(crash)}); "
+            "every worker of the flow was stopped. This is a bug in PenguiFlow or a plugin: "
+            "please report it with this traceback"
+        )
+        logger.error(text, exc_info=crash)
+        # Whoever waits on fetch() hears of it instead of waiting for ever.
+        error = FlowError(
+            trace_id=None,
+            node_name=None,
+            code=FlowErrorCode.INTERNAL_ERROR,
+            message=text,
+            original_exc=crash,
+        )
+        incoming = next(iter(self._rookery_ctx._incoming.values()), None)
+        if incoming is not None and not incoming.queue.full():
+            incoming.queue.put_nowait(error)
+        else:
+            self._rookery_ctx._buffer.append(error)
 
     async def stop(self) -> None:
-        """Stop workers and background tasks; queued items stay queued for a later `run()`."""
+        """Stop workers and background tasks; queued items stay queued for a later `run()`.
+
+        Raises `WorkerCrashedError` (after stopping everything) when a worker had died."""
         if not self._running:
             return
         dispatcher = self._router.task
         if dispatcher is not None:
             dispatcher.cancel()
-        tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks = []
+        crash = await self._supervisor.stop()
         external = [task for group in self._external_tasks.values() for task in group]
         self._external_tasks.clear()
         for task in external:
@@ -169,11 +234,28 @@ class PenguiFlow(EventRecorder):
         self._traces.clear()
         self._wm_hops.clear()
         self._workers = []
+        self._outbox.lanes = []
         self._running = False
         self._stopped = True
-        host, self._hooks = self._hooks, None
-        if host is not None:
-            host.hook.penguiflow_flow_shutdown(flow=self)
+        self._lifecycle.stop(self._middlewares)
+        if crash is not None:
+            raise WorkerCrashedError(
+                f"{self!r} stopped after one of its workers died: {type(crash).__name__}: "
+                f"{describe_exception(crash)} (see the log for the traceback)"
+            ) from crash
+
+    @property
+    def definition(self) -> FlowDefinition:
+        """The flow's nodes and edges by name (see `penguiflow.runtime.FlowDefinition`)."""
+        from ._definition import define_flow
+
+        return define_flow(
+            *self._adjacencies,
+            allow_cycles=True,  # checked when the flow was built
+            queue_maxsize=self._queue_maxsize,
+            emit_errors_to_rookery=self._emit_errors_to_rookery,
+            payload_types=self._payload_types,
+        )
 
     # -- emitting ------------------------------------------------------------------------------
 
@@ -184,7 +266,7 @@ class PenguiFlow(EventRecorder):
             return
         if not self._running:
             raise RuntimeError("PenguiFlow is not running")
-        msg = _stamp_trace(msg, trace_id)
+        msg = stamp_trace(msg, trace_id)
         router = self._router
         await router.acquire(trace_id)
         router.subscribe(trace_id)
@@ -244,27 +326,40 @@ class PenguiFlow(EventRecorder):
 
     # -- moving items (every enqueue goes through here) ----------------------------------------
 
-    async def _send(self, floe: Floe, item: Any) -> None:
+    async def _send_many(self, floes: Iterable[Floe], item: Any) -> None:
+        """Enqueue `item` on each of `floes` in order, waiting while one is full (every
+        enqueue of the flow goes through here or `_send_nowait`)."""
         if self._stopped and not self._running:
             self._check_not_stopped("emit")
-        # `_admit`, inlined: this is the per-hop path and the call costs ~0.1 us a hop.
-        trace_id = getattr(item, "trace_id", None)
-        if floe.target is ROOKERY:
-            item, trace_id = self._entering_rookery(item, trace_id)
-        if trace_id is not None:
-            self._traces.add(trace_id)
-        try:
-            if self._message_bus is not None:
-                await self._publish(floe, item, trace_id)
-            queue = floe.queue
-            if queue.full():
-                await queue.put(item)
-            else:
-                queue.put_nowait(item)
-        except BaseException:
+        traces = self._traces
+        item_trace = getattr(item, "trace_id", None)
+        for floe in floes:
+            # `_admit`, inlined: this is the per-hop path and the call costs ~0.1 us a hop.
+            sent, trace_id = item, item_trace
+            if floe.target is ROOKERY:
+                sent, trace_id = self._entering_rookery(item, trace_id)
             if trace_id is not None:
-                self._traces.finalize(trace_id)
-            raise
+                traces.add(trace_id)
+            try:
+                if self._message_bus is not None:
+                    await self._publish(floe, sent, trace_id)
+                queue = floe.queue
+                if queue.full():
+                    await queue.put(sent)
+                else:
+                    queue.put_nowait(sent)
+            except BaseException:
+                if trace_id is not None:
+                    traces.finalize(trace_id)
+                raise
+
+    def _send(self, floe: Floe, item: Any) -> Coroutine[Any, Any, None]:
+        return self._send_many((floe,), item)
+
+    def _emit_result(self, ctx: Context, result: Any) -> Coroutine[Any, Any, None]:
+        """A node's result to every successor (the engine's `Outbox.emit`). Returns the
+        coroutine instead of awaiting it: one frame less on the per-hop path."""
+        return self._send_many(ctx._outgoing.values(), result)
 
     def _send_nowait(self, floe: Floe, item: Any) -> None:
         item, trace_id = self._admit(floe.target, item)
@@ -298,6 +393,9 @@ class PenguiFlow(EventRecorder):
         if isinstance(item, Message) and isinstance(item.payload, WM):
             self._wm_hops[trace_id] = item.payload.hops
         return item, trace_id
+
+    async def _wait_for_capacity(self, trace_id: str, offset: int) -> None:
+        await self._traces.wait_capacity(trace_id, offset=offset)
 
     async def _to_rookery(self, ctx: Context, item: Any) -> None:
         """Divert a result (final answer, deadline, error) straight to Rookery."""
@@ -388,17 +486,17 @@ class PenguiFlow(EventRecorder):
             )
         purged: list[Any] = []
         for floe in self._floes:
-            purged.extend(floe.queue.remove_where(_belongs_to(trace_id)))
+            purged.extend(floe.queue.remove_where(belongs_to(trace_id)))
         buffer = self._rookery_ctx._buffer
         if buffer:
-            belongs = _belongs_to(trace_id)
+            belongs = belongs_to(trace_id)
             purged.extend(item for item in buffer if belongs(item))
             kept = [item for item in buffer if not belongs(item)]
             buffer.clear()
             buffer.extend(kept)
         purged.extend(self._router.purge(trace_id))
         for worker in self._workers:
-            worker.interrupt(trace_id)
+            worker.lane.interrupt(trace_id)
         for _ in purged:
             self._traces.finalize(trace_id)
         self._router.release(trace_id)
@@ -414,6 +512,41 @@ class PenguiFlow(EventRecorder):
                     "trace_cancel_finish", self._rookery_ctx, trace_id, 0, None, logging.INFO
                 )
             )
+
+    # -- events --------------------------------------------------------------------------------
+
+    def _observed(self, level: int) -> bool:
+        return self._events.observed(level)
+
+    def _inflight(self, trace_id: str) -> int:
+        return self._outbox.inflight(trace_id)
+
+    async def _record(
+        self,
+        event_type: str,
+        ctx: Context,
+        trace_id: str | None,
+        attempt: int,
+        latency_ms: float | None,
+        level: int,
+        extra: dict[str, Any] | None = None,
+        exc: BaseException | None = None,
+    ) -> None:
+        await self._outbox.record(event_type, ctx, trace_id, attempt, latency_ms, level, extra, exc)
+
+    async def record_remote_event(
+        self,
+        *,
+        event: str,
+        node: Node,
+        context: Context,
+        trace_id: str | None,
+        latency_ms: float | None,
+        level: int = logging.INFO,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        """Record a remote-call event for `node` (used by `RemoteNode`)."""
+        await self._record(event, context, trace_id, 0, latency_ms, level, extra)
 
     # -- traces, external tasks, persistence ---------------------------------------------------
 
@@ -465,43 +598,3 @@ class PenguiFlow(EventRecorder):
         task = asyncio.get_running_loop().create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-
-def _driver(kind: str, value: Any) -> Any:
-    """A driver object as given, or the one a URL string selects (`"sqlite:///flows.db"`)."""
-    if not isinstance(value, str):
-        return value
-    from .plugins import resolve_driver
-
-    return resolve_driver(kind, value)
-
-
-def _belongs_to(trace_id: str) -> Any:
-    def belongs(item: Any) -> bool:
-        return getattr(item, "trace_id", None) == trace_id
-
-    return belongs
-
-
-def _stamp_trace(msg: Any, trace_id: str) -> Any:
-    if isinstance(msg, Message):
-        return msg if msg.trace_id == trace_id else msg.model_copy(update={"trace_id": trace_id})
-    try:
-        msg.trace_id = trace_id
-    except Exception:
-        raise TypeError(
-            "emit(trace_id=...) requires a Message (or object with writable .trace_id)"
-        ) from None
-    return msg
-
-
-def create(*adjacencies: Adjacency, runtime: Any = None, **kwargs: Any) -> PenguiFlow:
-    """Build a flow from `node.to(successors...)` adjacencies (see `PenguiFlow`).
-
-    `runtime` picks where it runs: `None` or `"local"` (in process), another runtime driver's
-    name or URL, or a runtime object with `create_flow(*adjacencies, **kwargs)`."""
-    if runtime is None or runtime == "local":
-        return PenguiFlow(*adjacencies, **kwargs)
-    driver = _driver("runtime", runtime)
-    flow: PenguiFlow = driver.create_flow(*adjacencies, **kwargs)
-    return flow

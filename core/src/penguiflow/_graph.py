@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from .errors import PenguiFlowError
+
 if TYPE_CHECKING:
     from .node import Node
 
@@ -23,10 +25,11 @@ __all__ = [
     "Vertex",
     "build_graph",
     "display_name",
+    "unknown_target",
 ]
 
 
-class CycleError(RuntimeError):
+class CycleError(PenguiFlowError, RuntimeError):
     """The flow's graph has a cycle that was not allowed."""
 
 
@@ -51,6 +54,15 @@ def display_name(vertex: object) -> str:
         return str(name)
     node_id = getattr(vertex, "node_id", None)
     return str(node_id) if node_id else str(vertex)
+
+
+def unknown_target(owner: str, target: str, known: list[str]) -> KeyError:
+    """The error for sending to (or fetching from) a vertex `owner` has no edge to."""
+    listed = ", ".join(sorted(known)) or "none"
+    return KeyError(
+        f"Unknown target {target} for {owner} (edges of {owner} lead to: {listed}; connect it "
+        f"with {owner}.to(...) when building the flow)"
+    )
 
 
 class EdgeQueue(asyncio.Queue[Any]):

@@ -5,18 +5,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
-from ._worker import TraceCancelled
+from ._engine import TraceCancelled
 from .types import Message
 
 if TYPE_CHECKING:
-    from ._flow import PenguiFlow
+    from ._definition import Flow
     from .registry import ModelRegistry
 
 __all__ = ["PlaybookFactory", "call_playbook"]
 
-PlaybookFactory: TypeAlias = "Callable[[], tuple[PenguiFlow, ModelRegistry | None]]"
+PlaybookFactory: TypeAlias = "Callable[[], tuple[Flow, ModelRegistry | None]]"
+
+
+class _ParentRuntime(Protocol):
+    """The calling flow, whose trace cancellation the subflow mirrors."""
+
+    def ensure_trace_event(self, trace_id: str) -> asyncio.Event: ...
 
 
 async def call_playbook(
@@ -24,7 +30,7 @@ async def call_playbook(
     parent_msg: Message,
     timeout: float | None = None,
     *,
-    runtime: PenguiFlow | None = None,
+    runtime: _ParentRuntime | None = None,
 ) -> Any:
     """Run `playbook()`'s flow on `parent_msg`; mirror the parent trace's cancellation."""
     flow, registry = playbook()
@@ -58,7 +64,7 @@ async def call_playbook(
         await asyncio.shield(flow.stop())
 
 
-async def _mirror_cancel(event: asyncio.Event, flow: PenguiFlow, trace_id: str) -> None:
+async def _mirror_cancel(event: asyncio.Event, flow: Flow, trace_id: str) -> None:
     await event.wait()
     with contextlib.suppress(Exception):
         await flow.cancel(trace_id)

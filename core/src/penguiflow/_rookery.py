@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._graph import EdgeQueue
+from .types import Message
 
 if TYPE_CHECKING:
-    from ._flow import PenguiFlow
+    from ._context import Context
 
-__all__ = ["ResultRouter", "TracedValue", "unwrap"]
+__all__ = ["ResultRouter", "TracedValue", "belongs_to", "stamp_trace", "unwrap"]
 
 _NOTHING: Any = object()
 
@@ -33,11 +35,32 @@ def unwrap(item: Any) -> Any:
     return item.value if type(item) is TracedValue else item
 
 
+def belongs_to(trace_id: str) -> Callable[[Any], bool]:
+    def belongs(item: Any) -> bool:
+        return getattr(item, "trace_id", None) == trace_id
+
+    return belongs
+
+
+def stamp_trace(msg: Any, trace_id: str) -> Any:
+    """`msg` for a round trip on `trace_id` (a `Message` is copied, not changed)."""
+    if isinstance(msg, Message):
+        return msg if msg.trace_id == trace_id else msg.model_copy(update={"trace_id": trace_id})
+    try:
+        msg.trace_id = trace_id
+    except Exception:
+        raise TypeError(
+            "emit(trace_id=...) requires a Message (or object with writable .trace_id)"
+        ) from None
+    return msg
+
+
 class ResultRouter:
     """Owns the dispatcher task, per-trace result queues and the round-trip locks."""
 
-    def __init__(self, flow: PenguiFlow) -> None:
-        self._flow = flow
+    def __init__(self, rookery: Context, queue_maxsize: int) -> None:
+        self._rookery = rookery
+        self._queue_maxsize = queue_maxsize
         self.task: asyncio.Task[None] | None = None
         self.subscriptions: dict[str, EdgeQueue] = {}
         self.global_results: EdgeQueue | None = None
@@ -52,9 +75,8 @@ class ResultRouter:
     def start(self) -> None:
         if self.task is not None:
             return
-        flow = self._flow
-        edges = max(1, len(flow._rookery_ctx._incoming))
-        maxsize = flow._queue_maxsize * edges if flow._queue_maxsize > 0 else 0
+        edges = max(1, len(self._rookery._incoming))
+        maxsize = self._queue_maxsize * edges if self._queue_maxsize > 0 else 0
         if self.global_results is None:
             self.global_results = EdgeQueue(maxsize)
         self.task = asyncio.get_running_loop().create_task(
@@ -62,7 +84,7 @@ class ResultRouter:
         )
 
     async def _dispatch(self) -> None:
-        rookery = self._flow._rookery_ctx
+        rookery = self._rookery
         assert self.global_results is not None
         while True:
             if not rookery._incoming and not rookery._buffer:

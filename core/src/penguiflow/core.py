@@ -1,21 +1,22 @@
 """The runtime's public names: flows, contexts, endpoints, edges and playbooks.
 
-Implementation lives in private modules (`_flow`, `_context`, `_worker`, ...); this module is
-the stable import path (`from penguiflow.core import PenguiFlow, ROOKERY, ...`).
+Implementation lives in private modules (`_engine`, `_flow`, `_context`, `_worker`, ...); this
+module is the stable import path (`from penguiflow.core import PenguiFlow, ROOKERY, ...`).
 """
 
 from __future__ import annotations
 
 from ._context import Context
-from ._flow import DEFAULT_QUEUE_MAXSIZE, PenguiFlow, create
-from ._graph import OPEN_SEA, ROOKERY, CycleError, Endpoint, Floe
-from ._playbook import PlaybookFactory, call_playbook
-from ._worker import (
+from ._create import create
+from ._engine import (
     BUDGET_EXCEEDED_TEXT,
     DEADLINE_EXCEEDED_TEXT,
     TOKEN_BUDGET_EXCEEDED_TEXT,
     TraceCancelled,
 )
+from ._flow import DEFAULT_QUEUE_MAXSIZE, PenguiFlow, WorkerCrashedError
+from ._graph import OPEN_SEA, ROOKERY, CycleError, Endpoint, Floe
+from ._playbook import PlaybookFactory, call_playbook
 
 __all__ = [
     "BUDGET_EXCEEDED_TEXT",
@@ -31,6 +32,7 @@ __all__ = [
     "PenguiFlow",
     "PlaybookFactory",
     "TraceCancelled",
+    "WorkerCrashedError",
     "call_playbook",
     "create",
 ]

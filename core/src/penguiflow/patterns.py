@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import TypeAdapter
 
+from ._definition import FAN_IN_ATTRIBUTE
 from .node import Node, NodePolicy
 from .policies import PolicyLike, RoutingRequest, evaluate_policy
 from .types import Message
@@ -17,7 +18,6 @@ if TYPE_CHECKING:
 
 __all__ = ["join_k", "map_concurrent", "predicate_router", "union_router"]
 
-FAN_IN_ATTRIBUTE = "_penguiflow_join_k"
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -9,7 +9,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 from .node import Node, NodePolicy
 from .state import RemoteBinding
@@ -206,7 +206,7 @@ def RemoteNode(  # a factory named like the node kind it builds, as users know i
                 f"RemoteNode '{name}' needs a running flow (ctx.runtime is None); "
                 "run it inside a flow started with flow.run()"
             )
-        call = _RemoteCall(node, message, ctx, runtime)
+        call = _RemoteCall(node, message, ctx, cast("PenguiFlow", runtime))
         request = RemoteCallRequest(
             message=message,
             skill=skill,

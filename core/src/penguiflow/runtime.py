@@ -1,12 +1,17 @@
-"""What a runtime driver needs from the kernel: a flow's definition, and the worker contract.
+"""What a runtime driver is and what the kernel gives it.
 
-A runtime driver (entry-point group `penguiflow.runtimes`) has `create_flow(*adjacencies,
-**kwargs)`. A runtime that runs nodes in other processes also implements `WorkerRuntime`:
-`penguiflow worker myapp.flows:build --runtime URL` loads the user's flow definition with
-`load_flow_target` and hands it to `serve_worker`.
+A runtime driver (entry-point group `penguiflow.runtimes`, chosen with `create(...,
+runtime=name_or_url)`) implements `Runtime`: `create_flow(definition, **options)` returns a
+`Flow`, the object users run, emit into and fetch from. `local` (the in-process `PenguiFlow`) is
+one driver, `redis` (plugin `penguiflow-redis`) another. A runtime that runs nodes in other
+processes also implements `WorkerRuntime`: `penguiflow worker myapp.flows:build --runtime URL`
+loads the user's flow with `load_flow_target` and hands it to `serve_worker`.
 
-`CircuitBreaker` is the state machine behind `NodePolicy(circuit_breaker=...)`, for a runtime
-that applies node policies itself.
+A runtime never re-implements what happens to a message in a node: it creates one `NodeEngine`
+per node and calls `engine.process(message, ctx, lane, trace_id)`, giving the engine an
+`Outbox` (how results leave, how events are recorded, whether a trace is cancelled). Events go
+through an `EventPublisher` (log, state store, middlewares); `FlowLifecycle` calls the lifecycle
+and observability hooks in each process; `chunk_message` numbers streamed chunks.
 
 `FlowDefinition` is the process-independent shape of a flow: its nodes by name, each node's
 successors, the ingress and egress nodes, and the settings that travel with them. Both the
@@ -15,227 +20,43 @@ client and every worker build it from the same code, so they agree on it; `signa
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import importlib
-import sys
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
-
-from pydantic import BaseModel
-
+from ._chunks import chunk_message
 from ._circuit import CircuitBreaker
-from ._graph import OPEN_SEA, ROOKERY, Adjacency, build_graph
-
-if TYPE_CHECKING:
-    from .node import Node
-    from .registry import ModelRegistry
+from ._definition import (
+    Flow,
+    FlowDefinition,
+    FlowTarget,
+    Runtime,
+    WorkerRuntime,
+    define_flow,
+    definition_of,
+    fan_in_size,
+    load_flow_target,
+)
+from ._engine import Lane, NodeEngine, Outbox, TraceCancelled
+from ._events import EventPublisher
+from ._flow_resource import FlowResource
+from ._graph import unknown_target
+from ._lifecycle import FlowLifecycle
 
 __all__ = [
     "CircuitBreaker",
+    "EventPublisher",
+    "Flow",
     "FlowDefinition",
+    "FlowLifecycle",
+    "FlowResource",
     "FlowTarget",
+    "Lane",
+    "NodeEngine",
+    "Outbox",
+    "Runtime",
+    "TraceCancelled",
     "WorkerRuntime",
+    "chunk_message",
     "define_flow",
     "definition_of",
     "fan_in_size",
     "load_flow_target",
+    "unknown_target",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class FlowDefinition:
-    """A flow's nodes by name and its edges by name; what every process of a flow shares."""
-
-    nodes: Mapping[str, Node]
-    successors: Mapping[str, tuple[str, ...]]
-    ingress: tuple[str, ...]
-    egress: tuple[str, ...]
-    queue_maxsize: int = 64
-    emit_errors_to_rookery: bool = False
-    #: Pydantic models the flow's messages carry, declared with `create(..., payload_types=)`
-    payload_types: tuple[type[BaseModel], ...] = ()
-
-    def node(self, name: str) -> Node:
-        """The node called `name`; a `KeyError` lists the names this flow has."""
-        try:
-            return self.nodes[name]
-        except KeyError:
-            known = ", ".join(sorted(self.nodes)) or "none"
-            raise KeyError(f"flow has no node named {name!r}; its nodes are: {known}") from None
-
-    @property
-    def signature(self) -> str:
-        """A short stable digest of the graph's shape (node names and edges).
-
-        Processes built from the same code get the same signature; a changed graph gets a new
-        one, so old and new deployments never read each other's queues by accident."""
-        lines = [
-            f"{name}->{','.join(sorted(self.successors[name]))}" for name in sorted(self.nodes)
-        ]
-        lines.append("in:" + ",".join(sorted(self.ingress)))
-        return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:12]
-
-
-def define_flow(
-    *adjacencies: Adjacency,
-    allow_cycles: bool = False,
-    queue_maxsize: int = 64,
-    emit_errors_to_rookery: bool = False,
-    payload_types: Sequence[type[BaseModel]] = (),
-) -> FlowDefinition:
-    """Check `node.to(...)` adjacencies as `create` does, and describe them by node name.
-
-    Distributed runtimes route by name, so two nodes sharing one name are an error here."""
-    graph = build_graph(adjacencies, allow_cycles=allow_cycles)
-    nodes: dict[str, Node] = {}
-    for node in graph.successors:
-        name = str(node.name)
-        if name in nodes:
-            raise ValueError(
-                f"two nodes are named {name!r}; a runtime that runs nodes in several processes "
-                "routes messages by node name, so give each node a unique Node(..., name=...)"
-            )
-        nodes[name] = node
-    return FlowDefinition(
-        nodes=nodes,
-        successors={
-            str(node.name): tuple(sorted(str(s.name) for s in targets))
-            for node, targets in graph.successors.items()
-        },
-        ingress=tuple(str(node.name) for node in graph.ingress),
-        egress=tuple(str(node.name) for node in graph.egress),
-        queue_maxsize=queue_maxsize,
-        emit_errors_to_rookery=emit_errors_to_rookery,
-        payload_types=_models(payload_types),
-    )
-
-
-def fan_in_size(node: Node) -> int | None:
-    """`k` if `node` was built by `join_k(name, k)`, else None.
-
-    `join_k` keeps its per-trace buckets in process memory; a runtime that spreads a trace's
-    messages over several processes uses this to keep those buckets somewhere shared."""
-    from .patterns import FAN_IN_ATTRIBUTE
-
-    size = getattr(node.func, FAN_IN_ATTRIBUTE, None)
-    return size if isinstance(size, int) else None
-
-
-def _models(types: Sequence[type[BaseModel]]) -> tuple[type[BaseModel], ...]:
-    for model in types:
-        if not (isinstance(model, type) and issubclass(model, BaseModel)):
-            raise TypeError(
-                f"payload_types must be Pydantic model classes, got {model!r}; plain JSON "
-                "values (str, numbers, lists, dicts) need no declaration"
-            )
-    return tuple(types)
-
-
-def definition_of(flow: Any) -> FlowDefinition:
-    """The definition of a built flow: a local `PenguiFlow`, or any flow with `.definition`."""
-    from ._flow import PenguiFlow
-
-    definition = getattr(flow, "definition", None)
-    if isinstance(definition, FlowDefinition):
-        return definition
-    if not isinstance(flow, PenguiFlow):
-        raise TypeError(
-            f"expected a flow built with penguiflow.create(...), got {type(flow).__name__}; "
-            "return the flow from your build function"
-        )
-    from .node import Node
-
-    adjacencies: list[Adjacency] = []
-    for node in flow._nodes:
-        targets = tuple(t for t in flow._contexts[node]._outgoing if isinstance(t, Node))
-        adjacencies.append((node, targets))
-    definition = define_flow(
-        *adjacencies,
-        allow_cycles=True,
-        queue_maxsize=flow._queue_maxsize,
-        emit_errors_to_rookery=flow._emit_errors_to_rookery,
-        payload_types=flow._payload_types,
-    )
-    ingress = tuple(str(t.name) for t in flow._contexts[OPEN_SEA]._outgoing)
-    egress = tuple(
-        str(node.name) for node in flow._nodes if ROOKERY in flow._contexts[node]._outgoing
-    )
-    return FlowDefinition(
-        nodes=definition.nodes,
-        successors=definition.successors,
-        ingress=ingress,
-        egress=egress,
-        queue_maxsize=definition.queue_maxsize,
-        emit_errors_to_rookery=definition.emit_errors_to_rookery,
-        payload_types=definition.payload_types,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class FlowTarget:
-    """What `load_flow_target` found: the flow's definition and, if given, its registry."""
-
-    definition: FlowDefinition
-    registry: ModelRegistry | None
-    source: str
-
-
-def load_flow_target(spec: str) -> FlowTarget:
-    """Import `module:attribute` and turn it into a flow definition.
-
-    The attribute is a flow, or a function with no arguments returning a flow or a
-    `(flow, registry)` pair. The current directory is importable, as with `python -m`."""
-    from .registry import ModelRegistry
-
-    module_name, sep, attribute = spec.partition(":")
-    if not sep or not module_name or not attribute:
-        raise ValueError(
-            f"flow target {spec!r} is not 'module:attribute'; write it as "
-            "'myapp.flows:build' (a module on the path, a colon, a function or flow in it)"
-        )
-    if "" not in sys.path:
-        sys.path.insert(0, "")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ValueError(
-            f"cannot import {module_name!r} for flow target {spec!r}: {exc}; run the command "
-            "from your project's directory or install the package that holds the module"
-        ) from exc
-    try:
-        value = getattr(module, attribute)
-    except AttributeError:
-        raise ValueError(
-            f"module {module_name!r} has no attribute {attribute!r} (flow target {spec!r})"
-        ) from None
-    if callable(value) and not hasattr(value, "run"):
-        value = value()
-    registry: ModelRegistry | None = None
-    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], ModelRegistry):
-        value, registry = value
-    try:
-        definition = definition_of(value)
-    except TypeError as exc:
-        raise ValueError(f"flow target {spec!r}: {exc}") from None
-    return FlowTarget(definition=definition, registry=registry, source=spec)
-
-
-@runtime_checkable
-class WorkerRuntime(Protocol):
-    """A runtime whose nodes run in worker processes started with `penguiflow worker`."""
-
-    async def serve_worker(
-        self,
-        target: FlowTarget,
-        *,
-        nodes: tuple[str, ...] = (),
-        concurrency: int | None = None,
-        stop: asyncio.Event,
-        on_ready: Callable[[str], None] | None = None,
-    ) -> None:
-        """Run `target`'s nodes (all, or only `nodes`) until `stop` is set.
-
-        Call `on_ready` with a one-line description once messages are being consumed."""
-        ...

@@ -114,3 +114,25 @@ def build_join(runtime: object = None) -> object:
 
 async def _pass(message: Message, ctx: object) -> Message:
     return message
+
+
+class MarkingMiddleware:
+    """A middleware given to `create()`: marks `middleware-<pid>` when a node succeeds."""
+
+    async def __call__(self, event: object) -> None:
+        if getattr(event, "event_type", None) == "node_success":
+            _mark(f"middleware-{os.getpid()}")
+
+
+def build_observed(runtime: object = None) -> object:
+    """`build` with a middleware and the state store named by `PF_TEST_STATE_STORE`."""
+    work_node = Node(work, name="work", policy=NodePolicy(validate="none"))
+    finish_node = Node(finish, name="finish", policy=NodePolicy(validate="none"))
+    return create(
+        work_node.to(finish_node),
+        finish_node.to(),
+        runtime=runtime,
+        payload_types=[Job, Done],
+        middlewares=[MarkingMiddleware()],
+        state_store=os.environ["PF_TEST_STATE_STORE"],
+    )

@@ -24,6 +24,7 @@ from penguiflow import Headers, Message, Node, NodePolicy, create
 from penguiflow.core import BUDGET_EXCEEDED_TEXT, DEADLINE_EXCEEDED_TEXT
 from penguiflow.errors import FlowError
 from penguiflow.node import CircuitBreakerPolicy
+from penguiflow.runtime import define_flow
 from penguiflow.testing import RuntimeConformance, run_async
 from penguiflow.types import WM, FinalAnswer, StreamChunk
 
@@ -74,6 +75,11 @@ class TestRedisRuntimeConformance(RuntimeConformance):
 
     async def make_runtime(self) -> Any:
         return RedisRuntime(scoped(self.url), embedded_workers=1)
+
+    async def make_ordered_runtime(self) -> Any:
+        # A worker runs up to `concurrency` messages of a node at once; order per edge holds
+        # for one at a time.
+        return RedisRuntime(scoped(self.url), embedded_workers=1, concurrency=1)
 
 
 # -- worker processes ------------------------------------------------------------------------
@@ -391,8 +397,11 @@ def test_options_come_from_the_url_and_bad_ones_are_named() -> None:
         RedisRuntime("redis://h/0?concurrency=3", concurrency=4)
     with pytest.raises(ValueError, match="must start with redis://"):
         RedisRuntime("http://h")
-    with pytest.raises(TypeError, match="state_store"):
-        RedisRuntime().create_flow(Node(_answer, name="a").to(), state_store="memory://")
+    definition = define_flow(Node(_answer, name="a").to())
+    with pytest.raises(TypeError, match="message_bus"):
+        RedisRuntime().create_flow(definition, message_bus="memory://")
+    with pytest.raises(TypeError, match=r"unknown option\(s\) \['colour'\]"):
+        RedisRuntime().create_flow(definition, colour="blue")
 
 
 async def _until(condition: Any, timeout: float = 15.0) -> None:

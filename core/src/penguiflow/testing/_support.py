@@ -7,6 +7,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from ..resources import aclose_resource
+
 __all__ = ["close_quietly", "run_async", "run_with_resource"]
 
 T = TypeVar("T")
@@ -23,12 +25,8 @@ def run_async(scenario: Callable[[], Awaitable[T]], *, timeout: float = 30.0) ->
 
 
 async def close_quietly(resource: object) -> None:
-    """Call the resource's `close()` or `aclose()` if it has one (awaiting it if needed)."""
-    close = getattr(resource, "close", None) or getattr(resource, "aclose", None)
-    if close is not None:
-        result = close()
-        if asyncio.iscoroutine(result):
-            await result
+    """Close the resource the way its type allows (`aclose()`, else an awaited `close()`)."""
+    await aclose_resource(resource)
 
 
 def run_with_resource(

@@ -10,14 +10,14 @@ import asyncio
 import logging
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic_core import from_json, to_json
 
 from penguiflow.node import Node
 from penguiflow.registry import ModelRegistry
-from penguiflow.runtime import FlowDefinition, FlowTarget
+from penguiflow.runtime import FlowDefinition, FlowLifecycle, FlowResource, FlowTarget
 from penguiflow.types import FinalAnswer, Message, StreamChunk
 
 from ._backlog import BacklogGate
@@ -25,6 +25,9 @@ from ._streams import RedisRuntimeUnavailable
 from ._worker import connection_errors
 
 if TYPE_CHECKING:
+    from penguiflow.middlewares import Middleware
+    from penguiflow.state import StateStore, StoredEvent
+
     from .runtime import RedisRuntime
 
 __all__ = ["RedisFlow"]
@@ -79,12 +82,27 @@ class _Inbox:
         return self.items.popleft()
 
 
-class RedisFlow:
-    """A flow whose nodes run on `penguiflow worker` processes; same API as a local flow."""
+class RedisFlow(FlowResource):
+    """A flow whose nodes run on `penguiflow worker` processes; same API as a local flow.
 
-    def __init__(self, runtime: RedisRuntime, definition: FlowDefinition) -> None:
+    Its middlewares and state store are those of the process that built it: a worker builds
+    the flow from the same code and delivers the events of the nodes it runs to its own copy.
+    `stop()` keeps undelivered messages in Redis for a later `run()`; `aclose()` (or leaving
+    `async with`) also closes the state store if it was given as a URL."""
+
+    def __init__(
+        self,
+        runtime: RedisRuntime,
+        definition: FlowDefinition,
+        *,
+        middlewares: Sequence[Middleware] | None = None,
+        state_store: StateStore | str | None = None,
+    ) -> None:
         self._runtime = runtime
         self._definition = definition
+        self._middlewares: list[Middleware] = list(middlewares or ())
+        self._state_store: StateStore | None = self._own("state_store", state_store)
+        self._lifecycle = FlowLifecycle(self, "client")
         self._keys = runtime.keys_for(definition)
         self._codec = runtime.codec_for(definition, None)
         self._client_id = uuid.uuid4().hex
@@ -113,6 +131,33 @@ class RedisFlow:
         return self._definition
 
     @property
+    def running(self) -> bool:
+        return self._running
+
+    @property
+    def middlewares(self) -> list[Middleware]:
+        """The middlewares the flow was given or added (a copy; without the sinks hook
+        plugins attach to the client): workers deliver their events to these."""
+        return self._lifecycle.own_middlewares(self._middlewares)
+
+    @property
+    def state_store(self) -> StateStore | None:
+        return self._state_store
+
+    def add_middleware(self, middleware: Middleware) -> None:
+        """Add a middleware; embedded workers started later by `run()` deliver to it too."""
+        self._middlewares.append(middleware)
+
+    async def load_history(self, trace_id: str) -> Sequence[StoredEvent]:
+        """The events the workers recorded for `trace_id` in the flow's state store."""
+        if self._state_store is None:
+            raise RuntimeError(
+                "RedisFlow was created without a state_store (pass create(..., "
+                "state_store='redis://...') in the code both the client and the workers run)"
+            )
+        return await self._state_store.load_history(trace_id)
+
+    @property
     def namespace(self) -> str:
         """The Redis key prefix of this flow (`<prefix>:<flow name or signature>`)."""
         return self._keys.namespace
@@ -125,6 +170,7 @@ class RedisFlow:
 
         if self._running:
             raise RuntimeError("RedisFlow already running")
+        self._check_open()
         loop = asyncio.get_running_loop()
         self._codec = self._runtime.codec_for(self._definition, registry)
         self._client = redis.Redis.from_url(self._runtime.url, decode_responses=True)
@@ -135,11 +181,12 @@ class RedisFlow:
         count = self._runtime.embedded_workers
         if count:
             self._embedded_stop = asyncio.Event()
-            target = FlowTarget(self._definition, registry, source="embedded")
+            target = FlowTarget(self._definition, registry, source="embedded", flow=self)
             self._embedded = [
                 loop.create_task(self._serve_embedded(target), name="penguiflow-redis:worker")
                 for _ in range(count)
             ]
+        self._lifecycle.start(self._middlewares)
 
     async def _serve_embedded(self, target: FlowTarget) -> None:
         assert self._embedded_stop is not None
@@ -163,6 +210,7 @@ class RedisFlow:
         except connection_errors():
             pass
         await self._client.aclose()
+        self._lifecycle.stop(self._middlewares)
 
     async def _stop_reader(self, reader: asyncio.Task[None]) -> None:
         # Cancelling a task blocked in XREAD can leave it stuck inside redis-py's read, so the

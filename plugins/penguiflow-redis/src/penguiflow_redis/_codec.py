@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticSerializationError
 
-from penguiflow.errors import FlowError
+from penguiflow.errors import FlowError, PenguiFlowError
 from penguiflow.types import WM, FinalAnswer, Message, PlanStep, StreamChunk, Thought
 
 __all__ = ["PayloadCodec", "PayloadTypeError", "annotated_models", "type_tag"]
@@ -27,7 +27,7 @@ _BUILTIN_MODELS: tuple[type[BaseModel], ...] = (WM, FinalAnswer, StreamChunk, Pl
 _PLAIN = (str, int, float, bool, type(None))
 
 
-class PayloadTypeError(TypeError):
+class PayloadTypeError(PenguiFlowError, TypeError):
     """An item that cannot cross processes: unregistered model type, or not JSON at all."""
 
 

@@ -1,30 +1,27 @@
-"""The `ctx` a node receives on a redis worker, and how a node's result is routed.
+"""The `ctx` a node receives on a redis worker: where what it sends goes.
 
-Outputs of one invocation are collected and written together with the input's ack (see
-`_streams.COMMIT_SCRIPT`), so a retried or redelivered message never sends them twice.
-Stream chunks are the exception: they are sent at once, because streaming is their point;
-the client drops a chunk it has already seen (same stream id and sequence number).
+What happens to a message in a node (retries, budgets, final answers...) is the kernel's node
+engine; this context only turns sends into stream outputs. Outputs of one message are collected
+and written together with the input's ack (see `_streams.COMMIT_SCRIPT`), so a retried or
+redelivered message never sends them twice. Stream chunks are the exception: they are sent at
+once, because streaming is their point; the client drops a chunk it has already seen (same
+stream id and sequence number).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from penguiflow.core import (
-    BUDGET_EXCEEDED_TEXT,
-    DEADLINE_EXCEEDED_TEXT,
-    ROOKERY,
-    TOKEN_BUDGET_EXCEEDED_TEXT,
-)
+from penguiflow.core import ROOKERY
 from penguiflow.node import Node
-from penguiflow.types import WM, FinalAnswer, Message, StreamChunk
+from penguiflow.runtime import chunk_message, unknown_target
+from penguiflow.types import Message, StreamChunk
 
 if TYPE_CHECKING:
     from ._worker import WorkerPool
 
-__all__ = ["RoutingError", "WorkerContext"]
+__all__ = ["WorkerContext"]
 
 _NO_FETCH = (
     "ctx.{what}() is not available on the redis runtime: a node receives its message as its "
@@ -33,16 +30,8 @@ _NO_FETCH = (
 )
 
 
-class RoutingError(Exception):
-    """A node's result could not be delivered (unknown target); never retried."""
-
-    def __init__(self, cause: Exception) -> None:
-        super().__init__(str(cause))
-        self.cause = cause
-
-
 class WorkerContext:
-    """Collects what one invocation of a node sends; mirrors the local `Context` API."""
+    """Collects what one message's processing sends; mirrors the local `Context` API."""
 
     __slots__ = ("_node", "_pool", "_reply", "_stream_seq", "_trace", "outputs")
 
@@ -52,7 +41,7 @@ class WorkerContext:
         self._trace = trace_id
         self._reply = reply
         self._stream_seq: dict[str, int] = {}
-        #: (stream, encoded envelope) pairs, written when the invocation commits
+        #: (stream, encoded envelope) pairs, written when the message commits
         self.outputs: list[tuple[str, str]] = []
 
     def __repr__(self) -> str:
@@ -65,6 +54,19 @@ class WorkerContext:
     @property
     def runtime(self) -> None:
         return None
+
+    # -- what events report about this context ------------------------------------------------
+
+    def outgoing_count(self) -> int:
+        name = str(self._node.name)
+        definition = self._pool.definition
+        return len(definition.successors[name]) + (name in definition.egress)
+
+    def queue_depth_in(self) -> int:
+        return 0  # a stream's length is not known without a round trip; events report 0
+
+    def queue_depth_out(self) -> int:
+        return 0
 
     # -- sending -------------------------------------------------------------------------------
 
@@ -88,12 +90,8 @@ class WorkerContext:
             elif isinstance(target, Node) and str(target.name) in successors:
                 streams.append(pool.keys.node_stream(str(target.name)))
             else:
-                label = getattr(target, "name", target)
-                known = ", ".join([*successors, *(["Rookery"] if is_egress else [])]) or "none"
-                raise KeyError(
-                    f"Unknown target {label} for {name} (edges of {name} lead to: {known}; "
-                    f"connect it with {name}.to(...) when building the flow)"
-                )
+                known = [*successors, *(["Rookery"] if is_egress else [])]
+                raise unknown_target(name, str(getattr(target, "name", target)), known)
         return streams
 
     def _envelope(self, item: Any, *, chunk: bool = False) -> str:
@@ -121,23 +119,14 @@ class WorkerContext:
         meta: dict[str, Any] | None = None,
         to: Any = None,
     ) -> StreamChunk:
-        sid = stream_id if stream_id is not None else parent.trace_id
-        previous = self._stream_seq.get(sid)
-        if seq is None:
-            seq = 0 if previous is None else previous + 1
-        if done:
-            self._stream_seq.pop(sid, None)
-        else:
-            self._stream_seq[sid] = seq
-        chunk = StreamChunk(
-            stream_id=sid, seq=seq, text=text, done=done, meta=dict(meta) if meta else {}
-        )
-        message = Message(
-            payload=chunk,
-            headers=parent.headers,
-            trace_id=parent.trace_id,
-            deadline_s=parent.deadline_s,
-            meta=dict(parent.meta),
+        chunk, message, _ = chunk_message(
+            self._stream_seq,
+            parent=parent,
+            text=text,
+            stream_id=stream_id,
+            seq=seq,
+            done=done,
+            meta=meta,
         )
         data = self._envelope(message, chunk=True)
         await self._pool.send_now([(stream, data) for stream in self._streams(to)])
@@ -159,45 +148,3 @@ class WorkerContext:
             "ctx.call_playbook() is not available on the redis runtime yet; run the playbook "
             "as its own flow, or call it from a node of a local flow"
         )
-
-    # -- routing a node's return value (the local worker's rules) ------------------------------
-
-    def route_result(self, message: Any, result: Any) -> None:
-        if result is None:
-            return
-        try:
-            if isinstance(result, Message):
-                payload = result.payload
-                if isinstance(payload, WM):
-                    self._controller_step(message, result, payload)
-                    return
-                if isinstance(payload, FinalAnswer):
-                    self.to_reply(result)
-                    return
-            self.emit_nowait(result)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise RoutingError(exc) from exc
-
-    def _controller_step(self, message: Any, result: Message, wm: WM) -> None:
-        deadline = result.deadline_s
-        if deadline is not None and time.time() > deadline:
-            self._final(result, DEADLINE_EXCEEDED_TEXT)
-            return
-        if wm.budget_tokens is not None and wm.tokens_used >= wm.budget_tokens:
-            self._final(result, TOKEN_BUDGET_EXCEEDED_TEXT)
-            return
-        hops = wm.hops
-        if isinstance(message, Message) and isinstance(message.payload, WM):
-            hops = max(hops, message.payload.hops + 1)
-        if hops != wm.hops:
-            wm = wm.model_copy(update={"hops": hops})
-            result = result.model_copy(update={"payload": wm})
-        if wm.budget_hops is not None and hops >= wm.budget_hops:
-            self._final(result, BUDGET_EXCEEDED_TEXT)
-            return
-        if wm.budget_hops is None and wm.budget_tokens is None:
-            self.to_reply(result)
-        self.emit_nowait(result, to=self._node)
-
-    def _final(self, result: Message, text: str) -> None:
-        self.to_reply(result.model_copy(update={"payload": FinalAnswer(text=text)}))

@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from penguiflow.errors import PenguiFlowError
+
 __all__ = [
     "COMMIT_SCRIPT",
     "GROUP",
@@ -88,7 +90,7 @@ return {3}
 """
 
 
-class RedisRuntimeUnavailable(ConnectionError):
+class RedisRuntimeUnavailable(PenguiFlowError, ConnectionError):
     """Redis could not be reached; what was being sent was not sent (emit it again later)."""
 
 

@@ -1,10 +1,16 @@
 """A worker: consumes node input streams through the consumer group and runs the nodes.
 
-Per served node one reader takes up to `concurrency` entries at a time (XREADGROUP) and runs
-each in its own task. Every `claim_idle_s / 2` it also takes over entries that another
-consumer has held for longer than `claim_idle_s` (XAUTOCLAIM): the entries of a worker that
-died. A live worker renews its entries while it works on them, so only dead workers' entries
-are taken. A finished entry is acked together with its outputs (`CommitBatcher`).
+What happens to a message in a node is the kernel's node engine (`penguiflow.runtime.
+NodeEngine`); this module is the redis runtime's part. Per served node one reader takes up to
+`concurrency` entries at a time (XREADGROUP) and hands each to a handler task. Every
+`claim_idle_s / 2` it also takes over entries that another consumer has held for longer than
+`claim_idle_s` (XAUTOCLAIM): the entries of a worker that died. A live worker renews its
+entries while it works on them, so only dead workers' entries are taken. A finished entry is
+acked together with its outputs (`CommitBatcher`).
+
+Structure: readers, the cancel listener and the claim renewal run in one anyio task group,
+the handlers in another that outlives it, so on shutdown the readers stop first and work in
+progress gets `shutdown_grace_s` to finish; nothing outlives `serve()`.
 """
 
 from __future__ import annotations
@@ -15,23 +21,30 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic_core import from_json, to_json
 
-from penguiflow.core import DEADLINE_EXCEEDED_TEXT
-from penguiflow.errors import FlowError, FlowErrorCode
-from penguiflow.node import Node
+from penguiflow.errors import FlowErrorCode
+from penguiflow.middlewares import Middleware
 from penguiflow.registry import ModelRegistry
-from penguiflow.runtime import CircuitBreaker, FlowDefinition, fan_in_size
-from penguiflow.types import FinalAnswer, Message
+from penguiflow.runtime import (
+    EventPublisher,
+    FlowDefinition,
+    FlowLifecycle,
+    Lane,
+    NodeEngine,
+    fan_in_size,
+)
+from penguiflow.types import Message
 
 from ._backlog import BacklogGate
 from ._codec import PayloadCodec
 from ._commits import CommitBatcher
-from ._context import RoutingError, WorkerContext
+from ._context import WorkerContext
+from ._outbox import RedisOutbox
 from ._streams import GROUP, JOIN_SCRIPT, FlowKeys, ensure_group
 
 __all__ = ["WorkerPool", "WorkerSettings", "connection_errors"]
@@ -40,9 +53,7 @@ logger = logging.getLogger("penguiflow_redis.worker")
 
 _JOIN_COMPLETE = 1
 _JOIN_BUSY = 4
-_REJECTED = "circuit_rejected"
 _DEAD_LETTERS_KEPT = 10_000
-_OPENED = "circuit_open"
 
 
 def connection_errors() -> tuple[type[BaseException], ...]:
@@ -66,7 +77,11 @@ class WorkerSettings:
 
 
 class WorkerPool:
-    """Serves some nodes of one flow in this process until stopped."""
+    """Serves some nodes of one flow in this process until stopped.
+
+    `flow` is the flow object the user's code built in this process (its middlewares and
+    state store receive the events of the nodes run here); the lifecycle and observability
+    hooks are called with it and `role="worker"`."""
 
     def __init__(
         self,
@@ -78,6 +93,9 @@ class WorkerPool:
         codec: PayloadCodec,
         settings: WorkerSettings,
         nodes: Sequence[str] = (),
+        flow: Any = None,
+        middlewares: Sequence[Middleware] = (),
+        state_store: Any = None,
     ) -> None:
         self.url = url
         self.keys = keys
@@ -87,6 +105,9 @@ class WorkerPool:
         self.settings = settings
         self.nodes = tuple(nodes) or tuple(definition.nodes)
         self.consumer = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.flow = flow
+        self.middlewares: list[Middleware] = list(middlewares)
+        self.events = EventPublisher(self.middlewares, state_store)
         self._client: Any = None
         self._commits: CommitBatcher | None = None
         self._join_script: Any = None
@@ -97,16 +118,22 @@ class WorkerPool:
             if (size := fan_in_size(definition.node(name))) is not None
         }
         self._gate: BacklogGate | None = None
-        #: per node and per process, as the local runtime keeps one per node and flow
-        self._breakers: dict[str, CircuitBreaker] = {
-            name: CircuitBreaker(breaker_policy)
+        outbox = RedisOutbox(self)
+        #: one engine per node and process (so one circuit breaker, as locally per flow)
+        self.engines: dict[str, NodeEngine] = {
+            name: NodeEngine(
+                definition.node(name),
+                outbox,
+                registry=registry,
+                emit_errors_to_rookery=definition.emit_errors_to_rookery,
+            )
             for name in self.nodes
-            if (breaker_policy := definition.node(name).policy.circuit_breaker) is not None
         }
         self._stopping = False
         self._in_progress: dict[str, set[str]] = {}
-        self._running: dict[str, set[asyncio.Task[Any]]] = {}
-        self._cancelled: dict[str, float] = {}
+        #: lanes of the messages being processed, by trace
+        self._lanes: dict[str, set[Lane]] = {}
+        self.cancelled: dict[str, float] = {}
         self._outage_logged = False
 
     # -- what node code sends ------------------------------------------------------------------
@@ -138,9 +165,14 @@ class WorkerPool:
     def _expiry_ms(self, stream: str) -> int:
         return self._reply_ttl_ms if self.keys.is_reply_stream(stream) else 0
 
+    def inflight(self, trace_id: str) -> int:
+        """Messages of `trace_id` whose node code runs in this process right now."""
+        return sum(1 for lane in self._lanes.get(trace_id, ()) if lane.invoking == trace_id)
+
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def serve(self, stop: asyncio.Event, on_ready: Callable[[str], None] | None) -> None:
+        import anyio
         import redis.asyncio as redis
 
         self._client = redis.Redis.from_url(self.url, decode_responses=True)
@@ -149,39 +181,34 @@ class WorkerPool:
             self._client, observe=self._gate.observe, expiry_ms=self._expiry_ms
         )
         self._join_script = self._client.register_script(JOIN_SCRIPT)
-        loops: list[asyncio.Task[Any]] = []
+        lifecycle = FlowLifecycle(self.flow, "worker")
+        lifecycle.start(self.middlewares)
         try:
             await self._until_reachable(stop, self._create_groups)
             if stop.is_set():
                 return
-            loops = [asyncio.create_task(self._consume(name)) for name in self.nodes]
-            loops.append(asyncio.create_task(self._listen_for_cancels()))
-            loops.append(asyncio.create_task(self._renew_claims()))
-            if on_ready is not None:
-                on_ready(
-                    f"nodes {', '.join(self.nodes)} of {self.keys.namespace} on {self.url} "
-                    f"as {self.consumer}"
-                )
-            await stop.wait()
+            async with anyio.create_task_group() as work:
+                async with anyio.create_task_group() as loops:
+                    for name in self.nodes:
+                        loops.start_soon(self._consume, name, work)
+                    loops.start_soon(self._listen_for_cancels)
+                    loops.start_soon(self._renew_claims)
+                    if on_ready is not None:
+                        on_ready(
+                            f"nodes {', '.join(self.nodes)} of {self.keys.namespace} on "
+                            f"{self.url} as {self.consumer}"
+                        )
+                    await stop.wait()
+                    self._stopping = True
+                    loops.cancel_scope.cancel()
+                # Work in progress finishes; entries not started stay queued for other workers.
+                work.cancel_scope.deadline = anyio.current_time() + self.settings.shutdown_grace_s
         finally:
             self._stopping = True
-            await self._shutdown(loops)
             if self._commits is not None:
                 await self._commits.aclose()
             await self._client.aclose()
-
-    async def _shutdown(self, loops: list[asyncio.Task[Any]]) -> None:
-        running = [task for tasks in self._running.values() for task in tasks]
-        readers = [task for task in loops if not task.done()]
-        for task in readers:
-            task.cancel()
-        await asyncio.gather(*readers, return_exceptions=True)
-        if running:
-            # Work in progress finishes; entries not started stay queued for other workers.
-            _, late = await asyncio.wait(running, timeout=self.settings.shutdown_grace_s)
-            for task in late:
-                task.cancel()
-            await asyncio.gather(*late, return_exceptions=True)
+            lifecycle.stop(self.middlewares)
 
     async def _create_groups(self) -> None:
         for name in self.nodes:
@@ -211,19 +238,17 @@ class WorkerPool:
 
     # -- consuming -----------------------------------------------------------------------------
 
-    async def _consume(self, name: str) -> None:
+    async def _consume(self, name: str, work: Any) -> None:
+        import anyio
         from redis.exceptions import ResponseError
 
         stream = self.keys.node_stream(name)
-        tasks: set[asyncio.Task[Any]] = set()
+        slots = anyio.Semaphore(self.settings.concurrency)
         claim_every = max(self.settings.claim_idle_s / 2, 0.05)
         next_claim = 0.0
         delay = 0.1
         while True:
-            free = self.settings.concurrency - len(tasks)
-            if free <= 0:
-                await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-                continue
+            free = await _acquire_free_slots(slots)
             try:
                 entries: list[tuple[str, dict[str, str]]] = []
                 exhausted: dict[str, int] = {}
@@ -243,26 +268,33 @@ class WorkerPool:
                 self._outage_logged = False
                 delay = 0.1
             except ResponseError as exc:
+                _release(slots, free)
                 if "NOGROUP" not in str(exc):
                     raise
                 # Redis lost the group (restarted without persistence): make it again.
                 await ensure_group(self._client, stream)
                 continue
             except connection_errors() as exc:
+                _release(slots, free)
                 self._log_outage(exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
                 continue
+            except BaseException:
+                _release(slots, free)
+                raise
+            started = 0
             for entry_id, fields in entries:
                 if fields is None:  # deleted while pending; XAUTOCLAIM already dropped it
                     continue
                 if entry_id in exhausted:
-                    work = self._give_up(name, stream, entry_id, fields, exhausted[entry_id])
+                    give_up = (name, stream, entry_id, fields, exhausted[entry_id])
+                    work.start_soon(_holding_slot, slots, self._give_up, *give_up)
                 else:
-                    work = self._handle(name, stream, entry_id, fields)
-                task = asyncio.create_task(work)
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
+                    handle = (name, stream, entry_id, fields)
+                    work.start_soon(_holding_slot, slots, self._handle, *handle)
+                started += 1
+            _release(slots, free - started)
 
     async def _claim_stale(
         self, stream: str, count: int
@@ -312,45 +344,51 @@ class WorkerPool:
         in_progress = self._in_progress.setdefault(stream, set())
         in_progress.add(entry_id)
         try:
-            raw = fields.get("e", "")
-            try:
-                envelope = from_json(raw)
-                item = self.codec.decode(envelope["i"])
-                reply = str(envelope["r"])
-            except Exception as exc:
-                await self._dead_letter(stream, entry_id, raw, exc)
-                return
-            trace_id: str | None = envelope.get("tr")
-            cancelled = trace_id is not None and trace_id in self._cancelled
-            join_size = self._joins.get(name)
-            if join_size is not None and trace_id is not None and not cancelled:
-                await self._join(name, join_size, stream, entry_id, envelope, trace_id, reply)
-                return
-            outputs: list[tuple[str, str]] = []
-            if not cancelled:
-                outputs = await self._run_tracked(name, item, trace_id, reply)
-            await self._commit_when_reachable(stream, entry_id, trace_id, outputs)
+            await self._handle_entry(name, stream, entry_id, fields)
+        except Exception:
+            # Supervision: the entry stays pending (another worker takes it over after
+            # claim_idle_s, up to max_deliveries); this worker goes on with the next one.
+            logger.exception(
+                "worker %s failed on entry %s of %s; it stays pending for redelivery",
+                self.consumer,
+                entry_id,
+                stream,
+            )
         finally:
             in_progress.discard(entry_id)
 
-    async def _run_tracked(
-        self, name: str, item: Any, trace_id: str | None, reply: str
-    ) -> list[tuple[str, str]]:
-        task = asyncio.current_task()
-        assert task is not None
-        running = self._running.setdefault(trace_id or "", set())
-        running.add(task)
+    async def _handle_entry(
+        self, name: str, stream: str, entry_id: str, fields: dict[str, str]
+    ) -> None:
+        raw = fields.get("e", "")
         try:
-            return await self._execute(self.definition.node(name), item, trace_id, reply)
-        except asyncio.CancelledError:
-            if self._stopping or trace_id not in self._cancelled:
-                raise
-            task.uncancel()
-            return []
+            envelope = from_json(raw)
+            item = self.codec.decode(envelope["i"])
+            reply = str(envelope["r"])
+        except Exception as exc:
+            await self._dead_letter(stream, entry_id, raw, exc)
+            return
+        trace_id: str | None = envelope.get("tr")
+        join_size = self._joins.get(name)
+        if join_size is not None and trace_id is not None and trace_id not in self.cancelled:
+            await self._join(name, join_size, stream, entry_id, envelope, trace_id, reply)
+            return
+        engine = self.engines[name]
+        ctx = WorkerContext(self, engine.node, trace_id, reply)
+        lane = Lane(asyncio.current_task())
+        lanes = self._lanes.setdefault(trace_id or "", set())
+        lanes.add(lane)
+        try:
+            await engine.process(item, ctx, lane, trace_id)
+        except Exception as exc:
+            await engine.fail_internal(item, ctx, trace_id, exc)
         finally:
-            running.discard(task)
-            if not running:
-                self._running.pop(trace_id or "", None)
+            lanes.discard(lane)
+            if not lanes:
+                self._lanes.pop(trace_id or "", None)
+        # A trace cancelled while its message was processed sends nothing on.
+        outputs = [] if trace_id in self.cancelled else ctx.outputs
+        await self._commit_when_reachable(stream, entry_id, trace_id, outputs)
 
     async def _commit_when_reachable(
         self,
@@ -420,19 +458,17 @@ class WorkerPool:
             break
         items = [self.codec.decode(from_json(raw)) for raw in answer[1:]]
         items.append(self.codec.decode(envelope["i"]))
-        node = self.definition.node(name)
-        ctx = WorkerContext(self, node, trace_id, reply)
+        engine = self.engines[name]
+        ctx = WorkerContext(self, engine.node, trace_id, reply)
         first = items[0]
         joined: Any = items
         if isinstance(first, Message):
             joined = first.model_copy(update={"payload": [item.payload for item in items]})
-        try:
-            ctx.route_result(items[-1], joined)
-            outputs = ctx.outputs
-        except RoutingError as routing:
-            outputs = self._failed(node, trace_id, reply, routing.cause, 0, time.perf_counter())
+        # join_k's own function keeps buckets in process memory; here the bucket is in Redis
+        # and the joined value is the node's result, routed by the engine like any other.
+        await engine.deliver(items[-1], ctx, joined, trace_id)
         await self._commit_when_reachable(
-            stream, entry_id, trace_id, outputs, cleanup=(bucket, closing)
+            stream, entry_id, trace_id, ctx.outputs, cleanup=(bucket, closing)
         )
 
     async def _give_up(
@@ -455,21 +491,22 @@ class WorkerPool:
         except Exception:  # undecodable as well: the dead letter keeps the raw entry
             pass
         logger.error("%s (entry %s, trace %s)", text, entry_id, trace_id)
-        node = self.definition.node(name)
-        error_outputs: list[tuple[str, str]] = []
+        notify: list[tuple[str, str]] = []
         if reply is not None and trace_id is not None:
+            engine = self.engines[name]
+            ctx = WorkerContext(self, engine.node, trace_id, reply)
             metadata = {"deliveries": deliveries, "dead_letters": self.keys.dead_letters}
-            error_outputs = self._failed(
-                node,
+            await engine.fail(
+                None,
+                ctx,
                 trace_id,
-                reply,
                 RuntimeError(text),
-                0,
-                time.perf_counter(),
-                metadata,
+                code=FlowErrorCode.NODE_EXCEPTION,
                 text=text,
+                metadata=metadata,
             )
-        await self._move_to_dead_letters(stream, entry_id, raw, text, notify=error_outputs)
+            notify = ctx.outputs
+        await self._move_to_dead_letters(stream, entry_id, raw, text, notify=notify)
 
     async def _dead_letter(self, stream: str, entry_id: str, raw: str, exc: Exception) -> None:
         logger.error(
@@ -499,130 +536,6 @@ class WorkerPool:
             self._queue_outputs(pipe, notify)
             await pipe.execute()
 
-    # -- running a node: the local worker's policy, per process ---------------------------------
-
-    async def _execute(
-        self, node: Node, item: Any, trace_id: str | None, reply: str
-    ) -> list[tuple[str, str]]:
-        deadline = item.deadline_s if isinstance(item, Message) else None
-        if deadline is not None and time.time() > deadline:
-            ctx = WorkerContext(self, node, trace_id, reply)
-            final = item
-            if not isinstance(item.payload, FinalAnswer):
-                final = item.model_copy(
-                    update={"payload": FinalAnswer(text=DEADLINE_EXCEEDED_TEXT)}
-                )
-            ctx.to_reply(final)
-            return ctx.outputs
-        policy = node.policy
-        breaker = self._breakers.get(str(node.name))
-        attempt = 0
-        while True:
-            ctx = WorkerContext(self, node, trace_id, reply)
-            started = time.perf_counter()
-            if breaker is not None and breaker.before_attempt(time.monotonic()) == _REJECTED:
-                return self._circuit_open(node, breaker, trace_id, reply, attempt)
-            try:
-                if policy.timeout_s is None:
-                    result = await node.invoke(item, ctx, registry=self.registry)
-                else:
-                    async with asyncio.timeout(policy.timeout_s):
-                        result = await node.invoke(item, ctx, registry=self.registry)
-                if breaker is not None:
-                    breaker.on_success()
-                ctx.route_result(item, result)
-                return ctx.outputs
-            except RoutingError as routing:
-                return self._failed(node, trace_id, reply, routing.cause, attempt, started)
-            except Exception as exc:
-                if breaker is not None and breaker.on_failure(time.monotonic()) == _OPENED:
-                    logger.warning(
-                        "circuit of node %s opened after %d consecutive failures (worker %s)",
-                        node.name,
-                        breaker.failures,
-                        self.consumer,
-                    )
-                if attempt >= policy.max_retries:
-                    return self._failed(node, trace_id, reply, exc, attempt, started)
-                attempt += 1
-                delay = policy.backoff_delay(attempt)
-                logger.info(
-                    "node %s failed (%r) on trace %s; retry %d in %.2fs",
-                    node.name,
-                    exc,
-                    trace_id,
-                    attempt,
-                    delay,
-                )
-                await asyncio.sleep(delay)
-
-    def _circuit_open(
-        self,
-        node: Node,
-        breaker: CircuitBreaker,
-        trace_id: str | None,
-        reply: str,
-        attempt: int,
-    ) -> list[tuple[str, str]]:
-        retry_in = breaker.retry_after(time.monotonic())
-        text = (
-            f"Node '{node.name}' circuit is open after {breaker.failures} consecutive failures "
-            f"on worker {self.consumer}; not invoked (next probe in {retry_in:.2f}s). Fix the "
-            "failing dependency or tune NodePolicy(circuit_breaker=...)"
-        )
-        return self._failed(
-            node,
-            trace_id,
-            reply,
-            RuntimeError(text),
-            attempt,
-            time.perf_counter(),
-            {"retry_after_s": retry_in},
-            code=FlowErrorCode.CIRCUIT_OPEN,
-            text=text,
-        )
-
-    def _failed(
-        self,
-        node: Node,
-        trace_id: str | None,
-        reply: str,
-        exc: Exception,
-        attempt: int,
-        started: float,
-        extra: dict[str, Any] | None = None,
-        *,
-        code: FlowErrorCode | None = None,
-        text: str | None = None,
-    ) -> list[tuple[str, str]]:
-        """Log a failure; the `FlowError` to send to the client, if the flow wants errors."""
-        latency = (time.perf_counter() - started) * 1000
-        timed_out = isinstance(exc, TimeoutError) and node.policy.timeout_s is not None
-        metadata: dict[str, Any] = {"attempt": attempt, "latency_ms": latency, **(extra or {})}
-        if code is None:
-            code = FlowErrorCode.NODE_TIMEOUT if timed_out else FlowErrorCode.NODE_EXCEPTION
-        if text is not None:
-            pass
-        elif timed_out:
-            metadata["timeout_s"] = node.policy.timeout_s
-            text = f"Node '{node.name}' timed out after {node.policy.timeout_s:.2f}s"
-        else:
-            metadata["exception_repr"] = repr(exc)
-            text = f"Node '{node.name}' raised {type(exc).__name__}: {exc}"
-        logger.error("%s (trace %s, worker %s)", text, trace_id, self.consumer)
-        if not (self.definition.emit_errors_to_rookery and trace_id is not None):
-            return []
-        error = FlowError.from_exception(
-            trace_id=trace_id,
-            node_name=node.name,
-            node_id=node.node_id,
-            exc=exc,
-            code=code,
-            message=text,
-            metadata=metadata,
-        )
-        return [(reply, self.envelope(error, trace_id, reply))]
-
     # -- cancellation --------------------------------------------------------------------------
 
     async def _listen_for_cancels(self) -> None:
@@ -645,11 +558,38 @@ class WorkerPool:
                 await pubsub.aclose()
 
     def cancel_locally(self, trace_id: str) -> None:
-        self._cancelled[trace_id] = time.monotonic() + self.settings.cancel_ttl_s
-        for task in list(self._running.get(trace_id, ())):
-            task.cancel()
+        self.cancelled[trace_id] = time.monotonic() + self.settings.cancel_ttl_s
+        for lane in list(self._lanes.get(trace_id, ())):
+            lane.interrupt(trace_id)
 
     def _forget_old_cancels(self) -> None:
         now = time.monotonic()
-        for trace_id in [t for t, until in self._cancelled.items() if until < now]:
-            del self._cancelled[trace_id]
+        for trace_id in [t for t, until in self.cancelled.items() if until < now]:
+            del self.cancelled[trace_id]
+
+
+async def _acquire_free_slots(slots: Any) -> int:
+    """Wait for one free handler slot, then take every other free one: how many entries the
+    next read may take."""
+    import anyio
+
+    await slots.acquire()
+    taken = 1
+    while True:
+        try:
+            slots.acquire_nowait()
+        except anyio.WouldBlock:
+            return taken
+        taken += 1
+
+
+def _release(slots: Any, count: int) -> None:
+    for _ in range(count):
+        slots.release()
+
+
+async def _holding_slot(slots: Any, job: Callable[..., Awaitable[None]], *args: Any) -> None:
+    try:
+        await job(*args)
+    finally:
+        slots.release()

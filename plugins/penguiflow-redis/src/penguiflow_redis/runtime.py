@@ -19,7 +19,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from pydantic import BaseModel
 
 from penguiflow.registry import ModelRegistry
-from penguiflow.runtime import FlowDefinition, FlowTarget, define_flow
+from penguiflow.resources import aclose_resource
+from penguiflow.runtime import FlowDefinition, FlowTarget
 
 from ._client import RedisFlow
 from ._codec import PayloadCodec, PayloadTypeError, annotated_models
@@ -27,8 +28,6 @@ from ._streams import FlowKeys, RedisRuntimeUnavailable
 from ._worker import WorkerPool, WorkerSettings
 
 __all__ = ["PayloadTypeError", "RedisFlow", "RedisRuntime", "RedisRuntimeUnavailable"]
-
-_CLIENT_ONLY = ("middlewares", "state_store", "message_bus")
 
 
 class RedisRuntime:
@@ -151,24 +150,33 @@ class RedisRuntime:
                 codec.register(*(m for m in registry.models(name) if _is_model(m)))
         return codec
 
-    def create_flow(self, *adjacencies: Any, **kwargs: Any) -> RedisFlow:
-        """Build the client side of a flow; `create(..., runtime=...)` calls this."""
-        for option in _CLIENT_ONLY:
-            if kwargs.get(option) is not None:
-                raise TypeError(
-                    f"create(..., {option}=...) is not supported by the redis runtime yet: "
-                    "nodes run in worker processes, where it would not be seen; drop it or use "
-                    "the local runtime"
-                )
-            kwargs.pop(option, None)
-        accepted = {"queue_maxsize", "allow_cycles", "emit_errors_to_rookery", "payload_types"}
-        unknown = sorted(set(kwargs) - accepted)
+    def create_flow(self, definition: FlowDefinition, **options: Any) -> RedisFlow:
+        """Build the client side of a flow; `create(..., runtime=...)` calls this.
+
+        `middlewares` and `state_store` are kept with the flow: a worker process takes them
+        from the flow its own copy of the code builds (`penguiflow worker app:build`), so
+        events are delivered where the nodes run (see docs/deployment.md)."""
+        if options.get("message_bus") is not None:
+            raise TypeError(
+                "create(..., message_bus=...) is not supported by the redis runtime yet: its "
+                "streams already carry every message; drop it or use the local runtime"
+            )
+        options.pop("message_bus", None)
+        unknown = sorted(set(options) - {"middlewares", "state_store"})
         if unknown:
             raise TypeError(
-                f"create() got unknown option(s) {unknown} for the redis runtime; "
-                f"accepted: {sorted(accepted)}"
+                f"create() got unknown option(s) {unknown} for the redis runtime; accepted: "
+                "['middlewares', 'state_store'] besides the flow's definition"
             )
-        return RedisFlow(self, define_flow(*adjacencies, **kwargs))
+        return RedisFlow(
+            self,
+            definition,
+            middlewares=options.get("middlewares"),
+            state_store=options.get("state_store"),
+        )
+
+    async def aclose(self) -> None:
+        """The runtime holds no connection itself (its flows and workers do)."""
 
     async def serve_worker(
         self,
@@ -186,6 +194,7 @@ class RedisRuntime:
         settings = self.settings
         if concurrency is not None:
             settings = dataclasses.replace(settings, concurrency=concurrency)
+        flow = target.flow
         pool = WorkerPool(
             url=self.url,
             keys=self.keys_for(definition),
@@ -194,8 +203,17 @@ class RedisRuntime:
             codec=self.codec_for(definition, target.registry),
             settings=settings,
             nodes=nodes,
+            flow=flow,
+            # A copy: the client's own sinks (role "client") are not this worker's listeners.
+            middlewares=list(getattr(flow, "middlewares", ()) or ()),
+            state_store=getattr(flow, "state_store", None),
         )
-        await pool.serve(stop, on_ready)
+        try:
+            await pool.serve(stop, on_ready)
+        finally:
+            if target.source != "embedded" and flow is not None:
+                # The flow the worker's copy of the code built: close what it opened.
+                await aclose_resource(flow)
 
 
 _DEFAULTS: dict[str, object] = {

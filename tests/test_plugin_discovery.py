@@ -1,9 +1,10 @@
 """Discovery across real installed distributions, in a throwaway virtual environment.
 
 The fixtures under tests/fixtures/plugins/ are real packages, built and installed with pip
-next to the kernel: a good plugin (a state-store driver and a hook plugin), a broken one
-(fails to import), one whose kernel requirement no kernel satisfies, and two that claim the
-same driver name.
+next to the kernel: a good plugin (a state-store driver, a join-strategy driver and a hook
+plugin that also implements the hook the planner plugin declares), a broken one (fails to
+import), one whose kernel requirement no kernel satisfies, and two that claim the same driver
+name.
 """
 
 from __future__ import annotations
@@ -87,6 +88,13 @@ def test_cli_reports_every_plugin_and_exits_zero(venv: Path) -> None:
     future = rows[("penguiflow.state_stores", "future")]
     assert future["status"] == "skipped" and "requires penguiflow>=99" in future["error"]
     assert rows[("penguiflow.state_stores", "memory")]["distribution"] == "penguiflow"
+    # Join strategies are drivers: the kernel's and a third party's, side by side.
+    assert rows[("penguiflow.join_strategies", "append")]["distribution"] == "penguiflow"
+    assert rows[("penguiflow.join_strategies", "goodjoin")]["status"] == "available"
+    # The planner's hook plugin declares penguiflow_planner_sinks, which goodstore-hooks
+    # implements although its name sorts first.
+    assert rows[("penguiflow", "penguiflow-planner")]["status"] == "loaded"
+    assert rows[("penguiflow", "goodstore-hooks")]["error"] is None
 
 
 def test_selection_by_url_with_a_broken_neighbour(venv: Path) -> None:
@@ -163,11 +171,55 @@ def test_disabling_by_environment(venv: Path) -> None:
         PENGUIFLOW_STRICT_PLUGINS="1",
     )
     assert done.returncode == 0, done.stderr
-    # strict, and still fine: broken is off; the kernel's own hook plugin is loaded too
+    # strict, and still fine: broken is off; the planner's hook plugin is loaded too
     statuses = ast.literal_eval(done.stdout.splitlines()[0])
-    assert statuses["broken"] == "disabled" and statuses["penguiflow-builtins"] == "loaded"
+    assert statuses["broken"] == "disabled" and statuses["penguiflow-planner"] == "loaded"
     assert "failed" not in statuses.values()
     assert "pf-fixture-goodstore is disabled" in done.stdout
+
+
+def test_a_third_party_plugin_works_with_the_planner_in_strict_mode(venv: Path) -> None:
+    """The goodstore fixture's join strategy, connector and planner sink, all found through
+    their entry points, with strict loading (which refuses hooks nobody declares)."""
+    done = run(
+        venv,
+        """
+        import asyncio, json
+        import pf_fixture_goodstore as good
+        from penguiflow.llm import ScriptedLLMClient
+        from penguiflow.plugins import collect_connectors, load_hooks, reset_hooks
+        from penguiflow_planner import ReactPlanner
+        from penguiflow import ModelRegistry, Node, NodePolicy, build_catalog, tool
+        from pydantic import BaseModel
+
+        class Q(BaseModel):
+            text: str
+
+        @tool(desc="echo the text")
+        async def echo(args: Q, ctx) -> Q:
+            return args
+
+        host = load_hooks()
+        reset_hooks(host)
+        print([c.name for c in collect_connectors(host)])
+        registry = ModelRegistry()
+        registry.register("echo", Q, Q)
+        catalog = build_catalog([Node(echo, name="echo", policy=NodePolicy())], registry)
+        plan = {"plan": [{"node": "echo", "args": {"text": "a"}}] * 2, "join": "goodjoin"}
+        finish = {"next_node": None, "args": {"answer": "done"}}
+        llm = ScriptedLLMClient([json.dumps(plan), json.dumps(finish)])
+        result = asyncio.run(ReactPlanner(llm, catalog).run("go"))
+        print(result.metadata["trajectory"]["steps"][0]["observation"])
+        print(good.PLANNER_EVENTS[-1])
+    """,
+        PENGUIFLOW_STRICT_PLUGINS="1",
+        PENGUIFLOW_DISABLE_PLUGINS="broken",
+    )
+    assert done.returncode == 0, done.stderr
+    connectors, observation, last_event = done.stdout.splitlines()
+    assert "good" in ast.literal_eval(connectors)
+    assert ast.literal_eval(observation) == {"n": 2, "failed": []}
+    assert last_event == "planner_finish"
 
 
 def test_version_skew_is_skipped_never_imported(venv: Path) -> None:

@@ -1,17 +1,25 @@
-"""Connectors through the hook: namespacing, and collisions that name both sides."""
+"""Connectors through the hook: one call through pluggy with a `register` callback, each
+connector attributed to its plugin, namespacing, and collisions that name both sides."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from penguiflow.connectors import Connector, ToolNameCollisionError, namespaced_tools
+from penguiflow.errors import PenguiFlowError
 from penguiflow.hookspecs import hookimpl
-from penguiflow.plugins import PluginSettings, collect_connectors, collect_named, load_hooks
+from penguiflow.plugins import (
+    ConnectorRegistrar,
+    PluginError,
+    PluginSettings,
+    collect_connectors,
+    load_hooks,
+)
 
 
 @dataclass
@@ -33,21 +41,18 @@ class Server:
         return f"{self.name}:{tool}"
 
 
-def plugin(*servers: Server, strategies: dict[str, Any] | None = None) -> Any:
+def plugin(*servers: Server) -> Any:
     class Plugin:
         @hookimpl
-        def penguiflow_register_connectors(self, config: dict[str, Any]) -> list[Any]:
-            return list(servers)
-
-        @hookimpl
-        def penguiflow_register_join_strategies(self) -> dict[str, Any]:
-            return strategies or {}
+        def penguiflow_register_connectors(self, register: ConnectorRegistrar) -> None:
+            for server in servers:
+                register(server)
 
     return Plugin()
 
 
-def host_with(*plugins: Any) -> Any:
-    host = load_hooks(PluginSettings(disabled=frozenset({"penguiflow:*"})))
+def host_with(*plugins: Any, config: dict[str, Any] | None = None) -> Any:
+    host = load_hooks(PluginSettings(disabled=frozenset({"penguiflow:*"})), config=config)
     for index, item in enumerate(plugins):
         host.manager.register(item, name=f"plugin{index}")
     return host
@@ -71,6 +76,138 @@ def test_two_plugins_contributing_one_connector_name() -> None:
     message = str(info.value)
     assert "connector 'search' is contributed by plugin" in message
     assert "'plugin0'" in message and "'plugin1'" in message
+    assert isinstance(info.value, PenguiFlowError) and isinstance(info.value, ValueError)
+
+
+class ViaHelper:
+    """Registers from a helper function and a helper method, not from the hook itself."""
+
+    @hookimpl
+    def penguiflow_register_connectors(self, register: ConnectorRegistrar) -> None:
+        _register_from_a_module_function(register, Server("shared", ["x"]))
+
+    def unrelated(self) -> None: ...
+
+
+def _register_from_a_module_function(register: ConnectorRegistrar, server: Server) -> None:
+    register(server)
+
+
+class Plain:
+    @hookimpl
+    def penguiflow_register_connectors(self, register: ConnectorRegistrar) -> None:
+        register(Server("shared", ["y"]))
+
+
+@pytest.mark.parametrize("order", [("helper", "plain"), ("plain", "helper")])
+def test_the_collision_names_the_plugins_that_registered(order: tuple[str, str]) -> None:
+    """Attribution follows the implementation on the stack, even through helpers, and
+    whatever the call order (pluggy calls later-registered implementations first)."""
+    host = load_hooks(PluginSettings(disabled=frozenset({"penguiflow:*"})))
+    for name in order:
+        host.manager.register(ViaHelper() if name == "helper" else Plain(), name=name)
+    with pytest.raises(ToolNameCollisionError) as info:
+        collect_connectors(host)
+    first, second = reversed(order)  # LIFO: the plugin registered last registers first
+    assert f"by plugin {first!r} and by plugin {second!r}" in str(info.value)
+
+
+def test_a_wrapper_implementation_sees_every_contribution() -> None:
+    seen: dict[str, Any] = {}
+
+    class Wrapper:
+        @hookimpl(wrapper=True)
+        def penguiflow_register_connectors(
+            self, register: ConnectorRegistrar, config: dict[str, Any]
+        ) -> Generator[None, list[Any], list[Any]]:
+            seen["before"] = [c.name for c in register.connectors]
+            register(Server("from_wrapper", ["w"]))
+            results = yield
+            seen["after"] = [c.name for c in register.connectors]
+            seen["owners"] = {c.name: register.owner(c.name) for c in register.connectors}
+            seen["results"] = results
+            return results
+
+    host = host_with(plugin(Server("a", ["x"])), plugin(Server("b", ["y"])), Wrapper())
+    names = [c.name for c in collect_connectors(host)]
+    assert seen["before"] == [] and seen["results"] == []
+    assert seen["after"] == names == ["from_wrapper", "b", "a"]
+    assert seen["owners"] == {"from_wrapper": "plugin2", "b": "plugin1", "a": "plugin0"}
+
+
+def test_the_hook_call_goes_through_pluggy_so_tracing_sees_it() -> None:
+    calls: list[tuple[str, list[str]]] = []
+    host = host_with(plugin(Server("a", ["x"])))
+
+    def before(hook_name: str, impls: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+        calls.append((hook_name, sorted(kwargs)))
+
+    def after(outcome: Any, hook_name: str, impls: Sequence[Any], kwargs: Any) -> None: ...
+
+    undo = host.manager.add_hookcall_monitoring(before, after)
+    try:
+        collect_connectors(host)
+    finally:
+        undo()
+    assert calls == [("penguiflow_register_connectors", ["config", "register"])]
+
+
+def test_configure_changes_what_the_connector_hook_sees() -> None:
+    class Configurer:
+        @hookimpl
+        def penguiflow_configure(self, config: dict[str, Any]) -> None:
+            config.setdefault("demo", {})["names"] = [*config["demo"]["names"], "added"]
+
+    class FromConfig:
+        @hookimpl
+        def penguiflow_register_connectors(
+            self, register: ConnectorRegistrar, config: dict[str, Any]
+        ) -> None:
+            for name in config["demo"]["names"]:
+                register(Server(name, ["t"]))
+
+    host = load_hooks(
+        PluginSettings(disabled=frozenset({"penguiflow:*"})),
+        config={"demo": {"names": ["given"]}},
+        extra=[Configurer(), FromConfig()],
+    )
+    assert host.config["demo"]["names"] == ["given", "added"]
+    assert [c.name for c in collect_connectors(host)] == ["given", "added"]
+    # A caller may still pass a configuration of its own for one collection.
+    assert [c.name for c in collect_connectors(host, config={"demo": {"names": ["x"]}})] == ["x"]
+
+
+def test_non_connector_is_a_clear_error() -> None:
+    class Bad:
+        @hookimpl
+        def penguiflow_register_connectors(self, register: ConnectorRegistrar) -> None:
+            register("not a connector")  # type: ignore[arg-type]
+
+    with pytest.raises(TypeError, match="plugin 'plugin0' registered 'not a connector'"):
+        collect_connectors(host_with(Bad()))
+
+
+def test_returning_connectors_instead_of_registering_them_is_refused() -> None:
+    class OldStyle:
+        @hookimpl
+        def penguiflow_register_connectors(self) -> list[Any]:
+            return [Server("old", ["x"])]
+
+    with pytest.raises(TypeError, match=r"call register\(connector\) for each connector"):
+        collect_connectors(host_with(OldStyle()))
+
+
+def test_register_after_the_hook_returned_is_refused() -> None:
+    kept: list[ConnectorRegistrar] = []
+
+    class Keeper:
+        @hookimpl
+        def penguiflow_register_connectors(self, register: ConnectorRegistrar) -> None:
+            kept.append(register)
+
+    assert collect_connectors(host_with(Keeper())) == []
+    with pytest.raises(PluginError, match="after penguiflow_register_connectors returned"):
+        kept[0](Server("late", ["x"]))
 
 
 def test_duplicate_tools_and_connectors_in_one_catalogue() -> None:
@@ -78,24 +215,3 @@ def test_duplicate_tools_and_connectors_in_one_catalogue() -> None:
         asyncio.run(namespaced_tools([Server("s", ["x", "x"])]))
     with pytest.raises(ToolNameCollisionError, match="two connectors are named 's'"):
         asyncio.run(namespaced_tools([Server("s", ["x"]), Server("s", ["y"])]))
-
-
-def test_non_connector_is_a_clear_error() -> None:
-    class Bad:
-        @hookimpl
-        def penguiflow_register_connectors(self) -> list[Any]:
-            return ["not a connector"]
-
-    with pytest.raises(TypeError, match="plugin 'plugin0' returned 'not a connector'"):
-        collect_connectors(host_with(Bad()))
-
-
-def test_named_contributions_collide_by_plugin() -> None:
-    host = host_with(plugin(strategies={"append": 1}), plugin(strategies={"replace": 2}))
-    assert collect_named(host, "penguiflow_register_join_strategies", what="join strategy") == {
-        "append": 1,
-        "replace": 2,
-    }
-    clash = host_with(plugin(strategies={"append": 1}), plugin(strategies={"append": 2}))
-    with pytest.raises(ToolNameCollisionError, match="join strategy 'append' is registered by"):
-        collect_named(clash, "penguiflow_register_join_strategies", what="join strategy")

@@ -1,14 +1,17 @@
-"""Join strategies: the built-ins pass the suite, are registered through the hook entry point
-like anyone's, can be disabled, and a third-party strategy joins them."""
+"""Join strategies: the built-ins pass the suite and are drivers of the kernel's own
+distribution like anyone's, can be disabled, and a third-party strategy installed as an entry
+point of `penguiflow.join_strategies` joins them."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from plugin_dists import Site, site_on_path
 
-from penguiflow.connectors import ToolNameCollisionError
-from penguiflow.hookspecs import hookimpl
 from penguiflow.joins import (
     AppendJoin,
     BranchOutcome,
@@ -17,10 +20,18 @@ from penguiflow.joins import (
     JoinResult,
     ReplaceJoin,
     ToolJoin,
+    builtin_join_strategies,
     get_join_strategy,
     join_strategies,
 )
-from penguiflow.plugins import PluginSettings, load_hooks
+from penguiflow.plugins import (
+    DRIVER_KINDS,
+    DriverConflictError,
+    DriverNotFoundError,
+    PluginLoadError,
+    PluginSettings,
+    list_plugins,
+)
 from penguiflow.testing import JoinStrategyConformance
 
 OK = BranchOutcome(tool="a", ok=True, output=1)
@@ -28,17 +39,28 @@ LATER = BranchOutcome(tool="b", ok=True, output=2)
 BAD = BranchOutcome(tool="c", ok=False, error="boom", error_type="ValueError")
 
 
+@pytest.fixture
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
+    yield from site_on_path(tmp_path, monkeypatch)
+
+
 class TestAppend(JoinStrategyConformance):
+    entry_point = "append"
+
     async def make_strategy(self) -> Any:
         return AppendJoin()
 
 
 class TestReplace(JoinStrategyConformance):
+    entry_point = "replace"
+
     async def make_strategy(self) -> Any:
         return ReplaceJoin()
 
 
 class TestHumanGated(JoinStrategyConformance):
+    entry_point = "human_gated"
+
     async def make_strategy(self) -> Any:
         return HumanGatedJoin()
 
@@ -76,32 +98,102 @@ def test_a_join_function_with_unknown_parameters_is_refused() -> None:
         ToolJoin(wrong)
 
 
-def test_builtins_come_through_the_hook_entry_point_and_can_be_disabled() -> None:
-    host = load_hooks(PluginSettings())
-    assert {"append", "replace", "human_gated"} <= set(join_strategies(host))
-    assert get_join_strategy("append", host).name == "append"
-    disabled = load_hooks(PluginSettings(disabled=frozenset({"penguiflow-builtins"})))
-    assert "append" not in join_strategies(disabled)
-    with pytest.raises(KeyError, match="no join strategy named 'append'; registered:"):
-        get_join_strategy("append", disabled)
+def test_builtins_are_drivers_of_the_kernel_and_can_be_disabled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert DRIVER_KINDS["join_strategy"].group == "penguiflow.join_strategies"
+    installed = join_strategies()
+    assert {"append", "replace", "human_gated"} <= set(installed)
+    assert {n: type(s) for n, s in builtin_join_strategies().items()} == {
+        n: type(installed[n]) for n in ("append", "replace", "human_gated")
+    }
+    rows = {(r.group, r.name): r for r in list_plugins(include_hooks=False)}
+    append = rows[("penguiflow.join_strategies", "append")]
+    assert append.distribution == "penguiflow" and append.status == "available"
+    gated = get_join_strategy("human_gated", reason="a person decides")
+    assert isinstance(gated, HumanGatedJoin) and gated.reason == "a person decides"
+    with pytest.raises(TypeError, match=r"unknown option\(s\) \['colour'\]"):
+        get_join_strategy("append", colour="red")
+
+    monkeypatch.setenv("PENGUIFLOW_DISABLE_PLUGINS", "penguiflow.join_strategies:append")
+    assert "append" not in join_strategies() and "replace" in join_strategies()
+    with pytest.raises(DriverNotFoundError, match="join strategy for name 'append' from "
+                       "penguiflow is disabled"):  # fmt: skip
+        get_join_strategy("append")
 
 
-class _ThirdParty:
-    @hookimpl
-    def penguiflow_register_join_strategies(self) -> dict[str, Any]:
-        return {"majority": ToolJoin(lambda results: max(set(results), key=results.count))}
+def test_an_unknown_name_lists_the_installed_strategies() -> None:
+    with pytest.raises(LookupError) as info:
+        get_join_strategy("majority")
+    message = str(info.value)
+    assert "no join strategy for name 'majority'; installed: " in message
+    assert "append" in message and "'penguiflow.join_strategies'" in message
 
 
-class _Clash:
-    @hookimpl
-    def penguiflow_register_join_strategies(self) -> dict[str, Any]:
-        return {"append": AppendJoin()}
+MAJORITY = """
+from penguiflow.joins import ToolJoin
+
+def majority(name, **options):
+    return ToolJoin(lambda results: max(set(results), key=results.count), name=name)
+"""
 
 
-def test_a_third_party_strategy_and_a_name_clash() -> None:
-    host = load_hooks(PluginSettings())
-    host.manager.register(_ThirdParty(), name="third-party")
-    assert "majority" in join_strategies(host)
-    host.manager.register(_Clash(), name="clash")
-    with pytest.raises(ToolNameCollisionError, match="'penguiflow-builtins' and by plugin 'clash'"):
-        join_strategies(host)
+def test_a_third_party_strategy_installed_as_an_entry_point(site: Site) -> None:
+    site.install(
+        "pf-test-majority",
+        {"penguiflow.join_strategies": {"majority": "pf_test_majority:majority"}},
+        {"pf_test_majority": MAJORITY},
+    )
+    strategy = get_join_strategy("majority")
+    assert strategy.name == "majority" and "majority" in join_strategies()
+    request = JoinRequest(branches=[OK, LATER, OK], expected_count=3)
+    assert run(strategy.join(request)).observation == 1
+
+
+def test_two_distributions_claiming_one_name(site: Site, caplog: pytest.LogCaptureFixture) -> None:
+    for dist in ("pf-test-append-a", "pf-test-append-b"):
+        site.install(
+            dist,
+            {"penguiflow.join_strategies": {"majority": "pf_test_majority:majority"}},
+            {"pf_test_majority": MAJORITY},
+        )
+    with pytest.raises(DriverConflictError) as info:
+        get_join_strategy("majority")
+    assert "pf-test-append-a" in str(info.value) and "pf-test-append-b" in str(info.value)
+    # Listing every strategy leaves the contested one out and says why; strict mode raises.
+    with caplog.at_level(logging.WARNING, logger="penguiflow.plugins"):
+        found = join_strategies()
+    assert "majority" not in found and "append" in found
+    assert any("two join strategy drivers claim 'majority'" in r.message for r in caplog.records)
+    with pytest.raises(DriverConflictError):
+        join_strategies(PluginSettings(strict=True))
+
+
+def test_a_broken_strategy_never_hides_the_others(site: Site) -> None:
+    site.install(
+        "pf-test-broken-join",
+        {"penguiflow.join_strategies": {"broken": "pf_test_broken_join:factory",
+                                        "notajoin": "pf_test_broken_join:not_a_join"}},
+        {"pf_test_broken_join": """
+            def factory(name, **options):
+                raise RuntimeError("needs a configuration it cannot find")
+
+            def not_a_join(name, **options):
+                return object()
+        """},
+    )  # fmt: skip
+    found = join_strategies()
+    assert "broken" not in found and "notajoin" not in found and "replace" in found
+    with pytest.raises(PluginLoadError, match="failed to build: RuntimeError: needs a config"):
+        join_strategies(PluginSettings(strict=True))
+    with pytest.raises(TypeError, match="join strategy driver 'notajoin' built"):
+        get_join_strategy("notajoin")
+
+
+def run(awaitable: Any) -> Any:
+    import asyncio
+
+    async def wrapped() -> Any:
+        return await awaitable
+
+    return asyncio.run(wrapped())

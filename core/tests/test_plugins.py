@@ -6,10 +6,14 @@ Discovery across real third-party distributions is tested in tests/test_plugin_d
 from __future__ import annotations
 
 import dataclasses
+import json
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from plugin_dists import Site, site_on_path
 
 from penguiflow.bus import InMemoryMessageBus
 from penguiflow.cli import cli
@@ -18,8 +22,12 @@ from penguiflow.hookspecs import hookimpl
 from penguiflow.metrics import FlowEvent
 from penguiflow.node import Node, NodePolicy
 from penguiflow.plugins import (
+    CONFIG_ENV,
     DRIVER_KINDS,
     DriverNotFoundError,
+    PluginConfigError,
+    PluginError,
+    PluginLoadError,
     PluginSettings,
     list_plugins,
     load_hooks,
@@ -28,7 +36,13 @@ from penguiflow.plugins import (
 )
 from penguiflow.plugins._drivers import driver_key
 from penguiflow.state.in_memory import InMemoryStateStore
+from penguiflow.testing import HookPluginConformance
 from penguiflow.types import Headers, Message
+
+
+@pytest.fixture
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
+    yield from site_on_path(tmp_path, monkeypatch)
 
 
 def test_settings_from_env_and_config() -> None:
@@ -133,11 +147,11 @@ class Observer:
         return [sink]
 
     @hookimpl
-    def penguiflow_flow_startup(self, flow: Any) -> None:
-        self.started.append(flow)
+    def penguiflow_flow_startup(self, flow: Any, role: str) -> None:
+        self.started.append((flow, role))
 
     @hookimpl
-    def penguiflow_flow_shutdown(self, flow: Any) -> None:
+    def penguiflow_flow_shutdown(self, flow: Any) -> None:  # need not name `role`
         self.stopped.append(flow)
 
 
@@ -153,7 +167,7 @@ async def test_hooks_run_at_start_and_stop_only() -> None:
         await flow.stop()
     finally:
         reset_hooks()
-    assert observer.started == [flow] and observer.stopped == [flow]
+    assert observer.started == [(flow, "local")] and observer.stopped == [flow]
     assert observer.events[:2] == ["node_start", "node_success"]
 
 
@@ -181,3 +195,204 @@ def test_cli_lists_builtins_as_table_and_json() -> None:
         ("penguiflow.runtimes", "local", "available"),
     }
     assert runner.invoke(cli, ["--version"]).output.startswith("penguiflow, version ")
+    assert ("penguiflow.join_strategies", "append", "available") in {
+        (r["group"], r["name"], r["status"]) for r in rows
+    }
+
+
+# -- drivers installed while the process runs ---------------------------------------------
+
+
+def test_a_driver_installed_after_its_group_was_used_resolves(site: Site) -> None:
+    """Regression: stevedore cached each group's entry points for the whole process, so a
+    driver that discovery listed was "not found" when chosen."""
+    assert resolve_driver("join_strategy", "append").name == "append"  # the group is used
+    site.install(
+        "pf-test-later",
+        {"penguiflow.join_strategies": {"later": "pf_test_later:make"}},
+        {"pf_test_later": """
+            from penguiflow.joins import AppendJoin
+
+            def make(name, **options):
+                return AppendJoin()
+        """},
+    )  # fmt: skip
+    assert resolve_driver("join_strategy", "later").name == "append"
+
+
+# -- the plugin configuration and penguiflow_configure ------------------------------------
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.configured: list[dict[str, Any]] = []
+
+    @hookimpl
+    def penguiflow_configure(self, config: dict[str, Any]) -> None:
+        self.configured.append(config)
+        config.setdefault("recorder", {})["seen"] = True
+
+
+@pytest.mark.parametrize("suffix", [".toml", ".json"])
+def test_the_configuration_starts_from_the_file_and_code_overlays_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str
+) -> None:
+    path = tmp_path / f"plugins{suffix}"
+    if suffix == ".toml":
+        path.write_text('[mcp]\nservers = []\n\n[utcp]\nmanuals = [{name = "a"}]\n')
+    else:
+        path.write_text(json.dumps({"mcp": {"servers": []}, "utcp": {"manuals": [{"name": "a"}]}}))
+    monkeypatch.setenv(CONFIG_ENV, str(path))
+    recorder = Recorder()
+    host = load_hooks(
+        PluginSettings(disabled=frozenset({"penguiflow:*"})),
+        config={"utcp": {"manuals": []}},
+        extra=[recorder],
+    )
+    assert host.config == {"mcp": {"servers": []}, "utcp": {"manuals": []},
+                           "recorder": {"seen": True}}  # fmt: skip
+    assert recorder.configured == [host.config] and recorder.configured[0] is host.config
+
+
+def test_configure_runs_once_and_for_plugins_registered_later() -> None:
+    first, later = Recorder(), Recorder()
+    host = load_hooks(PluginSettings(disabled=frozenset({"penguiflow:*"})), extra=[first])
+    host.manager.register(later)
+    assert len(first.configured) == 1 and later.configured == [host.config]
+
+
+def test_a_bad_configuration_file_says_what_is_wrong(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = PluginSettings(disabled=frozenset({"penguiflow:*"}))
+    monkeypatch.setenv(CONFIG_ENV, str(tmp_path / "missing.toml"))
+    with pytest.raises(PluginConfigError, match="cannot read the plugin configuration"):
+        load_hooks(settings)
+    broken = tmp_path / "broken.json"
+    broken.write_text("[1, 2]")
+    monkeypatch.setenv(CONFIG_ENV, str(broken))
+    with pytest.raises(PluginConfigError, match="holds a list; its top level must be a table"):
+        load_hooks(settings)
+    broken.write_text("{not json")
+    with pytest.raises(ValueError, match="is not valid JSON"):
+        load_hooks(settings)
+
+
+def test_a_failing_configure_names_its_plugin() -> None:
+    class Broken:
+        @hookimpl
+        def penguiflow_configure(self, config: dict[str, Any]) -> None:
+            raise KeyError("region")
+
+    broken = Broken()
+    with pytest.raises(PluginLoadError) as info:
+        load_hooks(PluginSettings(disabled=frozenset({"penguiflow:*"})), extra=[Recorder(), broken])
+    message = str(info.value)
+    assert f"hook plugin '{id(broken)}' failed in penguiflow_configure: KeyError" in message
+    assert f"PENGUIFLOW_DISABLE_PLUGINS={id(broken)}" in message
+    assert issubclass(PluginLoadError, PluginError)
+
+
+# -- plugins declaring hooks of their own (penguiflow_addhooks) ----------------------------
+
+PROVIDER = """
+from penguiflow.hookspecs import hookimpl, hookspec
+
+
+class Specs:
+    @hookspec
+    def penguiflow_test_greetings(self, name: str) -> list[str]:
+        \"\"\"A hook only this provider declares.\"\"\"
+
+
+@hookimpl
+def penguiflow_addhooks(pluginmanager):
+    pluginmanager.add_hookspecs(Specs)
+"""
+
+IMPLEMENTER = """
+from penguiflow.hookspecs import hookimpl
+
+
+@hookimpl
+def penguiflow_test_greetings(name):
+    return [f"hello {name}"]
+"""
+
+
+def install_implementer(site: Site, source: str = IMPLEMENTER) -> None:
+    # "aaa" sorts (and so is discovered) before the plugin declaring its hook.
+    site.install("pf-test-aaa", {"penguiflow": {"aaa": "pf_test_aaa"}}, {"pf_test_aaa": source})
+
+
+def install_provider(site: Site) -> None:
+    site.install("pf-test-zzz", {"penguiflow": {"zzz": "pf_test_zzz"}}, {"pf_test_zzz": PROVIDER})
+
+
+def test_a_hook_declared_by_a_plugin_registered_later() -> None:
+    import types
+
+    from penguiflow.plugins._hooks import unknown_hooks
+
+    provider, implementer = types.ModuleType("provider"), types.ModuleType("implementer")
+    exec(PROVIDER, provider.__dict__)
+    exec(IMPLEMENTER, implementer.__dict__)
+    host = load_hooks(PluginSettings(disabled=frozenset({"penguiflow:*"})), extra=[implementer])
+    assert unknown_hooks(host.manager, implementer) == ["penguiflow_test_greetings"]
+    host.manager.register(provider)  # its penguiflow_addhooks runs now (a historic hook)
+    assert unknown_hooks(host.manager, implementer) == []
+    assert host.hook.penguiflow_test_greetings(name="ada") == [["hello ada"]]
+
+
+def test_entry_points_that_implement_hooks_another_plugin_declares(site: Site) -> None:
+    install_implementer(site)
+    install_provider(site)
+    host = load_hooks(PluginSettings(strict=True))
+    records = {r.name: r for r in host.records}
+    assert records["aaa"].status == records["zzz"].status == "loaded"
+    assert records["aaa"].error is None
+    assert host.hook.penguiflow_test_greetings(name="bo") == [["hello bo"]]
+
+
+def test_a_hook_nobody_declares_is_reported_and_strict_mode_raises(site: Site) -> None:
+    install_implementer(site)
+    record = next(r for r in load_hooks(PluginSettings()).records if r.name == "aaa")
+    assert record.status == "loaded"
+    problem = "implements penguiflow_test_greetings, which no loaded plugin declares"
+    assert problem in str(record.error) and "optionalhook=True" in str(record.remedy)
+    with pytest.raises(PluginLoadError, match=rf"hook plugin 'aaa' .* {problem}"):
+        load_hooks(PluginSettings(strict=True))
+
+
+def test_an_implementation_that_does_not_match_the_spec_fails_alone(site: Site) -> None:
+    install_implementer(site, IMPLEMENTER.replace("greetings(name)", "greetings(nom)"))
+    install_provider(site)
+    records = {r.name: r for r in load_hooks(PluginSettings()).records}
+    assert records["zzz"].status == "loaded"
+    assert records["aaa"].status == "failed" and "nom" in str(records["aaa"].error)
+
+
+class TestAPluginImplementingAnotherPluginsHook(HookPluginConformance):
+    """The suite judges a plugin against the hooks the installed plugins declare."""
+
+    @pytest.fixture(autouse=True)
+    def _provider_installed(self, site: Site) -> None:
+        install_provider(site)
+
+    def make_plugin(self) -> Any:
+        import types
+
+        implementer = types.ModuleType("implementer")
+        exec(IMPLEMENTER, implementer.__dict__)
+        return implementer
+
+
+def test_two_hook_plugins_with_one_name_are_both_reported(site: Site) -> None:
+    for dist in ("pf-test-dupe-a", "pf-test-dupe-b"):
+        module = dist.replace("-", "_")
+        site.install(dist, {"penguiflow": {"dupe": module}}, {module: IMPLEMENTER})
+    install_provider(site)
+    dupes = [r for r in load_hooks(PluginSettings()).records if r.name == "dupe"]
+    assert sorted(r.status for r in dupes) == ["failed", "loaded"]
+    failed = next(r for r in dupes if r.status == "failed")
+    assert "already registered" in str(failed.error)

@@ -10,10 +10,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from .errors import PenguiFlowError
+
 __all__ = ["Connector", "ConnectorTool", "ToolNameCollisionError", "namespaced_tools"]
 
 
-class ToolNameCollisionError(ValueError):
+class ToolNameCollisionError(PenguiFlowError, ValueError):
     """Two contributions share one name; the message names both sides and how to fix it."""
 
 

@@ -1,8 +1,9 @@
 """Join strategies: how the results of parallel branches become one observation.
 
 A planner that runs several tool calls at once hands every branch, failed ones included, to
-a join strategy. Strategies are hook plugins (`penguiflow_register_join_strategies`); the
-kernel registers its own through the same entry point:
+a join strategy. Strategies are chosen by name, so they are drivers: entry points of the
+`penguiflow.join_strategies` group, each naming a factory called as `factory(name, **options)`.
+The kernel registers its own through the same group:
 
 - `append`: every branch in plan order, `{"tool", "ok", "output" | "error"}` each, with counts.
 - `replace`: the last successful output wins (`{"result": ...}`), failures listed beside it.
@@ -15,10 +16,16 @@ expected_count)` into a strategy, as a join tool receives them in PenguiFlow.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol, runtime_checkable
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
+
+from .errors import describe_exception
+
+if TYPE_CHECKING:
+    from .plugins import PluginSettings
 
 __all__ = [
     "AppendJoin",
@@ -34,6 +41,8 @@ __all__ = [
     "get_join_strategy",
     "join_strategies",
 ]
+
+logger = logging.getLogger("penguiflow.plugins")
 
 
 class BranchOutcome(BaseModel):
@@ -92,6 +101,9 @@ class JoinResult(BaseModel):
 
 @runtime_checkable
 class JoinStrategy(Protocol):
+    """A `name` and `async join(request) -> JoinResult`; installed as a driver of the
+    `penguiflow.join_strategies` entry-point group."""
+
     name: str
 
     async def join(self, request: JoinRequest) -> JoinResult: ...
@@ -179,37 +191,51 @@ class ToolJoin:
 
 
 def builtin_join_strategies() -> dict[str, JoinStrategy]:
+    """The kernel's three strategies, built directly (no plugin host involved)."""
     return {"append": AppendJoin(), "replace": ReplaceJoin(), "human_gated": HumanGatedJoin()}
 
 
-def join_strategies(host: Any = None) -> dict[str, JoinStrategy]:
-    """Every join strategy the loaded hook plugins register (the kernel's included unless
-    disabled); two plugins naming one strategy is an error naming both."""
-    from .plugins import active_hooks, collect_named, load_hooks
+def _checked(name: str, strategy: object) -> JoinStrategy:
+    if not isinstance(strategy, JoinStrategy):
+        raise TypeError(
+            f"join strategy driver {name!r} built {strategy!r}, which has no `name` and async "
+            "`join(request) -> JoinResult`; fix its entry point in the "
+            "'penguiflow.join_strategies' group"
+        )
+    return strategy
 
-    host = host or active_hooks() or load_hooks()
-    found = collect_named(host, "penguiflow_register_join_strategies", what="join strategy")
-    for name, strategy in found.items():
-        if not isinstance(strategy, JoinStrategy):
-            raise TypeError(
-                f"join strategy {name!r} is {strategy!r}, which has no `name` and async "
-                "`join(request) -> JoinResult`"
-            )
+
+def join_strategies(settings: PluginSettings | None = None) -> dict[str, JoinStrategy]:
+    """Every installed join strategy (the `penguiflow.join_strategies` drivers, the kernel's
+    included unless disabled), built with no options, by name.
+
+    One that fails to load or build is logged and left out, so a broken plugin never hides
+    the others; in strict mode (`PENGUIFLOW_STRICT_PLUGINS=1`) it raises instead."""
+    from .plugins import PluginSettings
+    from .plugins._drivers import build_every_driver
+
+    settings = settings if settings is not None else PluginSettings.from_env()
+    built, failures = build_every_driver("join_strategy", settings)
+    problems: list[Exception] = [*failures]
+    found: dict[str, JoinStrategy] = {}
+    for name, strategy in built.items():
+        try:
+            found[name] = _checked(name, strategy)
+        except TypeError as exc:
+            problems.append(exc)
+    if problems and settings.strict:
+        raise problems[0]
+    for problem in problems:
+        logger.warning("join strategy left out: %s", describe_exception(problem))
     return found
 
 
 def get_join_strategy(
-    name: str, host: Any = None, *, strategies: Mapping[str, JoinStrategy] | None = None
+    name: str, *, settings: PluginSettings | None = None, **options: Any
 ) -> JoinStrategy:
-    """The strategy registered as `name` (from `strategies` when given, already collected
-    with `join_strategies`, else from the hook plugins); an unknown name lists the known."""
-    if strategies is None:
-        strategies = join_strategies(host)
-    try:
-        return strategies[name]
-    except KeyError:
-        known = ", ".join(sorted(strategies)) or "none"
-        raise KeyError(
-            f"no join strategy named {name!r}; registered: {known}. Register one with the "
-            "penguiflow_register_join_strategies hook, or pass a JoinStrategy object"
-        ) from None
+    """The join strategy installed as `name`, built with `options`
+    (`resolve_driver("join_strategy", name, **options)`). An unknown name raises
+    `DriverNotFoundError` (a `LookupError`) listing the installed ones."""
+    from .plugins import resolve_driver
+
+    return _checked(name, resolve_driver("join_strategy", name, settings=settings, **options))

@@ -1,25 +1,33 @@
 """rolling_summary: the kernel's suite, background summaries and their health, budgets,
-persistence, and strategies chosen by name (driver group or a third-party hook plugin)."""
+persistence, and strategies chosen by name (the `penguiflow.memory_strategies` drivers, a
+third party's included)."""
 
 from __future__ import annotations
 
+import importlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from dists import Site, site_on_path
 from penguiflow_planner import PlannerFinish, ReactPlanner
 from penguiflow_planner.memory import RollingSummaryMemory
 from tools import catalog
 
-from penguiflow.hookspecs import hookimpl
 from penguiflow.llm import LLMMessage, ScriptedLLMClient
-from penguiflow.memory import ConversationTurn, MemoryBudgetExceeded, MemoryKey, TruncationMemory
-from penguiflow.plugins import PluginSettings, load_hooks, resolve_driver
+from penguiflow.memory import ConversationTurn, MemoryBudgetExceeded, MemoryKey
+from penguiflow.plugins import DriverNotFoundError, resolve_driver
 from penguiflow.state.sqlite import SQLiteStateStore
 from penguiflow.testing import MemoryStrategyConformance
 
 KEY = MemoryKey(tenant_id="t", user_id="u", session_id="s")
+
+
+@pytest.fixture
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
+    yield from site_on_path(tmp_path, monkeypatch)
 
 
 def summariser(fail: int = 0) -> ScriptedLLMClient:
@@ -119,20 +127,26 @@ def test_drivers_by_name() -> None:
         resolve_driver("memory_strategy", "rolling_summary")
 
 
-async def test_a_third_party_memory_strategy_from_a_plugin() -> None:
-    built: list[dict[str, Any]] = []
+KEEP_LAST = """
+from penguiflow.memory import TruncationMemory
 
-    class MemoryPlugin:
-        @hookimpl
-        def penguiflow_register_memory_strategies(self) -> dict[str, Any]:
-            def factory(name: str, **options: Any) -> TruncationMemory:
-                built.append(options)
-                return TruncationMemory(max_turns=options.get("keep", 1))
+BUILT = []
 
-            return {"keep_last": factory}
 
-    host = load_hooks(PluginSettings())
-    host.manager.register(MemoryPlugin(), name="test-memory")
+def keep_last(name, **options):
+    BUILT.append(options)
+    return TruncationMemory(max_turns=options.get("keep", 1))
+"""
+
+
+async def test_a_third_party_memory_strategy_installed_as_an_entry_point(site: Site) -> None:
+    # Memory strategies are chosen by name, so they are drivers: entry points of
+    # `penguiflow.memory_strategies`, never hook contributions.
+    site.install(
+        "pf-test-keep-last",
+        {"penguiflow.memory_strategies": {"keep_last": "pf_test_keep_last:keep_last"}},
+        {"pf_test_keep_last": KEEP_LAST},
+    )
     answer = json.dumps({"next_node": None, "args": {"answer": "noted"}})
 
     def reply(messages: list[LLMMessage]) -> str:
@@ -143,11 +157,15 @@ async def test_a_third_party_memory_strategy_from_a_plugin() -> None:
         catalog(),
         memory="keep_last",
         memory_options={"keep": 1},
-        plugin_host=host,
     )
-    assert built == [{"keep": 1}]
+    assert importlib.import_module("pf_test_keep_last").BUILT == [{"keep": 1}]
     await planner.run("first", memory_key=KEY)
     result = await planner.run("second", memory_key=KEY)
     assert isinstance(result, PlannerFinish) and result.ok
     snapshot = await planner.memory.snapshot(KEY)
     assert [t.user for t in snapshot.turns] == ["second"]
+
+
+def test_an_unknown_memory_strategy_says_what_is_installed() -> None:
+    with pytest.raises(DriverNotFoundError, match="no memory strategy for name 'nope'; installed"):
+        ReactPlanner(ScriptedLLMClient(["{}"]), catalog(), memory="nope")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from dists import Site, site_on_path
 from penguiflow_planner import (
     PlannerBudgets,
     PlannerFinish,
@@ -19,12 +21,18 @@ from penguiflow_planner import (
 from pydantic import BaseModel
 from tools import catalog
 
+import penguiflow.hookspecs as kernel_hookspecs
 from penguiflow.hookspecs import hookimpl
-from penguiflow.joins import ToolJoin
 from penguiflow.llm import LLMMessage, LLMUsage, ScriptedLLMClient
 from penguiflow.memory import MemoryKey, TruncationMemory
-from penguiflow.plugins import PluginSettings, load_hooks
+from penguiflow.plugins import DriverNotFoundError, PluginSettings, load_hooks
 from penguiflow.state.sqlite import SQLiteStateStore
+from penguiflow.testing import HookPluginConformance
+
+
+@pytest.fixture
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
+    yield from site_on_path(tmp_path, monkeypatch)
 
 
 def act(node: str | None, **args: Any) -> str:
@@ -266,16 +274,24 @@ async def test_reflection_sends_a_rejected_answer_back_once() -> None:
     assert kinds == ["reflection", "tool", "finish"]
 
 
-async def test_a_third_party_join_strategy_from_a_plugin_and_events_and_streaming() -> None:
-    class MajorityPlugin:
-        @hookimpl
-        def penguiflow_register_join_strategies(self) -> dict[str, Any]:
-            return {
-                "count_titles": ToolJoin(lambda results: sum(len(r["titles"]) for r in results))
-            }
+COUNT_TITLES = """
+from penguiflow.joins import ToolJoin
 
-    host = load_hooks(PluginSettings())
-    host.manager.register(MajorityPlugin(), name="test-joins")
+
+def count_titles(name, **options):
+    return ToolJoin(lambda results: sum(len(r["titles"]) for r in results), name=name)
+"""
+
+
+async def test_a_third_party_join_strategy_from_a_plugin_and_events_and_streaming(
+    site: Site,
+) -> None:
+    # A join strategy is a driver: an entry point of `penguiflow.join_strategies`.
+    site.install(
+        "pf-test-count-titles",
+        {"penguiflow.join_strategies": {"count_titles": "pf_test_count_titles:count_titles"}},
+        {"pf_test_count_titles": COUNT_TITLES},
+    )
     plan_reply = json.dumps(
         {"plan": [{"node": "search", "args": {"text": "a"}}] * 3, "join": "count_titles"}
     )
@@ -283,7 +299,6 @@ async def test_a_third_party_join_strategy_from_a_plugin_and_events_and_streamin
     chunks: list[tuple[str, bool]] = []
     plan, llm = planner(
         [plan_reply, answer("three titles " * 5)],
-        plugin_host=host,
         event_callback=lambda event: events.append(event.kind),
     )
     result = await plan.run(
@@ -296,20 +311,53 @@ async def test_a_third_party_join_strategy_from_a_plugin_and_events_and_streamin
     assert "".join(p for p, _ in chunks) == "three titles " * 5 and chunks[-1][1] is True
 
 
+async def test_a_join_strategy_nobody_installed_says_what_is_installed() -> None:
+    plan, _ = planner([answer("x")])
+    assert "append" in plan._join_names() and "vote" not in plan._join_names()
+    with pytest.raises(DriverNotFoundError, match="no join strategy for name 'vote'; installed"):
+        plan._strategy("vote")
+
+
+class SinkPlugin:
+    """A third-party plugin implementing the hook the planner declares."""
+
+    def __init__(self) -> None:
+        self.hooked: list[Any] = []
+
+    @hookimpl
+    def penguiflow_planner_sinks(self, planner: Any) -> list[Any]:
+        async def sink(event: Any) -> None:
+            self.hooked.append(event)
+
+        return [sink]
+
+
+class TestPlannerHookPlugin(HookPluginConformance):
+    def make_plugin(self) -> Any:
+        from penguiflow_planner import hooks
+
+        return hooks
+
+
+class TestAPluginImplementingThePlannersHook(HookPluginConformance):
+    """Accepted: the installed planner declares `penguiflow_planner_sinks`."""
+
+    def make_plugin(self) -> Any:
+        return SinkPlugin()
+
+
+def test_the_planner_declares_its_hooks_through_its_hook_plugin() -> None:
+    host = load_hooks(PluginSettings(strict=True))
+    assert any(r.name == "penguiflow-planner" and r.status == "loaded" for r in host.records)
+    assert host.hook.penguiflow_planner_sinks.has_spec()
+    assert not hasattr(kernel_hookspecs, "penguiflow_planner_sinks")
+
+
 async def test_planner_events_reach_hook_sinks_and_middlewares() -> None:
     received: list[Any] = []
-    hooked: list[Any] = []
-
-    class SinkPlugin:
-        @hookimpl
-        def penguiflow_planner_sinks(self, planner: Any) -> list[Any]:
-            async def sink(event: Any) -> None:
-                hooked.append(event)
-
-            return [sink]
-
+    plugin = SinkPlugin()
     host = load_hooks(PluginSettings())
-    host.manager.register(SinkPlugin(), name="test-sinks")
+    host.manager.register(plugin, name="test-sinks")
 
     async def middleware(event: Any) -> None:
         received.append(event)
@@ -324,10 +372,22 @@ async def test_planner_events_reach_hook_sinks_and_middlewares() -> None:
     types = [e.event_type for e in received]
     assert types[:3] == ["planner_step_start", "planner_repair", "planner_step_start"]
     assert "planner_tool_call" in types and types[-1] == "planner_finish"
-    assert [e.event_type for e in hooked] == types
+    assert [e.event_type for e in plugin.hooked] == types
     assert {e.trace_id for e in received} == {result.metadata["run_id"]}
     tool_call = next(e for e in received if e.event_type == "planner_tool_call")
     assert tool_call.node_name == "search"
+
+
+async def test_sinks_reach_a_host_without_the_planners_hook_plugin() -> None:
+    """A host built with the planner's hook plugin disabled still gets the planner's specs
+    before the planner calls its hook."""
+    plugin = SinkPlugin()
+    host = load_hooks(PluginSettings(disabled=frozenset({"penguiflow:*"})), extra=[plugin])
+    assert not host.hook.penguiflow_planner_sinks.has_spec()
+    plan, _ = planner([answer("ok")], plugin_host=host)
+    assert isinstance(await plan.run("q"), PlannerFinish)
+    assert host.hook.penguiflow_planner_sinks.has_spec()
+    assert [e.event_type for e in plugin.hooked][-1] == "planner_finish"
 
 
 async def test_a_tool_whose_output_breaks_its_contract_is_a_failed_step() -> None:

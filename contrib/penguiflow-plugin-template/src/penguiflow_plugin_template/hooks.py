@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from penguiflow.hookspecs import hookimpl
@@ -10,6 +11,12 @@ from .connector import EchoConnector
 
 
 @hookimpl
-def penguiflow_register_connectors(config: dict[str, Any]) -> list[Any]:
-    """Contribute one echo connector (its tools become `echo.echo` and `echo.reverse`)."""
-    return [EchoConnector(name=str(config.get("echo_connector_name", "echo")))]
+def penguiflow_register_connectors(
+    register: Callable[[EchoConnector], None], config: dict[str, Any]
+) -> None:
+    """Contribute one echo connector (its tools become `echo.echo` and `echo.reverse`).
+
+    The host's configuration may rename it: `[template] connector_name = "..."`."""
+    section = config.get("template")
+    name = section.get("connector_name", "echo") if isinstance(section, dict) else "echo"
+    register(EchoConnector(name=str(name)))

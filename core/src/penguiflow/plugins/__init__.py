@@ -1,33 +1,49 @@
-"""The plugin host: hook plugins (pluggy) and drivers (stevedore), found through entry points.
+"""The plugin host: hook plugins (pluggy) and drivers, found through entry points.
 
 - `resolve_driver("state_store", "sqlite:///flows.db")` builds the one driver a URL or name
-  selects; only that driver is imported.
+  selects; only that driver is imported. Join strategies, memory strategies and LLM adapters
+  are drivers too (chosen by name).
 - `load_hooks()` registers every hook plugin of the `penguiflow` group, one at a time; a broken
-  plugin is recorded and skipped (strict mode raises).
-- `list_plugins()` describes everything installed; with `load_hooks=False` it reads metadata only.
+  plugin is recorded and skipped (strict mode raises). The host keeps one mutable plugin
+  configuration (`host.config`) that `penguiflow_configure` adjusts.
+- `collect_connectors(host)` calls `penguiflow_register_connectors` once, through pluggy, and
+  attributes each registered connector to its plugin.
+- `list_plugins()` describes everything installed; with `include_hooks=False` it reads
+  metadata only.
 - `PENGUIFLOW_DISABLE_PLUGINS=name,group:name` disables plugins (built-ins too);
-  `PENGUIFLOW_STRICT_PLUGINS=1` turns load failures into errors.
+  `PENGUIFLOW_STRICT_PLUGINS=1` turns load failures into errors; `PENGUIFLOW_CONFIG` names a
+  TOML or JSON file of plugin configuration.
 """
 
 from __future__ import annotations
 
+from ._config import CONFIG_ENV
 from ._discovery import HOOK_GROUP, PluginRecord, PluginStatus, discover
 from ._drivers import DRIVER_KINDS, DriverKind, resolve_driver
-from ._errors import DriverConflictError, DriverNotFoundError, PluginError, PluginLoadError
+from ._errors import (
+    DriverConflictError,
+    DriverNotFoundError,
+    PluginConfigError,
+    PluginError,
+    PluginLoadError,
+)
 from ._hooks import AUTOLOAD_ENV, HookHost, active_hooks, load_hooks, reset_hooks
-from ._registries import collect_connectors, collect_named
+from ._registries import ConnectorRegistrar, collect_connectors
 from ._settings import DISABLE_ENV, STRICT_ENV, PluginSettings
 
 __all__ = [
     "AUTOLOAD_ENV",
+    "CONFIG_ENV",
     "DISABLE_ENV",
     "DRIVER_KINDS",
     "HOOK_GROUP",
     "STRICT_ENV",
+    "ConnectorRegistrar",
     "DriverConflictError",
     "DriverKind",
     "DriverNotFoundError",
     "HookHost",
+    "PluginConfigError",
     "PluginError",
     "PluginLoadError",
     "PluginRecord",
@@ -35,7 +51,6 @@ __all__ = [
     "PluginStatus",
     "active_hooks",
     "collect_connectors",
-    "collect_named",
     "list_plugins",
     "load_hooks",
     "reset_hooks",

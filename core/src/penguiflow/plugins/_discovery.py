@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from typing import Any, Literal
@@ -64,23 +66,82 @@ def _kernel_requirement_problem(dist: metadata.Distribution | None) -> str | Non
     return None
 
 
+class _Installed:
+    """The entry points of the installed distributions, read again only when `sys.path` or
+    one of its folders changed.
+
+    Reading every distribution's metadata costs milliseconds, and a planner or flow asks for
+    drivers each time it is built. Installing or removing a distribution changes the
+    modification time of the folder it lands in (a new `*.dist-info`), so that time (with
+    the path itself) tells when what is cached went stale; a driver installed while the
+    process runs is found at once."""
+
+    def __init__(self) -> None:
+        self._key: tuple[tuple[str, float], ...] | None = None
+        self._groups: dict[str, list[_Entry]] = {}
+
+    def entries(self, group: str) -> list[_Entry]:
+        key = _path_state()
+        if key != self._key:
+            self._key = key
+            self._groups = {}
+        found = self._groups.get(group)
+        if found is None:
+            found = self._groups[group] = _read(group)
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    entry_point: metadata.EntryPoint
+    distribution: str | None
+    version: str | None
+    #: why the kernel cannot run it (its `penguiflow` requirement), if it cannot
+    problem: str | None
+
+
+def _path_state() -> tuple[tuple[str, float], ...]:
+    state = []
+    for folder in sys.path:
+        try:
+            state.append((folder, os.stat(folder or ".").st_mtime))
+        except OSError:
+            state.append((folder, -1.0))
+    return tuple(state)
+
+
+def _read(group: str) -> list[_Entry]:
+    entries = []
+    for entry_point in sorted(metadata.entry_points(group=group), key=lambda ep: ep.name):
+        dist = entry_point.dist
+        entries.append(
+            _Entry(
+                entry_point=entry_point,
+                distribution=dist.metadata["Name"] if dist is not None else None,
+                version=dist.version if dist is not None else None,
+                problem=_kernel_requirement_problem(dist),
+            )
+        )
+    return entries
+
+
+_installed = _Installed()
+
+
 def discover(group: str, kind: str, settings: PluginSettings) -> list[Candidate]:
     """Every entry point of `group`, classified as available, disabled or skipped."""
     candidates: list[Candidate] = []
-    for entry_point in sorted(metadata.entry_points(group=group), key=lambda ep: ep.name):
-        dist = entry_point.dist
-        dist_name = dist.metadata["Name"] if dist is not None else None
-        version = dist.version if dist is not None else None
+    for entry in _installed.entries(group):
+        entry_point = entry.entry_point
+        dist_name, version = entry.distribution, entry.version
         status: PluginStatus = "available"
         error = remedy = None
         if settings.is_disabled(group, entry_point.name):
             status = "disabled"
             remedy = "remove it from PENGUIFLOW_DISABLE_PLUGINS (or the plugin config) to use it"
-        else:
-            problem = _kernel_requirement_problem(dist)
-            if problem is not None:
-                status, error = "skipped", problem
-                remedy = f"upgrade one side: pip install -U {dist_name} penguiflow"
+        elif entry.problem is not None:
+            status, error = "skipped", entry.problem
+            remedy = f"upgrade one side: pip install -U {dist_name} penguiflow"
         record = PluginRecord(
             name=entry_point.name,
             group=group,

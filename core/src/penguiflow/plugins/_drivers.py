@@ -1,6 +1,6 @@
 """Driver kinds (one entry-point group each) and choosing one driver by name or URL scheme.
 
-Discovery reads metadata only; the chosen driver alone is imported, through stevedore.
+Discovery reads metadata only; the chosen driver alone is imported, from its entry point.
 """
 
 from __future__ import annotations
@@ -9,11 +9,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import describe_exception
 from ._discovery import Candidate, PluginRecord, discover
-from ._errors import DriverConflictError, DriverNotFoundError, PluginLoadError
+from ._errors import DriverConflictError, DriverNotFoundError, PluginError, PluginLoadError
 from ._settings import PluginSettings
 
-__all__ = ["DRIVER_KINDS", "DriverKind", "driver_key", "resolve_driver"]
+__all__ = ["DRIVER_KINDS", "DriverKind", "build_every_driver", "driver_key", "resolve_driver"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +69,14 @@ DRIVER_KINDS: dict[str, DriverKind] = {
             "penguiflow.memory_strategies",
             "memory strategy",
             by_scheme=False,
-            providers={"rolling_summary": "penguiflow-planner", "truncation": "penguiflow-planner"},
+            # `none` and `truncation` are the kernel's own
+            providers={"rolling_summary": "penguiflow-planner"},
+        ),
+        DriverKind(
+            "join_strategy",
+            "penguiflow.join_strategies",
+            "join strategy",
+            by_scheme=False,
         ),
     )
 }
@@ -115,6 +123,23 @@ def _describe(record: PluginRecord) -> str:
     return f"{record.value} from {record.distribution} {record.version}"
 
 
+def _kind(kind_name: str) -> DriverKind:
+    kind = DRIVER_KINDS.get(kind_name)
+    if kind is None:
+        raise ValueError(
+            f"unknown driver kind {kind_name!r}; choose one of {', '.join(sorted(DRIVER_KINDS))}"
+        )
+    return kind
+
+
+def _conflict(kind: DriverKind, key: str, matching: list[Candidate]) -> DriverConflictError:
+    sides = " and ".join(_describe(c.record) for c in matching)
+    return DriverConflictError(
+        f"two {kind.label} drivers claim {key!r}: {sides}; uninstall one, or disable one "
+        f"with PENGUIFLOW_DISABLE_PLUGINS={kind.group}:{key}"
+    )
+
+
 def resolve_driver(
     kind_name: str, spec: str, *, settings: PluginSettings | None = None, **options: Any
 ) -> Any:
@@ -122,11 +147,7 @@ def resolve_driver(
 
     The entry point names a class or factory called as `factory(spec, **options)`.
     """
-    kind = DRIVER_KINDS.get(kind_name)
-    if kind is None:
-        raise ValueError(
-            f"unknown driver kind {kind_name!r}; choose one of {', '.join(sorted(DRIVER_KINDS))}"
-        )
+    kind = _kind(kind_name)
     key = driver_key(kind, spec)
     settings = settings if settings is not None else PluginSettings.from_env()
     candidates = discover(kind.group, kind.kind, settings)
@@ -134,41 +155,84 @@ def resolve_driver(
     if not matching:
         raise _missing(kind, key, candidates)
     if len(matching) > 1:
-        sides = " and ".join(_describe(c.record) for c in matching)
-        raise DriverConflictError(
-            f"two {kind.label} drivers claim {key!r}: {sides}; uninstall one, or disable one "
-            f"with PENGUIFLOW_DISABLE_PLUGINS={kind.group}:{key}"
-        )
+        raise _conflict(kind, key, matching)
     factory = _load(kind, matching[0])
     return factory(spec, **options)
 
 
-def _ignore_missing(names: Any) -> None:
-    """Discovery already proved the entry point exists; stevedore need not warn."""
+def build_every_driver(
+    kind_name: str, settings: PluginSettings
+) -> tuple[dict[str, Any], list[PluginError]]:
+    """Every usable driver of a name-chosen kind, built with no options, by name; and what
+    went wrong with the others (conflicts, imports or factories that failed).
+
+    For kinds whose every member is offered at once (the planner lists every join strategy
+    to its model): one broken driver is reported, not allowed to hide the rest."""
+    kind = _kind(kind_name)
+    by_name: dict[str, list[Candidate]] = {}
+    for candidate in discover(kind.group, kind.kind, settings):
+        if candidate.record.status == "available":
+            by_name.setdefault(candidate.record.name, []).append(candidate)
+    built: dict[str, Any] = {}
+    problems: list[PluginError] = []
+    for name, matching in sorted(by_name.items()):
+        if len(matching) > 1:
+            problems.append(_conflict(kind, name, matching))
+            continue
+        try:
+            factory = _load(kind, matching[0])
+        except PluginError as exc:
+            problems.append(exc)
+            continue
+        try:
+            built[name] = factory(name)
+        except Exception as exc:  # a factory bug is this driver's problem, not the caller's
+            problems.append(
+                PluginLoadError(
+                    f"{kind.label} driver {name!r} ({_describe(matching[0].record)}) failed to "
+                    f"build: {type(exc).__name__}: {describe_exception(exc)}; fix or reinstall "
+                    f"{matching[0].record.distribution}, or disable it with "
+                    f"PENGUIFLOW_DISABLE_PLUGINS={kind.group}:{name}"
+                )
+            )
+    return built, problems
 
 
 def _load(kind: DriverKind, candidate: Candidate) -> Any:
+    """Import the chosen driver with stevedore's `DriverManager` (only now: a driver is
+    imported when chosen), fed the entry point discovery found.
+
+    stevedore keeps process-wide caches of each group's entry points (`ExtensionManager.
+    ENTRY_POINT_CACHE` and a path cache keyed on `sys.path`), so a distribution installed after
+    the group was first used was listed by discovery yet "not found" when chosen. The manager
+    therefore reads its one entry point from discovery (`list_entry_points`, the documented
+    place to say where extensions come from) instead of its caches; discovery already settled
+    the name, conflicts, the disable list and the kernel requirement."""
     from stevedore import DriverManager
 
     record = candidate.record
     failures: list[BaseException] = []
 
+    class ChosenDriver(DriverManager):  # type: ignore[type-arg]
+        def list_entry_points(self) -> list[Any]:
+            return [candidate.entry_point]
+
     def on_failure(manager: Any, entry_point: Any, exc: BaseException) -> None:
         failures.append(exc)
 
     try:
-        manager = DriverManager(
+        manager = ChosenDriver(
             namespace=kind.group,
             name=record.name,
             invoke_on_load=False,
             on_load_failure_callback=on_failure,
-            on_missing_entrypoints_callback=_ignore_missing,
         )
     except Exception as exc:  # stevedore reports a failed load as "no matches"
         error = failures[0] if failures else exc
         raise PluginLoadError(
             f"{kind.label} driver {record.name!r} ({_describe(record)}) failed to load: "
-            f"{type(error).__name__}: {error}; reinstall {record.distribution} or disable it "
-            f"with PENGUIFLOW_DISABLE_PLUGINS={kind.group}:{record.name}"
+            f"{type(error).__name__}: {describe_exception(error)}; reinstall "
+            f"{record.distribution} or disable it with "
+            f"PENGUIFLOW_DISABLE_PLUGINS={kind.group}:{record.name}"
         ) from error
     return manager.driver

@@ -1,22 +1,35 @@
-"""The plugin errors, as a tree:
+"""The plugin errors, as a tree (every one is a `penguiflow.errors.PenguiFlowError`):
 
 PluginError
 ├── PluginLoadError        a plugin failed to import or register (strict mode, or chosen)
+├── PluginConfigError      the plugin configuration file cannot be read (also a ValueError)
 ├── DriverNotFoundError    no installed driver has that name or scheme (also a LookupError)
 └── DriverConflictError    two installed drivers claim the same name or scheme
 """
 
 from __future__ import annotations
 
-__all__ = ["DriverConflictError", "DriverNotFoundError", "PluginError", "PluginLoadError"]
+from ..errors import PenguiFlowError
+
+__all__ = [
+    "DriverConflictError",
+    "DriverNotFoundError",
+    "PluginConfigError",
+    "PluginError",
+    "PluginLoadError",
+]
 
 
-class PluginError(Exception):
+class PluginError(PenguiFlowError):
     """Base class of every plugin-system error."""
 
 
 class PluginLoadError(PluginError):
     """A plugin could not be imported or registered."""
+
+
+class PluginConfigError(PluginError, ValueError):
+    """The plugin configuration (`PENGUIFLOW_CONFIG`) is missing, unreadable or not a table."""
 
 
 class DriverNotFoundError(PluginError, LookupError):

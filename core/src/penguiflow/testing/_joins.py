@@ -23,7 +23,13 @@ def _text(result: JoinResult) -> str:
 
 class JoinStrategyConformance:
     """Subclass and implement `make_strategy()`. A strategy must show every failure to the
-    planner (in its observation or its pause), never hide one."""
+    planner (in its observation or its pause), never hide one.
+
+    Set `entry_point` to the name your distribution registers in the
+    `penguiflow.join_strategies` group: the suite then checks that the installed driver
+    resolves by that name (as the planner finds it) to a strategy of the same class."""
+
+    entry_point: str | None = None
 
     async def make_strategy(self) -> JoinStrategy:
         raise NotImplementedError("implement make_strategy() to return a join strategy")
@@ -33,6 +39,28 @@ class JoinStrategyConformance:
 
     def _run(self, scenario: Any) -> None:
         run_with_resource(self.make_strategy, self.close_strategy, scenario)
+
+    def test_is_installed_under_its_entry_point(self) -> None:
+        if self.entry_point is None:
+            import pytest
+
+            pytest.skip(
+                "set entry_point to the name registered in 'penguiflow.join_strategies' "
+                "to check the installed driver"
+            )
+        from ..joins import get_join_strategy, join_strategies
+
+        name = self.entry_point
+        installed = get_join_strategy(name)
+
+        async def scenario(strategy: JoinStrategy) -> None:
+            assert type(installed) is type(strategy), (
+                f"entry point {name!r} builds a {type(installed).__name__}, not the "
+                f"{type(strategy).__name__} make_strategy() returns"
+            )
+
+        self._run(scenario)
+        assert name in join_strategies(), f"{name!r} is missing from join_strategies()"
 
     def test_satisfies_the_protocol(self) -> None:
         async def scenario(strategy: JoinStrategy) -> None:

@@ -1,8 +1,9 @@
 """The plugin's hooks: MCP servers from configuration become connectors.
 
 Servers come from the plugin configuration (`config["mcp"]["servers"]`, a list of server
-declarations) and from the file named by `PENGUIFLOW_MCP_CONFIG`. A package can ship
-preconfigured servers by implementing `penguiflow_register_connectors` the same way.
+declarations: the `[mcp]` section of the host's configuration) and from the file named by
+`PENGUIFLOW_MCP_CONFIG`. A package can ship preconfigured servers by implementing
+`penguiflow_register_connectors` the same way.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 from penguiflow.hookspecs import hookimpl
@@ -25,7 +27,9 @@ _closing: set[asyncio.Task[None]] = set()
 
 
 @hookimpl
-def penguiflow_register_connectors(config: dict[str, Any]) -> list[Any]:
+def penguiflow_register_connectors(
+    register: Callable[[MCPConnector], None], config: dict[str, Any]
+) -> None:
     servers: list[MCPServerConfig] = []
     section = config.get("mcp") if isinstance(config, dict) else None
     if isinstance(section, dict) and section.get("servers"):
@@ -33,9 +37,10 @@ def penguiflow_register_connectors(config: dict[str, Any]) -> list[Any]:
     path = os.environ.get(CONFIG_ENV)
     if path:
         servers += load_config(path)
-    connectors = [MCPConnector(server) for server in servers]
-    _made.update(connectors)
-    return connectors
+    for server in servers:
+        connector = MCPConnector(server)
+        _made.add(connector)
+        register(connector)
 
 
 @hookimpl

@@ -1,13 +1,21 @@
-"""ReactPlanner for PenguiFlow: an LLM drives typed tools in bounded, pausable steps."""
+"""ReactPlanner for PenguiFlow: an LLM drives typed tools in bounded, pausable steps.
+
+Names are loaded on first use: the planner's hook plugin (`penguiflow_planner.hooks`, loaded
+with every flow's hooks) imports this package, and it must stay light.
+"""
 
 from __future__ import annotations
 
-from ._actions import FinishReason, ParallelCall, PlannerAction, PlannerFinish, PlannerPause
-from ._budgets import BudgetUsage, PlannerBudgets
-from ._executor import PauseRequested, ToolContext
-from ._parsing import ActionError, parse_action
-from ._planner import Critique, PlannerEvent, ReactPlanner, ReflectionConfig
-from ._trajectory import Trajectory, TrajectoryStep
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._actions import FinishReason, ParallelCall, PlannerAction, PlannerFinish, PlannerPause
+    from ._budgets import BudgetUsage, PlannerBudgets
+    from ._executor import PauseRequested, ToolContext
+    from ._parsing import ActionError, parse_action
+    from ._planner import Critique, PlannerEvent, ReactPlanner, ReflectionConfig
+    from ._trajectory import Trajectory, TrajectoryStep
 
 __all__ = [
     "ActionError",
@@ -28,3 +36,28 @@ __all__ = [
     "TrajectoryStep",
     "parse_action",
 ]
+
+_HOMES: dict[str, str] = {
+    **dict.fromkeys(
+        ["FinishReason", "ParallelCall", "PlannerAction", "PlannerFinish", "PlannerPause"],
+        "_actions",
+    ),
+    **dict.fromkeys(["BudgetUsage", "PlannerBudgets"], "_budgets"),
+    **dict.fromkeys(["PauseRequested", "ToolContext"], "_executor"),
+    **dict.fromkeys(["ActionError", "parse_action"], "_parsing"),
+    **dict.fromkeys(["Critique", "PlannerEvent", "ReactPlanner", "ReflectionConfig"], "_planner"),
+    **dict.fromkeys(["Trajectory", "TrajectoryStep"], "_trajectory"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'penguiflow_planner' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{home}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -1,11 +1,14 @@
 """The plugin's hook: UTCP manuals from configuration become connectors.
 
-`config["utcp"]["manuals"]` lists manuals as `{"name": ..., "url": ...}` (an HTTP manual,
-optionally with `http_method` and `headers`) or `{"name": ..., "call_template": {...}}`.
+`config["utcp"]["manuals"]` (the `[utcp]` section of the host's configuration) lists manuals
+as `{"name": ..., "url": ...}` (an HTTP manual, optionally with `http_method` and `headers`)
+or `{"name": ..., "call_template": {...}}`. Every entry is checked before any connector is
+registered, so a bad one registers nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from penguiflow.hookspecs import hookimpl
@@ -16,10 +19,12 @@ __all__ = ["penguiflow_register_connectors"]
 
 
 @hookimpl
-def penguiflow_register_connectors(config: dict[str, Any]) -> list[Any]:
+def penguiflow_register_connectors(
+    register: Callable[[UTCPConnector], None], config: dict[str, Any]
+) -> None:
     section = config.get("utcp") if isinstance(config, dict) else None
     entries = section.get("manuals", []) if isinstance(section, dict) else []
-    connectors: list[Any] = []
+    connectors: list[UTCPConnector] = []
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict) or "name" not in entry:
             raise ValueError(f"utcp.manuals[{index}] needs a name and a url or call_template")
@@ -38,4 +43,5 @@ def penguiflow_register_connectors(config: dict[str, Any]) -> list[Any]:
             raise ValueError(
                 f"utcp manual {entry['name']!r} needs url= (an HTTP manual) or call_template="
             )
-    return connectors
+    for connector in connectors:
+        register(connector)

@@ -4,49 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import free_port
 from penguiflow_utcp import UTCPConnectionError, UTCPConnector, UTCPToolError
 
 from penguiflow.testing import run_async
-
-HERE = Path(__file__).resolve().parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def manual_url() -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, str(HERE / "servers" / "manual_app.py"), str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                pytest.fail("the UTCP manual app did not start")
-            time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/utcp"
-    proc.terminate()
-    proc.wait(timeout=10)
 
 
 async def using(connector: UTCPConnector, scenario: Any) -> Any:
@@ -59,7 +23,12 @@ async def using(connector: UTCPConnector, scenario: Any) -> Any:
 def test_a_manual_is_discovered_and_its_tools_called(manual_url: str) -> None:
     async def scenario(c: UTCPConnector) -> None:
         specs = await c.tool_specs()
-        assert sorted(s.name for s in specs) == ["notes.add", "notes.broken", "notes.search"]
+        assert sorted(s.name for s in specs) == [
+            "notes.add",
+            "notes.broken",
+            "notes.search",
+            "notes.slow",
+        ]
         add = next(s for s in specs if s.name == "notes.add")
         assert add.args_schema["required"] == ["a", "b"] and "utcp" in add.tags
         assert add.call is not None and await add.call({"a": 2, "b": 40}) == {"sum": 42}
@@ -76,7 +45,9 @@ def test_bad_arguments_and_failing_tools(manual_url: str) -> None:
             UTCPToolError, match=r"do not match its schema \(not sent\): b: field required"
         ):
             await c.call_tool("add", {"a": 1})
-        with pytest.raises(UTCPToolError, match="has no tool 'mul'; it has: add, broken, search"):
+        with pytest.raises(
+            UTCPToolError, match="has no tool 'mul'; it has: add, broken, search, slow"
+        ):
             await c.call_tool("mul", {})
         with pytest.raises(UTCPToolError, match=r"notes\.broken failed"):
             await c.call_tool("broken", {"query": "x"})

@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
+from penguiflow.errors import PenguiFlowError
+
 __all__ = ["CONFIG_ENV", "MCPConfigError", "MCPServerConfig", "load_config"]
 
 #: A config file to read servers from when the plugin registers connectors.
@@ -19,7 +21,7 @@ CONFIG_ENV = "PENGUIFLOW_MCP_CONFIG"
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 
 
-class MCPConfigError(ValueError):
+class MCPConfigError(PenguiFlowError, ValueError):
     """A server declaration is wrong; the message names the server and the field."""
 
 

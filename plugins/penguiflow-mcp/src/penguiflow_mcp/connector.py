@@ -4,6 +4,10 @@ The session opens on first use and is reused; it is opened again after the conne
 or when used from another event loop. Calls are bounded by `max_concurrency`, each by
 `timeout_s`, and retried `retries` times after a dropped connection. `mcp` is imported only
 when a connection is made, so installing this plugin does not slow `import penguiflow`.
+
+Concurrency follows anyio (the MCP SDK is built on it; the backend is asyncio): the session
+is owned by one task, timeouts are cancel scopes, and `aclose()` (or leaving
+`async with connector:`) cancels and awaits the owner task, so no task outlives the connector.
 """
 
 from __future__ import annotations
@@ -14,10 +18,15 @@ import json
 import logging
 import uuid
 from collections.abc import Mapping
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
+
 from penguiflow.catalog import NodeSpec, argument_errors
+from penguiflow.errors import PenguiFlowError, describe_exception
+from penguiflow.resources import AsyncResource
 
 from .config import MCPServerConfig
 
@@ -26,7 +35,15 @@ __all__ = ["MCPConnectionError", "MCPConnector", "MCPError", "MCPTool", "MCPTool
 logger = logging.getLogger("penguiflow.mcp")
 
 
-class MCPError(RuntimeError):
+#: how long a closing session may take to shut down cleanly before it is cancelled
+_CLOSE_GRACE_S = 5.0
+#: the SDK's and HTTP client's own timeouts are set this much later than ours, so that our
+#: cancel scope, not theirs, decides when a call has taken too long (theirs would be taken for
+#: a dropped connection and the call retried)
+_SDK_TIMEOUT_MARGIN_S = 5.0
+
+
+class MCPError(PenguiFlowError, RuntimeError):
     """Something went wrong with an MCP server; the message names the server."""
 
 
@@ -49,13 +66,20 @@ class MCPTool:
 
 
 class _Session:
-    """Owns the MCP client in one task, as anyio requires; others only send requests."""
+    """One MCP session, owned by one task.
+
+    The SDK's client must be entered and left in the same task (anyio's rule for task groups
+    and cancel scopes), so an owner task holds it open and other tasks only send requests
+    through it. A connector used without `async with` has no enclosing scope that could own
+    that task, so it runs on its own and `close()` ends it and waits for it."""
 
     def __init__(self, config: MCPServerConfig) -> None:
         self.config = config
         self.client: Any = None
         self.loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
+        self._ready = anyio.Event()  # the handshake is done, or the owner has ended
+        self._stop = anyio.Event()
+        self._failure: Exception | None = None
         self._task: asyncio.Task[None] | None = None
         #: the last HTTP error status the server answered (the SDK's errors do not carry it)
         self.http_status: int | None = None
@@ -65,25 +89,31 @@ class _Session:
         return self.client is not None and self._task is not None and not self._task.done()
 
     async def open(self) -> None:
-        ready: asyncio.Future[None] = self.loop.create_future()
-        self._task = self.loop.create_task(
-            self._own(ready), name=f"penguiflow-mcp:{self.config.name}"
-        )
+        self._task = self.loop.create_task(self._own(), name=f"penguiflow-mcp:{self.config.name}")
         try:
-            await asyncio.wait_for(asyncio.shield(ready), self.config.connect_timeout_s)
-        except TimeoutError:
-            await self.close()
+            with anyio.move_on_after(self.config.connect_timeout_s):
+                await self._ready.wait()
+        except BaseException:
+            # Cancelled while connecting: the half-open session must not outlive the caller.
+            with anyio.CancelScope(shield=True):
+                await self.close()
+            raise
+        if self.client is not None:
+            return
+        handshake_done = self._ready.is_set()
+        failure = self._failure
+        await self.close()
+        if not handshake_done:
             raise MCPConnectionError(
                 f"MCP server {self.config.name!r} did not complete the MCP handshake within "
                 f"{self.config.connect_timeout_s:g}s; is {self._target()} an MCP server, and "
                 "does it speak MCP on stdout (not logs)?"
-            ) from None
-        except Exception as exc:
-            await self.close()
-            raise MCPConnectionError(
-                f"MCP server {self.config.name!r} could not be started or reached at "
-                f"{self._target()}: {_describe(exc)}{self._status_hint()}"
-            ) from exc
+            )
+        reason = _describe(failure) if failure is not None else "it closed the connection"
+        raise MCPConnectionError(
+            f"MCP server {self.config.name!r} could not be started or reached at "
+            f"{self._target()}: {reason}{self._status_hint()}"
+        ) from failure
 
     def _status_hint(self) -> str:
         status = self.http_status
@@ -101,87 +131,103 @@ class _Session:
             return " ".join([self.config.command, *self.config.args])
         return str(self.config.url)
 
-    async def _own(self, ready: asyncio.Future[None]) -> None:
-        from mcp import Client
-
+    async def _own(self) -> None:
+        """The owner task: open the client, serve until asked to stop, close it. Failures
+        are recorded for `open()` (or logged, once serving); cancellation propagates."""
         try:
-            if self.config.command is not None:
-                from mcp.client.stdio import StdioServerParameters
-
-                target: Any = StdioServerParameters(
-                    command=self.config.command,
-                    args=list(self.config.args),
-                    env=self.config.resolved_env() or None,
-                    cwd=self.config.cwd,
-                )
-                async with Client(target, read_timeout_seconds=self.config.timeout_s) as client:
-                    await self._serve(client, ready)
-            else:
-                import httpx2
-                from mcp.client.streamable_http import streamable_http_client
-
-                async def record(response: Any) -> None:
-                    if response.status_code >= 400:
-                        self.http_status = response.status_code
-
-                async with httpx2.AsyncClient(
-                    headers=self.config.resolved_headers(),
-                    timeout=httpx2.Timeout(
-                        self.config.timeout_s, connect=self.config.connect_timeout_s
-                    ),
-                    event_hooks={"response": [record]},
-                ) as http:
-                    transport = streamable_http_client(str(self.config.url), http_client=http)
-                    async with Client(
-                        transport, read_timeout_seconds=self.config.timeout_s
-                    ) as client:
-                        await self._serve(client, ready)
-        except BaseException as exc:
-            if not ready.done():
-                ready.set_exception(
-                    exc if isinstance(exc, Exception) else MCPConnectionError(str(exc))
-                )
-            elif not isinstance(exc, asyncio.CancelledError):
+            async with AsyncExitStack() as stack:
+                self.client = await self._enter_client(stack)
+                self._ready.set()
+                await self._stop.wait()
+        except Exception as exc:  # an anyio group of Exceptions is an Exception too
+            self._failure = exc
+            if self._ready.is_set():
                 logger.warning(
                     "MCP server %r dropped the connection: %s", self.config.name, _describe(exc)
                 )
         finally:
             self.client = None
+            self._ready.set()  # wakes open() whatever happened
 
-    async def _serve(self, client: Any, ready: asyncio.Future[None]) -> None:
-        self.client = client
-        ready.set_result(None)
-        await self._stop.wait()
+    async def _enter_client(self, stack: AsyncExitStack) -> Any:
+        from mcp import Client
+
+        read_timeout = self.config.timeout_s + _SDK_TIMEOUT_MARGIN_S
+        if self.config.command is not None:
+            from mcp.client.stdio import StdioServerParameters
+
+            target: Any = StdioServerParameters(
+                command=self.config.command,
+                args=list(self.config.args),
+                env=self.config.resolved_env() or None,
+                cwd=self.config.cwd,
+            )
+            return await stack.enter_async_context(
+                Client(target, read_timeout_seconds=read_timeout)
+            )
+        import httpx2
+        from mcp.client.streamable_http import streamable_http_client
+
+        async def record(response: Any) -> None:
+            if response.status_code >= 400:
+                self.http_status = response.status_code
+
+        http = await stack.enter_async_context(
+            httpx2.AsyncClient(
+                headers=self.config.resolved_headers(),
+                # Later than our scope too, like the SDK's timeout (see _SDK_TIMEOUT_MARGIN_S).
+                timeout=httpx2.Timeout(read_timeout, connect=self.config.connect_timeout_s),
+                event_hooks={"response": [record]},
+            )
+        )
+        transport = streamable_http_client(str(self.config.url), http_client=http)
+        return await stack.enter_async_context(Client(transport, read_timeout_seconds=read_timeout))
 
     async def close(self) -> None:
+        """End the owner task and wait until it has ended (idempotent). A serving session gets
+        `_CLOSE_GRACE_S` to leave the SDK's context cleanly (a stdio server is terminated,
+        HTTP streams are closed); after that, or when the caller is cancelled meanwhile, the
+        owner is cancelled, and awaited all the same."""
         self._stop.set()
-        if self._task is not None and not self._task.done():
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), 5)
-            except (TimeoutError, Exception):
-                self._task.cancel()
-                await asyncio.gather(self._task, return_exceptions=True)
+        task = self._task
+        if task is None or task.done():
+            return
+        try:
+            if self.client is not None:
+                with anyio.move_on_after(_CLOSE_GRACE_S):
+                    await asyncio.wait([task])
+        finally:
+            if not task.done():
+                task.cancel()
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait([task])
 
 
 def _describe(exc: BaseException) -> str:
-    """The innermost useful message of an exception (anyio groups wrap the real cause)."""
+    """The innermost useful message of an exception (anyio groups wrap the real cause);
+    safe with exceptions whose `__str__` raises."""
     seen = exc
     while isinstance(seen, BaseExceptionGroup) and seen.exceptions:
         seen = seen.exceptions[0]
-    return f"{type(seen).__name__}: {seen}" if str(seen) else type(seen).__name__
+    text, kind = describe_exception(seen), type(seen).__name__
+    return text if text.startswith(kind) else f"{kind}: {text}"
 
 
-class MCPConnector:
-    """The tools of one MCP server (a `penguiflow.connectors.Connector`)."""
+class MCPConnector(AsyncResource):
+    """The tools of one MCP server (a `penguiflow.connectors.Connector`).
+
+    `await connector.aclose()` closes the session (idempotent); `async with connector:` closes
+    it on the way out. A closed connector stays usable: the next call opens a new session."""
 
     def __init__(self, config: MCPServerConfig) -> None:
         self.config = config
         self.name = config.name
         self._session: _Session | None = None
-        #: the loop `_opening` and `_gate` belong to (asyncio primitives are per loop)
+        #: the loop `_opening` and `_gate` were made for: made again for each event loop, so
+        #: a lock or a gate slot held by a call on a loop that died cannot block another loop
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._opening = asyncio.Lock()
-        self._gate = asyncio.Semaphore(config.max_concurrency)
+        self._opening: anyio.Lock | None = None
+        self._gate: anyio.Semaphore | None = None
         self._tools: dict[str, MCPTool] | None = None
         self._artifacts: dict[str, tuple[str, bytes | str]] = {}
 
@@ -194,12 +240,19 @@ class MCPConnector:
         """The server's tools (fetched once per connection)."""
         if self._tools is None:
             session = await self._connected()
+            listing: Any = None
             try:
-                listing = await session.client.list_tools()
+                with anyio.move_on_after(self.config.timeout_s):
+                    listing = await session.client.list_tools()
             except Exception as exc:
                 raise MCPConnectionError(
                     f"MCP server {self.name!r} failed to list its tools: {_describe(exc)}"
                 ) from exc
+            if listing is None:
+                raise MCPConnectionError(
+                    f"MCP server {self.name!r} did not list its tools within "
+                    f"{self.config.timeout_s:g}s (timeout_s)"
+                )
             self._tools = {
                 tool.name: MCPTool(
                     name=tool.name,
@@ -259,20 +312,23 @@ class MCPConnector:
             raise KeyError(f"no artifact {ref!r} on MCP connector {self.name!r}") from None
 
     async def aclose(self) -> None:
-        if self._session is not None and self._session.loop is asyncio.get_running_loop():
-            await self._session.close()
-        self._session = None
+        """Close the session: its owner task is ended and awaited (idempotent)."""
+        session, self._session = self._session, None
+        # A session made on another event loop ended with that loop (asyncio.run cancels the
+        # tasks it leaves); it cannot be awaited from this one.
+        if session is not None and session.loop is asyncio.get_running_loop():
+            await session.close()
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _for_this_loop(self) -> tuple[asyncio.Lock, asyncio.Semaphore]:
+    def _for_this_loop(self) -> tuple[anyio.Lock, anyio.Semaphore]:
         """The opening lock and the concurrency gate of the running loop, made once per loop
         so that concurrent first calls share them."""
         loop = asyncio.get_running_loop()
-        if self._loop is not loop:
+        if self._loop is not loop or self._opening is None or self._gate is None:
             self._loop = loop
-            self._opening = asyncio.Lock()
-            self._gate = asyncio.Semaphore(self.config.max_concurrency)
+            self._opening = anyio.Lock()
+            self._gate = anyio.Semaphore(self.config.max_concurrency)
         return self._opening, self._gate
 
     async def _connected(self) -> _Session:
@@ -306,13 +362,9 @@ class MCPConnector:
                     f"and reconnecting failed: {exc}"
                 ) from exc
             try:
-                result = await asyncio.wait_for(
-                    session.client.call_tool(tool, args), self.config.timeout_s
-                )
-            except TimeoutError:
-                raise MCPToolError(
-                    f"{self.name}.{tool} did not answer within {self.config.timeout_s:g}s"
-                ) from None
+                result = await self._call_once(session, tool, args)
+            except MCPToolError:
+                raise
             except Exception as exc:
                 if _is_protocol_error(exc):
                     raise MCPToolError(f"{self.name}.{tool} failed: {_describe(exc)}") from exc
@@ -326,6 +378,15 @@ class MCPConnector:
                 logger.info("MCP server %r dropped (%s); reconnecting", self.name, _describe(exc))
                 continue
             return self._result(tool, result)
+
+    async def _call_once(self, session: _Session, tool: str, args: dict[str, Any]) -> Any:
+        with anyio.move_on_after(self.config.timeout_s):
+            return await session.client.call_tool(tool, args)
+        # Only this scope's timeout gets here; the caller's cancellation propagates. The
+        # session stays open: the SDK drops the late answer.
+        raise MCPToolError(
+            f"{self.name}.{tool} did not answer within {self.config.timeout_s:g}s (timeout_s)"
+        )
 
     def _result(self, tool: str, result: Any) -> Any:
         texts = [c.text for c in result.content if getattr(c, "type", None) == "text"]

@@ -5,6 +5,7 @@ python calc_http.py PORT TOKEN [NAME]
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
@@ -44,6 +45,12 @@ def picture() -> Image:
 @server.tool(description="Fails on purpose.", structured_output=False)
 def fail(reason: str) -> str:
     raise ValueError(reason)
+
+
+@server.tool(description="Answers after `seconds`.", structured_output=False)
+async def slow(seconds: float) -> str:
+    await asyncio.sleep(seconds)
+    return f"slept {seconds}s"
 
 
 @server.tool(description="Kills the server mid-call.", structured_output=False)

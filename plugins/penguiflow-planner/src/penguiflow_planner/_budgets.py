@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -72,3 +73,11 @@ class BudgetUsage(BaseModel):
 
     def hops_left(self, budgets: PlannerBudgets) -> int | None:
         return None if budgets.hop_budget is None else budgets.hop_budget - self.hops
+
+    def deadline_left_s(self, budgets: PlannerBudgets) -> float:
+        """Seconds of `deadline_s` left to the current running stretch (negative once it has
+        passed); infinity without a deadline. Time banked before a pause counts, the pause
+        itself does not."""
+        if budgets.deadline_s is None:
+            return math.inf
+        return budgets.deadline_s - self.elapsed_s()

@@ -1,24 +1,32 @@
-"""Running one tool: its arguments validated, its node's policy applied (timeout, retries)."""
+"""Running one tool: its arguments validated, its node's policy applied (timeout, retries).
+
+The timeout is an anyio cancel scope, so it nests under the run's deadline scope: whichever
+ends first cancels the call, and the run's deadline is never mistaken for the tool's timeout.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+import anyio
 from pydantic import BaseModel
 
 from penguiflow.catalog import NodeSpec
+from penguiflow.errors import PenguiFlowError, describe_exception
 from penguiflow.joins import BranchOutcome
+from penguiflow.node import NodePolicy
 from penguiflow.runtime import CircuitBreaker
 
 __all__ = ["PauseRequested", "ToolContext", "run_tool"]
 
 
-class PauseRequested(Exception):
-    """Raised by `ctx.pause(...)` inside a tool: the run stops and waits for a human."""
+class PauseRequested(PenguiFlowError):
+    """Raised by `ctx.pause(...)` inside a tool: the run stops and waits for a human.
+
+    Let it propagate out of the tool: the planner turns it into a `PlannerPause`."""
 
     def __init__(self, reason: str, payload: Mapping[str, Any]) -> None:
         super().__init__(reason)
@@ -75,6 +83,47 @@ async def _invoke(spec: NodeSpec, args: dict[str, Any], ctx: ToolContext) -> Any
     raise TypeError(f"tool {spec.name!r} has neither a node nor a call function")
 
 
+class _ToolTimedOut(Exception):
+    """The tool's own `timeout_s` ran out (told apart from a `TimeoutError` the tool raised)."""
+
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__(f"timed out after {timeout_s:g}s")
+
+
+async def _attempt(
+    spec: NodeSpec, args: dict[str, Any], ctx: ToolContext, timeout_s: float | None
+) -> Any:
+    if timeout_s is None:
+        return await _invoke(spec, args, ctx)
+    with anyio.move_on_after(timeout_s):
+        return await _invoke(spec, args, ctx)
+    # Only this scope's own timeout gets here: a cancellation from an enclosing scope (the
+    # run's deadline, the caller) is not caught by it and propagates.
+    raise _ToolTimedOut(timeout_s)
+
+
+async def _back_off(policy: NodePolicy, retry: int) -> None:
+    """Sleep before retry number `retry`. Nothing here can overflow: the retry count is a
+    plain int and the kernel's `backoff_delay` never overflows (an uncapped delay that grows
+    past a float is infinite, and then only the run's deadline or a cancellation ends it)."""
+    await anyio.sleep(policy.backoff_delay(retry))
+
+
+def _failed(
+    spec: NodeSpec, args: dict[str, Any], error: Exception, started: float
+) -> BranchOutcome:
+    # The observation the model sees. describe_exception, because a tool's exception must
+    # not be able to break the run, even one whose __str__ raises.
+    return BranchOutcome(
+        tool=spec.name,
+        args=args,
+        ok=False,
+        error=describe_exception(error),
+        error_type="TimeoutError" if isinstance(error, _ToolTimedOut) else type(error).__name__,
+        duration_s=time.perf_counter() - started,
+    )
+
+
 async def run_tool(
     spec: NodeSpec,
     args: dict[str, Any],
@@ -83,9 +132,11 @@ async def run_tool(
 ) -> BranchOutcome:
     """Call the tool under its node's policy (timeout, retries, output validation, and the
     circuit `breaker` the planner keeps for it); failures become a failed outcome, never an
-    exception (except a pause, which stops the run)."""
+    exception (except a pause, which stops the run, and cancellation, which is never
+    swallowed)."""
     policy = spec.node.policy if spec.node is not None else None
     attempts = 1 + (policy.max_retries if policy is not None else 0)
+    timeout_s = policy.timeout_s if policy is not None else None
     started = time.perf_counter()
     error: Exception | None = None
     for attempt in range(attempts):
@@ -100,20 +151,8 @@ async def run_tool(
                 error_type="CircuitOpen",
             )
         try:
-            if policy is not None and policy.timeout_s is not None:
-                async with asyncio.timeout(policy.timeout_s):
-                    result = await _invoke(spec, args, ctx)
-            else:
-                result = await _invoke(spec, args, ctx)
-            if breaker is not None:
-                breaker.on_success()
-            return BranchOutcome(
-                tool=spec.name,
-                args=args,
-                ok=True,
-                output=_jsonable(result),
-                duration_s=time.perf_counter() - started,
-            )
+            result = await _attempt(spec, args, ctx, timeout_s)
+            output = _jsonable(result)
         except PauseRequested:
             raise
         except Exception as exc:
@@ -121,16 +160,16 @@ async def run_tool(
             if breaker is not None:
                 breaker.on_failure(time.monotonic())
             if policy is not None and attempt + 1 < attempts:
-                await asyncio.sleep(policy.backoff_delay(attempt + 1))
+                await _back_off(policy, attempt + 1)
+            continue
+        if breaker is not None:
+            breaker.on_success()
+        return BranchOutcome(
+            tool=spec.name,
+            args=args,
+            ok=True,
+            output=output,
+            duration_s=time.perf_counter() - started,
+        )
     assert error is not None
-    text = str(error) or type(error).__name__
-    if isinstance(error, TimeoutError) and policy is not None and policy.timeout_s is not None:
-        text = f"timed out after {policy.timeout_s:g}s"
-    return BranchOutcome(
-        tool=spec.name,
-        args=args,
-        ok=False,
-        error=text,
-        error_type=type(error).__name__,
-        duration_s=time.perf_counter() - started,
-    )
+    return _failed(spec, args, error, started)

@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from penguiflow.catalog import NodeSpec
+from penguiflow.errors import PenguiFlowError
 
 from ._actions import PlannerAction
 
@@ -38,7 +39,7 @@ _PLACEHOLDER = re.compile(
 )
 
 
-class ActionError(ValueError):
+class ActionError(PenguiFlowError, ValueError):
     """The reply is not a usable action; `errors` say why, for the model to fix."""
 
     def __init__(self, errors: list[str]) -> None:

@@ -8,6 +8,11 @@ fit follows `overflow`: `truncate_summary` (shorten the summary first), `truncat
 (drop the oldest turns first) or `error` (raise `MemoryBudgetExceeded`). With a state store
 that supports memory state, every key's memory survives restarts.
 
+The memory owns its background summaries: `await memory.flush()` waits for them, and
+`await memory.aclose()` (or leaving `async with memory:`) cancels and awaits them, so none
+outlives the memory. A cancelled summary loses nothing: its turns stay pending and the next
+turn schedules them again. The memory stays usable after `aclose()`.
+
 Driver `rolling_summary` of `penguiflow.memory_strategies`:
 `resolve_driver("memory_strategy", "rolling_summary", llm=client, max_turns=6)`.
 """
@@ -16,8 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 from typing import Any, Literal
 
+import anyio
+
+from penguiflow.errors import describe_exception
 from penguiflow.llm import JSONLLMClient, LLMMessage
 from penguiflow.memory import (
     ConversationTurn,
@@ -26,6 +35,7 @@ from penguiflow.memory import (
     MemorySnapshot,
     estimate_tokens,
 )
+from penguiflow.resources import AsyncResource
 from penguiflow.state import require_capabilities
 
 __all__ = ["RollingSummaryMemory", "rolling_summary_memory"]
@@ -72,7 +82,7 @@ class _KeyState:
         return state
 
 
-class RollingSummaryMemory:
+class RollingSummaryMemory(AsyncResource):
     def __init__(
         self,
         llm: JSONLLMClient,
@@ -106,6 +116,8 @@ class RollingSummaryMemory:
         self._store = state_store
         self._states: dict[str, _KeyState] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        #: the summary running for each key. A summary must not delay the run that caused it,
+        #: so it cannot live in that run's task group; the memory owns it instead (aclose()).
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
     # -- the strategy protocol ---------------------------------------------------------------
@@ -141,10 +153,7 @@ class RollingSummaryMemory:
         if key is None:
             return
         name = key.as_string()
-        task = self._tasks.pop(name, None)
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await self._cancel([self._tasks.pop(name)] if name in self._tasks else [])
         async with self._lock(name):
             self._states[name] = _KeyState()
             await self._save(name, self._states[name])
@@ -152,12 +161,24 @@ class RollingSummaryMemory:
     # -- background summaries ----------------------------------------------------------------
 
     async def flush(self) -> None:
-        """Wait for the summaries in progress (tests, shutdown)."""
+        """Wait for the summaries in progress, and those they schedule (tests, shutdown)."""
         while self._tasks:
-            await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
+            await asyncio.wait(list(self._tasks.values()))
 
     async def aclose(self) -> None:
-        await self.flush()
+        """Cancel the summaries in progress and wait until they have ended (idempotent).
+        Their turns stay pending; `flush()` first to let them finish instead."""
+        while self._tasks:
+            await self._cancel(list(self._tasks.values()))
+
+    async def _cancel(self, tasks: list[asyncio.Task[None]]) -> None:
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            # Shielded: once cancelled, the tasks are awaited even if the caller is cancelled
+            # meanwhile, so none is left running unowned.
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait(tasks)
 
     async def health(self, key: MemoryKey) -> Health:
         async with self._lock(key.as_string()):
@@ -165,13 +186,13 @@ class RollingSummaryMemory:
 
     def _schedule(self, name: str) -> None:
         running = self._tasks.get(name)
-        if running is not None and not running.done():
-            return
-        task = asyncio.get_running_loop().create_task(self._summarise(name))
-        self._tasks[name] = task
-        task.add_done_callback(
-            lambda done: self._tasks.pop(name, None) if self._tasks.get(name) is done else None
+        if running is not None and not running.done() and running is not asyncio.current_task():
+            return  # that summary will pick up the new turns when it ends
+        task = asyncio.get_running_loop().create_task(
+            self._summarise(name), name=f"penguiflow-rolling-summary:{name}"
         )
+        self._tasks[name] = task
+        task.add_done_callback(partial(self._forget, name))
 
     def _forget(self, name: str, done: asyncio.Task[None]) -> None:
         if self._tasks.get(name) is done:
@@ -203,7 +224,12 @@ class RollingSummaryMemory:
                 state.failures += 1
                 state.health = "degraded" if state.failures > self.max_retries else "retry"
                 await self._save(name, state)
-            logger.warning("rolling summary for %s failed (%s); health %s", name, exc, state.health)
+            logger.warning(
+                "rolling summary for %s failed (%s); health %s",
+                name,
+                describe_exception(exc),
+                state.health,
+            )
             return
         async with self._lock(name):
             state = await self._load(name)
@@ -213,7 +239,7 @@ class RollingSummaryMemory:
             state.health = "healthy"
             await self._save(name, state)
             again = bool(state.pending)
-        if again:
+        if again:  # turns added while this summary ran: a fresh task folds them in
             self._schedule(name)
 
     # -- helpers -----------------------------------------------------------------------------

@@ -3,6 +3,10 @@
 A manual is discovered from its call template (for HTTP, the URL that serves the manual);
 its tools are named `<manual>.<tool>` and called through the UTCP client with the call
 templates the manual declares. `utcp` is imported when the connector first connects.
+
+Concurrency follows anyio (on the asyncio backend): fetching the manual and each call are
+bounded by cancel scopes, a client whose registration is cancelled or fails is closed before
+the error goes on, and `aclose()` (or leaving `async with connector:`) closes the client.
 """
 
 from __future__ import annotations
@@ -13,14 +17,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
+
 from penguiflow.catalog import NodeSpec, argument_errors
+from penguiflow.errors import PenguiFlowError, describe_exception
+from penguiflow.resources import AsyncResource
 
 __all__ = ["UTCPConnectionError", "UTCPConnector", "UTCPError", "UTCPTool", "UTCPToolError"]
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
-class UTCPError(RuntimeError):
+class UTCPError(PenguiFlowError, RuntimeError):
     """Something went wrong with a UTCP manual; the message names it."""
 
 
@@ -41,9 +49,12 @@ class UTCPTool:
     tags: tuple[str, ...]
 
 
-class UTCPConnector:
+class UTCPConnector(AsyncResource):
     """One UTCP manual. `call_template` is the manual's UTCP call template; for a manual
-    served over HTTP, `UTCPConnector.http(name, url)` builds it."""
+    served over HTTP, `UTCPConnector.http(name, url)` builds it.
+
+    `await connector.aclose()` closes the UTCP client (idempotent); `async with connector:`
+    closes it on the way out. A closed connector stays usable: it connects again when used."""
 
     def __init__(
         self, name: str, call_template: Mapping[str, Any], *, timeout_s: float = 30.0
@@ -59,7 +70,7 @@ class UTCPConnector:
         self._client: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tools: dict[str, UTCPTool] | None = None
-        self._lock: asyncio.Lock | None = None
+        self._lock: anyio.Lock | None = None
         self._lock_loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
@@ -91,7 +102,7 @@ class UTCPConnector:
             return self._client
         if self._lock is None or self._lock_loop is not loop:
             # One lock per loop, made before anyone waits, so concurrent first calls share it.
-            self._lock, self._lock_loop = asyncio.Lock(), loop
+            self._lock, self._lock_loop = anyio.Lock(), loop
         async with self._lock:
             if self._client is not None and self._loop is loop:
                 return self._client
@@ -99,23 +110,12 @@ class UTCPConnector:
 
             client = await UtcpClient.create(config={"manual_call_templates": []})
             try:
-                result = await asyncio.wait_for(
-                    client.register_manual(_template(self.call_template)), self.timeout_s
-                )
-            except Exception as exc:
-                await client.close()
-                where = self.call_template.get("url", self.call_template)
-                raise UTCPConnectionError(
-                    f"UTCP manual {self.name!r} could not be fetched from {where}: "
-                    f"{type(exc).__name__}: {exc}"
-                ) from exc
-            if not getattr(result, "success", True):
-                await client.close()
-                errors = "; ".join(getattr(result, "errors", []) or ["no details"])
-                raise UTCPConnectionError(
-                    f"UTCP manual {self.name!r} could not be registered from "
-                    f"{self.call_template.get('url', self.call_template)}: {errors}"
-                )
+                result = await self._register(client)
+            except BaseException:
+                # Failed, timed out or cancelled: the client must not outlive the attempt.
+                with anyio.CancelScope(shield=True):
+                    await client.close()
+                raise
             self._client, self._loop, self._tools = client, loop, None
             self._tools = {
                 tool.name.split(".", 1)[-1]: UTCPTool(
@@ -128,6 +128,28 @@ class UTCPConnector:
                 for tool in result.manual.tools
             }
             return client
+
+    async def _register(self, client: Any) -> Any:
+        where = self.call_template.get("url", self.call_template)
+        result: Any = None
+        try:
+            with anyio.move_on_after(self.timeout_s):
+                result = await client.register_manual(_template(self.call_template))
+        except Exception as exc:
+            raise UTCPConnectionError(
+                f"UTCP manual {self.name!r} could not be fetched from {where}: {_describe(exc)}"
+            ) from exc
+        if result is None:
+            raise UTCPConnectionError(
+                f"UTCP manual {self.name!r} could not be fetched from {where}: no answer within "
+                f"{self.timeout_s:g}s (timeout_s)"
+            )
+        if not getattr(result, "success", True):
+            errors = "; ".join(getattr(result, "errors", []) or ["no details"])
+            raise UTCPConnectionError(
+                f"UTCP manual {self.name!r} could not be registered from {where}: {errors}"
+            )
+        return result
 
     async def list_tools(self) -> list[UTCPTool]:
         await self._connected()
@@ -151,17 +173,20 @@ class UTCPConnector:
                 f"{'; '.join(errors)}"
             )
         try:
-            return await asyncio.wait_for(
-                client.call_tool(f"{self.name}.{tool}", args), self.timeout_s
-            )
-        except TimeoutError:
-            raise UTCPToolError(
-                f"{self.name}.{tool} did not answer within {self.timeout_s:g}s"
-            ) from None
+            with anyio.move_on_after(self.timeout_s):
+                return await client.call_tool(f"{self.name}.{tool}", args)
+        except TimeoutError as exc:  # the client's own (an OSError too): not unreachable
+            raise UTCPToolError(f"{self.name}.{tool} timed out: {describe_exception(exc)}") from exc
         except OSError as exc:
-            raise UTCPConnectionError(f"{self.name}.{tool}: endpoint unreachable ({exc})") from exc
+            raise UTCPConnectionError(
+                f"{self.name}.{tool}: endpoint unreachable ({describe_exception(exc)})"
+            ) from exc
         except Exception as exc:
-            raise UTCPToolError(f"{self.name}.{tool} failed: {type(exc).__name__}: {exc}") from exc
+            raise UTCPToolError(f"{self.name}.{tool} failed: {_describe(exc)}") from exc
+        # Only this scope's timeout gets here; the caller's cancellation propagates.
+        raise UTCPToolError(
+            f"{self.name}.{tool} did not answer within {self.timeout_s:g}s (timeout_s)"
+        )
 
     async def tool_specs(self) -> list[NodeSpec]:
         specs = []
@@ -180,9 +205,19 @@ class UTCPConnector:
         return specs
 
     async def aclose(self) -> None:
-        if self._client is not None and self._loop is asyncio.get_running_loop():
-            await self._client.close()
+        """Close the UTCP client (idempotent)."""
+        client, loop = self._client, self._loop
         self._client, self._loop, self._tools = None, None, None
+        # A client made on another event loop cannot be closed from this one (its loop has
+        # ended, or owns it); it is dropped.
+        if client is not None and loop is asyncio.get_running_loop():
+            await client.close()
+
+
+def _describe(exc: BaseException) -> str:
+    """`Type: message`, safe with exceptions whose `__str__` raises or is empty."""
+    text, kind = describe_exception(exc), type(exc).__name__
+    return text if text.startswith(kind) else f"{kind}: {text}"
 
 
 def _template(data: Mapping[str, Any]) -> Any:

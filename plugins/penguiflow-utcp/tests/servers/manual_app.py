@@ -5,6 +5,7 @@ python manual_app.py PORT
 
 from __future__ import annotations
 
+import asyncio
 import sys
 
 import uvicorn
@@ -36,6 +37,8 @@ def tool(name: str, path: str, description: str, inputs: dict, outputs: dict | N
 NUMBERS = {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
            "required": ["a", "b"]}  # fmt: skip
 QUERY = {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]}
+SECONDS = {"type": "object", "properties": {"seconds": {"type": "number"}},
+           "required": ["seconds"]}  # fmt: skip
 
 
 async def manual(request: Request) -> JSONResponse:
@@ -47,6 +50,7 @@ async def manual(request: Request) -> JSONResponse:
                 tool("add", "/add", "Add two integers.", NUMBERS, {"type": "object"}),
                 tool("search", "/search", "Search the notes.", QUERY),
                 tool("broken", "/broken", "Always fails.", QUERY),
+                tool("slow", "/slow", "Answers after `seconds`.", SECONDS),
             ],
         }
     )
@@ -64,12 +68,27 @@ async def broken(request: Request) -> JSONResponse:
     return JSONResponse({"error": "backend down"}, status_code=500)
 
 
+async def slow(request: Request) -> JSONResponse:
+    seconds = float(request.query_params["seconds"])
+    await asyncio.sleep(seconds)
+    return JSONResponse({"slept": seconds})
+
+
+async def slow_manual(request: Request) -> JSONResponse:
+    """A manual that takes 30 s to arrive."""
+    await asyncio.sleep(30)
+    return await manual(request)
+
+
 app = Starlette(
     routes=[
         Route("/utcp", manual),
         Route("/add", add),
         Route("/search", search),
         Route("/broken", broken),
+        Route("/slow", slow),
+        Route("/utcp-slow", slow_manual),
     ]
 )
-uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+# The slow routes would otherwise hold up the shutdown for as long as they sleep.
+uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1)

@@ -1,0 +1,57 @@
+"""The UTCP manual app (a real HTTP server on 127.0.0.1), shared by the test modules."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def manual_url() -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "servers" / "manual_app.py"), str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                pytest.fail("the UTCP manual app did not start")
+            time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}/utcp"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+async def leftover_tasks(before: set[asyncio.Task[Any]], within: float = 10.0) -> set[Any]:
+    """Tasks started since `before` that are still pending; polled until there are none or
+    `within` seconds have passed (a cancelled task may need a few loop turns to end)."""
+    deadline = time.monotonic() + within
+    while True:
+        left = {task for task in asyncio.all_tasks() if task not in before and not task.done()}
+        if not left or time.monotonic() >= deadline:
+            return left
+        await asyncio.sleep(0.01)

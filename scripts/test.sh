@@ -13,14 +13,20 @@ fi
 
 rm -rf .reports && mkdir -p .reports
 
-# tox rebuilds an env when its deps lines change, not when a package's pyproject.toml does
-# (new dependencies, new or removed entry points): rebuild every env when any of them changed.
+# tox rebuilds an env when its deps lines change, not when the packages it installed from
+# this checkout change (code, dependencies, entry points): the envs install them as a user
+# would (not editable), so rebuild every env when any package file changed since the last run.
 recreate=()
-stamp=".tox/.pyprojects.sha256"
-digest="$(find core plugins contrib -name pyproject.toml -not -path '*/build/*' | sort | xargs sha256sum | sha256sum)"
+stamp=".tox/.packages.sha256"
+digest="$(find core plugins contrib -type f \( -name '*.py' -o -name '*.toml' -o -name 'py.typed' \) \
+    -not -path '*/build/*' -not -path '*.egg-info/*' -not -path '*/tests/*' -print0 \
+    | sort -z | xargs -0 sha256sum | sha256sum)"
 if [ -d .tox ] && [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
     recreate=(--recreate)
 fi
+# setuptools builds a non-editable install in the package's own build/ folder and never
+# deletes files removed from the source since: start every build from a clean folder.
+rm -rf core/build plugins/*/build contrib/*/build
 
 # Servers the suite needs, on 127.0.0.1 only; stopped however the run ends.
 trap 'bash scripts/services/redis.sh stop; bash scripts/services/postgres.sh stop' EXIT

@@ -31,7 +31,8 @@ CATALOG_NAMES = {"NodeSpec", "SideEffect", "ToolInputExample", "ToolLoadingMode"
 
 def test_all_lists_every_compatible_name() -> None:
     assert set(penguiflow.__all__) >= CORE_NAMES
-    assert set(penguiflow.__all__) - CORE_NAMES == {"CircuitBreakerPolicy", *CATALOG_NAMES}
+    extra = {"CircuitBreakerPolicy", "PenguiFlowError", *CATALOG_NAMES}
+    assert set(penguiflow.__all__) - CORE_NAMES == extra
     assert len(penguiflow.__all__) == len(set(penguiflow.__all__))
 
 

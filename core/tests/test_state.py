@@ -134,6 +134,7 @@ def test_public_names() -> None:
         "CAPABILITIES",
         "InMemoryStateStore",
         "RemoteBinding",
+        "SchemaVersionError",
         "SessionLogs",
         "StateStore",
         "StateStoreError",

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     )
     from .core import DEFAULT_QUEUE_MAXSIZE, Context, CycleError, PenguiFlow, call_playbook, create
     from .debug import format_flow_event
-    from .errors import FlowError, FlowErrorCode
+    from .errors import FlowError, FlowErrorCode, PenguiFlowError
     from .logging import ExtraFormatter, StructuredFormatter, configure_logging
     from .metrics import FlowEvent
     from .middlewares import LatencyCallback, Middleware, log_flow_events
@@ -62,7 +62,7 @@ _EXPORTS: dict[str, str] = {
         ["NodeSpec", "SideEffect", "ToolInputExample", "ToolLoadingMode", "build_catalog", "tool"],
         "catalog",
     ),
-    **dict.fromkeys(["FlowError", "FlowErrorCode"], "errors"),
+    **dict.fromkeys(["FlowError", "FlowErrorCode", "PenguiFlowError"], "errors"),
     "FlowEvent": "metrics",
     "format_flow_event": "debug",
     **dict.fromkeys(["Middleware", "log_flow_events", "LatencyCallback"], "middlewares"),
@@ -108,6 +108,7 @@ __all__ = [
     "NodePolicy",
     "NodeSpec",
     "PenguiFlow",
+    "PenguiFlowError",
     "PlanStep",
     "RemoteBinding",
     "RemoteCallRequest",
@@ -164,7 +165,9 @@ def _from_planner(name: str) -> Any:
     try:
         planner = importlib.import_module("penguiflow_planner")
     except ImportError:
-        raise ImportError(
+        from .errors import MissingPluginError
+
+        raise MissingPluginError(
             f"{name} is part of the planner plugin, which is not installed; install it with "
             "`pip install penguiflow-planner` (import penguiflow_planner)",
             name=name,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .bus import InMemoryMessageBus
+from .errors import InvalidTypeError
 from .state.in_memory import InMemoryStateStore
 
 __all__ = [
@@ -23,7 +24,7 @@ __all__ = [
 def _no_options(spec: str, options: dict[str, Any], accepted: set[str]) -> None:
     unknown = sorted(set(options) - accepted)
     if unknown:
-        raise TypeError(
+        raise InvalidTypeError(
             f"driver for {spec!r} got unknown option(s) {unknown}; accepted: {sorted(accepted)}"
         )
 
@@ -54,7 +55,7 @@ class LocalRuntime:
 
         unknown = sorted(set(options) - {"middlewares", "state_store", "message_bus"})
         if unknown:
-            raise TypeError(
+            raise InvalidTypeError(
                 f"the local runtime got unknown option(s) {unknown}; accepted: "
                 "['message_bus', 'middlewares', 'state_store']"
             )

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ._chunks import chunk_message
 from ._graph import Endpoint, Floe, display_name, unknown_target
+from .errors import UsageError
 from .types import Message, StreamChunk
 
 if TYPE_CHECKING:
@@ -103,7 +104,7 @@ class Context:
         """Send `msg` to every successor, or to `to` (node(s) or endpoint); waits when full."""
         runtime = self._runtime
         if runtime is None:
-            raise RuntimeError(_NOT_ATTACHED)
+            raise UsageError(_NOT_ATTACHED)
         floes = self._outgoing.values() if to is None else self._resolve(to, self._outgoing)
         await runtime._send_many(floes, msg)
 
@@ -111,7 +112,7 @@ class Context:
         """Like `emit` but never waits: a full queue raises `asyncio.QueueFull`."""
         runtime = self._runtime
         if runtime is None:
-            raise RuntimeError(_NOT_ATTACHED)
+            raise UsageError(_NOT_ATTACHED)
         floes = self._outgoing.values() if to is None else self._resolve(to, self._outgoing)
         for floe in floes:
             runtime._send_nowait(floe, msg)
@@ -130,7 +131,7 @@ class Context:
         """Stream one chunk of a reply to `parent`, numbered per stream id, with backpressure."""
         runtime = self._runtime
         if runtime is None:
-            raise RuntimeError(_NOT_ATTACHED)
+            raise UsageError(_NOT_ATTACHED)
         chunk, message, continued = chunk_message(
             self._stream_seq,
             parent=parent,
@@ -174,7 +175,7 @@ class Context:
     def _incoming_floes(self, from_: Any) -> list[Floe]:
         floes = self._resolve(from_, self._incoming)
         if not floes:
-            raise RuntimeError("context has no incoming floes to fetch from")
+            raise UsageError("context has no incoming floes to fetch from")
         return floes
 
     async def _fetch_first(self, floes: list[Floe]) -> Any:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 from pydantic import BaseModel
 
 from ._graph import Adjacency, build_graph
+from .errors import ConfigurationError, InvalidTypeError, UnknownNameError
 
 if TYPE_CHECKING:
     from .middlewares import Middleware
@@ -61,7 +62,9 @@ class FlowDefinition:
             return self.nodes[name]
         except KeyError:
             known = ", ".join(sorted(self.nodes)) or "none"
-            raise KeyError(f"flow has no node named {name!r}; its nodes are: {known}") from None
+            raise UnknownNameError(
+                f"flow has no node named {name!r}; its nodes are: {known}"
+            ) from None
 
     @property
     def signature(self) -> str:
@@ -91,7 +94,7 @@ def define_flow(
     for node in graph.successors:
         name = str(node.name)
         if name in nodes:
-            raise ValueError(
+            raise ConfigurationError(
                 f"two nodes are named {name!r}; a runtime that runs nodes in several processes "
                 "routes messages by node name, so give each node a unique Node(..., name=...)"
             )
@@ -122,7 +125,7 @@ def fan_in_size(node: Node) -> int | None:
 def _models(types: Sequence[type[BaseModel]]) -> tuple[type[BaseModel], ...]:
     for model in types:
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
-            raise TypeError(
+            raise InvalidTypeError(
                 f"payload_types must be Pydantic model classes, got {model!r}; plain JSON "
                 "values (str, numbers, lists, dicts) need no declaration"
             )
@@ -133,7 +136,7 @@ def definition_of(flow: Any) -> FlowDefinition:
     """The definition of a built flow: anything with a `definition` (every `Flow` has one)."""
     definition = getattr(flow, "definition", None)
     if not isinstance(definition, FlowDefinition):
-        raise TypeError(
+        raise InvalidTypeError(
             f"expected a flow built with penguiflow.create(...), got {type(flow).__name__}; "
             "return the flow from your build function"
         )
@@ -162,7 +165,7 @@ def load_flow_target(spec: str) -> FlowTarget:
 
     module_name, sep, attribute = spec.partition(":")
     if not sep or not module_name or not attribute:
-        raise ValueError(
+        raise ConfigurationError(
             f"flow target {spec!r} is not 'module:attribute'; write it as "
             "'myapp.flows:build' (a module on the path, a colon, a function or flow in it)"
         )
@@ -171,14 +174,14 @@ def load_flow_target(spec: str) -> FlowTarget:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ValueError(
+        raise ConfigurationError(
             f"cannot import {module_name!r} for flow target {spec!r}: {exc}; run the command "
             "from your project's directory or install the package that holds the module"
         ) from exc
     try:
         value = getattr(module, attribute)
     except AttributeError:
-        raise ValueError(
+        raise ConfigurationError(
             f"module {module_name!r} has no attribute {attribute!r} (flow target {spec!r})"
         ) from None
     if callable(value) and not hasattr(value, "run"):
@@ -189,7 +192,7 @@ def load_flow_target(spec: str) -> FlowTarget:
     try:
         definition = definition_of(value)
     except TypeError as exc:
-        raise ValueError(f"flow target {spec!r}: {exc}") from None
+        raise ConfigurationError(f"flow target {spec!r}: {exc}") from None
     return FlowTarget(definition=definition, registry=registry, source=spec, flow=value)
 
 

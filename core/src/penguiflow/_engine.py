@@ -147,7 +147,7 @@ class Lane:
         return task.cancelling() == 0
 
 
-class _RoutingError(Exception):
+class _RoutingError(PenguiFlowError):
     """A node's result could not be delivered; re-invoking the node cannot fix that."""
 
     def __init__(self, cause: Exception) -> None:
@@ -230,7 +230,8 @@ class NodeEngine:
         attempt = 0
         try:
             while True:
-                if trace_id is not None and self._is_cancelled(trace_id):
+                # The first attempt follows the check above with no await in between.
+                if attempt and trace_id is not None and self._is_cancelled(trace_id):
                     raise TraceCancelled(trace_id)
                 if breaker is not None and await self._circuit_gate(
                     message, ctx, trace_id, attempt

@@ -25,7 +25,7 @@ from ._rookery import ResultRouter, TracedValue, belongs_to, stamp_trace, unwrap
 from ._supervisor import Supervisor
 from ._traces import TraceTable
 from ._worker import NodeWorker
-from .errors import FlowError, FlowErrorCode, PenguiFlowError, describe_exception
+from .errors import FlowError, FlowErrorCode, PenguiFlowError, UsageError, describe_exception
 from .types import WM, Message, StreamChunk
 
 if TYPE_CHECKING:
@@ -154,7 +154,7 @@ class PenguiFlow(FlowResource):
         """Start one worker task per node (needs a running event loop)."""
         asyncio.get_running_loop()  # PenguiFlow's "no running event loop" RuntimeError
         if self._running:
-            raise RuntimeError("PenguiFlow already running")
+            raise UsageError("PenguiFlow already running")
         self._check_open()
         if registry is not None:
             missing = sorted(
@@ -163,7 +163,7 @@ class PenguiFlow(FlowResource):
                 if node.policy.validate != "none" and not registry.has(str(node.name))
             )
             if missing:
-                raise RuntimeError(
+                raise UsageError(
                     "ModelRegistry is missing entries for nodes requiring validation: "
                     + ", ".join(missing)
                     + " (register them with registry.register(name, InModel, OutModel) "
@@ -265,7 +265,7 @@ class PenguiFlow(FlowResource):
             await self._emit_outside(msg, to)
             return
         if not self._running:
-            raise RuntimeError("PenguiFlow is not running")
+            raise UsageError("PenguiFlow is not running")
         msg = stamp_trace(msg, trace_id)
         router = self._router
         await router.acquire(trace_id)
@@ -288,7 +288,7 @@ class PenguiFlow(FlowResource):
     def emit_nowait(self, msg: Any, to: Any = None, *, trace_id: str | None = None) -> None:
         """Send without waiting: a full queue raises `asyncio.QueueFull`."""
         if trace_id is not None:
-            raise RuntimeError(
+            raise UsageError(
                 "emit_nowait(trace_id=...) is not supported; use await emit(..., trace_id=...)"
             )
         self._check_not_stopped("emit_nowait")
@@ -313,7 +313,7 @@ class PenguiFlow(FlowResource):
 
     def _check_not_stopped(self, what: str) -> None:
         if self._stopped and not self._running:
-            raise RuntimeError(
+            raise UsageError(
                 f"{what}() called after stop(); the message was not sent. Call run() again "
                 "before emitting, or create a new flow"
             )
@@ -444,12 +444,12 @@ class PenguiFlow(FlowResource):
         router = self._router
         if trace_id is not None:
             if from_ is not None:
-                raise RuntimeError("fetch(trace_id=...) does not support from_ filtering")
+                raise UsageError("fetch(trace_id=...) does not support from_ filtering")
             router.start()
             item = await router.fetch_trace(trace_id)
         elif router.active:
             if from_ is not None:
-                raise RuntimeError(
+                raise UsageError(
                     "fetch(from_=...) is not supported once trace-scoped fetching is enabled"
                 )
             assert router.global_results is not None
@@ -469,7 +469,7 @@ class PenguiFlow(FlowResource):
     async def cancel(self, trace_id: str) -> bool:
         """Cancel one trace everywhere in the flow; False if it is unknown or finished."""
         if not self._running:
-            raise RuntimeError("PenguiFlow is not running")
+            raise UsageError("PenguiFlow is not running")
         pending = self._traces.pending(trace_id)
         inflight = self._inflight(trace_id)
         if pending <= 0 and inflight == 0:
@@ -588,7 +588,7 @@ class PenguiFlow(FlowResource):
 
     async def load_history(self, trace_id: str) -> Sequence[StoredEvent]:
         if self._state_store is None:
-            raise RuntimeError(
+            raise UsageError(
                 "PenguiFlow was created without a state_store "
                 "(pass create(..., state_store=...) to record history)"
             )

@@ -7,6 +7,7 @@ import logging
 from types import TracebackType
 from typing import Any, Self
 
+from .errors import UsageError
 from .resources import aclose_resource
 
 __all__ = ["FlowResource"]
@@ -51,7 +52,7 @@ class FlowResource:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise RuntimeError(
+            raise UsageError(
                 f"{type(self).__name__} was closed with aclose(); its drivers are closed. "
                 "Create a new flow"
             )

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from .errors import PenguiFlowError
+from .errors import InvalidTypeError, PenguiFlowError
 
 if TYPE_CHECKING:
     from .node import Node
@@ -155,7 +155,7 @@ def build_graph(adjacencies: Iterable[Adjacency], *, allow_cycles: bool) -> Grap
     successors: dict[Node, set[Node]] = {}
     for position, adjacency in enumerate(adjacencies):
         if not (isinstance(adjacency, tuple) and len(adjacency) == 2):
-            raise TypeError(
+            raise InvalidTypeError(
                 f"adjacency #{position} must be a (node, successors) pair such as "
                 f"node.to(other); got {adjacency!r}"
             )
@@ -163,7 +163,7 @@ def build_graph(adjacencies: Iterable[Adjacency], *, allow_cycles: bool) -> Grap
         targets = tuple(raw_targets)
         for vertex in (start, *targets):
             if not isinstance(vertex, Node):
-                raise TypeError(
+                raise InvalidTypeError(
                     f"adjacency #{position} contains {vertex!r}, which is not a Node; "
                     "wrap your async function with Node(fn, name=...)"
                 )

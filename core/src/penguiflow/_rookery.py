@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._graph import EdgeQueue
+from .errors import InvalidTypeError
 from .types import Message
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ def stamp_trace(msg: Any, trace_id: str) -> Any:
     try:
         msg.trace_id = trace_id
     except Exception:
-        raise TypeError(
+        raise InvalidTypeError(
             "emit(trace_id=...) requires a Message (or object with writable .trace_id)"
         ) from None
     return msg

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from .errors import PenguiFlowError
+from .errors import ConfigurationError, PenguiFlowError
 from .resources import AsyncResource
 from .state._errors import describe_resource
 
@@ -65,7 +65,7 @@ class InMemoryMessageBus(AsyncResource):
 
     def __init__(self, *, history: int | None = 10_000) -> None:
         if history is not None and history < 0:
-            raise ValueError(f"history must be >= 0 or None (got {history})")
+            raise ConfigurationError(f"history must be >= 0 or None (got {history})")
         self.envelopes: deque[BusEnvelope] = deque(maxlen=history)
         # `None` in a queue tells its subscriber that the bus closed.
         self._subscribers: list[tuple[str | None, asyncio.Queue[BusEnvelope | None]]] = []

@@ -19,6 +19,7 @@ from typing import Any, Literal, TypeAlias, TypeVar, get_args
 
 from pydantic import BaseModel, Field, ValidationError
 
+from .errors import ConfigurationError, UnknownNameError
 from .node import Node
 from .registry import ModelRegistry
 
@@ -74,7 +75,7 @@ class ToolMetadata:
 
 def _check_side_effects(value: str, where: str) -> SideEffect:
     if value not in _SIDE_EFFECTS:
-        raise ValueError(
+        raise ConfigurationError(
             f"{where}: side_effects must be one of {', '.join(_SIDE_EFFECTS)}, got {value!r}"
         )
     return value  # type: ignore[return-value]
@@ -178,9 +179,9 @@ class NodeSpec:
 
     def __post_init__(self) -> None:
         if not self.name:
-            raise ValueError("a tool spec needs a name")
+            raise ConfigurationError("a tool spec needs a name")
         if self.args_model is None and self.input_schema is None:
-            raise ValueError(
+            raise ConfigurationError(
                 f"tool {self.name!r} needs args_model (a Pydantic model) or input_schema (JSON)"
             )
         _check_side_effects(self.side_effects, f"tool {self.name!r}")
@@ -270,10 +271,10 @@ def build_catalog(nodes: Sequence[Node], registry: ModelRegistry) -> list[NodeSp
     for node in nodes:
         name = str(node.name)
         if name in seen:
-            raise ValueError(f"two nodes are named {name!r}; tool names must be unique")
+            raise ConfigurationError(f"two nodes are named {name!r}; tool names must be unique")
         seen.add(name)
         if not registry.has(name):
-            raise KeyError(
+            raise UnknownNameError(
                 f"node {name!r} has no models in the registry; register them with "
                 f"registry.register({name!r}, InputModel, OutputModel)"
             )
@@ -281,7 +282,7 @@ def build_catalog(nodes: Sequence[Node], registry: ModelRegistry) -> list[NodeSp
         metadata = tool_metadata(node.func) or ToolMetadata()
         desc = metadata.desc or inspect.getdoc(node.func) or ""
         if not desc:
-            raise ValueError(
+            raise ConfigurationError(
                 f"node {name!r} has no description; add @tool(desc=...) or a docstring, the "
                 "model chooses tools by it"
             )

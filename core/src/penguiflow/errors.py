@@ -1,4 +1,43 @@
-"""`FlowError`: the structured failure a node produces once its retries are exhausted."""
+"""PenguiFlow's errors: one root, and the structured failure a node produces.
+
+Every error PenguiFlow and its first-party plugins raise derives from `PenguiFlowError`, and
+keeps the built-in base its meaning calls for, so `except ValueError` still works:
+
+```
+PenguiFlowError
+├── FlowError                   a node failed: retries used up, timeout, open circuit, or the
+│                               runtime's own failure (code INTERNAL_ERROR); delivered to Rookery
+├── TraceCancelled              the trace was cancelled while this code worked on it
+├── ConfigurationError          (ValueError) an argument, option, setting or URL cannot work
+├── InvalidTypeError            (TypeError) something of the wrong kind was given
+├── UnknownNameError            (KeyError) no node, target or entry of that name; lists the known
+├── MissingPluginError          (ImportError) a name from a plugin that is not installed
+├── UsageError                  (RuntimeError) an API called in a state that does not allow it
+│   └── WorkerCrashedError      a flow's worker died; raised by stop()   [penguiflow.core]
+├── CycleError                  (RuntimeError) the graph has a cycle      [penguiflow.core]
+├── PluginError                 loading plugins                           [penguiflow.plugins]
+│   ├── PluginLoadError, PluginConfigError, DriverConflictError
+│   ├── DriverNotFoundError     (LookupError)
+│   └── ToolNameCollisionError  (ValueError) two tools or connectors, one name
+├── StateStoreError             state stores                              [penguiflow.state]
+│   ├── StoreClosedError        (RuntimeError) used after aclose()
+│   ├── StoreRequestError       (ValueError) arguments a store cannot serve
+│   └── SchemaVersionError      (RuntimeError) data written by a newer version
+├── BusClosedError              (RuntimeError) a message bus used after aclose()
+├── MemoryBudgetExceeded        (RuntimeError) short-term memory over budget [penguiflow.memory]
+├── LLMError                    (RuntimeError) LLM clients                [penguiflow.llm]
+│   ├── LLMConfigurationError (ValueError), LLMHTTPError, LLMConnectionError (ConnectionError),
+│   │   LLMTimeoutError (TimeoutError), LLMStreamError, LLMReplyError
+│   └── ScriptExhaustedError    the scripted client ran out of replies
+└── plugins' own: PayloadTypeError and RedisRuntimeUnavailable (penguiflow_redis), MCPError and
+    MCPConfigError (penguiflow_mcp), UTCPError (penguiflow_utcp), ActionError and
+    PauseRequested (penguiflow_planner)
+```
+
+Python's own protocols keep their built-in errors: `AttributeError` from a module's
+`__getattr__`, `NotImplementedError` from an abstract method, `AssertionError` from a
+conformance suite's check.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +46,52 @@ from enum import Enum
 from typing import Any
 
 __all__ = [
+    "ConfigurationError",
     "FlowError",
     "FlowErrorCode",
+    "InvalidTypeError",
+    "MissingPluginError",
     "PenguiFlowError",
+    "UnknownNameError",
+    "UsageError",
     "describe_exception",
     "describe_exception_repr",
 ]
 
 
 class PenguiFlowError(Exception):
-    """The root of every error PenguiFlow and its first-party plugins raise.
+    """The root of every error PenguiFlow and its first-party plugins raise (see the tree in
+    this module's docstring).
 
     Catch it to handle anything the framework reports; subclasses keep the built-in base
     their meaning calls for (a `ValueError` for a bad value, a `RuntimeError` for an API used
     in the wrong state), so code that catches those keeps working.
     """
+
+
+class ConfigurationError(PenguiFlowError, ValueError):
+    """A value given to PenguiFlow (an argument, an option, a setting, a URL) cannot work."""
+
+
+class InvalidTypeError(PenguiFlowError, TypeError):
+    """Something of the wrong kind was given (a plain function as a node, a class that is not
+    a Pydantic model where one is needed, a payload that cannot cross processes...)."""
+
+
+class UnknownNameError(PenguiFlowError, KeyError):
+    """No node, target or registry entry has that name; the message lists the known ones.
+
+    Like any `KeyError`, `str()` shows the message quoted (PenguiFlow's behaviour)."""
+
+
+class MissingPluginError(PenguiFlowError, ImportError):
+    """A name that a plugin provides was used, and the plugin is not installed; the message
+    says what to `pip install`."""
+
+
+class UsageError(PenguiFlowError, RuntimeError):
+    """An API was called in a state that does not allow it (a flow not running or already
+    running, a closed resource, a feature the runtime in use does not offer)."""
 
 
 class FlowErrorCode(str, Enum):

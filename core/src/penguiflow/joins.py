@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
-from .errors import describe_exception
+from .errors import InvalidTypeError, describe_exception
 
 if TYPE_CHECKING:
     from .plugins import PluginSettings
@@ -172,7 +172,7 @@ class ToolJoin:
         takes_all = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
         unknown = sorted(set(parameters) - accepted) if not takes_all else []
         if unknown:
-            raise TypeError(
+            raise InvalidTypeError(
                 f"join function {self.name!r} has parameter(s) {unknown} a join does not "
                 f"provide; it may take {', '.join(sorted(accepted))}"
             )
@@ -197,7 +197,7 @@ def builtin_join_strategies() -> dict[str, JoinStrategy]:
 
 def _checked(name: str, strategy: object) -> JoinStrategy:
     if not isinstance(strategy, JoinStrategy):
-        raise TypeError(
+        raise InvalidTypeError(
             f"join strategy driver {name!r} built {strategy!r}, which has no `name` and async "
             "`join(request) -> JoinResult`; fix its entry point in the "
             "'penguiflow.join_strategies' group"

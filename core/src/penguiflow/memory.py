@@ -14,6 +14,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .errors import ConfigurationError, PenguiFlowError
 from .llm import LLMMessage
 from .state import require_capabilities
 
@@ -32,7 +33,7 @@ MemoryHealth = Literal["healthy", "retry", "degraded"]
 OverflowPolicy = Literal["truncate_oldest", "error"]
 
 
-class MemoryBudgetExceeded(RuntimeError):
+class MemoryBudgetExceeded(PenguiFlowError, RuntimeError):
     """A turn does not fit the memory's token budget and the policy is `error`."""
 
 
@@ -121,11 +122,13 @@ class TruncationMemory:
         state_store: Any = None,
     ) -> None:
         if max_turns < 1:
-            raise ValueError(f"max_turns must be >= 1 (got {max_turns})")
+            raise ConfigurationError(f"max_turns must be >= 1 (got {max_turns})")
         if max_tokens is not None and max_tokens < 1:
-            raise ValueError(f"max_tokens must be >= 1 or None (got {max_tokens})")
+            raise ConfigurationError(f"max_tokens must be >= 1 or None (got {max_tokens})")
         if overflow not in ("truncate_oldest", "error"):
-            raise ValueError(f"overflow must be 'truncate_oldest' or 'error' (got {overflow!r})")
+            raise ConfigurationError(
+                f"overflow must be 'truncate_oldest' or 'error' (got {overflow!r})"
+            )
         if state_store is not None:
             require_capabilities(
                 state_store,

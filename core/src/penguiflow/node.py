@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from .errors import ConfigurationError, InvalidTypeError
+
 if TYPE_CHECKING:
     from .registry import ModelRegistry
 
@@ -36,12 +38,12 @@ class CircuitBreakerPolicy:
 
     def __post_init__(self) -> None:
         if self.failure_threshold < 1:
-            raise ValueError(
+            raise ConfigurationError(
                 f"failure_threshold must be >= 1 (got {self.failure_threshold}); "
                 "it counts consecutive failures before the circuit opens"
             )
         if self.reset_timeout_s < 0:
-            raise ValueError(
+            raise ConfigurationError(
                 f"reset_timeout_s must be >= 0 (got {self.reset_timeout_s}); "
                 "it is the cool-down in seconds before a half-open probe"
             )
@@ -61,7 +63,7 @@ class NodePolicy:
 
     def __post_init__(self) -> None:
         if self.validate not in _VALIDATION_MODES:
-            raise ValueError("validate must be one of 'both', 'in', 'out', 'none'")
+            raise ConfigurationError("validate must be one of 'both', 'in', 'out', 'none'")
 
     def backoff_delay(self, attempt: int) -> float:
         """Seconds to sleep before retry number `attempt` (the first retry is attempt 1).
@@ -98,7 +100,7 @@ class Node:
     def __post_init__(self) -> None:
         if not asyncio.iscoroutinefunction(self.func):
             label = self.name or getattr(self.func, "__name__", type(self.func).__name__)
-            raise TypeError(
+            raise InvalidTypeError(
                 f"Node function must be declared with async def: {label!r} is not a coroutine "
                 f"function; define it as `async def {label}(message, ctx): ...` (wrap an object "
                 "with an async __call__ in such a function)"
@@ -107,7 +109,7 @@ class Node:
             self.name = self.func.__name__
         params = list(inspect.signature(self.func).parameters.values())
         if len(params) != 2:
-            raise ValueError(
+            raise ConfigurationError(
                 f"Node '{self.name}' must accept exactly two parameters (message, ctx); "
                 f"got {len(params)}: declare it as `async def {self.name}(message, ctx)`"
             )
@@ -115,7 +117,7 @@ class Node:
             inspect.Parameter.POSITIONAL_ONLY,
             inspect.Parameter.POSITIONAL_OR_KEYWORD,
         ):
-            raise ValueError(
+            raise ConfigurationError(
                 f"Context parameter must be positional: in node '{self.name}', "
                 f"'{params[1].name}' is {params[1].kind.description}; "
                 "make it a plain positional parameter"

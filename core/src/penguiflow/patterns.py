@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import TypeAdapter
 
 from ._definition import FAN_IN_ATTRIBUTE
+from .errors import ConfigurationError, InvalidTypeError, UnknownNameError
 from .node import Node, NodePolicy
 from .policies import PolicyLike, RoutingRequest, evaluate_policy
 from .types import Message
@@ -55,10 +56,10 @@ def _normalize_targets(context: Context, targets: Any) -> list[Node]:
             node = by_name.get(target)
             if node is None:
                 known = ", ".join(sorted(str(name) for name in by_name)) or "none"
-                raise KeyError(f"No successor named '{target}' (successors: {known})")
+                raise UnknownNameError(f"No successor named '{target}' (successors: {known})")
             resolved.append(node)
         else:
-            raise TypeError("Targets must be Node or str")
+            raise InvalidTypeError("Targets must be Node or str")
     return resolved
 
 
@@ -125,13 +126,13 @@ def union_router(name: str, union_model: Any, *, policy: PolicyLike | None = Non
 def join_k(name: str, k: int) -> Node:
     """Fan-in: wait for `k` items of a trace, then emit them together in arrival order."""
     if k <= 0:
-        raise ValueError("k must be positive")
+        raise ConfigurationError("k must be positive")
     buckets: dict[str, list[Any]] = {}
 
     async def join(message: Any, ctx: Context) -> Any:
         trace_id = getattr(message, "trace_id", None)
         if trace_id is None:
-            raise ValueError("join_k requires messages with trace_id")
+            raise ConfigurationError("join_k requires messages with trace_id")
         bucket = buckets.setdefault(trace_id, [])
         bucket.append(message)
         if len(bucket) < k:

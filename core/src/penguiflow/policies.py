@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
+from .errors import InvalidTypeError, UnknownNameError
+
 if TYPE_CHECKING:
     from ._context import Context
     from .node import Node
@@ -95,7 +97,7 @@ class DictRoutingPolicy:
     def from_json(cls, payload: str | bytes, **kwargs: Any) -> DictRoutingPolicy:
         data = json.loads(payload)
         if not isinstance(data, Mapping):
-            raise TypeError("JSON payload must decode to a mapping")
+            raise InvalidTypeError("JSON payload must decode to a mapping")
         return cls(data, **kwargs)
 
     @classmethod
@@ -113,8 +115,8 @@ class DictRoutingPolicy:
     ) -> DictRoutingPolicy:
         raw = os.environ.get(env_var)
         if raw is None:
-            raise KeyError(f"Environment variable '{env_var}' not set")
+            raise UnknownNameError(f"Environment variable '{env_var}' not set")
         mapping = (loader or json.loads)(raw)
         if not isinstance(mapping, Mapping):
-            raise TypeError("Policy loader must return a mapping")
+            raise InvalidTypeError("Policy loader must return a mapping")
         return cls(mapping, default=default, key_getter=key_getter)

@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
+from .errors import ConfigurationError, InvalidTypeError, UnknownNameError
+
 __all__ = ["ModelRegistry"]
 
 
@@ -20,10 +22,10 @@ class ModelRegistry:
         self, node_name: str, in_model: type[BaseModel], out_model: type[BaseModel]
     ) -> None:
         if node_name in self._models:
-            raise ValueError(f"Node '{node_name}' already registered")
+            raise ConfigurationError(f"Node '{node_name}' already registered")
         for model in (in_model, out_model):
             if not (isinstance(model, type) and issubclass(model, BaseModel)):
-                raise TypeError("Models must inherit from pydantic.BaseModel")
+                raise InvalidTypeError("Models must inherit from pydantic.BaseModel")
         self._models[node_name] = (in_model, out_model)
         self._adapters[node_name] = (TypeAdapter(in_model), TypeAdapter(out_model))
 
@@ -34,10 +36,10 @@ class ModelRegistry:
         try:
             return self._adapters[node_name]
         except KeyError:
-            raise KeyError(f"Node '{node_name}' not registered") from None
+            raise UnknownNameError(f"Node '{node_name}' not registered") from None
 
     def models(self, node_name: str) -> tuple[type[BaseModel], type[BaseModel]]:
         try:
             return self._models[node_name]
         except KeyError:
-            raise KeyError(f"Node '{node_name}' not registered") from None
+            raise UnknownNameError(f"Node '{node_name}' not registered") from None

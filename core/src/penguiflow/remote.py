@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
+from .errors import InvalidTypeError, UsageError
 from .node import Node, NodePolicy
 from .state import RemoteBinding
 from .types import Message
@@ -199,10 +200,10 @@ def RemoteNode(  # a factory named like the node kind it builds, as users know i
 
     async def invoke(message: Any, ctx: Context) -> Any:
         if not isinstance(message, Message):
-            raise TypeError("Remote nodes require penguiflow.types.Message inputs")
+            raise InvalidTypeError("Remote nodes require penguiflow.types.Message inputs")
         runtime = ctx.runtime
         if runtime is None:
-            raise RuntimeError(
+            raise UsageError(
                 f"RemoteNode '{name}' needs a running flow (ctx.runtime is None); "
                 "run it inside a flow started with flow.run()"
             )

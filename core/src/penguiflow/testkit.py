@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .errors import ConfigurationError, InvalidTypeError, UsageError
 from .metrics import FlowEvent
 from .node import Node
 from .types import Headers, Message
@@ -87,7 +88,7 @@ async def run_one(
 ) -> Any:
     """Run `flow`, emit `message`, return the first result, and always stop the flow."""
     if not isinstance(message, Message):
-        raise TypeError("run_one expects a penguiflow.types.Message instance")
+        raise InvalidTypeError("run_one expects a penguiflow.types.Message instance")
     recorder = _RECORDERS.get(flow)
     if recorder is None:
         recorder = _RECORDERS[flow] = _RecorderState()
@@ -144,9 +145,9 @@ def simulate_error(
 ) -> Callable[[Any, Any], Awaitable[Any]]:
     """A node function that fails `fail_times` times, then succeeds (for retry tests)."""
     if fail_times < 1:
-        raise ValueError("fail_times must be >= 1")
+        raise ConfigurationError("fail_times must be >= 1")
     if result is not None and result_factory is not None:
-        raise ValueError("Specify only one of result or result_factory")
+        raise ConfigurationError("Specify only one of result or result_factory")
     simulation = _Simulation()
 
     async def simulated(message: Any, ctx: Any) -> Any:
@@ -175,7 +176,7 @@ class _StubContext:
         return None
 
     async def emit_chunk(self, **kwargs: Any) -> Any:
-        raise RuntimeError(
+        raise UsageError(
             "FlowTestKit stub context does not support emit_chunk; provide a custom context "
             "via the 'ctx' parameter"
         )
@@ -191,7 +192,7 @@ async def assert_preserves_message_envelope(
     func = node.func if isinstance(node, Node) else node
     name = node.name if isinstance(node, Node) else getattr(node, "__name__", "node")
     if not inspect.iscoroutinefunction(func):
-        raise TypeError("assert_preserves_message_envelope expects an async node")
+        raise InvalidTypeError("assert_preserves_message_envelope expects an async node")
     message = message or Message(payload={}, headers=Headers(tenant="test"))
     result = await func(message, ctx if ctx is not None else _StubContext())
     if not isinstance(result, Message):

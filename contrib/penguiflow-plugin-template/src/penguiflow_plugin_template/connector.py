@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from penguiflow.errors import ConfigurationError, UnknownNameError
+
 __all__ = ["EchoConnector", "EchoTool"]
 
 
@@ -30,9 +32,11 @@ class EchoConnector:
     async def call_tool(self, tool: str, arguments: Mapping[str, Any]) -> Any:
         text = arguments.get("text")
         if not isinstance(text, str):
-            raise ValueError(f"tool {self.name}.{tool} needs a string argument 'text'")
+            raise ConfigurationError(f"tool {self.name}.{tool} needs a string argument 'text'")
         if tool == "echo":
             return text
         if tool == "reverse":
             return text[::-1]
-        raise KeyError(f"connector {self.name!r} has no tool {tool!r}; it has: echo, reverse")
+        raise UnknownNameError(
+            f"connector {self.name!r} has no tool {tool!r}; it has: echo, reverse"
+        )

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from penguiflow.errors import ConfigurationError, InvalidTypeError
 from penguiflow.resources import AsyncResource
 from penguiflow.state import (
     RemoteBinding,
@@ -44,7 +45,7 @@ Record = dict[str, Any]
 def _path_from_url(url: str) -> Path:
     parts = urlsplit(url)
     if parts.scheme != "jsonl" or not parts.path:
-        raise ValueError(
+        raise ConfigurationError(
             f"bad state store URL {url!r}: expected jsonl:///absolute/path/events.jsonl"
         )
     return Path(parts.path)
@@ -58,7 +59,7 @@ class JsonLinesStateStore(SessionLogs, AsyncResource):
 
     def __init__(self, url: str, **options: Any) -> None:
         if options:
-            raise TypeError(f"jsonl state store takes no options; got {sorted(options)}")
+            raise InvalidTypeError(f"jsonl state store takes no options; got {sorted(options)}")
         self.url = url
         self.path = _path_from_url(url)
         self._lock = asyncio.Lock()

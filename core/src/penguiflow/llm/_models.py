@@ -7,6 +7,8 @@ from typing import Any, Literal, TypeAlias
 
 from pydantic import BaseModel, Field, ValidationError
 
+from ..errors import ConfigurationError
+
 __all__ = [
     "LLMMessage",
     "LLMResponse",
@@ -67,10 +69,10 @@ def normalize_messages(messages: Iterable[LLMMessage | Mapping[str, Any]]) -> li
         try:
             normalized.append(LLMMessage.model_validate(message))
         except ValidationError as exc:
-            raise ValueError(
+            raise ConfigurationError(
                 f"messages[{index}] is not a valid chat message ({exc.errors()[0]['msg']}): "
                 "use {'role': 'system'|'user'|'assistant'|'tool', 'content': str}"
             ) from None
     if not normalized:
-        raise ValueError("messages is empty: send at least one message")
+        raise ConfigurationError("messages is empty: send at least one message")
     return normalized

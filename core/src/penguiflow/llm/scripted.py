@@ -11,7 +11,7 @@ from typing import Any, TypeAlias
 
 from pydantic import BaseModel
 
-from ..errors import PenguiFlowError
+from ..errors import ConfigurationError, InvalidTypeError, PenguiFlowError
 from ._models import (
     LLMMessage,
     LLMResponse,
@@ -48,7 +48,7 @@ class ScriptedLLMClient:
         self, replies: Iterable[ScriptedReply] = (), *, model: str = "scripted", chunk_size: int = 8
     ) -> None:
         if chunk_size < 1:
-            raise ValueError(f"chunk_size must be >= 1 (got {chunk_size})")
+            raise ConfigurationError(f"chunk_size must be >= 1 (got {chunk_size})")
         self._replies: deque[ScriptedReply] = deque(replies)
         self.model = model
         self.chunk_size = chunk_size
@@ -102,4 +102,6 @@ def _as_text(reply: Any) -> str:
         return reply.model_dump_json()
     if isinstance(reply, Mapping):
         return json.dumps(reply)
-    raise TypeError(f"scripted reply {reply!r} is not text, a mapping, a model or an exception")
+    raise InvalidTypeError(
+        f"scripted reply {reply!r} is not text, a mapping, a model or an exception"
+    )

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import describe_exception
+from ..errors import ConfigurationError, describe_exception
 from ._discovery import Candidate, PluginRecord, discover
 from ._errors import DriverConflictError, DriverNotFoundError, PluginError, PluginLoadError
 from ._settings import PluginSettings
@@ -89,7 +89,7 @@ def driver_key(kind: DriverKind, spec: str) -> str:
     if "://" in spec:
         return spec.split("://", 1)[0].lower()
     if kind.by_scheme:
-        raise ValueError(
+        raise ConfigurationError(
             f"{kind.label} {spec!r} is not a URL; pass one such as 'memory://' or "
             f"'sqlite:///path/to/flows.db' (the scheme chooses the driver)"
         )
@@ -126,7 +126,7 @@ def _describe(record: PluginRecord) -> str:
 def _kind(kind_name: str) -> DriverKind:
     kind = DRIVER_KINDS.get(kind_name)
     if kind is None:
-        raise ValueError(
+        raise ConfigurationError(
             f"unknown driver kind {kind_name!r}; choose one of {', '.join(sorted(DRIVER_KINDS))}"
         )
     return kind

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..connectors import Connector, ToolNameCollisionError
+from ..errors import InvalidTypeError
 from ._attribution import owner_by_module, owner_on_stack
 from ._errors import PluginError
 
@@ -55,7 +56,7 @@ class ConnectorRegistrar:
                 "instead of keeping the callback"
             )
         if not isinstance(connector, Connector):
-            raise TypeError(
+            raise InvalidTypeError(
                 f"plugin {owner!r} registered {connector!r} through "
                 "penguiflow_register_connectors, which is not a Connector (it needs a `name` "
                 "and async `list_tools()` and `call_tool()` methods)"
@@ -91,7 +92,7 @@ def collect_connectors(
     finally:
         registrar.close()
     if returned:  # pluggy drops None results: anything left was returned by mistake
-        raise TypeError(
+        raise InvalidTypeError(
             "penguiflow_register_connectors implementations call register(connector) for "
             f"each connector and return nothing, but {len(returned)} returned a value (first: "
             f"{returned[0]!r}, from {owner_by_module(host.manager, _first(returned[0]))}); "

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._errors import StateStoreError, StoreClosedError, StoreRequestError
+from ._errors import SchemaVersionError, StateStoreError, StoreClosedError, StoreRequestError
 from ._logs import SessionLogs
 from ._models import RemoteBinding, StoredEvent
 from ._protocols import (
@@ -39,6 +39,7 @@ __all__ = [
     "CAPABILITIES",
     "InMemoryStateStore",
     "RemoteBinding",
+    "SchemaVersionError",
     "SessionLogs",
     "StateStore",
     "StateStoreError",

@@ -4,7 +4,8 @@
 PenguiFlowError
 └── StateStoreError            anything a state store reports about how it was used
     ├── StoreClosedError       (also a RuntimeError) the store was used after aclose()
-    └── StoreRequestError      (also a ValueError) a call's arguments cannot be served
+    ├── StoreRequestError      (also a ValueError) a call's arguments cannot be served
+    └── SchemaVersionError     (also a RuntimeError) the data was written by a newer version
 ```
 """
 
@@ -14,7 +15,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import PenguiFlowError
 
-__all__ = ["StateStoreError", "StoreClosedError", "StoreRequestError", "describe_resource"]
+__all__ = [
+    "SchemaVersionError",
+    "StateStoreError",
+    "StoreClosedError",
+    "StoreRequestError",
+    "describe_resource",
+]
 
 
 class StateStoreError(PenguiFlowError):
@@ -37,6 +44,11 @@ class StoreClosedError(StateStoreError, RuntimeError):
 class StoreRequestError(StateStoreError, ValueError):
     """A state-store call got arguments it cannot serve (a task without `task_id`, a
     binding query without a key, a log cursor that is not an id the log returned)."""
+
+
+class SchemaVersionError(StateStoreError, RuntimeError):
+    """The store's data was written by a newer version of its driver; upgrade the driver
+    (nothing was changed in the data)."""
 
 
 def describe_resource(resource: object) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from ..errors import InvalidTypeError
 from ._models import RemoteBinding, StoredEvent
 
 __all__ = [
@@ -163,7 +164,7 @@ def require_capabilities(store: object, *, feature: str, methods: Iterable[str])
     """Raise `TypeError` naming what `store` lacks for `feature`."""
     missing = missing_capabilities(store, methods)
     if missing:
-        raise TypeError(
+        raise InvalidTypeError(
             f"StateStore missing {missing} required for feature={feature}; "
             f"use a store that implements them (e.g. InMemoryStateStore) or disable {feature}"
         )

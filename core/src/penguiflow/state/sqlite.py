@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from ..errors import ConfigurationError, InvalidTypeError
 from ..resources import AsyncResource
-from ._errors import StoreClosedError
+from ._errors import SchemaVersionError, StoreClosedError
 from ._logs import SessionLogs
 from ._models import RemoteBinding, StoredEvent
 from ._rules import check_binding_query, event_fingerprint, task_id_of
@@ -87,7 +88,7 @@ _MIGRATIONS: dict[int, str] = {
 def _path_from_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme != "sqlite" or not parts.path.startswith("/") or parts.path == "/":
-        raise ValueError(
+        raise ConfigurationError(
             f"bad SQLite URL {url!r}: use sqlite:///relative/path.db, "
             "sqlite:////absolute/path.db or sqlite:///:memory:"
         )
@@ -103,7 +104,7 @@ class SQLiteStateStore(SessionLogs, AsyncResource):
     def __init__(self, url: str = "sqlite:///:memory:", **options: Any) -> None:
         timeout = options.pop("timeout", 30.0)
         if options:
-            raise TypeError(
+            raise InvalidTypeError(
                 f"sqlite state store got unknown option(s) {sorted(options)}; accepted: ['timeout']"
             )
         self.url = url
@@ -129,7 +130,7 @@ class SQLiteStateStore(SessionLogs, AsyncResource):
     def _migrate(self, connection: sqlite3.Connection) -> None:
         (version,) = connection.execute("PRAGMA user_version").fetchone()
         if version > SCHEMA_VERSION:
-            raise RuntimeError(
+            raise SchemaVersionError(
                 f"{self.path} has schema version {version}, newer than this penguiflow "
                 f"({SCHEMA_VERSION}); upgrade penguiflow to open it"
             )

@@ -21,6 +21,7 @@ from penguiflow_llm_http import (
     schema_instructions,
 )
 
+from penguiflow.errors import ConfigurationError
 from penguiflow.llm import LLMHTTPError, LLMMessage, LLMStreamError, LLMUsage
 
 __all__ = ["AnthropicCodec", "messages_payload"]
@@ -62,7 +63,7 @@ class AnthropicCodec:
 
     def __init__(self, *, max_tokens: int = 4096) -> None:
         if max_tokens < 1:
-            raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
+            raise ConfigurationError(f"max_tokens must be >= 1, got {max_tokens}")
         self.max_tokens = max_tokens
 
     def build_request(
@@ -109,7 +110,7 @@ class AnthropicCodec:
 
     def parse_reply(self, body: Any) -> ProviderReply:
         if body.get("type") == "error":
-            raise ValueError(body.get("error"))
+            raise ConfigurationError(body.get("error"))
         text: list[str] = []
         reasoning: list[str] = []
         for block in body["content"]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from penguiflow.errors import PenguiFlowError
+from penguiflow.errors import ConfigurationError, PenguiFlowError
 
 __all__ = ["CONFIG_ENV", "MCPConfigError", "MCPServerConfig", "load_config"]
 
@@ -52,17 +52,19 @@ class MCPServerConfig(BaseModel):
     @model_validator(mode="after")
     def _check(self) -> MCPServerConfig:
         if not _NAME.match(self.name):
-            raise ValueError(
+            raise ConfigurationError(
                 f"server name {self.name!r} must start with a letter and use letters, digits, "
                 "'_' or '-' (it prefixes tool names: name.tool)"
             )
         if (self.command is None) == (self.url is None):
-            raise ValueError(
+            raise ConfigurationError(
                 f"server {self.name!r} needs exactly one of command= (stdio) or url= "
                 "(streamable HTTP)"
             )
         if self.url is not None and not self.url.startswith(("http://", "https://")):
-            raise ValueError(f"server {self.name!r}: url must start with http:// or https://")
+            raise ConfigurationError(
+                f"server {self.name!r}: url must start with http:// or https://"
+            )
         return self
 
     @property

@@ -25,7 +25,7 @@ from typing import Any
 import anyio
 
 from penguiflow.catalog import NodeSpec, argument_errors
-from penguiflow.errors import PenguiFlowError, describe_exception
+from penguiflow.errors import PenguiFlowError, UnknownNameError, describe_exception
 from penguiflow.resources import AsyncResource
 
 from .config import MCPServerConfig
@@ -309,7 +309,7 @@ class MCPConnector(AsyncResource):
         try:
             return self._artifacts[ref.rsplit("/", 1)[-1]]
         except KeyError:
-            raise KeyError(f"no artifact {ref!r} on MCP connector {self.name!r}") from None
+            raise UnknownNameError(f"no artifact {ref!r} on MCP connector {self.name!r}") from None
 
     async def aclose(self) -> None:
         """Close the session: its owner task is ended and awaited (idempotent)."""

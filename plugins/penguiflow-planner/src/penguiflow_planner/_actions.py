@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from penguiflow.errors import ConfigurationError
+
 __all__ = [
     "FinishReason",
     "ParallelCall",
@@ -33,9 +35,9 @@ class PlannerAction(BaseModel):
     @model_validator(mode="after")
     def _one_kind(self) -> PlannerAction:
         if self.plan is not None and self.next_node is not None:
-            raise ValueError("give either next_node or plan, not both")
+            raise ConfigurationError("give either next_node or plan, not both")
         if self.plan is not None and not self.plan:
-            raise ValueError("plan must list at least one call")
+            raise ConfigurationError("plan must list at least one call")
         return self
 
     @property

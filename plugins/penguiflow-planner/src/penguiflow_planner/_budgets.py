@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
+from penguiflow.errors import ConfigurationError
+
 from ._actions import FinishReason
 
 __all__ = ["BudgetUsage", "PlannerBudgets"]
@@ -27,11 +29,11 @@ class PlannerBudgets:
 
     def __post_init__(self) -> None:
         if self.max_iters < 1:
-            raise ValueError(f"max_iters must be >= 1, got {self.max_iters}")
+            raise ConfigurationError(f"max_iters must be >= 1, got {self.max_iters}")
         for name in ("hop_budget", "deadline_s", "token_budget", "cost_budget_usd"):
             value = getattr(self, name)
             if value is not None and value <= 0:
-                raise ValueError(f"{name} must be positive or None, got {value}")
+                raise ConfigurationError(f"{name} must be positive or None, got {value}")
 
 
 class BudgetUsage(BaseModel):

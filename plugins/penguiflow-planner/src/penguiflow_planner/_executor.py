@@ -15,7 +15,7 @@ import anyio
 from pydantic import BaseModel
 
 from penguiflow.catalog import NodeSpec
-from penguiflow.errors import PenguiFlowError, describe_exception
+from penguiflow.errors import InvalidTypeError, PenguiFlowError, describe_exception
 from penguiflow.joins import BranchOutcome
 from penguiflow.node import NodePolicy
 from penguiflow.runtime import CircuitBreaker
@@ -80,10 +80,10 @@ async def _invoke(spec: NodeSpec, args: dict[str, Any], ctx: ToolContext) -> Any
         return result
     if spec.call is not None:
         return await spec.call(args)
-    raise TypeError(f"tool {spec.name!r} has neither a node nor a call function")
+    raise InvalidTypeError(f"tool {spec.name!r} has neither a node nor a call function")
 
 
-class _ToolTimedOut(Exception):
+class _ToolTimedOut(PenguiFlowError):
     """The tool's own `timeout_s` ran out (told apart from a `TimeoutError` the tool raised)."""
 
     def __init__(self, timeout_s: float) -> None:

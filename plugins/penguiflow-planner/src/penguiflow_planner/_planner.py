@@ -18,7 +18,12 @@ import anyio
 from pydantic import BaseModel
 
 from penguiflow.catalog import NodeSpec
-from penguiflow.errors import describe_exception
+from penguiflow.errors import (
+    ConfigurationError,
+    InvalidTypeError,
+    UnknownNameError,
+    describe_exception,
+)
 from penguiflow.joins import (
     BranchOutcome,
     JoinRequest,
@@ -125,14 +130,14 @@ class ReactPlanner(AsyncResource):
         middlewares: Sequence[Any] = (),
     ) -> None:
         if not catalog:
-            raise ValueError("ReactPlanner needs at least one tool in its catalog")
+            raise ConfigurationError("ReactPlanner needs at least one tool in its catalog")
         self.llm = llm
         self.catalog = {spec.name: spec for spec in catalog}
         if len(self.catalog) != len(catalog):
-            raise ValueError("two tools in the catalog share a name; names must be unique")
+            raise ConfigurationError("two tools in the catalog share a name; names must be unique")
         self.budgets = budgets or PlannerBudgets()
         if max_repairs < 0 or max_parallel < 1:
-            raise ValueError("max_repairs must be >= 0 and max_parallel >= 1")
+            raise ConfigurationError("max_repairs must be >= 0 and max_parallel >= 1")
         self.max_repairs = max_repairs
         self.max_parallel = max_parallel
         self._host = plugin_host
@@ -208,11 +213,13 @@ class ReactPlanner(AsyncResource):
         A token works once: an unknown or used one raises `KeyError`."""
         saved = await self.state_store.consume_planner_state(token)
         if saved is None:
-            raise KeyError(
+            raise UnknownNameError(
                 f"resume token {token!r} is unknown or was already used; tokens are single use"
             )
         if saved.get("version") != _STATE_VERSION:
-            raise ValueError(f"paused state of version {saved.get('version')} cannot be resumed")
+            raise ConfigurationError(
+                f"paused state of version {saved.get('version')} cannot be resumed"
+            )
         key = saved.get("memory_key")
         run = _Run(
             trajectory=Trajectory.model_validate(saved["trajectory"]),
@@ -628,7 +635,7 @@ def _memory_by_name(name: str, options: dict[str, Any], host: Any) -> MemoryStra
 
     strategy = resolve_driver("memory_strategy", name, **options)
     if not isinstance(strategy, MemoryStrategy):
-        raise TypeError(
+        raise InvalidTypeError(
             f"memory strategy {name!r} built {strategy!r}, which lacks add_turn/snapshot/clear"
         )
     return strategy

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import anyio
 
-from penguiflow.errors import describe_exception
+from penguiflow.errors import ConfigurationError, InvalidTypeError, describe_exception
 from penguiflow.llm import JSONLLMClient, LLMMessage
 from penguiflow.memory import (
     ConversationTurn,
@@ -94,11 +94,11 @@ class RollingSummaryMemory(AsyncResource):
         state_store: Any = None,
     ) -> None:
         if max_turns < 1:
-            raise ValueError(f"max_turns must be >= 1, got {max_turns}")
+            raise ConfigurationError(f"max_turns must be >= 1, got {max_turns}")
         if max_tokens is not None and max_tokens < 1:
-            raise ValueError(f"max_tokens must be >= 1 or None, got {max_tokens}")
+            raise ConfigurationError(f"max_tokens must be >= 1 or None, got {max_tokens}")
         if overflow not in ("truncate_summary", "truncate_oldest", "error"):
-            raise ValueError(
+            raise ConfigurationError(
                 "overflow must be 'truncate_summary', 'truncate_oldest' or 'error', got "
                 f"{overflow!r}"
             )
@@ -217,7 +217,7 @@ class RollingSummaryMemory(AsyncResource):
             reply = await self.llm.complete(messages=messages)
             summary = reply.text.strip()
             if not summary:
-                raise ValueError("the model returned an empty summary")
+                raise ConfigurationError("the model returned an empty summary")
         except Exception as exc:  # any failure: keep the turns, report the health
             async with self._lock(name):
                 state = await self._load(name)
@@ -301,7 +301,7 @@ def rolling_summary_memory(name: str, **options: Any) -> RollingSummaryMemory:
     """The `rolling_summary` driver; needs `llm=` (the client that writes summaries)."""
     llm = options.pop("llm", None)
     if llm is None:
-        raise TypeError(
+        raise InvalidTypeError(
             f"the {name!r} memory strategy needs llm=... (a JSON LLM client that writes the "
             "summaries), e.g. resolve_driver('memory_strategy', 'rolling_summary', llm=client)"
         )

@@ -16,9 +16,11 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
+from penguiflow.errors import ConfigurationError
 from penguiflow.resources import AsyncResource
 from penguiflow.state import (
     RemoteBinding,
+    SchemaVersionError,
     SessionLogs,
     StoreClosedError,
     StoredEvent,
@@ -84,11 +86,11 @@ class PostgresStateStore(SessionLogs, AsyncResource):
 
     def __init__(self, url: str, *, schema: str = "penguiflow", **pool_options: Any) -> None:
         if not url.startswith(("postgresql://", "postgres://")):
-            raise ValueError(
+            raise ConfigurationError(
                 f"bad PostgreSQL URL {url!r}: use postgresql://user:password@host:port/database"
             )
         if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
-            raise ValueError(
+            raise ConfigurationError(
                 f"schema must be a lowercase SQL identifier (letters, digits, _); got {schema!r}"
             )
         self.url = url
@@ -131,7 +133,7 @@ class PostgresStateStore(SessionLogs, AsyncResource):
             )
             version = await conn.fetchval(f"SELECT max(version) FROM {s}.schema_version") or 0
             if version > SCHEMA_VERSION:
-                raise RuntimeError(
+                raise SchemaVersionError(
                     f"schema {s} is at version {version}, newer than this penguiflow-postgres "
                     f"({SCHEMA_VERSION}); upgrade penguiflow-postgres to use it"
                 )

@@ -11,6 +11,8 @@ import asyncio
 import time
 from typing import Any
 
+from penguiflow.errors import ConfigurationError
+
 __all__ = ["BacklogGate"]
 
 _REFRESH_S = 0.02
@@ -20,7 +22,7 @@ _MAX_SLEEP_S = 0.05
 class BacklogGate:
     def __init__(self, client: Any, limit: int) -> None:
         if limit < 1:
-            raise ValueError(f"max_backlog must be at least 1, got {limit}")
+            raise ConfigurationError(f"max_backlog must be at least 1, got {limit}")
         self._client = client
         self._limit = limit
         self._seen: dict[str, tuple[float, int]] = {}

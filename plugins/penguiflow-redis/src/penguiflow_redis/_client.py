@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic_core import from_json, to_json
 
+from penguiflow.errors import InvalidTypeError, UnknownNameError, UsageError
 from penguiflow.node import Node
 from penguiflow.registry import ModelRegistry
 from penguiflow.runtime import FlowDefinition, FlowLifecycle, FlowResource, FlowTarget
@@ -151,7 +152,7 @@ class RedisFlow(FlowResource):
     async def load_history(self, trace_id: str) -> Sequence[StoredEvent]:
         """The events the workers recorded for `trace_id` in the flow's state store."""
         if self._state_store is None:
-            raise RuntimeError(
+            raise UsageError(
                 "RedisFlow was created without a state_store (pass create(..., "
                 "state_store='redis://...') in the code both the client and the workers run)"
             )
@@ -169,7 +170,7 @@ class RedisFlow(FlowResource):
         import redis.asyncio as redis
 
         if self._running:
-            raise RuntimeError("RedisFlow already running")
+            raise UsageError("RedisFlow already running")
         self._check_open()
         loop = asyncio.get_running_loop()
         self._codec = self._runtime.codec_for(self._definition, registry)
@@ -227,7 +228,7 @@ class RedisFlow(FlowResource):
     def _check_running(self, what: str) -> None:
         if not self._running:
             hint = "after stop(); call run() again" if self._stopped else "before run(); call run()"
-            raise RuntimeError(f"{what}() called {hint} first (the message was not sent)")
+            raise UsageError(f"{what}() called {hint} first (the message was not sent)")
 
     # -- emitting ------------------------------------------------------------------------------
 
@@ -260,7 +261,7 @@ class RedisFlow(FlowResource):
             self._open_traces.add(trace)
 
     def emit_nowait(self, msg: Any, to: Any = None, *, trace_id: str | None = None) -> None:
-        raise RuntimeError(
+        raise UsageError(
             "emit_nowait() is not available on the redis runtime (sending is network I/O); "
             "use await flow.emit(...)"
         )
@@ -275,7 +276,7 @@ class RedisFlow(FlowResource):
             for target in targets:
                 name = str(target.name) if isinstance(target, Node) else str(target)
                 if name not in ingress:
-                    raise KeyError(
+                    raise UnknownNameError(
                         f"Unknown target {name} for OpenSea (ingress nodes: "
                         f"{', '.join(ingress) or 'none'})"
                     )
@@ -296,7 +297,7 @@ class RedisFlow(FlowResource):
         Waits for it; raises `RedisRuntimeUnavailable` if Redis goes away while waiting
         (results are kept in Redis: fetch again once it is back)."""
         if from_ is not None:
-            raise RuntimeError(
+            raise UsageError(
                 "fetch(from_=...) is not supported on the redis runtime; results all arrive "
                 "from Rookery, use fetch(trace_id=...) to pick one trace"
             )
@@ -406,7 +407,7 @@ class RedisFlow(FlowResource):
 def _stamp_trace(msg: Any, trace_id: str) -> Any:
     if isinstance(msg, Message):
         return msg if msg.trace_id == trace_id else msg.model_copy(update={"trace_id": trace_id})
-    raise TypeError(
+    raise InvalidTypeError(
         f"emit(trace_id=...) requires a Message, got {type(msg).__name__}; wrap the value in "
         "Message(payload=..., headers=Headers(...))"
     )

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from penguiflow.core import ROOKERY
+from penguiflow.errors import UsageError
 from penguiflow.node import Node
 from penguiflow.runtime import chunk_message, unknown_target
 from penguiflow.types import Message, StreamChunk
@@ -135,16 +136,16 @@ class WorkerContext:
     # -- not available across processes --------------------------------------------------------
 
     async def fetch(self, from_: Any = None) -> Any:
-        raise RuntimeError(_NO_FETCH.format(what="fetch"))
+        raise UsageError(_NO_FETCH.format(what="fetch"))
 
     async def fetch_any(self, from_: Any = None) -> Any:
-        raise RuntimeError(_NO_FETCH.format(what="fetch_any"))
+        raise UsageError(_NO_FETCH.format(what="fetch_any"))
 
     def fetch_nowait(self, from_: Any = None) -> Any:
-        raise RuntimeError(_NO_FETCH.format(what="fetch_nowait"))
+        raise UsageError(_NO_FETCH.format(what="fetch_nowait"))
 
     async def call_playbook(self, *args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError(
+        raise UsageError(
             "ctx.call_playbook() is not available on the redis runtime yet; run the playbook "
             "as its own flow, or call it from a node of a local flow"
         )

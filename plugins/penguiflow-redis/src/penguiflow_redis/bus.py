@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from penguiflow.bus import BusClosedError, BusEnvelope
+from penguiflow.errors import ConfigurationError
 from penguiflow.resources import AsyncResource
 
 __all__ = ["RedisMessageBus", "envelope_from_fields", "envelope_to_fields"]
@@ -65,11 +66,11 @@ class RedisMessageBus(AsyncResource):
         **redis_options: Any,
     ) -> None:
         if not url.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError(
+            raise ConfigurationError(
                 f"bad Redis URL {url!r}: use redis://host:port/db (or rediss:// for TLS)"
             )
         if maxlen < 1:
-            raise ValueError(f"maxlen must be >= 1 (got {maxlen})")
+            raise ConfigurationError(f"maxlen must be >= 1 (got {maxlen})")
         from redis.asyncio import Redis  # imported when chosen, never at discovery
 
         self.url = url

@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel
 
+from penguiflow.errors import ConfigurationError, InvalidTypeError
 from penguiflow.registry import ModelRegistry
 from penguiflow.resources import aclose_resource
 from penguiflow.runtime import FlowDefinition, FlowTarget
@@ -69,7 +70,7 @@ class RedisRuntime:
         embedded_workers: int = 0,
     ) -> None:
         if not url.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError(
+            raise ConfigurationError(
                 f"redis runtime URL {url!r} must start with redis://, rediss:// or unix:// "
                 "(for example redis://127.0.0.1:6379/0)"
             )
@@ -90,7 +91,7 @@ class RedisRuntime:
         defaults = _DEFAULTS
         for key, value in from_url.items():
             if explicit[key] != defaults[key] and explicit[key] != value:
-                raise ValueError(
+                raise ConfigurationError(
                     f"option {key!r} is given twice, as {value!r} in the URL and as "
                     f"{explicit[key]!r} in the arguments; keep one"
                 )
@@ -107,14 +108,14 @@ class RedisRuntime:
         block_s = float(explicit["block_s"])
         embedded_workers = int(explicit["embedded_workers"])
         if concurrency < 1:
-            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+            raise ConfigurationError(f"concurrency must be at least 1, got {concurrency}")
         if claim_idle_s <= 0:
-            raise ValueError(f"claim_idle_s must be positive, got {claim_idle_s}")
+            raise ConfigurationError(f"claim_idle_s must be positive, got {claim_idle_s}")
         for option, value in (("join_ttl_s", join_ttl_s), ("reply_ttl_s", reply_ttl_s)):
             if value <= 0:
-                raise ValueError(f"{option} must be positive, got {value}")
+                raise ConfigurationError(f"{option} must be positive, got {value}")
         if max_deliveries < 1:
-            raise ValueError(
+            raise ConfigurationError(
                 f"max_deliveries must be at least 1, got {max_deliveries}; it is how many "
                 "times a message is handed to a worker before it goes to the dead letters"
             )
@@ -157,14 +158,14 @@ class RedisRuntime:
         from the flow its own copy of the code builds (`penguiflow worker app:build`), so
         events are delivered where the nodes run (see docs/deployment.md)."""
         if options.get("message_bus") is not None:
-            raise TypeError(
+            raise InvalidTypeError(
                 "create(..., message_bus=...) is not supported by the redis runtime yet: its "
                 "streams already carry every message; drop it or use the local runtime"
             )
         options.pop("message_bus", None)
         unknown = sorted(set(options) - {"middlewares", "state_store"})
         if unknown:
-            raise TypeError(
+            raise InvalidTypeError(
                 f"create() got unknown option(s) {unknown} for the redis runtime; accepted: "
                 "['middlewares', 'state_store'] besides the flow's definition"
             )
@@ -258,7 +259,7 @@ def _split_options(url: str) -> tuple[str, dict[str, object]]:
         try:
             options[key] = convert(value)
         except ValueError:
-            raise ValueError(
+            raise ConfigurationError(
                 f"option {key}={value!r} in the redis runtime URL is not a valid {convert.__name__}"
             ) from None
     return urlunsplit(parts._replace(query=urlencode(kept))), options

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
+from penguiflow.errors import ConfigurationError
 from penguiflow.resources import AsyncResource
 from penguiflow.state import (
     RemoteBinding,
@@ -39,11 +40,13 @@ class RedisStateStore(SessionLogs, AsyncResource):
 
     def __init__(self, url: str, *, prefix: str = "penguiflow", **redis_options: Any) -> None:
         if not url.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError(
+            raise ConfigurationError(
                 f"bad Redis URL {url!r}: use redis://host:port/db (or rediss:// for TLS)"
             )
         if not prefix or ":" in prefix:
-            raise ValueError(f"prefix must be a non-empty string without ':' (got {prefix!r})")
+            raise ConfigurationError(
+                f"prefix must be a non-empty string without ':' (got {prefix!r})"
+            )
         from redis.asyncio import Redis  # imported when chosen, never at discovery
 
         self.url = url

@@ -20,7 +20,7 @@ from typing import Any
 import anyio
 
 from penguiflow.catalog import NodeSpec, argument_errors
-from penguiflow.errors import PenguiFlowError, describe_exception
+from penguiflow.errors import ConfigurationError, PenguiFlowError, describe_exception
 from penguiflow.resources import AsyncResource
 
 __all__ = ["UTCPConnectionError", "UTCPConnector", "UTCPError", "UTCPTool", "UTCPToolError"]
@@ -60,7 +60,7 @@ class UTCPConnector(AsyncResource):
         self, name: str, call_template: Mapping[str, Any], *, timeout_s: float = 30.0
     ) -> None:
         if not _NAME.match(name):
-            raise ValueError(
+            raise ConfigurationError(
                 f"manual name {name!r} must start with a letter and use letters, digits or '_' "
                 "(it prefixes tool names: name.tool)"
             )

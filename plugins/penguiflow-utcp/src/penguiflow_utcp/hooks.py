@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from penguiflow.errors import ConfigurationError
 from penguiflow.hookspecs import hookimpl
 
 from .connector import UTCPConnector
@@ -27,7 +28,9 @@ def penguiflow_register_connectors(
     connectors: list[UTCPConnector] = []
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict) or "name" not in entry:
-            raise ValueError(f"utcp.manuals[{index}] needs a name and a url or call_template")
+            raise ConfigurationError(
+                f"utcp.manuals[{index}] needs a name and a url or call_template"
+            )
         if "call_template" in entry:
             connectors.append(UTCPConnector(entry["name"], entry["call_template"]))
         elif "url" in entry:
@@ -40,7 +43,7 @@ def penguiflow_register_connectors(
                 )
             )
         else:
-            raise ValueError(
+            raise ConfigurationError(
                 f"utcp manual {entry['name']!r} needs url= (an HTTP manual) or call_template="
             )
     for connector in connectors:

@@ -41,6 +41,15 @@ async def anyio_fail_after(n: int) -> None:
             await _noop()
 
 
+async def anyio_cancel_scope(n: int) -> None:
+    """What the node engine uses for `timeout_s`: a bare scope with a deadline."""
+    for _ in range(n):
+        with anyio.CancelScope(deadline=anyio.current_time() + 10) as scope:
+            await _noop()
+        if scope.cancelled_caught:
+            raise TimeoutError
+
+
 async def asyncio_shield(n: int) -> None:
     for _ in range(n):
         await asyncio.shield(_noop())
@@ -97,7 +106,12 @@ async def anyio_task_group(n: int) -> None:
 
 
 PAIRS = [
-    ("timeout scope per call", asyncio_timeout, anyio_fail_after),
+    ("timeout scope per call (anyio.fail_after)", asyncio_timeout, anyio_fail_after),
+    (
+        "timeout scope per call (bare CancelScope, the engine's)",
+        asyncio_timeout,
+        anyio_cancel_scope,
+    ),
     ("shielded await per call", asyncio_shield, anyio_shield),
     ("queue hand-off per item", asyncio_queue, anyio_stream),
     ("8 concurrent tasks, per task", asyncio_gather, anyio_task_group),

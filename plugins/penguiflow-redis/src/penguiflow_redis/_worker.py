@@ -8,9 +8,11 @@ NodeEngine`); this module is the redis runtime's part. Per served node one reade
 entries while it works on them, so only dead workers' entries are taken. A finished entry is
 acked together with its outputs (`CommitBatcher`).
 
-Structure: readers, the cancel listener and the claim renewal run in one anyio task group,
-the handlers in another that outlives it, so on shutdown the readers stop first and work in
-progress gets `shutdown_grace_s` to finish; nothing outlives `serve()`.
+Structure: readers, the cancel listener and the claim renewal run in one anyio task group.
+Each entry's handler is a plain asyncio task the pool owns (an anyio task per message measured
+about 50 function calls a hop more; see benchmarks/README.md): on shutdown the readers stop
+first, work in progress gets `shutdown_grace_s` to finish, the rest is cancelled and awaited,
+so nothing outlives `serve()`.
 """
 
 from __future__ import annotations
@@ -130,6 +132,8 @@ class WorkerPool:
             for name in self.nodes
         }
         self._stopping = False
+        #: handler tasks of the entries being processed (owned: awaited or cancelled at stop)
+        self._handlers: set[asyncio.Task[None]] = set()
         self._in_progress: dict[str, set[str]] = {}
         #: lanes of the messages being processed, by trace
         self._lanes: dict[str, set[Lane]] = {}
@@ -187,10 +191,10 @@ class WorkerPool:
             await self._until_reachable(stop, self._create_groups)
             if stop.is_set():
                 return
-            async with anyio.create_task_group() as work:
+            try:
                 async with anyio.create_task_group() as loops:
                     for name in self.nodes:
-                        loops.start_soon(self._consume, name, work)
+                        loops.start_soon(self._consume, name)
                     loops.start_soon(self._listen_for_cancels)
                     loops.start_soon(self._renew_claims)
                     if on_ready is not None:
@@ -201,14 +205,28 @@ class WorkerPool:
                     await stop.wait()
                     self._stopping = True
                     loops.cancel_scope.cancel()
-                # Work in progress finishes; entries not started stay queued for other workers.
-                work.cancel_scope.deadline = anyio.current_time() + self.settings.shutdown_grace_s
+            finally:
+                await self._finish_handlers()
         finally:
             self._stopping = True
             if self._commits is not None:
                 await self._commits.aclose()
             await self._client.aclose()
             lifecycle.stop(self.middlewares)
+
+    async def _finish_handlers(self) -> None:
+        """Work in progress finishes (up to `shutdown_grace_s`), the rest is cancelled and
+        awaited; entries not finished stay pending for other workers."""
+        import anyio
+
+        handlers = set(self._handlers)
+        if not handlers:
+            return
+        with anyio.CancelScope(shield=True):
+            _, late = await asyncio.wait(handlers, timeout=self.settings.shutdown_grace_s)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
 
     async def _create_groups(self) -> None:
         for name in self.nodes:
@@ -238,7 +256,7 @@ class WorkerPool:
 
     # -- consuming -----------------------------------------------------------------------------
 
-    async def _consume(self, name: str, work: Any) -> None:
+    async def _consume(self, name: str) -> None:
         import anyio
         from redis.exceptions import ResponseError
 
@@ -288,11 +306,12 @@ class WorkerPool:
                 if fields is None:  # deleted while pending; XAUTOCLAIM already dropped it
                     continue
                 if entry_id in exhausted:
-                    give_up = (name, stream, entry_id, fields, exhausted[entry_id])
-                    work.start_soon(_holding_slot, slots, self._give_up, *give_up)
+                    job = self._give_up(name, stream, entry_id, fields, exhausted[entry_id])
                 else:
-                    handle = (name, stream, entry_id, fields)
-                    work.start_soon(_holding_slot, slots, self._handle, *handle)
+                    job = self._handle(name, stream, entry_id, fields)
+                task = asyncio.create_task(_holding_slot(slots, job))
+                self._handlers.add(task)
+                task.add_done_callback(self._handlers.discard)
                 started += 1
             _release(slots, free - started)
 
@@ -588,8 +607,8 @@ def _release(slots: Any, count: int) -> None:
         slots.release()
 
 
-async def _holding_slot(slots: Any, job: Callable[..., Awaitable[None]], *args: Any) -> None:
+async def _holding_slot(slots: Any, job: Awaitable[None]) -> None:
     try:
-        await job(*args)
+        await job
     finally:
         slots.release()

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from plugin_dists import Site, site_on_path
 
 from penguiflow.joins import (
     AppendJoin,
@@ -32,7 +31,9 @@ from penguiflow.plugins import (
     PluginSettings,
     list_plugins,
 )
+from penguiflow.testing import DistributionSite as Site
 from penguiflow.testing import JoinStrategyConformance
+from penguiflow.testing import distribution_site as site_on_path
 
 OK = BranchOutcome(tool="a", ok=True, output=1)
 LATER = BranchOutcome(tool="b", ok=True, output=2)

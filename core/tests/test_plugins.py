@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from plugin_dists import Site, site_on_path
 
 from penguiflow.bus import InMemoryMessageBus
 from penguiflow.cli import cli
@@ -36,7 +35,9 @@ from penguiflow.plugins import (
 )
 from penguiflow.plugins._drivers import driver_key
 from penguiflow.state.in_memory import InMemoryStateStore
+from penguiflow.testing import DistributionSite as Site
 from penguiflow.testing import HookPluginConformance
+from penguiflow.testing import distribution_site as site_on_path
 from penguiflow.types import Headers, Message
 
 

@@ -475,7 +475,7 @@ class PenguiFlow(FlowResource):
         if pending <= 0 and inflight == 0:
             return False
         if self._traces.mark_cancelled(trace_id) and self._observed(logging.INFO):
-            await self._record(
+            await self._outbox.record(
                 "trace_cancel_start",
                 self._opensea_ctx,
                 trace_id,
@@ -508,7 +508,7 @@ class PenguiFlow(FlowResource):
     def _on_trace_cancel_finish(self, trace_id: str) -> None:
         if self._observed(logging.INFO):
             self._spawn(
-                self._record(
+                self._outbox.record(
                     "trace_cancel_finish", self._rookery_ctx, trace_id, 0, None, logging.INFO
                 )
             )
@@ -520,19 +520,6 @@ class PenguiFlow(FlowResource):
 
     def _inflight(self, trace_id: str) -> int:
         return self._outbox.inflight(trace_id)
-
-    async def _record(
-        self,
-        event_type: str,
-        ctx: Context,
-        trace_id: str | None,
-        attempt: int,
-        latency_ms: float | None,
-        level: int,
-        extra: dict[str, Any] | None = None,
-        exc: BaseException | None = None,
-    ) -> None:
-        await self._outbox.record(event_type, ctx, trace_id, attempt, latency_ms, level, extra, exc)
 
     async def record_remote_event(
         self,
@@ -546,7 +533,7 @@ class PenguiFlow(FlowResource):
         extra: dict[str, Any] | None = None,
     ) -> None:
         """Record a remote-call event for `node` (used by `RemoteNode`)."""
-        await self._record(event, context, trace_id, 0, latency_ms, level, extra)
+        await self._outbox.record(event, context, trace_id, 0, latency_ms, level, extra)
 
     # -- traces, external tasks, persistence ---------------------------------------------------
 

@@ -4,18 +4,17 @@
 from __future__ import annotations
 
 import logging
-from types import TracebackType
 from typing import Any, Self
 
 from .errors import UsageError
-from .resources import aclose_resource
+from .resources import AsyncResource, aclose_resource
 
 __all__ = ["FlowResource"]
 
 logger = logging.getLogger("penguiflow.core")
 
 
-class FlowResource:
+class FlowResource(AsyncResource):
     """Base of the runtimes' flow classes (a mixin of the `Flow` protocol's closing half).
 
     `stop()` stops processing and keeps undelivered messages for a later `run()`; `aclose()`
@@ -77,11 +76,3 @@ class FlowResource:
         if not self.running:
             self.run()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import asyncio
 import socket
 import subprocess
 import sys
@@ -8,7 +7,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -81,14 +79,3 @@ def time_server_command() -> str:
             "mcp-server-time is not installed in this environment (pip install mcp-server-time)"
         )
     return str(command)
-
-
-async def leftover_tasks(before: set[asyncio.Task[Any]], within: float = 10.0) -> set[Any]:
-    """Tasks started since `before` that are still pending; polled until there are none or
-    `within` seconds have passed (a cancelled task may need a few loop turns to end)."""
-    deadline = time.monotonic() + within
-    while True:
-        left = {task for task in asyncio.all_tasks() if task not in before and not task.done()}
-        if not left or time.monotonic() >= deadline:
-            return left
-        await asyncio.sleep(0.01)

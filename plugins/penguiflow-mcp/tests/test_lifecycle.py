@@ -10,7 +10,7 @@ import sys
 from typing import Any
 
 import pytest
-from conftest import HERE, HTTPServer, leftover_tasks
+from conftest import HERE, HTTPServer
 from penguiflow_mcp import (
     MCPConfigError,
     MCPConnectionError,
@@ -22,7 +22,7 @@ from penguiflow_mcp import (
 )
 
 from penguiflow.errors import PenguiFlowError
-from penguiflow.testing import run_async
+from penguiflow.testing import leftover_tasks, run_async
 
 
 def http(server: HTTPServer, **options: Any) -> MCPConnector:

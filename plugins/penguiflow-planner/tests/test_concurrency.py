@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -31,6 +30,7 @@ from penguiflow.catalog import NodeSpec
 from penguiflow.errors import PenguiFlowError
 from penguiflow.llm import LLMMessage, ScriptedLLMClient
 from penguiflow.memory import ConversationTurn, MemoryKey
+from penguiflow.testing import leftover_tasks
 
 T = TypeVar("T")
 KEY = MemoryKey(tenant_id="t", user_id="u", session_id="s")
@@ -77,17 +77,6 @@ def catalog_of(*tools: tuple[Callable[..., Any], NodePolicy]) -> list[NodeSpec]:
 async def bounded(awaitable: Awaitable[T], seconds: float = 10.0) -> T:
     """A hang (the bug these tests look for) fails the test instead of stalling the suite."""
     return await asyncio.wait_for(awaitable, seconds)
-
-
-async def leftover_tasks(before: set[asyncio.Task[Any]], within: float = 5.0) -> set[Any]:
-    """Tasks started since `before` that are still pending; polled until there are none or
-    `within` seconds have passed (a task that was cancelled may need a few loop turns)."""
-    deadline = time.monotonic() + within
-    while True:
-        left = {task for task in asyncio.all_tasks() if task not in before and not task.done()}
-        if not left or time.monotonic() >= deadline:
-            return left
-        await asyncio.sleep(0.01)
 
 
 def steps(result: Any) -> list[Any]:

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dists import Site, site_on_path
 from penguiflow_planner import PlannerFinish, ReactPlanner
 from penguiflow_planner.memory import RollingSummaryMemory
 from tools import catalog
@@ -20,7 +19,9 @@ from penguiflow.llm import LLMMessage, ScriptedLLMClient
 from penguiflow.memory import ConversationTurn, MemoryBudgetExceeded, MemoryKey
 from penguiflow.plugins import DriverNotFoundError, resolve_driver
 from penguiflow.state.sqlite import SQLiteStateStore
+from penguiflow.testing import DistributionSite as Site
 from penguiflow.testing import MemoryStrategyConformance
+from penguiflow.testing import distribution_site as site_on_path
 
 KEY = MemoryKey(tenant_id="t", user_id="u", session_id="s")
 

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dists import Site, site_on_path
 from penguiflow_planner import (
     PlannerBudgets,
     PlannerFinish,
@@ -27,7 +26,9 @@ from penguiflow.llm import LLMMessage, LLMUsage, ScriptedLLMClient
 from penguiflow.memory import MemoryKey, TruncationMemory
 from penguiflow.plugins import DriverNotFoundError, PluginSettings, load_hooks
 from penguiflow.state.sqlite import SQLiteStateStore
+from penguiflow.testing import DistributionSite as Site
 from penguiflow.testing import HookPluginConformance
+from penguiflow.testing import distribution_site as site_on_path
 
 
 @pytest.fixture

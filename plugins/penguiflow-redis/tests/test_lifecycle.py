@@ -15,7 +15,7 @@ from distributed_app import build_observed
 from test_runtime import job, scoped
 from workers import WorkerProcesses
 
-from penguiflow.testing import run_async
+from penguiflow.testing import DistributionSite, run_async
 
 PROBE = """
 import os
@@ -48,24 +48,17 @@ def penguiflow_observability_sinks(flow, role):
 """
 
 
-def _install_probe(site: Path) -> None:
-    """A distribution with a hook entry point, as `pip install` would leave it."""
-    site.mkdir()
-    (site / "pf_lifecycle_probe.py").write_text(PROBE)
-    info = site / "pf_lifecycle_probe-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: pf-lifecycle-probe\nVersion: 0.1\n"
-        "Requires-Dist: penguiflow>=4.0,<5\n"
-    )
-    (info / "entry_points.txt").write_text("[penguiflow]\nprobe = pf_lifecycle_probe\n")
-
-
 def test_every_worker_calls_its_hooks_sinks_and_middlewares_and_records_events(
     redis_url: str, tmp_path: Path
 ) -> None:
     site = tmp_path / "site"
-    _install_probe(site)
+    site.mkdir()
+    # Installed the way pip would leave it, on the workers' path only.
+    DistributionSite(site).install(
+        "pf-lifecycle-probe",
+        {"penguiflow": {"probe": "pf_lifecycle_probe"}},
+        {"pf_lifecycle_probe": PROBE},
+    )
     markers = tmp_path / "markers"
     markers.mkdir()
     path = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -44,14 +42,3 @@ def manual_url() -> Iterator[str]:
     yield f"http://127.0.0.1:{port}/utcp"
     proc.terminate()
     proc.wait(timeout=10)
-
-
-async def leftover_tasks(before: set[asyncio.Task[Any]], within: float = 10.0) -> set[Any]:
-    """Tasks started since `before` that are still pending; polled until there are none or
-    `within` seconds have passed (a cancelled task may need a few loop turns to end)."""
-    deadline = time.monotonic() + within
-    while True:
-        left = {task for task in asyncio.all_tasks() if task not in before and not task.done()}
-        if not left or time.monotonic() >= deadline:
-            return left
-        await asyncio.sleep(0.01)

@@ -8,11 +8,10 @@ import asyncio
 from typing import Any
 
 import pytest
-from conftest import leftover_tasks
 from penguiflow_utcp import UTCPConnectionError, UTCPConnector, UTCPError, UTCPToolError
 
 from penguiflow.errors import PenguiFlowError
-from penguiflow.testing import run_async
+from penguiflow.testing import leftover_tasks, run_async
 
 
 def test_async_with_closes_the_client_and_aclose_is_idempotent(manual_url: str) -> None:

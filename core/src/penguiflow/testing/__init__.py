@@ -27,10 +27,13 @@ if TYPE_CHECKING:
     from ._message_bus import MessageBusConformance
     from ._runtime import RuntimeConformance
     from ._servers import require_server
+    from ._sites import DistributionSite, distribution_site
     from ._state_store import StateStoreConformance
     from ._support import run_async
+    from ._tasks import leftover_tasks
 
 __all__ = [
+    "DistributionSite",
     "HookPluginConformance",
     "JoinStrategyConformance",
     "LLMAdapterConformance",
@@ -38,6 +41,8 @@ __all__ = [
     "MessageBusConformance",
     "RuntimeConformance",
     "StateStoreConformance",
+    "distribution_site",
+    "leftover_tasks",
     "require_server",
     "run_async",
 ]
@@ -45,6 +50,7 @@ __all__ = [
 # Loaded on first use: pytest imports this package for every run in an environment where
 # penguiflow is installed (the pytest11 plugin), and most runs never touch a suite.
 _HOMES = {
+    "DistributionSite": "_sites",
     "HookPluginConformance": "_hooks",
     "JoinStrategyConformance": "_joins",
     "LLMAdapterConformance": "_llm",
@@ -52,6 +58,8 @@ _HOMES = {
     "MessageBusConformance": "_message_bus",
     "RuntimeConformance": "_runtime",
     "StateStoreConformance": "_state_store",
+    "distribution_site": "_sites",
+    "leftover_tasks": "_tasks",
     "require_server": "_servers",
     "run_async": "_support",
 }

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-__all__ = ["penguiflow_isolated_plugins"]
+if TYPE_CHECKING:
+    from ._sites import DistributionSite
+
+__all__ = ["penguiflow_isolated_plugins", "penguiflow_site"]
 
 
 @pytest.fixture
@@ -20,3 +25,12 @@ def penguiflow_isolated_plugins(monkeypatch: pytest.MonkeyPatch) -> Iterator[Non
     reset_hooks()
     yield
     reset_hooks()
+
+
+@pytest.fixture
+def penguiflow_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[DistributionSite]:
+    """A folder on `sys.path` where `site.install(name, entry_points, modules)` makes real
+    distributions for the test (see `penguiflow.testing.DistributionSite`)."""
+    from ._sites import distribution_site
+
+    yield from distribution_site(tmp_path, monkeypatch)

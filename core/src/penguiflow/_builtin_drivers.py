@@ -6,6 +6,7 @@ from typing import Any
 
 from .bus import InMemoryMessageBus
 from .errors import InvalidTypeError
+from .resources import AsyncResource
 from .state.in_memory import InMemoryStateStore
 
 __all__ = [
@@ -41,7 +42,7 @@ def memory_message_bus(url: str, **options: Any) -> InMemoryMessageBus:
     return InMemoryMessageBus(**options)
 
 
-class LocalRuntime:
+class LocalRuntime(AsyncResource):
     """`local`: the in-process runtime (one worker task per node, bounded asyncio queues)."""
 
     name = "local"

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import ConfigurationError, PenguiFlowError
 from .llm import LLMMessage
+from .resources import AsyncResource
 from .state import require_capabilities
 
 __all__ = [
@@ -92,7 +93,7 @@ def estimate_tokens(text: str) -> int:
     return (len(text) + 3) // 4
 
 
-class NoMemory:
+class NoMemory(AsyncResource):
     """`none`: remembers nothing."""
 
     async def add_turn(self, key: MemoryKey | None, turn: ConversationTurn) -> None:
@@ -104,8 +105,11 @@ class NoMemory:
     async def clear(self, key: MemoryKey | None) -> None:
         return None
 
+    async def aclose(self) -> None:
+        """Nothing to release; here so every resource closes the same way (`async with`)."""
 
-class TruncationMemory:
+
+class TruncationMemory(AsyncResource):
     """`truncation`: the last `max_turns` turns, within `max_tokens` when set.
 
     When a new turn overflows the token budget, `overflow="truncate_oldest"` drops the oldest
@@ -192,3 +196,6 @@ class TruncationMemory:
             self._turns[name] = []
             if self._store is not None:
                 await self._store.save_memory_state(name, {"turns": []})
+
+    async def aclose(self) -> None:
+        """Nothing to release; here so every resource closes the same way (`async with`)."""

@@ -12,6 +12,7 @@ from typing import Any, TypeAlias
 from pydantic import BaseModel
 
 from ..errors import ConfigurationError, InvalidTypeError, PenguiFlowError
+from ..resources import AsyncResource
 from ._models import (
     LLMMessage,
     LLMResponse,
@@ -41,7 +42,7 @@ class ScriptedCall:
     stream: bool
 
 
-class ScriptedLLMClient:
+class ScriptedLLMClient(AsyncResource):
     """Replies in order from `replies`; records every call in `calls`."""
 
     def __init__(
@@ -93,6 +94,9 @@ class ScriptedLLMClient:
         prompt_chars = sum(len(m.content) for m in normalized)
         usage = LLMUsage(input_tokens=prompt_chars // 4, output_tokens=len(text) // 4)
         return LLMResponse(text=text, usage=usage, cost_usd=0.0, model=self.model)
+
+    async def aclose(self) -> None:
+        """Nothing to release; here so every resource closes the same way (`async with`)."""
 
 
 def _as_text(reply: Any) -> str:

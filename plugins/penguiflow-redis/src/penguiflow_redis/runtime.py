@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from penguiflow.errors import ConfigurationError, InvalidTypeError
 from penguiflow.registry import ModelRegistry
-from penguiflow.resources import aclose_resource
+from penguiflow.resources import AsyncResource, aclose_resource
 from penguiflow.runtime import FlowDefinition, FlowTarget
 
 from ._client import RedisFlow
@@ -31,7 +31,7 @@ from ._worker import WorkerPool, WorkerSettings
 __all__ = ["PayloadTypeError", "RedisFlow", "RedisRuntime", "RedisRuntimeUnavailable"]
 
 
-class RedisRuntime:
+class RedisRuntime(AsyncResource):
     """Runs flows on Redis Streams with consumer groups.
 
     Options (keyword arguments, or the same names in the URL's query string, e.g.

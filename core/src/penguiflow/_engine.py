@@ -29,6 +29,7 @@ from ._circuit import CircuitBreaker
 from .errors import (
     FlowError,
     FlowErrorCode,
+    NodeTimeoutError,
     PenguiFlowError,
     describe_exception,
     describe_exception_repr,
@@ -405,7 +406,7 @@ class NodeEngine:
             return await self.node.invoke(message, ctx, registry=self.registry)
         # Only reached when the scope swallowed its own cancellation: the deadline passed.
         assert scope.cancelled_caught
-        raise TimeoutError(f"node {self.node.name!r} took longer than {timeout_s}s")
+        raise NodeTimeoutError(f"node {self.node.name!r} took longer than {timeout_s}s")
 
     async def _failed_attempt(
         self,

@@ -65,6 +65,9 @@ class PenguiFlow(FlowResource):
         message_bus: MessageBus | str | None = None,
         payload_types: Sequence[type[BaseModel]] = (),
     ) -> None:
+        # The graph first: a bad one fails before any driver is opened from a URL.
+        self._adjacencies = adjacencies
+        graph = build_graph(adjacencies, allow_cycles=allow_cycles)
         self._queue_maxsize = queue_maxsize
         # Not used in process; distributed runtimes rebuild these types from other processes.
         self._payload_types = tuple(payload_types)
@@ -98,8 +101,6 @@ class PenguiFlow(FlowResource):
             to_rookery=self._to_rookery,
         )
 
-        self._adjacencies = adjacencies
-        graph = build_graph(adjacencies, allow_cycles=allow_cycles)
         self._nodes: list[Node] = list(graph.successors)
         vertices: list[Node | Endpoint] = [*self._nodes, OPEN_SEA, ROOKERY]
         self._contexts: dict[Node | Endpoint, Context] = {

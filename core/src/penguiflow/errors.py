@@ -8,6 +8,7 @@ PenguiFlowError
 ├── FlowError                   a node failed: retries used up, timeout, open circuit, or the
 │                               runtime's own failure (code INTERNAL_ERROR); delivered to Rookery
 ├── TraceCancelled              the trace was cancelled while this code worked on it
+├── NodeTimeoutError            (TimeoutError) an attempt ran past the node's timeout_s
 ├── ConfigurationError          (ValueError) an argument, option, setting or URL cannot work
 ├── InvalidTypeError            (TypeError) something of the wrong kind was given
 ├── UnknownNameError            (KeyError) no node, target or entry of that name; lists the known
@@ -51,6 +52,7 @@ __all__ = [
     "FlowErrorCode",
     "InvalidTypeError",
     "MissingPluginError",
+    "NodeTimeoutError",
     "PenguiFlowError",
     "UnknownNameError",
     "UsageError",
@@ -87,6 +89,11 @@ class UnknownNameError(PenguiFlowError, KeyError):
 class MissingPluginError(PenguiFlowError, ImportError):
     """A name that a plugin provides was used, and the plugin is not installed; the message
     says what to `pip install`."""
+
+
+class NodeTimeoutError(PenguiFlowError, TimeoutError):
+    """An attempt of a node ran past its `NodePolicy.timeout_s` (the `original_exc` of the
+    `NODE_TIMEOUT` `FlowError` it becomes)."""
 
 
 class UsageError(PenguiFlowError, RuntimeError):

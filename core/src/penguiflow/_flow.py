@@ -15,13 +15,20 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from ._context import Context
-from ._engine import NodeEngine, current_trace
+from ._engine import NodeEngine, TraceCancelled, current_trace
 from ._events import EventPublisher, logger
 from ._flow_resource import FlowResource
 from ._graph import OPEN_SEA, ROOKERY, Adjacency, Endpoint, Floe, build_graph, display_name
 from ._lifecycle import FlowLifecycle
 from ._local_outbox import LocalOutbox
-from ._rookery import ResultRouter, TracedValue, belongs_to, stamp_trace, unwrap
+from ._rookery import (
+    CancelledTrace,
+    ResultRouter,
+    TracedValue,
+    belongs_to,
+    stamp_trace,
+    unwrap,
+)
 from ._supervisor import Supervisor
 from ._traces import TraceTable
 from ._worker import NodeWorker
@@ -153,7 +160,13 @@ class PenguiFlow(FlowResource):
 
     def run(self, *, registry: ModelRegistry | None = None) -> None:
         """Start one worker task per node (needs a running event loop)."""
-        asyncio.get_running_loop()  # PenguiFlow's "no running event loop" RuntimeError
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            raise UsageError(
+                "PenguiFlow.run() found no running event loop: call it from async code, for "
+                "example inside `async def main(): flow.run(); ...` run with asyncio.run(main())"
+            ) from None
         if self._running:
             raise UsageError("PenguiFlow already running")
         self._check_open()
@@ -170,11 +183,8 @@ class PenguiFlow(FlowResource):
                     + " (register them with registry.register(name, InModel, OutModel) "
                     "or give them NodePolicy(validate='none'))"
                 )
-        self._registry = registry
-        self._running = True
-        self._stopped = False
         emit_errors = self._emit_errors_to_rookery
-        self._workers = [
+        workers = [
             NodeWorker(
                 NodeEngine(
                     node, self._outbox, registry=registry, emit_errors_to_rookery=emit_errors
@@ -184,11 +194,20 @@ class PenguiFlow(FlowResource):
             )
             for node in self._nodes
         ]
-        self._outbox.lanes = [worker.lane for worker in self._workers]
-        if self._workers:
-            jobs = [(f"penguiflow:{worker.node.name}", worker.run) for worker in self._workers]
+        self._registry = registry
+        self._workers = workers
+        # Hooks first: in strict mode a failing plugin stops run() with nothing started.
+        try:
+            self._lifecycle.start(self._middlewares)
+        except BaseException:
+            self._workers = []
+            raise
+        self._running = True
+        self._stopped = False
+        self._outbox.lanes = [worker.lane for worker in workers]
+        if workers:
+            jobs = [(f"penguiflow:{worker.node.name}", worker.run) for worker in workers]
             self._tasks = [self._supervisor.start(jobs, name="penguiflow:flow")]
-        self._lifecycle.start(self._middlewares)
 
     def _worker_died(self, crash: BaseException) -> None:
         text = (
@@ -448,6 +467,8 @@ class PenguiFlow(FlowResource):
                 raise UsageError("fetch(trace_id=...) does not support from_ filtering")
             router.start()
             item = await router.fetch_trace(trace_id)
+            if type(item) is CancelledTrace:
+                return self._trace_cancelled_result(trace_id)
         elif router.active:
             if from_ is not None:
                 raise UsageError(
@@ -461,6 +482,18 @@ class PenguiFlow(FlowResource):
         if item_trace is not None:
             self._traces.finalize(item_trace)
         return unwrap(item)
+
+    def _trace_cancelled_result(self, trace_id: str) -> FlowError:
+        """What `fetch(trace_id=...)` gives when the trace is cancelled while it waits: a
+        `FlowError` (`TRACE_CANCELLED`) when errors go to Rookery, else `TraceCancelled`."""
+        if not self._emit_errors_to_rookery:
+            raise TraceCancelled(trace_id)
+        return FlowError(
+            trace_id=trace_id,
+            node_name=None,
+            code=FlowErrorCode.TRACE_CANCELLED,
+            message=f"trace {trace_id} was cancelled while its result was awaited",
+        )
 
     async def fetch_any(self, from_: Any = None, *, trace_id: str | None = None) -> Any:
         return await self.fetch(from_, trace_id=trace_id)
@@ -495,12 +528,11 @@ class PenguiFlow(FlowResource):
             kept = [item for item in buffer if not belongs(item)]
             buffer.clear()
             buffer.extend(kept)
-        purged.extend(self._router.purge(trace_id))
+        purged.extend(self._router.cancel(trace_id))
         for worker in self._workers:
             worker.lane.interrupt(trace_id)
         for _ in purged:
             self._traces.finalize(trace_id)
-        self._router.release(trace_id)
         return True
 
     def _on_trace_drained(self, trace_id: str) -> None:

@@ -38,19 +38,33 @@ class FlowLifecycle:
         return [m for m in middlewares if m not in self._sinks]
 
     def start(self, middlewares: list[Middleware]) -> None:
-        """Add the sinks hook plugins contribute to `middlewares`, then call the startup hook."""
+        """Add the sinks hook plugins contribute to `middlewares`, then call the startup hook.
+
+        Call it before starting anything: a plugin that fails here is skipped (and recorded)
+        unless plugins are strict, where the error propagates and what was added is undone,
+        so the runtime can give up with nothing running."""
         from .plugins import active_hooks
 
         host = active_hooks()
         if host is None:
             return
         self._host = host
-        for contributed in host.hook.penguiflow_observability_sinks(flow=self.flow, role=self.role):
-            for sink in contributed or ():
-                if sink not in middlewares:
-                    middlewares.append(sink)
-                    self._sinks.append(sink)
-        host.hook.penguiflow_flow_startup(flow=self.flow, role=self.role)
+        try:
+            for contributed in host.hook.penguiflow_observability_sinks(
+                flow=self.flow, role=self.role
+            ):
+                for sink in contributed or ():
+                    if sink not in middlewares:
+                        middlewares.append(sink)
+                        self._sinks.append(sink)
+            host.hook.penguiflow_flow_startup(flow=self.flow, role=self.role)
+        except BaseException:
+            self._host = None
+            for sink in self._sinks:
+                if sink in middlewares:
+                    middlewares.remove(sink)
+            self._sinks = []
+            raise
 
     def stop(self, middlewares: list[Middleware]) -> None:
         """Remove the sinks `start` added, then call the shutdown hook."""

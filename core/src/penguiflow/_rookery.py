@@ -14,7 +14,14 @@ from .types import Message
 if TYPE_CHECKING:
     from ._context import Context
 
-__all__ = ["ResultRouter", "TracedValue", "belongs_to", "stamp_trace", "unwrap"]
+__all__ = [
+    "CancelledTrace",
+    "ResultRouter",
+    "TracedValue",
+    "belongs_to",
+    "stamp_trace",
+    "unwrap",
+]
 
 _NOTHING: Any = object()
 
@@ -30,6 +37,15 @@ class TracedValue:
 
     def __repr__(self) -> str:
         return f"TracedValue({self.trace_id!r}, {self.value!r})"
+
+
+class CancelledTrace:
+    """Handed to a `fetch(trace_id=...)` that waits when its trace is cancelled."""
+
+    __slots__ = ("trace_id",)
+
+    def __init__(self, trace_id: str) -> None:
+        self.trace_id = trace_id
 
 
 def unwrap(item: Any) -> Any:
@@ -143,6 +159,17 @@ class ResultRouter:
             return await queue.get()
         finally:
             self.release(trace_id)
+
+    def cancel(self, trace_id: str) -> list[Any]:
+        """Drop the trace's results and end its round trip; a `fetch(trace_id=...)` waiting
+        for it receives a `CancelledTrace` (and releases the round trip itself)."""
+        removed = self.purge(trace_id)
+        queue = self.subscriptions.get(trace_id)
+        if queue is not None and getattr(queue, "_getters", None):
+            queue.put_nowait(CancelledTrace(trace_id))
+        else:
+            self.release(trace_id)
+        return removed
 
     def purge(self, trace_id: str) -> list[Any]:
         removed: list[Any] = []

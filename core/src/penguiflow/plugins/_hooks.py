@@ -12,7 +12,9 @@ declares (pytest's `pytest_addhooks` model) whatever their names sort as:
    `penguiflow_addhooks`) register first, then the others, each checked by pluggy against
    complete specs at its own registration (a mismatch fails that plugin alone), then `extra`;
 3. a plugin implementing a hook nobody declares is noted on its record (strict mode raises);
-4. `penguiflow_configure(config=host.config)` is called once, as a historic hook.
+4. the lifecycle hooks and `penguiflow_configure` are guarded per implementation (see
+   `_guard`): outside strict mode one plugin's failure is recorded and skipped;
+5. `penguiflow_configure(config=host.config)` is called once, as a historic hook.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from ._attribution import owner_in_traceback
 from ._config import initial_config
 from ._discovery import HOOK_GROUP, Candidate, PluginRecord, discover
 from ._errors import PluginLoadError
+from ._guard import guard_hooks
 from ._settings import PluginSettings
 
 if TYPE_CHECKING:
@@ -55,6 +58,8 @@ class HookHost:
     manager: pluggy.PluginManager
     records: list[PluginRecord] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
+    #: (plugin, hook) pairs whose implementation raised and was skipped (see `_guard`)
+    hook_failures: set[tuple[str, str]] = field(default_factory=set)
 
     @property
     def hook(self) -> Any:
@@ -182,6 +187,7 @@ def load_hooks(
             record = replace(record, error=problem, remedy=remedy)
         host.records.append(record)
 
+    guard_hooks(host, strict=settings.strict)
     _configure(host)
     return host
 

@@ -271,6 +271,37 @@ class RuntimeConformance:
 
         self._run(scenario)
 
+    def test_a_waiting_fetch_of_a_cancelled_trace_is_told(self) -> None:
+        from ..core import TraceCancelled
+
+        async def scenario() -> None:
+            node = _node(nodes.blocking, "work")
+            for errors_to_rookery in (False, True):
+                nodes.reset()
+                nodes.gates["stuck"] = asyncio.Event()
+                flow = await self._flow(node.to(), emit_errors_to_rookery=errors_to_rookery)
+                try:
+                    message = _message("stuck")
+                    await flow.emit(message, trace_id=message.trace_id)
+                    waiting = asyncio.ensure_future(flow.fetch(trace_id=message.trace_id))
+                    await self._until(lambda: "stuck" in nodes.invoked, "the node to start")
+                    assert await flow.cancel(message.trace_id) is True
+                    if errors_to_rookery:
+                        told = await asyncio.wait_for(waiting, self.step_timeout_s)
+                        assert isinstance(told, FlowError) and told.code == "TRACE_CANCELLED"
+                        assert told.trace_id == message.trace_id
+                    else:
+                        try:
+                            await asyncio.wait_for(waiting, self.step_timeout_s)
+                        except TraceCancelled as cancelled:
+                            assert cancelled.trace_id == message.trace_id
+                        else:
+                            raise AssertionError("fetch(trace_id=...) returned after a cancel")
+                finally:
+                    await flow.stop()
+
+        self._run(scenario)
+
     def test_stops_a_controller_loop_at_its_budgets(self) -> None:
         from ..core import BUDGET_EXCEEDED_TEXT, TOKEN_BUDGET_EXCEEDED_TEXT
 

@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic_core import from_json, to_json
 
-from penguiflow.errors import InvalidTypeError, UnknownNameError, UsageError
+from penguiflow.core import TraceCancelled
+from penguiflow.errors import (
+    FlowError,
+    FlowErrorCode,
+    InvalidTypeError,
+    UnknownNameError,
+    UsageError,
+)
 from penguiflow.node import Node
 from penguiflow.registry import ModelRegistry
 from penguiflow.runtime import FlowDefinition, FlowLifecycle, FlowResource, FlowTarget
@@ -173,6 +180,8 @@ class RedisFlow(FlowResource):
             raise UsageError("RedisFlow already running")
         self._check_open()
         loop = asyncio.get_running_loop()
+        # Hooks first: in strict mode a failing plugin stops run() with nothing started.
+        self._lifecycle.start(self._middlewares)
         self._codec = self._runtime.codec_for(self._definition, registry)
         self._client = redis.Redis.from_url(self._runtime.url, decode_responses=True)
         self._gate = BacklogGate(self._client, self._runtime.settings.max_backlog)
@@ -187,7 +196,6 @@ class RedisFlow(FlowResource):
                 loop.create_task(self._serve_embedded(target), name="penguiflow-redis:worker")
                 for _ in range(count)
             ]
-        self._lifecycle.start(self._middlewares)
 
     async def _serve_embedded(self, target: FlowTarget) -> None:
         assert self._embedded_stop is not None
@@ -303,6 +311,11 @@ class RedisFlow(FlowResource):
             )
         self._check_running("fetch")
         if trace_id is not None:
+            if trace_id in self._cancelled:
+                told = self._trace_cancelled(trace_id)
+                if isinstance(told, FlowError):
+                    return told
+                raise told
             inbox = self._trace_inboxes.setdefault(trace_id, _Inbox())
         else:
             inbox = self._results
@@ -400,8 +413,26 @@ class RedisFlow(FlowResource):
         if len(self._cancelled) > _SEEN_CHUNKS:
             self._cancelled.popitem(last=False)
         self._results.drop(lambda item: getattr(item, "trace_id", None) != trace_id)
-        self._trace_inboxes.pop(trace_id, None)
+        inbox = self._trace_inboxes.pop(trace_id, None)
+        if inbox is not None:
+            told = self._trace_cancelled(trace_id)
+            if isinstance(told, FlowError):
+                inbox.put(told)
+            else:
+                inbox.fail(told)
         return known
+
+    def _trace_cancelled(self, trace_id: str) -> FlowError | TraceCancelled:
+        """What a `fetch(trace_id=...)` of a cancelled trace gets: a `FlowError`
+        (`TRACE_CANCELLED`) when errors go to Rookery, else `TraceCancelled` is raised."""
+        if self._definition.emit_errors_to_rookery:
+            return FlowError(
+                trace_id=trace_id,
+                node_name=None,
+                code=FlowErrorCode.TRACE_CANCELLED,
+                message=f"trace {trace_id} was cancelled while its result was awaited",
+            )
+        return TraceCancelled(trace_id)
 
 
 def _stamp_trace(msg: Any, trace_id: str) -> Any:

@@ -179,14 +179,15 @@ class WorkerPool:
         import anyio
         import redis.asyncio as redis
 
+        # Hooks first: in strict mode a failing plugin stops the worker with nothing started.
+        lifecycle = FlowLifecycle(self.flow, "worker")
+        lifecycle.start(self.middlewares)
         self._client = redis.Redis.from_url(self.url, decode_responses=True)
         self._gate = BacklogGate(self._client, self.settings.max_backlog)
         self._commits = CommitBatcher(
             self._client, observe=self._gate.observe, expiry_ms=self._expiry_ms
         )
         self._join_script = self._client.register_script(JOIN_SCRIPT)
-        lifecycle = FlowLifecycle(self.flow, "worker")
-        lifecycle.start(self.middlewares)
         try:
             await self._until_reachable(stop, self._create_groups)
             if stop.is_set():

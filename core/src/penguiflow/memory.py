@@ -4,6 +4,12 @@ Memory is keyed by (tenant, user, session); with no key there is no memory at al
 closed), so one user's turns can never leak into another's prompt. Strategies are drivers of
 the `penguiflow.memory_strategies` group; `none` and `truncation` are built in, and the
 planner plugin adds `rolling_summary`.
+
+A key's storage string (`MemoryKey.as_string()`) is injective: two different keys never share
+a string, whatever their parts contain. 4.0.0 stored memory under `tenant/user/session`
+unescaped, so `("acme/eu", "alice", "s1")` and `("acme", "eu/alice", "s1")` shared one entry;
+`read_memory_state` still finds state saved that way for keys whose old string was unambiguous
+(docs/memory.md, "Storage keys").
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .errors import ConfigurationError, PenguiFlowError
 from .llm import LLMMessage
 from .resources import AsyncResource
-from .state import require_capabilities
+from .state import SupportsMemoryState, require_capabilities
 
 __all__ = [
     "ConversationTurn",
@@ -28,6 +34,8 @@ __all__ = [
     "NoMemory",
     "TruncationMemory",
     "estimate_tokens",
+    "read_memory_state",
+    "write_memory_state",
 ]
 
 MemoryHealth = Literal["healthy", "retry", "degraded"]
@@ -48,7 +56,27 @@ class MemoryKey(BaseModel):
     session_id: str = Field(min_length=1)
 
     def as_string(self) -> str:
-        return f"{self.tenant_id}/{self.user_id}/{self.session_id}"
+        """The string a state store keeps this key's memory under:
+        `v2:<tenant>:<user>:<session>`, each part with `%`, `/` and `:` percent-escaped.
+
+        Injective: the escaped parts hold no `:`, and escaping `%` first makes the escaping
+        reversible, so the string decodes back to exactly one key. It holds no `/` either,
+        while every string 4.0.0 wrote (`tenant/user/session`) holds at least two: a new key
+        can never land on an entry written in the old format by someone else."""
+        parts = (self.tenant_id, self.user_id, self.session_id)
+        return _KEY_PREFIX + ":".join(_escape(part) for part in parts)
+
+    def legacy_string(self) -> str | None:
+        """The string 4.0.0 kept this key's memory under (`tenant/user/session`, unescaped),
+        or None when that string was ambiguous: with a `/` in any part, the same string was
+        also another key's, so what is stored there may be someone else's memory.
+
+        Without a `/` in any part the old string has exactly two, and no other key wrote
+        it: reading it back (`read_memory_state`) cannot cross tenants."""
+        parts = (self.tenant_id, self.user_id, self.session_id)
+        if any("/" in part for part in parts):
+            return None
+        return "/".join(parts)
 
 
 class ConversationTurn(BaseModel):
@@ -86,6 +114,37 @@ class MemoryStrategy(Protocol):
     async def snapshot(self, key: MemoryKey | None) -> MemorySnapshot: ...
 
     async def clear(self, key: MemoryKey | None) -> None: ...
+
+
+_KEY_PREFIX = "v2:"
+
+
+def _escape(part: str) -> str:
+    # `%` first: a `%2F` already in the input becomes `%252F`, never a `/` we escaped.
+    return part.replace("%", "%25").replace("/", "%2F").replace(":", "%3A")
+
+
+async def read_memory_state(store: SupportsMemoryState, key: MemoryKey) -> dict[str, Any] | None:
+    """`key`'s saved memory in `store`, or None; what strategies with a state store read.
+
+    Read-through migration from 4.0.0's format: on a miss under `key.as_string()`, the
+    state saved under `key.legacy_string()` is returned when that string was unambiguous
+    (never when a part holds a `/`: that entry may belong to another tenant or user). The old
+    entry is left in place, unread once anything is written under the new string, which
+    `write_memory_state` always uses; nothing is rewritten while reading."""
+    state = await store.load_memory_state(key.as_string())
+    if state is None:
+        legacy = key.legacy_string()
+        if legacy is not None:
+            state = await store.load_memory_state(legacy)
+    return state
+
+
+async def write_memory_state(
+    store: SupportsMemoryState, key: MemoryKey, state: dict[str, Any]
+) -> None:
+    """Save `key`'s memory in `store`, under `key.as_string()` (the injective format)."""
+    await store.save_memory_state(key.as_string(), state)
 
 
 def estimate_tokens(text: str) -> int:
@@ -146,12 +205,13 @@ class TruncationMemory(AsyncResource):
         self._turns: dict[str, list[ConversationTurn]] = {}
         self._lock = asyncio.Lock()
 
-    async def _load(self, name: str) -> list[ConversationTurn]:
+    async def _load(self, key: MemoryKey) -> list[ConversationTurn]:
+        name = key.as_string()
         turns = self._turns.get(name)
         if turns is None:
             turns = []
             if self._store is not None:
-                saved = await self._store.load_memory_state(name)
+                saved = await read_memory_state(self._store, key)
                 if saved:
                     turns = [ConversationTurn.model_validate(t) for t in saved.get("turns", [])]
             self._turns[name] = turns
@@ -163,39 +223,38 @@ class TruncationMemory(AsyncResource):
     async def add_turn(self, key: MemoryKey | None, turn: ConversationTurn) -> None:
         if key is None:
             return
-        name = key.as_string()
         async with self._lock:
-            turns = list(await self._load(name))
+            turns = list(await self._load(key))
             turns.append(turn)
             turns = turns[-self.max_turns :]
             if self.max_tokens is not None and self._tokens(turns) > self.max_tokens:
                 if self.overflow == "error":
                     raise MemoryBudgetExceeded(
-                        f"memory for {name} would hold {self._tokens(turns)} tokens, over "
+                        f"memory for {key!r} would hold {self._tokens(turns)} tokens, over "
                         f"max_tokens={self.max_tokens}; raise the budget or use "
                         "overflow='truncate_oldest'"
                     )
                 while len(turns) > 1 and self._tokens(turns) > self.max_tokens:
                     turns.pop(0)
-            self._turns[name] = turns
+            self._turns[key.as_string()] = turns
             if self._store is not None:
                 payload = {"turns": [t.model_dump() for t in turns]}
-                await self._store.save_memory_state(name, payload)
+                await write_memory_state(self._store, key, payload)
 
     async def snapshot(self, key: MemoryKey | None) -> MemorySnapshot:
         if key is None:
             return MemorySnapshot()
         async with self._lock:
-            return MemorySnapshot(turns=list(await self._load(key.as_string())))
+            return MemorySnapshot(turns=list(await self._load(key)))
 
     async def clear(self, key: MemoryKey | None) -> None:
         if key is None:
             return
-        name = key.as_string()
         async with self._lock:
-            self._turns[name] = []
+            self._turns[key.as_string()] = []
             if self._store is not None:
-                await self._store.save_memory_state(name, {"turns": []})
+                # Saved even when empty: it shadows any entry in the old format for this key.
+                await write_memory_state(self._store, key, {"turns": []})
 
     async def aclose(self) -> None:
         """Nothing to release; here so every resource closes the same way (`async with`)."""

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from penguiflow_planner import PlannerFinish, ReactPlanner
 from penguiflow_planner.memory import RollingSummaryMemory
 from tools import catalog
@@ -18,9 +21,10 @@ from tools import catalog
 from penguiflow.llm import LLMMessage, ScriptedLLMClient
 from penguiflow.memory import ConversationTurn, MemoryBudgetExceeded, MemoryKey
 from penguiflow.plugins import DriverNotFoundError, resolve_driver
+from penguiflow.state.in_memory import InMemoryStateStore
 from penguiflow.state.sqlite import SQLiteStateStore
 from penguiflow.testing import DistributionSite as Site
-from penguiflow.testing import MemoryStrategyConformance
+from penguiflow.testing import MemoryStrategyConformance, run_async
 from penguiflow.testing import distribution_site as site_on_path
 
 KEY = MemoryKey(tenant_id="t", user_id="u", session_id="s")
@@ -170,3 +174,86 @@ async def test_a_third_party_memory_strategy_installed_as_an_entry_point(site: S
 def test_an_unknown_memory_strategy_says_what_is_installed() -> None:
     with pytest.raises(DriverNotFoundError, match="no memory strategy for name 'nope'; installed"):
         ReactPlanner(ScriptedLLMClient(["{}"]), catalog(), memory="nope")
+
+
+# -- storage keys: distinct triples never share memory ----------------------------------------
+
+PART = st.text(alphabet=st.sampled_from(["a", "b", "/", ":", "%", "2", "F", "3", "A"]),
+               min_size=1, max_size=6)  # fmt: skip
+
+
+def key(tenant: str, user: str, session: str) -> MemoryKey:
+    return MemoryKey(tenant_id=tenant, user_id=user, session_id=session)
+
+
+#: two different keys whose 4.0.0 strings (`tenant/user/session`) were the same
+LEGACY_TWINS = st.lists(PART, min_size=4, max_size=4).map(
+    lambda p: (key(f"{p[0]}/{p[1]}", p[2], p[3]), key(p[0], f"{p[1]}/{p[2]}", p[3]))
+)
+ANY_TWO = st.tuples(st.builds(key, PART, PART, PART), st.builds(key, PART, PART, PART))
+
+
+@asynccontextmanager
+async def store_named(name: str) -> AsyncIterator[Any]:
+    if name == "no store":
+        yield None
+    elif name == "in-memory store":
+        async with InMemoryStateStore() as store:
+            yield store
+    else:
+        async with SQLiteStateStore("sqlite:///:memory:") as store:
+            yield store
+
+
+async def shares_memory(first: MemoryKey, second: MemoryKey, store_name: str) -> bool:
+    """Whether `second` sees anything of `first`'s: its turns, or a summary of them (a
+    summary is written as soon as a turn overflows `max_turns=1`)."""
+    async with store_named(store_name) as store:
+        async with RollingSummaryMemory(summariser(), max_turns=1, state_store=store) as memory:
+            await memory.add_turn(first, turn(0))
+            await memory.add_turn(first, turn(1))
+            await memory.flush()
+            seen = [await memory.snapshot(second)]
+            if store is not None:  # a new process on the same store
+                seen.append(await RollingSummaryMemory(summariser(), state_store=store).snapshot(
+                    second
+                ))  # fmt: skip
+        return any(snapshot.turns or snapshot.summary for snapshot in seen)
+
+
+STORES = ["no store", "in-memory store", "sqlite store"]
+
+
+@pytest.mark.parametrize("store", STORES)
+def test_the_issue_example_keys_do_not_share_a_rolling_summary(store: str) -> None:
+    # Regression: both keys were stored as "acme/eu/alice/s1" and read each other's summary.
+    eu_tenant, eu_user = key("acme/eu", "alice", "s1"), key("acme", "eu/alice", "s1")
+    assert not run_async(lambda: shares_memory(eu_tenant, eu_user, store))
+
+
+@pytest.mark.parametrize("store", STORES)
+def test_distinct_triples_never_share_a_rolling_summary(store: str) -> None:
+    @settings(max_examples=25, deadline=None)
+    @given(pair=st.one_of(LEGACY_TWINS, ANY_TWO))
+    def check(pair: tuple[MemoryKey, MemoryKey]) -> None:
+        first, second = pair
+        if first != second:
+            assert not run_async(lambda: shares_memory(first, second, store))
+
+    check()
+
+
+async def test_a_rolling_summary_saved_under_an_old_unambiguous_string_is_read() -> None:
+    store = InMemoryStateStore()
+    old = {"summary": "q0", "turns": [turn(1).model_dump()], "pending": [], "health": "healthy"}
+    await store.save_memory_state("acme/alice/s1", old)
+    await store.save_memory_state("acme/eu/alice/s1", old)  # ambiguous: never read
+    memory = RollingSummaryMemory(summariser(), max_turns=3, state_store=store)
+    snapshot = await memory.snapshot(key("acme", "alice", "s1"))
+    assert snapshot.summary == "q0" and [t.user for t in snapshot.turns] == ["q1"]
+    for parts in (("acme/eu", "alice", "s1"), ("acme", "eu/alice", "s1")):
+        snapshot = await memory.snapshot(key(*parts))
+        assert snapshot.summary is None and snapshot.turns == []
+    await memory.add_turn(key("acme", "alice", "s1"), turn(2))  # saved in the new format
+    saved = await store.load_memory_state("v2:acme:alice:s1")
+    assert saved is not None and [t["user"] for t in saved["turns"]] == ["q1", "q2"]

@@ -12,9 +12,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._actions import FinishReason, ParallelCall, PlannerAction, PlannerFinish, PlannerPause
     from ._budgets import BudgetUsage, PlannerBudgets
+    from ._events import PlannerEvent
     from ._executor import PauseRequested, ToolContext
+    from ._owners import Owner, OwnerMismatchError
     from ._parsing import ActionError, parse_action
-    from ._planner import Critique, PlannerEvent, ReactPlanner, ReflectionConfig
+    from ._planner import ReactPlanner
+    from ._reflection import Critique, ReflectionConfig
     from ._trajectory import Trajectory, TrajectoryStep
 
 __all__ = [
@@ -22,6 +25,8 @@ __all__ = [
     "BudgetUsage",
     "Critique",
     "FinishReason",
+    "Owner",
+    "OwnerMismatchError",
     "ParallelCall",
     "PauseRequested",
     "PlannerAction",
@@ -43,9 +48,12 @@ _HOMES: dict[str, str] = {
         "_actions",
     ),
     **dict.fromkeys(["BudgetUsage", "PlannerBudgets"], "_budgets"),
+    **dict.fromkeys(["PlannerEvent"], "_events"),
     **dict.fromkeys(["PauseRequested", "ToolContext"], "_executor"),
+    **dict.fromkeys(["Owner", "OwnerMismatchError"], "_owners"),
     **dict.fromkeys(["ActionError", "parse_action"], "_parsing"),
-    **dict.fromkeys(["Critique", "PlannerEvent", "ReactPlanner", "ReflectionConfig"], "_planner"),
+    **dict.fromkeys(["ReactPlanner"], "_planner"),
+    **dict.fromkeys(["Critique", "ReflectionConfig"], "_reflection"),
     **dict.fromkeys(["Trajectory", "TrajectoryStep"], "_trajectory"),
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
@@ -14,6 +15,7 @@ __all__ = [
     "PlannerAction",
     "PlannerFinish",
     "PlannerPause",
+    "token_ref",
 ]
 
 
@@ -54,7 +56,14 @@ FinishReason = Literal[
     "token_budget",
     "cost_budget",
     "repair_failed",
+    "error",
 ]
+"""Why a run ended. `answer_complete`: the model answered. A spent budget: `max_iters`,
+`hop_budget`, `deadline`, `token_budget`, `cost_budget`. `no_path`: the model call failed
+(the client raised). `repair_failed`: the model's replies stayed unusable `max_repairs`
+times in a row. `error`: something in the run failed unexpectedly (a bug in the planner, a
+join strategy, a memory strategy or a state store); `metadata["error"]` says what, and the
+traceback is logged."""
 
 
 class PlannerFinish(BaseModel):
@@ -72,8 +81,25 @@ class PlannerFinish(BaseModel):
 
 
 class PlannerPause(BaseModel):
-    """The run is waiting for a human; `await planner.resume(token, decision)` continues it."""
+    """The run is waiting for a human; `await planner.resume(token, decision)` continues it.
+
+    The token is a bearer secret for the paused run (with its owner, see `ReactPlanner`):
+    give it only to who may decide. Events and error messages never carry it; they carry
+    `ref`, a digest of it that cannot be turned back into the token."""
 
     token: str
     reason: str
     payload: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def ref(self) -> str:
+        """The reference that the `pause` and `resume` events carry as `pause_ref`."""
+        return token_ref(self.token)
+
+
+def token_ref(token: str) -> str:
+    """A short, non-reversible reference to a pause token, safe to log: the first 16 hex
+    digits of its SHA-256. A token is 128 random bits, so the reference cannot be inverted,
+    and 64 bits tell the pauses of a deployment apart."""
+    digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"pause-{digest[:16]}"

@@ -2,11 +2,14 @@
 
 The timeout is an anyio cancel scope, so it nests under the run's deadline scope: whichever
 ends first cancels the call, and the run's deadline is never mistaken for the tool's timeout.
+A `CancelledError` the tool raised of its own (nobody cancelled the run) is the tool's
+failure, like any exception; a cancellation of the run propagates (`_failures`).
 """
 
 from __future__ import annotations
 
 import inspect
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -19,6 +22,8 @@ from penguiflow.errors import InvalidTypeError, PenguiFlowError, describe_except
 from penguiflow.joins import BranchOutcome
 from penguiflow.node import NodePolicy
 from penguiflow.runtime import CircuitBreaker
+
+from ._failures import is_failure
 
 __all__ = ["PauseRequested", "ToolContext", "run_tool"]
 
@@ -102,15 +107,21 @@ async def _attempt(
     raise _ToolTimedOut(timeout_s)
 
 
-async def _back_off(policy: NodePolicy, retry: int) -> None:
-    """Sleep before retry number `retry`. Nothing here can overflow: the retry count is a
-    plain int and the kernel's `backoff_delay` never overflows (an uncapped delay that grows
-    past a float is infinite, and then only the run's deadline or a cancellation ends it)."""
-    await anyio.sleep(policy.backoff_delay(retry))
+def _backoff_delay(policy: NodePolicy, retry: int) -> float | None:
+    """Seconds to sleep before retry number `retry`, or None when there is no retry to wait
+    for: the kernel's `backoff_delay` turns an uncapped delay that outgrows a float into
+    infinity (and a policy edited after its checks could make it raise). Sleeping for ever
+    would hold the run until its deadline, or for ever without one; the model is better
+    served by the failure as it stands."""
+    try:
+        delay = float(policy.backoff_delay(retry))
+        return delay if math.isfinite(delay) else None
+    except Exception:  # a policy mutated past its checks: no retry rather than a crash
+        return None
 
 
 def _failed(
-    spec: NodeSpec, args: dict[str, Any], error: Exception, started: float
+    spec: NodeSpec, args: dict[str, Any], error: BaseException, started: float
 ) -> BranchOutcome:
     # The observation the model sees. describe_exception, because a tool's exception must
     # not be able to break the run, even one whose __str__ raises.
@@ -132,13 +143,13 @@ async def run_tool(
 ) -> BranchOutcome:
     """Call the tool under its node's policy (timeout, retries, output validation, and the
     circuit `breaker` the planner keeps for it); failures become a failed outcome, never an
-    exception (except a pause, which stops the run, and cancellation, which is never
-    swallowed)."""
+    exception (except a pause, which stops the run, and the run's cancellation, which is never
+    swallowed). Retries stop early when the backoff before the next one would be infinite."""
     policy = spec.node.policy if spec.node is not None else None
     attempts = 1 + (policy.max_retries if policy is not None else 0)
     timeout_s = policy.timeout_s if policy is not None else None
     started = time.perf_counter()
-    error: Exception | None = None
+    error: BaseException | None = None
     for attempt in range(attempts):
         if breaker is not None and breaker.before_attempt(time.monotonic()) == "circuit_rejected":
             wait = breaker.retry_after(time.monotonic())
@@ -155,12 +166,17 @@ async def run_tool(
             output = _jsonable(result)
         except PauseRequested:
             raise
-        except Exception as exc:
+        except BaseException as exc:
+            if not is_failure(exc):
+                raise
             error = exc
             if breaker is not None:
                 breaker.on_failure(time.monotonic())
             if policy is not None and attempt + 1 < attempts:
-                await _back_off(policy, attempt + 1)
+                delay = _backoff_delay(policy, attempt + 1)
+                if delay is None:
+                    break
+                await anyio.sleep(delay)
             continue
         if breaker is not None:
             breaker.on_success()

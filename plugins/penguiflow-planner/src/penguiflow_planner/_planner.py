@@ -2,16 +2,20 @@
 
 Concurrency is structured (anyio, on the asyncio backend): a run's deadline is a cancel scope
 around its steps, a parallel plan runs in a task group, and nothing a run starts outlives it.
+
+`run()` and `resume()` return a typed ending whatever happens inside the run (a client that
+raises the wrong error, a reply that nests too deep, a tool that raises `CancelledError`, a
+bug in a strategy): only the caller's own cancellation, and errors in the arguments given to
+them, leave as exceptions.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
+import secrets
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -21,89 +25,60 @@ from penguiflow.catalog import NodeSpec
 from penguiflow.errors import (
     ConfigurationError,
     InvalidTypeError,
-    UnknownNameError,
     describe_exception,
 )
 from penguiflow.joins import (
     BranchOutcome,
     JoinRequest,
     JoinStrategy,
-    get_join_strategy,
-    join_strategies,
 )
-from penguiflow.llm import JSONLLMClient, LLMError, LLMMessage
+from penguiflow.llm import JSONLLMClient, LLMError
 from penguiflow.memory import ConversationTurn, MemoryKey, MemoryStrategy, NoMemory
-from penguiflow.metrics import FlowEvent
 from penguiflow.resources import AsyncResource, aclose_resource
 from penguiflow.runtime import CircuitBreaker
 from penguiflow.state import require_capabilities
 
-from ._actions import FinishReason, PlannerAction, PlannerFinish, PlannerPause
+from ._actions import FinishReason, PlannerAction, PlannerFinish, PlannerPause, token_ref
 from ._budgets import BudgetUsage, PlannerBudgets
+from ._events import PlannerEvent, hook_sinks, publish
 from ._executor import PauseRequested, ToolContext, run_tool
-from ._parsing import ActionError, parse_action
-from ._prompt import step_messages, system_prompt
+from ._failures import describe_failure, is_failure
+from ._joins import JoinChooser
+from ._owners import Owner, bind_owner
+from ._parsing import (
+    DEFAULT_MAX_DEPTH,
+    DEFAULT_MAX_REPLY_BYTES,
+    MAX_DEPTH_LIMIT,
+    ActionError,
+    parse_action,
+)
+from ._prompt import observation_text, step_messages, system_prompt
+from ._reflection import ReflectionConfig, review
+from ._run import RunState, paused_state, restore_paused, resumed_run, take_paused
 from ._trajectory import Trajectory, TrajectoryStep
 
-__all__ = ["Critique", "PlannerEvent", "ReactPlanner", "ReflectionConfig"]
+__all__ = ["ReactPlanner"]
 
 logger = logging.getLogger("penguiflow.planner")
 
-_STATE_VERSION = 1
+#: the old name of the run's state, which benchmarks/planner_parallel.py imports
+_Run = RunState
 
-
-class Critique(BaseModel):
-    """What the reviewer says about an answer."""
-
-    approve: bool
-    feedback: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class ReflectionConfig:
-    """Ask a reviewer (the planner's model, or `critic`) about each answer; a rejected answer
-    goes back for another round, at most `max_rounds` times."""
-
-    max_rounds: int = 1
-    critic: JSONLLMClient | None = None
-    instructions: str = (
-        "You review answers. Approve an answer that fully and correctly answers the task; "
-        "otherwise say what is missing."
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class PlannerEvent:
-    """Sent to `event_callback`: `kind` is step_start, step_finish, tool_call, repair, pause,
-    resume, budget, reflection or finish."""
-
-    kind: str
-    iteration: int
-    data: dict[str, Any] = field(default_factory=dict)
-    ts: float = field(default_factory=time.time)
-
-
-@dataclass
-class _Run:
-    """Per-run state: nothing of it lives on the planner, so runs never share it."""
-
-    trajectory: Trajectory
-    usage: BudgetUsage
-    memory_key: MemoryKey | None
-    history: list[LLMMessage]
-    repairs: int = 0
-    reflections: int = 0
-    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    #: what the run is waiting on, named in the metadata when the deadline interrupts it
-    in_flight: str | None = None
+#: the longest that work shielded from the deadline may take: the last events (an observer
+#: that hangs must not hold the run), saving a pause, restoring a paused state
+_SHIELD_GRACE_S = 5.0
 
 
 class ReactPlanner(AsyncResource):
     """An LLM picks tools from `catalog` until it answers or a budget ends the run.
 
-    `await planner.run(query, context=..., memory_key=...)` returns a `PlannerFinish` or, when a
-    tool or a join asks a human, a `PlannerPause` whose token `resume(token, decision)` takes
-    (once). One planner serves any number of concurrent runs.
+    `await planner.run(query, context=..., memory_key=..., owner=...)` returns a
+    `PlannerFinish` or, when a tool or a join asks a human, a `PlannerPause` whose token
+    `resume(token, decision, owner=...)` takes (once, and only from the run's owner). One
+    planner serves any number of concurrent runs.
+
+    `max_reply_bytes` and `max_json_depth` bound the work of reading a model reply: a reply
+    over either is a repair round (the model is told the limit), never a stalled loop.
 
     `await planner.aclose()` (or `async with planner:`) closes what the planner made itself: a
     memory strategy given by name (cancelling its background summaries) and its default
@@ -128,9 +103,20 @@ class ReactPlanner(AsyncResource):
         constraints: Sequence[str] = (),
         event_callback: Callable[[PlannerEvent], Awaitable[None] | None] | None = None,
         middlewares: Sequence[Any] = (),
+        max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
+        max_json_depth: int = DEFAULT_MAX_DEPTH,
     ) -> None:
         if not catalog:
             raise ConfigurationError("ReactPlanner needs at least one tool in its catalog")
+        if max_reply_bytes < 1:
+            raise ConfigurationError(f"max_reply_bytes must be >= 1, got {max_reply_bytes}")
+        if not 1 <= max_json_depth <= MAX_DEPTH_LIMIT:
+            raise ConfigurationError(
+                f"max_json_depth must be between 1 and {MAX_DEPTH_LIMIT} (the JSON decoder "
+                f"recurses once per level), got {max_json_depth}"
+            )
+        self.max_reply_bytes = max_reply_bytes
+        self.max_json_depth = max_json_depth
         self.llm = llm
         self.catalog = {spec.name: spec for spec in catalog}
         if len(self.catalog) != len(catalog):
@@ -141,7 +127,7 @@ class ReactPlanner(AsyncResource):
         self.max_repairs = max_repairs
         self.max_parallel = max_parallel
         self._host = plugin_host
-        self.join_strategy = join_strategy
+        self._joins = JoinChooser(join_strategy)
         #: resources the planner made itself, closed by aclose()
         self._owned: list[Any] = []
         self.memory: MemoryStrategy = (
@@ -159,7 +145,7 @@ class ReactPlanner(AsyncResource):
         require_capabilities(
             state_store,
             feature="planner pause and resume",
-            methods=["save_planner_state", "consume_planner_state"],
+            methods=["save_planner_state", "load_planner_state", "consume_planner_state"],
         )
         self.state_store = state_store
         self.answer_model = answer_model
@@ -175,9 +161,17 @@ class ReactPlanner(AsyncResource):
             if spec.node is not None and spec.node.policy.circuit_breaker is not None
         }
         self._hook_sinks: list[Any] | None = None
-        self._joins: dict[str, JoinStrategy] | None = None
 
     # -- public API --------------------------------------------------------------------------
+
+    @property
+    def join_strategy(self) -> str | JoinStrategy:
+        """The join for plans that name none: a strategy's name, or a strategy object."""
+        return self._joins.default
+
+    @join_strategy.setter
+    def join_strategy(self, value: str | JoinStrategy) -> None:
+        self._joins.default = value
 
     async def aclose(self) -> None:
         """Close what the planner made (idempotent); runs in progress are not affected."""
@@ -191,14 +185,18 @@ class ReactPlanner(AsyncResource):
         *,
         context: Mapping[str, Any] | None = None,
         memory_key: MemoryKey | None = None,
+        owner: Owner | None = None,
         on_answer_chunk: Callable[[str, bool], Awaitable[None] | None] | None = None,
     ) -> PlannerFinish | PlannerPause:
-        snapshot = await self.memory.snapshot(memory_key)
-        run = _Run(
+        """Run `query` to an ending. `owner` (a string, or a `MemoryKey`) is who may resume a
+        pause of this run; without it the run's `memory_key` is, and without either, whoever
+        holds the token."""
+        run = RunState(
             trajectory=Trajectory(query=query, context=dict(context or {})),
             usage=BudgetUsage(),
             memory_key=memory_key,
-            history=snapshot.to_messages(),
+            history=None,
+            owner=bind_owner(owner, memory_key),
         )
         return await self._loop(run, on_answer_chunk)
 
@@ -207,53 +205,75 @@ class ReactPlanner(AsyncResource):
         token: str,
         decision: Any,
         *,
+        owner: Owner | None = None,
         on_answer_chunk: Callable[[str, bool], Awaitable[None] | None] | None = None,
     ) -> PlannerFinish | PlannerPause:
         """Continue a paused run; `decision` becomes the result of the step that paused.
-        A token works once: an unknown or used one raises `KeyError`."""
-        saved = await self.state_store.consume_planner_state(token)
-        if saved is None:
-            raise UnknownNameError(
-                f"resume token {token!r} is unknown or was already used; tokens are single use"
-            )
-        if saved.get("version") != _STATE_VERSION:
-            raise ConfigurationError(
-                f"paused state of version {saved.get('version')} cannot be resumed"
-            )
-        key = saved.get("memory_key")
-        run = _Run(
-            trajectory=Trajectory.model_validate(saved["trajectory"]),
-            usage=BudgetUsage.model_validate(saved["usage"]),
-            memory_key=MemoryKey.model_validate(key) if key else None,
-            history=[LLMMessage.model_validate(m) for m in saved.get("history", [])],
-            reflections=int(saved.get("reflections", 0)),
-        )
+
+        `owner` must be the paused run's owner: the `owner=` its `run()` had or, without one,
+        its `memory_key` (None for a run that had neither). Anyone else gets
+        `OwnerMismatchError`, and the token stays usable. A token works once: an unknown or
+        used one raises `UnknownNameError` (a `KeyError`). When the continuation fails before
+        it calls a tool, answers or pauses again (its model call raises, the caller cancels
+        it), the paused state goes back under the same token, to be resumed again; such a
+        finish has `metadata["resumable"] = True`."""
+        ref = token_ref(token)
+        taken = await take_paused(self.state_store, token, owner, ref)
+        try:
+            run = resumed_run(taken)
+        except BaseException:
+            await self._restore(token, taken, ref)  # unreadable here; perhaps not elsewhere
+            raise
         run.usage.restart_clock()
-        pending = saved.get("pending") or {}
+        pending = taken.get("pending") or {}
         run.trajectory.add(
             TrajectoryStep(kind="resume", action=pending.get("action"), observation=decision)
         )
-        await self._emit("resume", run, {"token": token})
-        return await self._loop(run, on_answer_chunk)
+        try:
+            outcome = await self._loop(run, on_answer_chunk, resumed=ref)
+        except BaseException:
+            # The caller cancelled the continuation: the paused run is not lost with it
+            # (unless the continuation already called a tool, answered or paused again).
+            if run.restorable:
+                await self._restore(token, taken, ref)
+            raise
+        if isinstance(outcome, PlannerFinish) and run.error_ending and run.restorable:
+            outcome.metadata["resumable"] = await self._restore(token, taken, ref)
+        return outcome
+
+    async def _restore(self, token: str, state: dict[str, Any], ref: str) -> bool:
+        return await restore_paused(self.state_store, token, state, ref, _SHIELD_GRACE_S)
 
     # -- the loop ----------------------------------------------------------------------------
 
     async def _loop(
-        self, run: _Run, on_answer_chunk: Callable[[str, bool], Awaitable[None] | None] | None
+        self,
+        run: RunState,
+        on_answer_chunk: Callable[[str, bool], Awaitable[None] | None] | None,
+        *,
+        resumed: str | None = None,
     ) -> PlannerFinish | PlannerPause:
         """The run's steps under its deadline. The deadline is a cancel scope: when it passes,
-        whatever is in flight (the model call, tools and their retries, a join, the answer
-        being streamed) is cancelled and awaited, and the run ends with reason `deadline`."""
+        whatever is in flight (the memory read, the model call, tools and their retries, a
+        join, the answer being streamed, an observer) is cancelled and awaited, and the run
+        ends with reason `deadline`. `resumed` is the pause reference of a resumed run."""
         left = run.usage.deadline_left_s(self.budgets)
         with anyio.CancelScope(deadline=anyio.current_time() + left):
-            return await self._steps(run, on_answer_chunk)
+            try:
+                if resumed is not None:
+                    await self._emit("resume", run, {"pause_ref": resumed})
+                return await self._steps(run, on_answer_chunk)
+            except BaseException as exc:
+                if not is_failure(exc):
+                    raise  # a cancellation (the deadline's, the caller's), KeyboardInterrupt
+                return await self._crashed(run, exc)
         # Only the deadline scope's own cancellation gets here; the caller cancelling the run
         # propagates (after every branch in flight has been cancelled and awaited).
         interrupted = {"interrupted": run.in_flight} if run.in_flight else {}
         return await self._out_of_budget(run, "deadline", **interrupted)
 
     async def _steps(
-        self, run: _Run, on_answer_chunk: Callable[[str, bool], Awaitable[None] | None] | None
+        self, run: RunState, on_answer_chunk: Callable[[str, bool], Awaitable[None] | None] | None
     ) -> PlannerFinish | PlannerPause:
         system = system_prompt(
             list(self.catalog.values()),
@@ -262,6 +282,10 @@ class ReactPlanner(AsyncResource):
             constraints=self._constraints(),
             instructions=self.instructions,
         )
+        if run.history is None:
+            # Read here, not in run(): a memory (or its store) that hangs is cut by the deadline.
+            run.in_flight = "memory"
+            run.history = (await self.memory.snapshot(run.memory_key)).to_messages()
         while True:
             run.in_flight = None
             spent = run.usage.exhausted(self.budgets)
@@ -273,13 +297,10 @@ class ReactPlanner(AsyncResource):
             run.in_flight = "model call"
             try:
                 response = await self.llm.complete(messages=messages)
-            except LLMError as exc:
-                return await self._end(
-                    run,
-                    "no_path",
-                    run.trajectory.last_observation(),
-                    error=f"model call failed: {describe_exception(exc)}",
-                )
+            except BaseException as exc:
+                if not is_failure(exc):
+                    raise
+                return await self._model_failed(run, exc)
             run.usage.iterations += 1
             usage: dict[str, int] | None = None
             if response.usage is not None:
@@ -289,24 +310,42 @@ class ReactPlanner(AsyncResource):
                     "output_tokens": response.usage.output_tokens,
                 }
             run.usage.cost_usd += response.cost_usd or 0.0
+            errors: list[str] | None = None
             try:
-                action = parse_action(response.text, self.catalog, self.answer_model)
+                action = parse_action(
+                    response.text,
+                    self.catalog,
+                    self.answer_model,
+                    max_reply_bytes=self.max_reply_bytes,
+                    max_depth=self.max_json_depth,
+                )
+                chosen_join = self._joins.named_in(action)
             except ActionError as exc:
+                errors = exc.errors
+            except Exception as exc:  # reading a reply must not end the run: ask again
+                logger.exception("reading the model's reply failed")
+                errors = [
+                    f"the reply could not be read ({type(exc).__name__}: "
+                    f"{describe_exception(exc)}); reply with one short JSON object"
+                ]
+            if errors is not None:
                 run.repairs += 1
+                # Kept clipped: a reply refused for its size must not grow every later prompt.
+                reply = observation_text(response.text)
                 run.trajectory.add(
                     TrajectoryStep(
                         kind="repair",
-                        observation={"reply": response.text, "errors": exc.errors},
-                        error="; ".join(exc.errors),
+                        observation={"reply": reply, "errors": errors},
+                        error="; ".join(errors),
                         usage=usage,
                     )
                 )
-                await self._emit("repair", run, {"errors": exc.errors, "attempt": run.repairs})
+                await self._emit("repair", run, {"errors": errors, "attempt": run.repairs})
                 if run.repairs > self.max_repairs:
                     return await self._end(
                         run,
                         "repair_failed",
-                        {"errors": exc.errors, "last_reply": response.text},
+                        {"errors": errors, "last_reply": reply},
                         error=f"the model's reply was unusable {run.repairs} times in a row",
                     )
                 continue
@@ -316,12 +355,43 @@ class ReactPlanner(AsyncResource):
                 if outcome is not None:
                     return outcome
                 continue
-            result = await self._act(run, action, usage, started)
+            result = await self._act(run, action, usage, started, chosen_join)
             if result is not None:
                 return result
 
+    async def _model_failed(self, run: RunState, exc: BaseException) -> PlannerFinish:
+        if not isinstance(exc, LLMError):
+            # Clients report failures as LLMError; anything else is likely a client bug, so
+            # its traceback goes to the log. The run ends the same way.
+            name = type(exc).__name__
+            logger.error("the LLM client raised %s, not an LLMError", name, exc_info=exc)
+        run.error_ending = True
+        # An LLMError's text says it all (the existing format); anything else shows its type.
+        text = describe_exception(exc) if isinstance(exc, LLMError) else describe_failure(exc)
+        return await self._end(
+            run, "no_path", run.trajectory.last_observation(), error=f"model call failed: {text}"
+        )
+
+    async def _crashed(self, run: RunState, exc: BaseException) -> PlannerFinish:
+        """The ending of a run that something failed in unexpectedly (a bug, here or in a
+        strategy, a store or an observer): reason `error`, the traceback logged."""
+        logger.error("planner run %s failed unexpectedly", run.run_id, exc_info=exc)
+        run.error_ending = True
+        where = f" during {run.in_flight}" if run.in_flight else ""
+        return await self._end(
+            run,
+            "error",
+            run.trajectory.last_observation(),
+            error=f"the run failed{where}: {describe_failure(exc)}",
+        )
+
     async def _act(
-        self, run: _Run, action: PlannerAction, usage: dict[str, int] | None, started: float
+        self,
+        run: RunState,
+        action: PlannerAction,
+        usage: dict[str, int] | None,
+        started: float,
+        chosen_join: JoinStrategy | None,
     ) -> PlannerFinish | PlannerPause | None:
         calls = (
             [(action.next_node, action.args)]
@@ -337,6 +407,7 @@ class ReactPlanner(AsyncResource):
             await self._emit("tool_call", run, {"tool": name})
             ctx = ToolContext(tool=name, context=run.trajectory.context)
             run.in_flight = f"tool {name}"
+            run.acted = True
             try:
                 outcome = await run_tool(
                     self.catalog[name], action.args, ctx, self._breakers.get(name)
@@ -357,8 +428,9 @@ class ReactPlanner(AsyncResource):
             )
             await self._emit("step_finish", run, {"tool": name, "ok": outcome.ok})
             return None
-        strategy = self._strategy(action.join)
+        strategy = chosen_join or self._strategy(action.join)
         run.in_flight = f"parallel tools {', '.join(name for name, _ in calls)}"
+        run.acted = True
         outcomes = await self._parallel(run, calls)
         run.usage.hops += len(calls)
         run.in_flight = "join"
@@ -384,7 +456,7 @@ class ReactPlanner(AsyncResource):
         return None
 
     async def _parallel(
-        self, run: _Run, calls: list[tuple[str, dict[str, Any]]]
+        self, run: RunState, calls: list[tuple[str, dict[str, Any]]]
     ) -> list[BranchOutcome]:
         """Every call of a plan, at most `max_parallel` at once, in one task group: when the
         run is cancelled or its deadline passes, every branch is cancelled and awaited before
@@ -410,7 +482,7 @@ class ReactPlanner(AsyncResource):
                 await worker()
         return [outcome for outcome in outcomes if outcome is not None]
 
-    async def _branch(self, run: _Run, name: str, args: dict[str, Any]) -> BranchOutcome:
+    async def _branch(self, run: RunState, name: str, args: dict[str, Any]) -> BranchOutcome:
         await self._emit("tool_call", run, {"tool": name, "parallel": True})
         ctx = ToolContext(tool=name, context=run.trajectory.context)
         try:
@@ -436,7 +508,7 @@ class ReactPlanner(AsyncResource):
 
     async def _finish(
         self,
-        run: _Run,
+        run: RunState,
         action: PlannerAction,
         usage: dict[str, int] | None,
         on_answer_chunk: Callable[[str, bool], Awaitable[None] | None] | None,
@@ -444,7 +516,7 @@ class ReactPlanner(AsyncResource):
         answer = action.args["answer"]
         if self.reflection is not None and run.reflections < self.reflection.max_rounds:
             run.in_flight = "reflection"
-            critique = await self._critique(run, answer)
+            critique = await review(self.reflection, self.llm, run.trajectory.query, answer)
             if critique is not None and not critique.approve:
                 run.reflections += 1
                 run.trajectory.add(
@@ -462,42 +534,32 @@ class ReactPlanner(AsyncResource):
         )
         text = answer if isinstance(answer, str) else str(answer)
         run.in_flight = "answer"
+        run.settled = True
         if on_answer_chunk is not None:
             await _stream_answer(text, on_answer_chunk)
-        await self.memory.add_turn(
-            run.memory_key, ConversationTurn(user=run.trajectory.query, assistant=text)
-        )
-        return await self._end(run, "answer_complete", answer, thought=action.thought)
-
-    async def _critique(self, run: _Run, answer: Any) -> Critique | None:
-        assert self.reflection is not None
-        critic = self.reflection.critic or self.llm
-        messages = [
-            LLMMessage(role="system", content=self.reflection.instructions),
-            LLMMessage(
-                role="user",
-                content=f"Task: {run.trajectory.query}\nAnswer: {answer}\nReply with JSON "
-                '{"approve": true|false, "feedback": "..."}',
-            ),
-        ]
+        extra: dict[str, Any] = {}
         try:
-            reply = await critic.complete(messages=messages, response_format=Critique)
-            return Critique.model_validate_json(reply.text)
-        except (LLMError, ValueError) as exc:
-            logger.warning("reflection skipped: the reviewer failed (%s)", describe_exception(exc))
-            return None
+            await self.memory.add_turn(
+                run.memory_key, ConversationTurn(user=run.trajectory.query, assistant=text)
+            )
+        except Exception as exc:  # the answer stands; that it was not remembered is reported
+            logger.warning("the answer was not remembered: %s", describe_exception(exc))
+            extra["memory_error"] = describe_failure(exc)
+        return await self._end(run, "answer_complete", answer, thought=action.thought, **extra)
 
     # -- endings -----------------------------------------------------------------------------
 
-    async def _out_of_budget(self, run: _Run, reason: FinishReason, **extra: Any) -> PlannerFinish:
-        with anyio.CancelScope(shield=True):  # decided: see _end
+    async def _out_of_budget(
+        self, run: RunState, reason: FinishReason, **extra: Any
+    ) -> PlannerFinish:
+        with anyio.move_on_after(_SHIELD_GRACE_S, shield=True):  # decided: see _end
             await self._emit("budget", run, {"reason": reason, **extra})
         best = run.trajectory.last_observation()
         return await self._end(run, reason, best, error=f"budget exhausted: {reason}", **extra)
 
     async def _end(
         self,
-        run: _Run,
+        run: RunState,
         reason: FinishReason,
         payload: Any,
         *,
@@ -515,54 +577,47 @@ class ReactPlanner(AsyncResource):
         if error is not None:
             metadata["error"] = error
         # The ending is decided: the deadline must not cut its report in half (a finish event
-        # sent twice, or a first one lost), so it is shielded from the deadline scope.
-        with anyio.CancelScope(shield=True):
+        # sent twice, or a first one lost), so it is shielded from the deadline scope; for
+        # `_SHIELD_GRACE_S` at most, so that an observer that hangs cannot hold the run.
+        with anyio.move_on_after(_SHIELD_GRACE_S, shield=True):
             await self._emit("finish", run, {"reason": reason})
         return PlannerFinish(reason=reason, payload=payload, thought=thought, metadata=metadata)
 
     async def _pause(
-        self, run: _Run, action: dict[str, Any], reason: str, payload: Mapping[str, Any]
-    ) -> PlannerPause:
-        token = uuid.uuid4().hex
+        self, run: RunState, action: dict[str, Any], reason: str, payload: Mapping[str, Any]
+    ) -> PlannerPause | PlannerFinish:
+        token = secrets.token_hex(16)  # 128 random bits: the pause's bearer secret
+        run.settled = True
         run.usage.freeze_clock()
         run.trajectory.add(TrajectoryStep(kind="pause", action=action, observation=dict(payload)))
-        state = {
-            "version": _STATE_VERSION,
-            "trajectory": run.trajectory.model_dump(mode="json"),
-            "usage": run.usage.model_dump(),
-            "memory_key": run.memory_key.model_dump() if run.memory_key else None,
-            "history": [m.model_dump() for m in run.history],
-            "reflections": run.reflections,
-            "pending": {"action": action, "reason": reason},
-        }
+        state = paused_state(run, action, reason)
         # Shielded from the deadline: a pause whose state was saved must reach the caller with
-        # its token, or the saved state could never be resumed.
-        with anyio.CancelScope(shield=True):
+        # its token, or the saved state could never be resumed. Bounded, for a store that
+        # hangs; a pause not saved in time ends the run instead (an unknown token is useless).
+        with anyio.move_on_after(_SHIELD_GRACE_S, shield=True) as saving:
             await self.state_store.save_planner_state(token, state)
-            await self._emit("pause", run, {"reason": reason, "token": token})
+        if saving.cancelled_caught:
+            run.error_ending = True
+            return await self._end(
+                run,
+                "error",
+                run.trajectory.last_observation(),
+                error=f"saving the paused state took over {_SHIELD_GRACE_S:g}s; the run "
+                "cannot be resumed",
+            )
+        # Its own grace: an observer that hangs must not cost a pause already saved. Events
+        # never carry the token (it would reach every sink and log): a digest of it.
+        with anyio.move_on_after(_SHIELD_GRACE_S, shield=True):
+            await self._emit("pause", run, {"reason": reason, "pause_ref": token_ref(token)})
         return PlannerPause(token=token, reason=reason, payload=dict(payload))
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def _registered_joins(self) -> dict[str, JoinStrategy]:
-        # The installed join-strategy drivers, built once per planner (the prompt lists them
-        # all), not per run or step; a broken one is left out, not fatal.
-        if self._joins is None:
-            self._joins = join_strategies()
-        return self._joins
-
     def _strategy(self, name: str | None) -> JoinStrategy:
-        chosen = name or self.join_strategy
-        if not isinstance(chosen, str):
-            return chosen
-        found = self._registered_joins().get(chosen)
-        # Unknown (or left out because broken): the driver lookup says why, and what exists.
-        return found if found is not None else get_join_strategy(chosen)
+        return self._joins.get(name)
 
     def _join_names(self) -> list[str]:
-        if not isinstance(self.join_strategy, str):
-            return [self.join_strategy.name]
-        return sorted(self._registered_joins())
+        return self._joins.names()
 
     def _constraints(self) -> list[str]:
         budgets = self.budgets
@@ -574,56 +629,18 @@ class ReactPlanner(AsyncResource):
 
     def _sinks(self) -> list[Any]:
         if self._hook_sinks is None:
-            from penguiflow.plugins import active_hooks
-
-            from . import hookspecs
-
-            host = self._host or active_hooks()
-            found: list[Any] = []
-            if host is not None:
-                caller = getattr(host.hook, "penguiflow_planner_sinks", None)
-                if caller is None or not caller.has_spec():
-                    # A host without this plugin's hook plugin (disabled, or built by hand):
-                    # the planner still declares its own hooks before calling them.
-                    host.manager.add_hookspecs(hookspecs)
-                for contributed in host.hook.penguiflow_planner_sinks(planner=self):
-                    found += list(contributed or ())
-            self._hook_sinks = found
+            self._hook_sinks = hook_sinks(self, self._host)
         return [*self.middlewares, *self._hook_sinks]
 
-    async def _emit(self, kind: str, run: _Run, data: dict[str, Any] | None = None) -> None:
-        details = data or {}
-        sinks = self._sinks()
-        if self.event_callback is None and not sinks:
-            return
-        event = PlannerEvent(kind=kind, iteration=run.usage.iterations, data=details)
-        flow_event = FlowEvent(
-            event_type=f"planner_{kind}",
-            ts=event.ts,
-            node_name=details.get("tool"),
-            node_id=None,
-            trace_id=run.run_id,
-            attempt=run.usage.iterations,
-            latency_ms=None,
-            queue_depth_in=0,
-            queue_depth_out=0,
-            outgoing_edges=0,
-            queue_maxsize=0,
-            trace_pending=None,
-            trace_inflight=0,
-            trace_cancelled=False,
-            extra=details,
+    async def _emit(self, kind: str, run: RunState, data: dict[str, Any] | None = None) -> None:
+        await publish(
+            kind,
+            run_id=run.run_id,
+            iteration=run.usage.iterations,
+            data=data or {},
+            sinks=self._sinks(),
+            callback=self.event_callback,
         )
-        receivers: list[tuple[Any, Any]] = [(sink, flow_event) for sink in sinks]
-        if self.event_callback is not None:
-            receivers.append((self.event_callback, event))
-        for receiver, payload in receivers:
-            try:
-                result = receiver(payload)
-                if inspect.isawaitable(result):
-                    await result
-            except Exception:  # an observer must not break the run
-                logger.exception("planner event receiver failed for %s", kind)
 
 
 def _memory_by_name(name: str, options: dict[str, Any], host: Any) -> MemoryStrategy:

@@ -6,7 +6,9 @@ goes: `healthy`; `retry` after a failed summary (the turns wait and the next tur
 token budget, until a summary succeeds again). With a token budget, a snapshot that does not
 fit follows `overflow`: `truncate_summary` (shorten the summary first), `truncate_oldest`
 (drop the oldest turns first) or `error` (raise `MemoryBudgetExceeded`). With a state store
-that supports memory state, every key's memory survives restarts.
+that supports memory state, every key's memory survives restarts (saved under the key's
+injective `MemoryKey.as_string()`; state saved by 4.0.0 under an unambiguous `tenant/user/session`
+string is still read, through `penguiflow.memory.read_memory_state`).
 
 The memory owns its background summaries: `await memory.flush()` waits for them, and
 `await memory.aclose()` (or leaving `async with memory:`) cancels and awaits them, so none
@@ -34,6 +36,8 @@ from penguiflow.memory import (
     MemoryKey,
     MemorySnapshot,
     estimate_tokens,
+    read_memory_state,
+    write_memory_state,
 )
 from penguiflow.resources import AsyncResource
 from penguiflow.state import require_capabilities
@@ -125,38 +129,37 @@ class RollingSummaryMemory(AsyncResource):
     async def add_turn(self, key: MemoryKey | None, turn: ConversationTurn) -> None:
         if key is None:
             return
-        name = key.as_string()
-        async with self._lock(name):
-            state = await self._load(name)
+        async with self._lock(key):
+            state = await self._load(key)
             state.turns.append(turn)
             if len(state.turns) > self.max_turns:
                 overflow = len(state.turns) - self.max_turns
                 state.pending += state.turns[:overflow]
                 state.turns = state.turns[overflow:]
-            await self._save(name, state)
+            await self._save(key, state)
         if state.pending:
-            self._schedule(name)
+            self._schedule(key)
 
     async def snapshot(self, key: MemoryKey | None) -> MemorySnapshot:
         if key is None:
             return MemorySnapshot()
-        name = key.as_string()
-        async with self._lock(name):
-            state = await self._load(name)
+        async with self._lock(key):
+            state = await self._load(key)
             summary = state.summary
             turns = list(state.turns)
             if state.health == "degraded":
                 turns = state.pending + turns  # no summary to stand in for them
-            return self._fit(name, summary, turns, state.health)
+            return self._fit(key, summary, turns, state.health)
 
     async def clear(self, key: MemoryKey | None) -> None:
         if key is None:
             return
         name = key.as_string()
         await self._cancel([self._tasks.pop(name)] if name in self._tasks else [])
-        async with self._lock(name):
+        async with self._lock(key):
             self._states[name] = _KeyState()
-            await self._save(name, self._states[name])
+            # Saved even when empty: it shadows any entry in 4.0.0's format for this key.
+            await self._save(key, self._states[name])
 
     # -- background summaries ----------------------------------------------------------------
 
@@ -181,15 +184,16 @@ class RollingSummaryMemory(AsyncResource):
                 await asyncio.wait(tasks)
 
     async def health(self, key: MemoryKey) -> Health:
-        async with self._lock(key.as_string()):
-            return (await self._load(key.as_string())).health
+        async with self._lock(key):
+            return (await self._load(key)).health
 
-    def _schedule(self, name: str) -> None:
+    def _schedule(self, key: MemoryKey) -> None:
+        name = key.as_string()
         running = self._tasks.get(name)
         if running is not None and not running.done() and running is not asyncio.current_task():
             return  # that summary will pick up the new turns when it ends
         task = asyncio.get_running_loop().create_task(
-            self._summarise(name), name=f"penguiflow-rolling-summary:{name}"
+            self._summarise(key), name=f"penguiflow-rolling-summary:{name}"
         )
         self._tasks[name] = task
         task.add_done_callback(partial(self._forget, name))
@@ -198,9 +202,9 @@ class RollingSummaryMemory(AsyncResource):
         if self._tasks.get(name) is done:
             del self._tasks[name]
 
-    async def _summarise(self, name: str) -> None:
-        async with self._lock(name):
-            state = await self._load(name)
+    async def _summarise(self, key: MemoryKey) -> None:
+        async with self._lock(key):
+            state = await self._load(key)
             pending = list(state.pending)
             previous = state.summary
         if not pending:
@@ -219,51 +223,56 @@ class RollingSummaryMemory(AsyncResource):
             if not summary:
                 raise ConfigurationError("the model returned an empty summary")
         except Exception as exc:  # any failure: keep the turns, report the health
-            async with self._lock(name):
-                state = await self._load(name)
+            async with self._lock(key):
+                state = await self._load(key)
                 state.failures += 1
                 state.health = "degraded" if state.failures > self.max_retries else "retry"
-                await self._save(name, state)
+                await self._save(key, state)
             logger.warning(
-                "rolling summary for %s failed (%s); health %s",
-                name,
+                "rolling summary for %r failed (%s); health %s",
+                key,
                 describe_exception(exc),
                 state.health,
             )
             return
-        async with self._lock(name):
-            state = await self._load(name)
+        async with self._lock(key):
+            state = await self._load(key)
             state.summary = summary
             state.pending = state.pending[len(pending) :]  # turns added meanwhile stay pending
             state.failures = 0
             state.health = "healthy"
-            await self._save(name, state)
+            await self._save(key, state)
             again = bool(state.pending)
         if again:  # turns added while this summary ran: a fresh task folds them in
-            self._schedule(name)
+            self._schedule(key)
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def _lock(self, name: str) -> asyncio.Lock:
+    # Every per-key table (states, locks, tasks) is keyed by the injective `as_string()`, so
+    # two keys whose parts merely join alike never share a lock, a summary or a state.
+
+    def _lock(self, key: MemoryKey) -> asyncio.Lock:
+        name = key.as_string()
         lock = self._locks.get(name)
         if lock is None:
             lock = self._locks[name] = asyncio.Lock()
         return lock
 
-    async def _load(self, name: str) -> _KeyState:
+    async def _load(self, key: MemoryKey) -> _KeyState:
+        name = key.as_string()
         state = self._states.get(name)
         if state is None:
-            saved = await self._store.load_memory_state(name) if self._store is not None else None
+            saved = await read_memory_state(self._store, key) if self._store is not None else None
             state = _KeyState.load(saved) if saved else _KeyState()
             self._states[name] = state
         return state
 
-    async def _save(self, name: str, state: _KeyState) -> None:
+    async def _save(self, key: MemoryKey, state: _KeyState) -> None:
         if self._store is not None:
-            await self._store.save_memory_state(name, state.dump())
+            await write_memory_state(self._store, key, state.dump())
 
     def _fit(
-        self, name: str, summary: str, turns: list[ConversationTurn], health: Health
+        self, key: MemoryKey, summary: str, turns: list[ConversationTurn], health: Health
     ) -> MemorySnapshot:
         def size() -> int:
             return estimate_tokens(summary) + sum(
@@ -274,7 +283,7 @@ class RollingSummaryMemory(AsyncResource):
         if budget is not None and size() > budget:
             if self.overflow == "error":
                 raise MemoryBudgetExceeded(
-                    f"memory for {name} holds {size()} tokens, over max_tokens={budget}; raise "
+                    f"memory for {key!r} holds {size()} tokens, over max_tokens={budget}; raise "
                     "the budget or choose overflow='truncate_summary' or 'truncate_oldest'"
                 )
 

@@ -21,8 +21,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def manual_url() -> Iterator[str]:
+def serve_manual_app() -> Iterator[str]:
+    """Run the manual app on a free port until the generator is closed."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, str(HERE / "servers" / "manual_app.py"), str(port)],
@@ -39,6 +39,19 @@ def manual_url() -> Iterator[str]:
                 proc.kill()
                 pytest.fail("the UTCP manual app did not start")
             time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/utcp"
-    proc.terminate()
-    proc.wait(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}/utcp"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def manual_url() -> Iterator[str]:
+    yield from serve_manual_app()
+
+
+@pytest.fixture(scope="session")
+def other_manual_url() -> Iterator[str]:
+    """A second app, on another port: a host a manual of the first may point its tools at."""
+    yield from serve_manual_app()

@@ -9,6 +9,7 @@ writes a codec, and registers a driver in `penguiflow.llm_adapters` with `model_
 What does not depend on HTTP stays in the kernel's `penguiflow.llm`: the `JSONLLMClient`
 protocol, the message and response models, reply validation (`validate_reply`) and the
 `LLMError` tree, which the toolkit raises. Test helpers are in `penguiflow_llm_http.testing`.
+`redact_secrets` keeps a credential out of errors in whatever encoding a provider echoes it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ._engine import (
     Transport,
 )
 from ._pricing import ModelPrice, PricingTable
+from ._redact import redact_secrets
 from ._retry import RetryPolicy, parse_retry_after
 from ._schema import (
     SCHEMA_MODES,
@@ -61,6 +63,7 @@ __all__ = [
     "iter_sse",
     "model_driver",
     "parse_retry_after",
+    "redact_secrets",
     "repair_instructions",
     "require_model",
     "resolve_credential",

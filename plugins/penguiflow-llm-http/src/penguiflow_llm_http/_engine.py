@@ -22,6 +22,7 @@ from penguiflow.errors import describe_exception
 from penguiflow.llm import (
     LLMConfigurationError,
     LLMConnectionError,
+    LLMError,
     LLMHTTPError,
     LLMMessage,
     LLMReplyError,
@@ -111,6 +112,10 @@ class ProviderCodec(Protocol):
 
 
 class Transport(Protocol):
+    """How bytes move. A transport that sends credentials may also have `redact(text) ->
+    str` (optional, looked up with `getattr`): `ProviderClient` passes the errors it builds
+    from a provider's answers through it, so an echoed secret does not reach them."""
+
     async def post_json(self, path: str, body: Mapping[str, Any]) -> Any: ...
 
     def post_stream(
@@ -249,6 +254,25 @@ class ProviderClient(AsyncResource):
                 LLMMessage(role="user", content=repair_instructions(errors, schema)),
             ]
 
+    # -- secrets -------------------------------------------------------------------------------
+
+    def _redact(self, text: str) -> str:
+        """`text` without the credentials the transport sent. A transport that can redact
+        has a `redact(text)` method (`HTTPXTransport` does); it is optional in the
+        `Transport` protocol, so transports written before it keep working."""
+        redact = getattr(self.transport, "redact", None)
+        return redact(text) if callable(redact) else text
+
+    def _redacted(self, error: LLMError) -> LLMError:
+        """`error`, raised by a codec from what the provider sent, with its message and
+        body redacted in place (its class and other fields kept, so callers see the same
+        error). Callers raise it `from None`: a cause it carries may quote the raw text."""
+        error.args = tuple(self._redact(a) if isinstance(a, str) else a for a in error.args)
+        body = getattr(error, "body", None)
+        if isinstance(body, str):
+            error.body = self._redact(body)  # type: ignore[attr-defined]
+        return error
+
     def _drop_mode(self, mode: SchemaMode, error: LLMHTTPError) -> None:
         if len(self._modes) == 1:
             raise LLMHTTPError(
@@ -269,13 +293,17 @@ class ProviderClient(AsyncResource):
                 body = await self.transport.post_json(request.path, request.body)
                 try:
                     reply = self.codec.parse_reply(body)
+                except LLMError as exc:  # the codec's own (a refusal): it quotes the provider
+                    raise self._redacted(exc) from None
                 except (ValueError, KeyError, TypeError, IndexError) as exc:
                     raise LLMHTTPError(
-                        f"{self.codec.name} answered 200 with a body it cannot read "
-                        f"({describe_exception(exc)})",
+                        self._redact(
+                            f"{self.codec.name} answered 200 with a body it cannot read "
+                            f"({describe_exception(exc)})"
+                        ),
                         status=200,
-                        body=str(body)[:500],
-                    ) from exc
+                        body=self._redact(str(body))[:500],
+                    ) from None  # the cause may quote the body unredacted; its text is above
             except (LLMHTTPError, LLMConnectionError, LLMTimeoutError) as exc:
                 await self._wait_or_raise(exc, attempt)
                 continue
@@ -346,11 +374,15 @@ class ProviderClient(AsyncResource):
             async for event in iter_sse(lines):
                 try:
                     delta = self.codec.parse_event(event)
+                except LLMError as exc:  # the codec's own (an error event): quotes the provider
+                    raise self._redacted(exc) from None
                 except (ValueError, KeyError, TypeError, IndexError) as exc:
                     raise LLMStreamError(
-                        f"{self.codec.name} sent a stream event it cannot read "
-                        f"({describe_exception(exc)})"
-                    ) from exc
+                        self._redact(
+                            f"{self.codec.name} sent a stream event it cannot read "
+                            f"({describe_exception(exc)})"
+                        )
+                    ) from None  # the cause may quote the event unredacted; its text is above
                 if delta is None:
                     continue
                 if delta.text:

@@ -9,6 +9,8 @@ removed from anything the provider echoed.
 from __future__ import annotations
 
 import json
+import re
+from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -23,11 +25,17 @@ from penguiflow.llm import (
 from penguiflow.resources import AsyncResource
 
 from ._credentials import Credential, TokenProvider, resolve_credential
+from ._redact import redact_secrets
 from ._retry import parse_retry_after
 
 __all__ = ["HTTPXTransport"]
 
 _BODY_LIMIT = 500
+#: how many distinct tokens a transport remembers to redact: a token provider may rotate
+#: tokens while earlier requests are still in flight, and their answers echo the older ones
+_REMEMBERED_TOKENS = 8
+#: extra headers whose values are credentials too (a gateway's key given in `headers=`)
+_SECRET_HEADER = re.compile(r"auth|key|token|secret|cookie|session|password", re.IGNORECASE)
 
 
 class HTTPXTransport(AsyncResource):
@@ -69,7 +77,11 @@ class HTTPXTransport(AsyncResource):
         self._client = client or httpx.AsyncClient(
             timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s)
         )
-        self._last_token: str | None = None
+        #: the tokens recently sent, newest last: an error body may echo any of them
+        self._sent_tokens: deque[str] = deque(maxlen=_REMEMBERED_TOKENS)
+        self._secret_headers = tuple(
+            value for name, value in self._headers.items() if _SECRET_HEADER.search(name)
+        )
 
     @classmethod
     def for_provider(
@@ -105,8 +117,11 @@ class HTTPXTransport(AsyncResource):
     async def _request_headers(self, *, force_refresh: bool = False) -> dict[str, str]:
         headers = {"content-type": "application/json", **self._headers}
         token = await self._credential.token(force_refresh=force_refresh)
-        self._last_token = token
         if token:
+            # Remembered before it is sent, so the answer to this request is redacted.
+            if token in self._sent_tokens:
+                self._sent_tokens.remove(token)
+            self._sent_tokens.append(token)
             headers[self._auth_header] = f"{self._auth_prefix}{token}"
         return headers
 
@@ -182,9 +197,16 @@ class HTTPXTransport(AsyncResource):
 
     # -- errors --------------------------------------------------------------------------------
 
+    def redact(self, text: str) -> str:
+        """`text` with every token this transport recently sent, and the values of extra
+        headers named like credentials (`*key*`, `*token*`, `*auth*`, ...), replaced by
+        `***` in any encoding a provider's answer may hold them (see `redact_secrets`).
+        `ProviderClient` uses it on the errors it builds from what the provider sent."""
+        return redact_secrets(text, (*self._sent_tokens, *self._secret_headers))
+
     def _shorten(self, text: str) -> str:
-        if self._last_token:
-            text = text.replace(self._last_token, "***")
+        # Redacted before it is cut, so a secret across the cut is still masked whole.
+        text = self.redact(text)
         return text if len(text) <= _BODY_LIMIT else text[:_BODY_LIMIT] + "..."
 
     def _http_error(

@@ -1,4 +1,13 @@
-"""MCP server declarations: in code, or in a TOML/JSON config file."""
+"""MCP server declarations: in code, or in a TOML/JSON config file.
+
+`${VAR}` is the user's way to keep secrets out of configuration: it is filled from the
+environment in the fields that carry credentials (`headers`, `bearer_token`, `api_key`,
+`env`), once, when connecting. It belongs to configuration the user wrote (files, code, the
+host's `[mcp]` section): nothing an MCP server sends (its tool listing, its results) and
+nothing a planner sends (tool arguments) goes through it, and a variable's value is never
+expanded again. Build an `MCPServerConfig` only from configuration you trust, since its
+templates can read any environment variable.
+"""
 
 from __future__ import annotations
 
@@ -29,8 +38,10 @@ class MCPServerConfig(BaseModel):
     """One MCP server: a `command` to spawn (stdio) or a `url` (streamable HTTP).
 
     `bearer_token` sends `Authorization: Bearer ...`; `api_key` with `api_key_header` sends
-    a key header; `headers` adds any others. Values may name environment variables as
-    `${VAR}`, resolved when connecting, so config files need no secrets."""
+    a key header; `headers` adds any others. Their values (and `env` values) may name
+    environment variables as `${VAR}`, resolved when connecting, so config files need no
+    secrets; `url`, `command`, `args` and `cwd` are used as written. Only build one from
+    configuration you trust: its templates can read any environment variable."""
 
     name: str
     command: str | None = None
@@ -84,6 +95,10 @@ class MCPServerConfig(BaseModel):
 
 
 def _expand(value: str, server: str) -> str:
+    """`${VAR}` in a value of the user's configuration, filled from the environment in one
+    pass (a value that itself holds `${...}` stays as it is). Only this module calls it, on
+    this model's own fields."""
+
     def replace(match: re.Match[str]) -> str:
         name = match.group(1)
         if name not in os.environ:

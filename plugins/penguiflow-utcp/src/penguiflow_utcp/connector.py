@@ -4,6 +4,12 @@ A manual is discovered from its call template (for HTTP, the URL that serves the
 its tools are named `<manual>.<tool>` and called through the UTCP client with the call
 templates the manual declares. `utcp` is imported when the connector first connects.
 
+The manual is not trusted to choose where calls go or what they carry (see `_policy`): its
+tools may call only the manual's own origin and the hosts in `allowed_hosts`, checked when
+the manual is registered and again before each call, and they get only the `${VARIABLE}`s
+listed in `allowed_variables`. Variables in the connector's own call template (the user's
+configuration) are filled as UTCP always does.
+
 Concurrency follows anyio (on the asyncio backend): fetching the manual and each call are
 bounded by cancel scopes, a client whose registration is cancelled or fails is closed before
 the error goes on, and `aclose()` (or leaving `async with connector:`) closes the client.
@@ -13,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +29,25 @@ from penguiflow.catalog import NodeSpec, argument_errors
 from penguiflow.errors import ConfigurationError, PenguiFlowError, describe_exception
 from penguiflow.resources import AsyncResource
 
-__all__ = ["UTCPConnectionError", "UTCPConnector", "UTCPError", "UTCPTool", "UTCPToolError"]
+from ._policy import (
+    VARIABLE_NAME,
+    HostRule,
+    Origin,
+    env_variable,
+    origin_of,
+    parse_allowed_host,
+    placeholder_in_authority,
+    resolve_url,
+)
+
+__all__ = [
+    "UTCPConnectionError",
+    "UTCPConnector",
+    "UTCPError",
+    "UTCPPolicyError",
+    "UTCPTool",
+    "UTCPToolError",
+]
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
@@ -40,6 +64,11 @@ class UTCPToolError(UTCPError):
     """A tool call failed, or its arguments do not match its schema."""
 
 
+class UTCPPolicyError(UTCPToolError):
+    """A manual's tool would call a host, or read a variable, that the connector's
+    configuration does not allow (`allowed_hosts`, `allowed_variables`); nothing was sent."""
+
+
 @dataclass(frozen=True, slots=True)
 class UTCPTool:
     name: str
@@ -53,11 +82,25 @@ class UTCPConnector(AsyncResource):
     """One UTCP manual. `call_template` is the manual's UTCP call template; for a manual
     served over HTTP, `UTCPConnector.http(name, url)` builds it.
 
+    The manual's tools may call only the manual's own origin (scheme, host and port of its
+    URL); `allowed_hosts` names others they may call: `"host"` (any port), `"host:port"`,
+    `"*.example.com"` (its subdomains) or `"https://host[:port]"` (that origin). A tool's
+    `${NAME}` placeholders are filled only for names in `allowed_variables`, from the
+    environment variable `<manual>_<NAME>` (UTCP's naming, with the manual name's `_`
+    doubled). Anything else raises `UTCPPolicyError` naming the tool, the target or
+    variable, and the option to change, and nothing is sent.
+
     `await connector.aclose()` closes the UTCP client (idempotent); `async with connector:`
     closes it on the way out. A closed connector stays usable: it connects again when used."""
 
     def __init__(
-        self, name: str, call_template: Mapping[str, Any], *, timeout_s: float = 30.0
+        self,
+        name: str,
+        call_template: Mapping[str, Any],
+        *,
+        timeout_s: float = 30.0,
+        allowed_hosts: Iterable[str] = (),
+        allowed_variables: Iterable[str] = (),
     ) -> None:
         if not _NAME.match(name):
             raise ConfigurationError(
@@ -67,6 +110,21 @@ class UTCPConnector(AsyncResource):
         self.name = name
         self.call_template = {**dict(call_template), "name": name}
         self.timeout_s = timeout_s
+        self.allowed_hosts = _names(allowed_hosts, "allowed_hosts", "hosts")
+        self._host_rules: tuple[HostRule, ...] = tuple(
+            parse_allowed_host(entry) for entry in self.allowed_hosts
+        )
+        self.allowed_variables = _names(allowed_variables, "allowed_variables", "names")
+        for variable in self.allowed_variables:
+            if not VARIABLE_NAME.match(variable):
+                raise ConfigurationError(
+                    f"allowed_variables entry {variable!r} is not a variable name: use the name "
+                    "the manual writes as ${NAME} (letters, digits and '_')"
+                )
+        #: where the manual came from; its tools may call it
+        self._origin: Origin | None = None
+        #: each tool's call template, as the manual declared it
+        self._templates: dict[str, Any] = {}
         self._client: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tools: dict[str, UTCPTool] | None = None
@@ -82,8 +140,11 @@ class UTCPConnector(AsyncResource):
         http_method: str = "GET",
         headers: Mapping[str, str] | None = None,
         timeout_s: float = 30.0,
+        allowed_hosts: Iterable[str] = (),
+        allowed_variables: Iterable[str] = (),
     ) -> UTCPConnector:
-        """A manual served over HTTP at `url` (the UTCP `http` call template)."""
+        """A manual served over HTTP at `url` (the UTCP `http` call template). `${VAR}` in
+        `headers` is this configuration's own and is filled from `<name>_VAR` as usual."""
         template: dict[str, Any] = {
             "call_template_type": "http",
             "url": url,
@@ -91,7 +152,13 @@ class UTCPConnector(AsyncResource):
         }
         if headers:
             template["headers"] = dict(headers)
-        return cls(name, template, timeout_s=timeout_s)
+        return cls(
+            name,
+            template,
+            timeout_s=timeout_s,
+            allowed_hosts=allowed_hosts,
+            allowed_variables=allowed_variables,
+        )
 
     def __repr__(self) -> str:
         return f"UTCPConnector({self.name!r})"
@@ -111,12 +178,19 @@ class UTCPConnector(AsyncResource):
             client = await UtcpClient.create(config={"manual_call_templates": []})
             try:
                 result = await self._register(client)
+                origin = origin_of(str(getattr(result.manual_call_template, "url", "") or ""))
+                self._check_declared_targets(result.manual.tools, origin)
             except BaseException:
-                # Failed, timed out or cancelled: the client must not outlive the attempt.
+                # Failed, refused, timed out or cancelled: the client must not outlive the
+                # attempt.
                 with anyio.CancelScope(shield=True):
                     await client.close()
                 raise
             self._client, self._loop, self._tools = client, loop, None
+            self._origin = origin
+            self._templates = {
+                tool.name.split(".", 1)[-1]: tool.tool_call_template for tool in result.manual.tools
+            }
             self._tools = {
                 tool.name.split(".", 1)[-1]: UTCPTool(
                     name=tool.name.split(".", 1)[-1],
@@ -172,6 +246,7 @@ class UTCPConnector(AsyncResource):
                 f"arguments for {self.name}.{tool} do not match its schema (not sent): "
                 f"{'; '.join(errors)}"
             )
+        self._check_call(client, tool, args)
         try:
             with anyio.move_on_after(self.timeout_s):
                 return await client.call_tool(f"{self.name}.{tool}", args)
@@ -187,6 +262,81 @@ class UTCPConnector(AsyncResource):
         raise UTCPToolError(
             f"{self.name}.{tool} did not answer within {self.timeout_s:g}s (timeout_s)"
         )
+
+    # -- what a manual's tools may do ----------------------------------------------------------
+
+    def _check_declared_targets(self, tools: Iterable[Any], origin: Origin | None) -> None:
+        """Refuse a manual whose tools name, in their templates, hosts they may not call.
+        Targets whose host is a placeholder are checked at each call instead."""
+        refused: list[str] = []
+        for tool in tools:
+            for target in _targets(_serializer().to_dict(tool.tool_call_template)).values():
+                if placeholder_in_authority(target):
+                    continue
+                if not self._may_call(origin_of(target), origin):
+                    refused.append(f"{tool.name} -> {_short(target)}")
+        if refused:
+            raise UTCPPolicyError(
+                f"UTCP manual {self.name!r} ({self._whence(origin)}) has tools that would call "
+                f"hosts it is not allowed to: {'; '.join(refused)}. A manual's tools may call "
+                "only the manual's own origin; if you trust those hosts, name them in "
+                f"allowed_hosts= (now {list(self.allowed_hosts)!r})"
+            )
+
+    def _check_call(self, client: Any, tool: str, args: Mapping[str, Any]) -> None:
+        """Before a call: the variables the tool's template asks for are allowed, and the
+        hosts it will call, once its variables and arguments are filled in, are too."""
+        template = _serializer().to_dict(self._templates[tool])
+        substitutor = client.variable_substitutor
+        # The same finder and filler UTCP's client uses for the call, on the same template.
+        wanted = substitutor.find_required_variables(template, None)
+        refused = sorted(set(wanted) - set(self.allowed_variables))
+        if refused:
+            raise UTCPPolicyError(
+                f"{self.name}.{tool} asks for the variable(s) {self._variables(refused)}, which "
+                "the manual's configuration does not give it; nothing was sent. A manual's "
+                "tools get only the variables listed in allowed_variables= (now "
+                f"{list(self.allowed_variables)!r}); add a name there if this tool may have it"
+            )
+        try:
+            filled = substitutor.substitute(template, client.config, self.name)
+        except Exception as exc:  # UTCP's UtcpVariableNotFound: an allowed one is not set
+            raise UTCPToolError(
+                f"{self.name}.{tool} needs the variable(s) {self._variables(sorted(set(wanted)))}"
+                f", and one is not set ({_describe(exc)}); nothing was sent"
+            ) from exc
+        for field, target in _targets(filled).items():
+            if field == "url":
+                target = resolve_url(
+                    target,
+                    args,
+                    header_fields=filled.get("header_fields") or (),
+                    body_field=filled.get("body_field"),
+                )
+            origin = origin_of(target)
+            if not self._may_call(origin, self._origin):
+                where = str(origin) if origin is not None else "a URL with no valid host"
+                raise UTCPPolicyError(
+                    f"{self.name}.{tool} would call {where}, which is neither the manual's "
+                    f"origin ({self._whence(self._origin)}) nor in allowed_hosts= (now "
+                    f"{list(self.allowed_hosts)!r}); nothing was sent. Add the host to "
+                    "allowed_hosts if this tool may call it"
+                )
+
+    def _may_call(self, target: Origin | None, origin: Origin | None) -> bool:
+        if target is None:
+            return False
+        return target == origin or any(rule.matches(target) for rule in self._host_rules)
+
+    def _variables(self, names: Iterable[str]) -> str:
+        return ", ".join(
+            f"{name!r} (environment variable {env_variable(self.name, name)})" for name in names
+        )
+
+    def _whence(self, origin: Origin | None) -> str:
+        if origin is None:
+            return "no origin: it was not fetched over HTTP"
+        return f"origin {origin}"
 
     async def tool_specs(self) -> list[NodeSpec]:
         specs = []
@@ -214,16 +364,43 @@ class UTCPConnector(AsyncResource):
             await client.close()
 
 
+def _names(values: Iterable[str], option: str, what: str) -> tuple[str, ...]:
+    if isinstance(values, str):
+        # A lone string would be read as a list of one-character entries.
+        raise ConfigurationError(f"{option} must be a list of {what}, not one string: [{values!r}]")
+    return tuple(values)
+
+
+def _targets(template: Mapping[str, Any]) -> dict[str, str]:
+    """The URLs a tool's call template (as a dict) sends requests to: its own, and an OAuth2
+    token URL (the client POSTs its credentials there)."""
+    auth = template.get("auth")
+    targets = {
+        "url": template.get("url"),
+        "auth.token_url": auth.get("token_url") if isinstance(auth, Mapping) else None,
+    }
+    return {field: t for field, t in targets.items() if isinstance(t, str)}
+
+
+def _short(text: str) -> str:
+    """A manual's text in a message: quoted, and not longer than a line."""
+    return repr(text if len(text) <= 120 else text[:117] + "...")
+
+
 def _describe(exc: BaseException) -> str:
     """`Type: message`, safe with exceptions whose `__str__` raises or is empty."""
     text, kind = describe_exception(exc), type(exc).__name__
     return text if text.startswith(kind) else f"{kind}: {text}"
 
 
-def _template(data: Mapping[str, Any]) -> Any:
+def _serializer() -> Any:
     from utcp.data.call_template import CallTemplateSerializer  # type: ignore[import-untyped]
 
-    return CallTemplateSerializer().validate_dict(dict(data))
+    return CallTemplateSerializer()
+
+
+def _template(data: Mapping[str, Any]) -> Any:
+    return _serializer().validate_dict(dict(data))
 
 
 def _schema(value: Any) -> dict[str, Any] | None:

@@ -2,7 +2,9 @@
 
 `config["utcp"]["manuals"]` (the `[utcp]` section of the host's configuration) lists manuals
 as `{"name": ..., "url": ...}` (an HTTP manual, optionally with `http_method` and `headers`)
-or `{"name": ..., "call_template": {...}}`. Every entry is checked before any connector is
+or `{"name": ..., "call_template": {...}}`. Either form takes `allowed_hosts` (hosts other
+than the manual's own its tools may call) and `allowed_variables` (the `${NAME}`s its tools
+may be given), as `UTCPConnector` does. Every entry is checked before any connector is
 registered, so a bad one registers nothing.
 """
 
@@ -31,8 +33,12 @@ def penguiflow_register_connectors(
             raise ConfigurationError(
                 f"utcp.manuals[{index}] needs a name and a url or call_template"
             )
+        policy = {
+            "allowed_hosts": entry.get("allowed_hosts", ()),
+            "allowed_variables": entry.get("allowed_variables", ()),
+        }
         if "call_template" in entry:
-            connectors.append(UTCPConnector(entry["name"], entry["call_template"]))
+            connectors.append(UTCPConnector(entry["name"], entry["call_template"], **policy))
         elif "url" in entry:
             connectors.append(
                 UTCPConnector.http(
@@ -40,6 +46,7 @@ def penguiflow_register_connectors(
                     entry["url"],
                     http_method=entry.get("http_method", "GET"),
                     headers=entry.get("headers"),
+                    **policy,
                 )
             )
         else:

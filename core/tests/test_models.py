@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from penguiflow.errors import FlowError, FlowErrorCode
-from penguiflow.node import Node, NodePolicy
+from penguiflow.errors import ConfigurationError, FlowError, FlowErrorCode, InvalidTypeError
+from penguiflow.node import CircuitBreakerPolicy, Node, NodePolicy
 from penguiflow.registry import ModelRegistry
 from penguiflow.types import WM, FinalAnswer, Headers, Message, PlanStep, StreamChunk, Thought
 
@@ -102,6 +103,69 @@ def test_node_construction_rules() -> None:
     assert node.to() == (node, ())
     with pytest.raises(ValueError, match="validate must be one of 'both', 'in', 'out', 'none'"):
         NodePolicy(validate="sometimes")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("fields", "error", "match"),
+    [
+        # Regression: each of these was accepted and failed later, per message (a NaN
+        # timeout never fires; a NaN backoff makes the retry sleep for ever).
+        ({"timeout_s": math.nan}, ConfigurationError, r"NodePolicy\.timeout_s must be > 0"),
+        ({"timeout_s": -1}, ConfigurationError, r"timeout_s must be > 0 \(finite\); got -1"),
+        ({"timeout_s": 0}, ConfigurationError, "timeout_s must be > 0"),
+        ({"timeout_s": math.inf}, ConfigurationError, "or None for no timeout"),
+        ({"timeout_s": "1"}, InvalidTypeError, "timeout_s must be a number > 0 .*got str '1'"),
+        ({"timeout_s": True}, InvalidTypeError, "timeout_s must be a number"),
+        ({"backoff_base": math.nan}, ConfigurationError, "backoff_base must be >= 0"),
+        ({"backoff_base": -0.5}, ConfigurationError, "backoff_base must be >= 0"),
+        ({"backoff_mult": math.inf}, ConfigurationError, "backoff_mult must be >= 0"),
+        ({"backoff_mult": None}, InvalidTypeError, "backoff_mult must be a number"),
+        ({"max_backoff": math.nan}, ConfigurationError, "max_backoff must be >= 0"),
+        ({"max_retries": -1}, ConfigurationError, r"max_retries must be >= 0 \(an int\)"),
+        ({"max_retries": 1.5}, InvalidTypeError, "max_retries must be >= 0"),
+        ({"max_retries": "3"}, InvalidTypeError, "max_retries must be >= 0"),
+        ({"circuit_breaker": "on"}, InvalidTypeError, "must be a CircuitBreakerPolicy or None"),
+        ({"validate": ["in"]}, ConfigurationError, "validate must be one of"),
+    ],
+)
+def test_node_policy_refuses_values_that_cannot_work(
+    fields: dict[str, Any], error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        NodePolicy(**fields)
+
+
+def test_node_policy_accepts_the_whole_valid_range() -> None:
+    NodePolicy(timeout_s=1e-3, max_retries=10**6, backoff_base=0, backoff_mult=0, max_backoff=0)
+    NodePolicy(timeout_s=2, backoff_base=1, backoff_mult=1e200, max_backoff=None)
+    NodePolicy(circuit_breaker=CircuitBreakerPolicy(failure_threshold=1, reset_timeout_s=0))
+    with pytest.raises(ConfigurationError, match="reset_timeout_s must be >= 0"):
+        CircuitBreakerPolicy(reset_timeout_s=math.nan)
+    with pytest.raises(InvalidTypeError, match="failure_threshold must be >= 1"):
+        CircuitBreakerPolicy(failure_threshold="2")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="timeout_s must be > 0"):
+        NodePolicy(timeout_s=10**400)  # too large for a float: as good as infinite
+
+
+def test_node_refuses_a_policy_or_name_of_the_wrong_kind() -> None:
+    """Regression: `Node(policy="x")` and `Node(name=123)` were accepted."""
+    with pytest.raises(InvalidTypeError, match=r"policy must be a NodePolicy; got str 'x'"):
+        Node(two, policy="x")  # type: ignore[arg-type]
+    with pytest.raises(
+        InvalidTypeError, match=r"name must be a non-empty str or None .*; got int 123"
+    ):
+        Node(two, name=123)  # type: ignore[arg-type]
+    with pytest.raises(InvalidTypeError, match="name must be a non-empty str"):
+        Node(two, name="")
+    assert Node(two, name="named").name == "named"
+
+
+def test_message_deadline_must_be_a_time() -> None:
+    """Regression: `Message(deadline_s=nan)` was accepted; it never expires."""
+    with pytest.raises(ValidationError, match="deadline_s must be a wall-clock time"):
+        Message(payload=1, headers=Headers(tenant="t"), deadline_s=math.nan)
+    assert Message(payload=1, headers=Headers(tenant="t"), deadline_s=5).deadline_s == 5.0
+    assert Message(payload=1, headers=Headers(tenant="t"), deadline_s=None).deadline_s is None
 
 
 class In(BaseModel):

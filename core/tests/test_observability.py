@@ -72,6 +72,13 @@ async def test_log_flow_events(caplog: pytest.LogCaptureFixture) -> None:
         await middleware(make_event("node_retry"))
     messages = [r.message for r in caplog.records]
     assert messages[:3] == ["node_start", "node_success", "log_flow_events_latency_callback_error"]
+    # Regression: the record's `event` was the failing event's type; PenguiFlow's is the
+    # record's own name, like every other record's `event`.
+    name = "log_flow_events_latency_callback_error"
+    failures = [vars(r) for r in caplog.records if r.message == name]
+    assert [f["event"] for f in failures] == [name, name]
+    assert failures[0]["node_name"] == "n" and failures[0]["trace_id"] == "t"
+    assert failures[0]["exc_info"] is not None
     assert "node_retry" not in messages
     error_record = next(r for r in caplog.records if r.message == "node_error")
     assert error_record.levelno == logging.ERROR

@@ -26,11 +26,14 @@ from penguiflow.types import Message
 class FakeTransport(RemoteTransport):
     """Our own stand-in agent: scripted replies, recorded requests and cancels."""
 
-    def __init__(self, *, fail: bool = False, block: bool = False) -> None:
+    def __init__(
+        self, *, fail: bool = False, block: bool = False, context_id: str | None = "ctx-1"
+    ) -> None:
         self.requests: list[RemoteCallRequest] = []
         self.cancels: list[tuple[str, str]] = []
         self.fail = fail
         self.block = block
+        self.context_id = context_id
         self.started = asyncio.Event()
 
     async def send(self, request: RemoteCallRequest) -> RemoteCallResult:
@@ -38,7 +41,9 @@ class FakeTransport(RemoteTransport):
         if self.fail:
             raise ConnectionError("agent down")
         return RemoteCallResult(
-            result={"answer": request.message.payload}, context_id="ctx-1", task_id="task-1"
+            result={"answer": request.message.payload},
+            context_id=self.context_id,
+            task_id="task-1",
         )
 
     async def stream(self, request: RemoteCallRequest) -> AsyncIterator[RemoteStreamEvent]:
@@ -86,6 +91,57 @@ async def test_unary_call_returns_result_and_saves_binding(msg_factory: Any) -> 
         success.extra["remote_status"] == "success" and success.extra["remote_task_id"] == "task-1"
     )
     assert success.extra["remote_stream_events"] == 0
+
+
+async def remote_binding_for(
+    msg_factory: Any, transport: FakeTransport, meta: dict[str, Any]
+) -> RemoteBinding:
+    store = InMemoryStateStore()
+    node = RemoteNode(
+        transport=transport,
+        skill="search",
+        agent_url="http://agent",
+        name="remote",
+        policy=NodePolicy(validate="none"),
+    )
+    flow = create(node.to(), state_store=store)
+    flow.run()
+    message = msg_factory("q", meta=meta)
+    await flow.emit(message)
+    await flow.fetch()
+    await flow.stop()
+    (binding,) = await store.list_bindings(message.trace_id)
+    return binding
+
+
+async def test_the_binding_carries_the_routing_context(msg_factory: Any) -> None:
+    """Regression: the binding lacked the caller's session and user (PenguiFlow 3.11 saves
+    them) and its metadata named the node besides the source."""
+    transport = FakeTransport()
+    meta = {"session_id": "sess-9", "user_id": 42, "k": "v"}
+    binding = await remote_binding_for(msg_factory, transport, meta)
+    assert binding.router_session_id == "sess-9" and binding.user_id == "42"
+    assert binding.metadata == {"source": "remote_node"}
+    assert binding.context_id == "ctx-1" and binding.tenant_id == "test"
+    assert binding.last_remote_task_id == "task-1" and binding.remote_skill == "search"
+    assert transport.requests[0].context_id is None  # nothing asked for: nothing sent
+    # blank values count as absent
+    blank = await remote_binding_for(msg_factory, FakeTransport(), {"session_id": "  "})
+    assert blank.router_session_id is None and blank.user_id is None
+
+
+async def test_a_message_continues_the_remote_context_it_names(msg_factory: Any) -> None:
+    """Regression: `meta["remote_context_id"]` was not sent with the request, nor recorded
+    when the agent's result named no context."""
+    transport = FakeTransport(context_id=None)
+    meta = {"remote_context_id": "conv-7", "remote_task_id": "task-0"}
+    binding = await remote_binding_for(msg_factory, transport, meta)
+    assert transport.requests[0].context_id == "conv-7"
+    assert transport.requests[0].task_id == "task-0"
+    assert binding.context_id == "conv-7"
+    # The agent's own context id, when it gives one, is the one recorded.
+    answered = await remote_binding_for(msg_factory, FakeTransport(), meta)
+    assert answered.context_id == "ctx-1"
 
 
 async def test_streaming_call_emits_chunks(msg_factory: Any) -> None:

@@ -46,10 +46,12 @@ def log_flow_events(
         try:
             latency_callback(event.event_type, float(event.latency_ms), event)
         except Exception:
+            # PenguiFlow's record shape: `event` names what this record reports (the failed
+            # callback), as in every other record; node and trace ids say where it happened.
             log.exception(
                 "log_flow_events_latency_callback_error",
                 extra={
-                    "event": event.event_type,
+                    "event": "log_flow_events_latency_callback_error",
                     "node_name": event.node_name,
                     "node_id": event.node_id,
                     "trace_id": event.trace_id,

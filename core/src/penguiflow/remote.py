@@ -81,6 +81,22 @@ def _json_size(value: Any) -> int:
         return len(str(value).encode())
 
 
+def _meta_text(meta: Mapping[str, Any], *keys: str) -> str | None:
+    """The first of `keys` in `meta` holding a non-blank value, as stripped text.
+
+    Routing context (`session_id`, `user_id`, a remote context id...) arrives in
+    `Message.meta` from the caller, as strings or ids of other types: PenguiFlow 3.11 reads
+    them this way, so a blank value counts as absent."""
+    for key in keys:
+        value = meta.get(key)
+        if value is None:
+            continue
+        text = str(value).strip()
+        if text:
+            return text
+    return None
+
+
 class _RemoteCall:
     """State of one remote invocation: ids learnt from the agent, the cancel watcher."""
 
@@ -90,6 +106,8 @@ class _RemoteCall:
         self.ctx = ctx
         self.runtime = runtime
         self.context_id: str | None = None
+        #: the context the request asked to continue (`meta["remote_context_id"]`)
+        self.requested_context_id: str | None = None
         self.task_id: str | None = None
         self.agent_url: str | None = None
         self.watcher: asyncio.Task[None] | None = None
@@ -142,6 +160,9 @@ def RemoteNode(  # a factory named like the node kind it builds, as users know i
     ) -> None:
         if context_id is not None:
             call.context_id = context_id
+        elif call.context_id is None:
+            # the agent named no context: the call continued the one the request asked for
+            call.context_id = call.requested_context_id
         if url is not None:
             call.agent_url = url
         if task_id is None or call.task_id is not None:
@@ -150,16 +171,21 @@ def RemoteNode(  # a factory named like the node kind it builds, as users know i
         target_url = call.agent_url or agent_url
         trace_id = call.message.trace_id
         if record_binding:
+            meta = call.message.meta
             await call.runtime.save_remote_binding(
                 RemoteBinding(
                     trace_id=trace_id,
                     context_id=call.context_id,
                     task_id=task_id,
                     agent_url=target_url,
+                    # the caller's routing context, so a router can find this task again
+                    router_session_id=_meta_text(meta, "session_id"),
                     remote_skill=skill,
-                    tenant_id=call.message.headers.tenant,
+                    tenant_id=_meta_text(meta, "tenant_id", "tenant")
+                    or call.message.headers.tenant,
+                    user_id=_meta_text(meta, "user_id"),
                     last_remote_task_id=task_id,
-                    metadata={"source": "remote_node", "node": name},
+                    metadata={"source": "remote_node"},
                 )
             )
         cancelled = call.runtime.ensure_trace_event(trace_id)
@@ -208,6 +234,9 @@ def RemoteNode(  # a factory named like the node kind it builds, as users know i
                 "run it inside a flow started with flow.run()"
             )
         call = _RemoteCall(node, message, ctx, cast("PenguiFlow", runtime))
+        # A message may continue a remote conversation: its context (and task) ids go out
+        # with the request, as PenguiFlow 3.11 sends them.
+        call.requested_context_id = _meta_text(message.meta, "remote_context_id", "context_id")
         request = RemoteCallRequest(
             message=message,
             skill=skill,
@@ -215,6 +244,8 @@ def RemoteNode(  # a factory named like the node kind it builds, as users know i
             agent_card=agent_card,
             metadata=message.meta,
             timeout_s=node_policy.timeout_s,
+            context_id=call.requested_context_id,
+            task_id=_meta_text(message.meta, "remote_task_id"),
         )
         await call.record(
             "remote_call_start",

@@ -7,11 +7,14 @@ cancellation, accounting), `deadline_s` (wall-clock expiry checked at pick-up) a
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+
+from .errors import ConfigurationError
 
 __all__ = [
     "WM",
@@ -45,6 +48,18 @@ class Message(BaseModel):
     ts: float = Field(default_factory=time.time)
     deadline_s: float | None = None
     meta: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("deadline_s")
+    @classmethod
+    def _deadline_is_a_time(cls, value: float | None) -> float | None:
+        # NaN compares false with every clock reading: such a deadline would never expire,
+        # silently. Pydantic reports this error inside its ValidationError.
+        if value is not None and math.isnan(value):
+            raise ConfigurationError(
+                "Message.deadline_s must be a wall-clock time (time.time() + seconds) or "
+                "None for no deadline; got nan"
+            )
+        return value
 
 
 class StreamChunk(BaseModel):

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
+import re
 import uuid
 
 import pytest
 from penguiflow_postgres.store import SCHEMA_VERSION, PostgresStateStore
 
+from penguiflow.errors import InvalidTypeError
 from penguiflow.plugins import resolve_driver
-from penguiflow.state import StateStore, StoreClosedError
+from penguiflow.state import RemoteBinding, StateStore, StoreClosedError
 from penguiflow.testing import StateStoreConformance, run_async
 
 ALL = frozenset(
@@ -139,3 +142,36 @@ def test_the_error_names_the_store_without_its_password() -> None:
     run_async(store.aclose)
     error = StoreClosedError(store)
     assert error.store_name == "PostgresStateStore at postgresql://app:***@db.internal/flows"
+
+
+def test_state_that_would_not_load_back_is_refused_at_save(postgres_url: str) -> None:
+    """Regression: bytes, sets, datetimes (and tuples, int keys) were saved as text or
+    lists, so a paused run resumed with values of other types than it saved."""
+    schema = f"pftest_{uuid.uuid4().hex[:12]}"
+
+    async def scenario() -> None:
+        store = PostgresStateStore(postgres_url, schema=schema)
+        when = datetime.datetime(2024, 1, 2)
+        attempts = {
+            "planner_state['at']": store.save_planner_state("tok", {"at": when}),
+            "memory_state['raw']": store.save_memory_state("k", {"raw": b"x"}),
+            "task['tags']": store.save_task("s", {"task_id": "a", "tags": {"x"}}),
+            "task_update['pair']": store.save_task_update("s", {"pair": (1, 2)}),
+            "steering_event": store.save_steering("s", {1: "x"}),  # type: ignore[dict-item]
+            "trajectory['steps'][0]": store.save_trajectory("t", {"steps": [when]}),
+            "binding['metadata']['at']": store.save_remote_binding(
+                RemoteBinding("t", None, "k", "u", metadata={"at": when})
+            ),
+        }
+        for where, attempt in attempts.items():
+            prefix = f"the postgresql state store cannot save {where}: it "
+            with pytest.raises(InvalidTypeError, match=f"^{re.escape(prefix)}"):
+                await attempt
+        assert await store.consume_planner_state("tok") is None  # nothing half-saved
+        state = {"n": [1, 2.5, None, True], "s": "héllo ☃", "d": {"e": []}}
+        await store.save_planner_state("tok", state)
+        assert await store.consume_planner_state("tok") == state
+        await store.aclose()
+        await drop(store)
+
+    run_async(scenario)

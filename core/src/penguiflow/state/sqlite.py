@@ -3,27 +3,38 @@
 All database work runs on one dedicated thread that owns the connection, so the event loop
 never blocks and SQLite sees a single writer. URLs follow the usual convention:
 `sqlite:///flows.db` is relative to the working directory, `sqlite:////var/lib/flows.db` is
-absolute, and `sqlite:///:memory:` lives as long as the store.
+absolute, and `sqlite:///:memory:` lives as long as the store. The one URL option is
+`?timeout=SECONDS` (how long to wait for another process's write lock); anything else in the
+URL (a user, password or host, `?mode=ro`, other options) is refused, never ignored.
+
+The database is opened, checked and migrated when the store is built, so a path that cannot
+hold a database, a file that is not one, or a schema newer than this penguiflow fails at
+`create(state_store=...)` instead of once per event; a refused file is left as it was.
+State (planner state, tasks, logs, trajectories, bindings) must load back as saved: values
+JSON cannot hold exactly are refused at save time, naming where they are
+(`penguiflow.state.exact_json`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
-from ..errors import ConfigurationError, InvalidTypeError
-from ..resources import AsyncResource
+from ..errors import ConfigurationError, InvalidTypeError, describe_exception
+from ..resources import AsyncResource, redact_url
 from ._errors import SchemaVersionError, StoreClosedError
 from ._logs import SessionLogs
 from ._models import RemoteBinding, StoredEvent
 from ._rules import check_binding_query, event_fingerprint, task_id_of
+from .exact_json import dumps_exact
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStateStore"]
 
@@ -85,14 +96,140 @@ _MIGRATIONS: dict[int, str] = {
 }
 
 
-def _path_from_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme != "sqlite" or not parts.path.startswith("/") or parts.path == "/":
+_URL_FORMS = "sqlite:///relative/path.db, sqlite:////absolute/path.db or sqlite:///:memory:"
+_DEFAULT_TIMEOUT = 30.0
+_STORE = "the sqlite state store"
+
+
+def _parse_url(url: object) -> tuple[str, float | None]:
+    """The database path and the `timeout` option of a `sqlite://` URL; refuse the rest."""
+    if not isinstance(url, str):
+        raise InvalidTypeError(f"the SQLite URL must be a str ({_URL_FORMS}); got {url!r}")
+    shown = redact_url(url)  # errors end up in logs: never with a password
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
         raise ConfigurationError(
-            f"bad SQLite URL {url!r}: use sqlite:///relative/path.db, "
-            "sqlite:////absolute/path.db or sqlite:///:memory:"
+            f"bad SQLite URL {shown!r} ({describe_exception(exc)}): use {_URL_FORMS}"
+        ) from exc
+    if parts.netloc:
+        # SQLite opens a local file: a user, password or host cannot be honoured, and
+        # `sqlite://flows.db` (two slashes) puts the file name where the host goes.
+        raise ConfigurationError(
+            f"bad SQLite URL {shown!r}: it names a user, password or host, which "
+            f"a local SQLite file cannot use; use {_URL_FORMS} (three slashes, then the path)"
         )
-    return parts.path[1:]
+    if parts.scheme != "sqlite" or not parts.path.startswith("/") or parts.path == "/":
+        raise ConfigurationError(f"bad SQLite URL {shown!r}: use {_URL_FORMS}")
+    if parts.fragment:
+        raise ConfigurationError(
+            f"bad SQLite URL {shown!r}: it has a fragment (#{parts.fragment}); remove it"
+        )
+    timeout: float | None = None
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if name == "timeout" and timeout is None:
+            timeout = _check_timeout(value, origin=f"the URL option timeout={value!r}")
+        elif name == "timeout":
+            raise ConfigurationError(f"the SQLite URL {shown!r} gives timeout more than once")
+        elif name == "mode":
+            raise ConfigurationError(
+                f"the SQLite URL option mode={value!r} is not supported: the store always "
+                "opens its file to read and write (it migrates the schema and records "
+                "events); remove it, and read a copy of the file for read-only access"
+            )
+        else:
+            raise ConfigurationError(
+                f"the SQLite URL option {name!r} is not supported (accepted: timeout, the "
+                f"seconds to wait for another process's lock); remove it from {shown!r}"
+            )
+    return parts.path[1:], timeout
+
+
+def _check_timeout(value: object, *, origin: str) -> float:
+    """`value` as seconds to wait for a lock: a finite number >= 0 (a string from a URL)."""
+    number: float | None = None
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+    if number is None or not math.isfinite(number) or number < 0:
+        raise ConfigurationError(
+            f"{origin} must be a finite number of seconds >= 0 (how long to wait for "
+            f"another process's write lock); got {value!r}"
+        )
+    return number
+
+
+def _refusal(path: str, url: str, exc: sqlite3.Error) -> ConfigurationError | None:
+    """The configuration error an SQLite failure to open `path` means, if it means one."""
+    name = getattr(exc, "sqlite_errorname", "")
+    reason = describe_exception(exc)
+    shown = redact_url(url)
+    if name == "SQLITE_CANTOPEN":
+        return ConfigurationError(
+            f"cannot open the SQLite database {path!r} (from {shown!r}): {reason}; the path must "
+            "name a file (existing or new) in a directory this process can write to"
+        )
+    if name in ("SQLITE_NOTADB", "SQLITE_CORRUPT"):
+        return ConfigurationError(
+            f"{path!r} (from {shown!r}) is not a usable SQLite database: {reason}; point the "
+            "URL at a penguiflow database or at a new file (the file was left unchanged)"
+        )
+    if name == "SQLITE_READONLY":
+        return ConfigurationError(
+            f"the SQLite database {path!r} (from {shown!r}) is read-only ({reason}); the store "
+            "needs to write to it: fix its permissions or choose another path"
+        )
+    return None
+
+
+def _open(path: str, url: str, timeout: float) -> sqlite3.Connection:
+    """A connection to `path`, checked and migrated to `SCHEMA_VERSION`.
+
+    Closed again when anything fails, so a refused file leaks no connection; and the
+    version is checked before anything is written, so a refused file is left unchanged."""
+    shown = redact_url(url)
+    if path != ":memory:":
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot create the directory of the SQLite database {path!r} (from {shown!r}): "
+                f"{describe_exception(exc)}; choose a path in a writable directory"
+            ) from exc
+    try:
+        connection = sqlite3.connect(path, timeout=timeout)
+    except sqlite3.Error as exc:
+        refusal = _refusal(path, url, exc)
+        if refusal is None:
+            raise
+        raise refusal from exc
+    try:
+        (version,) = connection.execute("PRAGMA user_version").fetchone()
+        if version > SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"{path} has schema version {version}, newer than this penguiflow "
+                f"({SCHEMA_VERSION}); upgrade penguiflow to open it (the file was left unchanged)"
+            )
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            with connection:
+                connection.executescript(_MIGRATIONS[target])
+                connection.execute(f"PRAGMA user_version = {target}")
+    except sqlite3.Error as exc:
+        connection.close()
+        refusal = _refusal(path, url, exc)
+        if refusal is None:
+            raise
+        raise refusal from exc
+    except BaseException:
+        connection.close()
+        raise
+    return connection
 
 
 class SQLiteStateStore(SessionLogs, AsyncResource):
@@ -102,42 +239,38 @@ class SQLiteStateStore(SessionLogs, AsyncResource):
     raises `StoreClosedError`."""
 
     def __init__(self, url: str = "sqlite:///:memory:", **options: Any) -> None:
-        timeout = options.pop("timeout", 30.0)
+        timeout = options.pop("timeout", None)
         if options:
             raise InvalidTypeError(
                 f"sqlite state store got unknown option(s) {sorted(options)}; accepted: ['timeout']"
             )
+        self.path, url_timeout = _parse_url(url)
         self.url = url
-        self.path = _path_from_url(url)
+        if timeout is not None and url_timeout is not None:
+            raise ConfigurationError(
+                f"timeout is given both in the URL {redact_url(url)!r} and as an option; "
+                "give it once"
+            )
+        if timeout is not None:
+            self._timeout = _check_timeout(timeout, origin="the timeout option")
+        else:
+            self._timeout = url_timeout if url_timeout is not None else _DEFAULT_TIMEOUT
+        if self.path != ":memory:":
+            # Open (check, migrate) and close once now, on the caller's thread: a database
+            # that cannot work fails here, at create(), not silently in every event's save.
+            # Nothing stays open, so a store that is never used needs no closing.
+            _open(self.path, url, self._timeout).close()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="penguiflow-sqlite")
         self._connection: sqlite3.Connection | None = None
-        self._timeout = float(timeout)
         self._closed = False
 
     # -- the database thread -------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
+        # Checked again here: the file may have changed since the store was built.
         if self._connection is None:
-            if self.path != ":memory:":
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(self.path, timeout=self._timeout)
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=NORMAL")
-            self._migrate(connection)
-            self._connection = connection
+            self._connection = _open(self.path, self.url, self._timeout)
         return self._connection
-
-    def _migrate(self, connection: sqlite3.Connection) -> None:
-        (version,) = connection.execute("PRAGMA user_version").fetchone()
-        if version > SCHEMA_VERSION:
-            raise SchemaVersionError(
-                f"{self.path} has schema version {version}, newer than this penguiflow "
-                f"({SCHEMA_VERSION}); upgrade penguiflow to open it"
-            )
-        for target in range(version + 1, SCHEMA_VERSION + 1):
-            with connection:
-                connection.executescript(_MIGRATIONS[target])
-                connection.execute(f"PRAGMA user_version = {target}")
 
     async def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
         if self._closed:
@@ -155,6 +288,8 @@ class SQLiteStateStore(SessionLogs, AsyncResource):
             event.kind,
             event.node_name,
             event.node_id,
+            # Events are a log of what happened, not state to resume from: a value JSON
+            # cannot hold is kept as its text rather than losing the whole event.
             json.dumps(event.payload, default=str),
         )
 
@@ -183,7 +318,7 @@ class SQLiteStateStore(SessionLogs, AsyncResource):
         return await self._call(select)
 
     async def save_remote_binding(self, binding: RemoteBinding) -> None:
-        record = json.dumps(asdict(binding), default=str)
+        record = dumps_exact(asdict(binding), what="binding", store=_STORE)
 
         def upsert(db: sqlite3.Connection) -> None:
             with db:
@@ -245,7 +380,7 @@ class SQLiteStateStore(SessionLogs, AsyncResource):
     # -- SupportsMemoryState -------------------------------------------------------------------
 
     async def save_memory_state(self, key: str, state: dict[str, Any]) -> None:
-        text = json.dumps(state, default=str)
+        text = dumps_exact(state, what="memory_state", store=_STORE)
 
         def upsert(db: sqlite3.Connection) -> None:
             with db:
@@ -267,7 +402,7 @@ class SQLiteStateStore(SessionLogs, AsyncResource):
     # -- SupportsPlannerState (single-use tokens) ----------------------------------------------
 
     async def save_planner_state(self, token: str, payload: dict[str, Any]) -> None:
-        await self._put("planner_state", "token", token, payload)
+        await self._put("planner_state", "token", token, payload, what="planner_state")
 
     async def load_planner_state(self, token: str) -> dict[str, Any] | None:
         return await self._get("planner_state", "token", token)
@@ -295,7 +430,7 @@ class SQLiteStateStore(SessionLogs, AsyncResource):
 
     async def save_task(self, session_id: str, task: dict[str, Any]) -> None:
         task_id = task_id_of(task)
-        text = json.dumps(task, default=str)
+        text = dumps_exact(task, what="task", store=_STORE)
 
         def upsert(db: sqlite3.Connection) -> None:
             with db:
@@ -318,7 +453,8 @@ class SQLiteStateStore(SessionLogs, AsyncResource):
 
     async def _append_log(self, log: str, scope: str, entry: dict[str, Any], key_field: str) -> str:
         key = entry.get(key_field)
-        text = json.dumps(entry, default=str)
+        what = {"task_updates": "task_update", "steering": "steering_event"}.get(log, log)
+        text = dumps_exact(entry, what=what, store=_STORE)
 
         def insert(db: sqlite3.Connection) -> str:
             with db:
@@ -350,14 +486,16 @@ class SQLiteStateStore(SessionLogs, AsyncResource):
     # -- SupportsTrajectories ------------------------------------------------------------------
 
     async def save_trajectory(self, trace_id: str, trajectory: dict[str, Any]) -> None:
-        await self._put("trajectories", "trace_id", trace_id, trajectory)
+        await self._put("trajectories", "trace_id", trace_id, trajectory, what="trajectory")
 
     async def get_trajectory(self, trace_id: str) -> dict[str, Any] | None:
         return await self._get("trajectories", "trace_id", trace_id)
 
     # table and column names below are constants of this module, never user input
-    async def _put(self, table: str, column: str, key: str, payload: dict[str, Any]) -> None:
-        text = json.dumps(payload, default=str)
+    async def _put(
+        self, table: str, column: str, key: str, payload: dict[str, Any], *, what: str
+    ) -> None:
+        text = dumps_exact(payload, what=what, store=_STORE)
 
         def upsert(db: sqlite3.Connection) -> None:
             with db:

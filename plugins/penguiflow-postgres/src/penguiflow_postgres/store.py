@@ -17,7 +17,7 @@ from dataclasses import asdict
 from typing import Any
 
 from penguiflow.errors import ConfigurationError
-from penguiflow.resources import AsyncResource
+from penguiflow.resources import AsyncResource, redact_url
 from penguiflow.state import (
     RemoteBinding,
     SchemaVersionError,
@@ -28,6 +28,7 @@ from penguiflow.state import (
     event_fingerprint,
     task_id_of,
 )
+from penguiflow.state.exact_json import dumps_exact
 
 __all__ = ["SCHEMA_VERSION", "PostgresStateStore"]
 
@@ -77,18 +78,36 @@ _MIGRATIONS: dict[int, str] = {
 }
 
 
+_STORE = "the postgresql state store"
+#: how a table's rows are named when a value cannot be saved
+_ROW_NAMES = {"memory_state": "memory_state", "planner_state": "planner_state"}
+
+
 def _dumps(value: Any) -> str:
+    """An event payload as JSON: events are a log of what happened, not state to resume
+    from, so a value JSON cannot hold is kept as its text rather than losing the event."""
     return json.dumps(value, default=str)
+
+
+def _dumps_state(value: Any, what: str) -> str:
+    """State that is loaded back (bindings, planner state, memory, tasks, logs,
+    trajectories) as JSON, refusing what would not load back as saved (a bytes, set or
+    datetime value, a tuple, a non-string key) with an error naming where it is."""
+    return dumps_exact(value, what=what, store=_STORE)
 
 
 class PostgresStateStore(SessionLogs, AsyncResource):
     """Events, bindings, memory, planner tokens, tasks, logs and trajectories in PostgreSQL."""
 
     def __init__(self, url: str, *, schema: str = "penguiflow", **pool_options: Any) -> None:
-        if not url.startswith(("postgresql://", "postgres://")):
+        scheme, sep, rest = url.partition("://")
+        # Schemes are case-insensitive (`POSTGRESQL://` is routed here too): accept any case.
+        if not sep or scheme.lower() not in ("postgresql", "postgres"):
             raise ConfigurationError(
-                f"bad PostgreSQL URL {url!r}: use postgresql://user:password@host:port/database"
+                f"bad PostgreSQL URL {redact_url(url)!r}: use "
+                "postgresql://user:password@host:port/database"
             )
+        url = f"{scheme.lower()}://{rest}"
         if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
             raise ConfigurationError(
                 f"schema must be a lowercase SQL identifier (letters, digits, _); got {schema!r}"
@@ -99,6 +118,9 @@ class PostgresStateStore(SessionLogs, AsyncResource):
         self._pool: Any = None
         self._opening = asyncio.Lock()
         self._closed = False
+
+    def __repr__(self) -> str:
+        return f"PostgresStateStore({redact_url(self.url)!r}, schema={self.schema!r})"
 
     async def _db(self) -> Any:
         """The pool, opened (and the schema migrated) on first use; every call goes here."""
@@ -183,13 +205,14 @@ class PostgresStateStore(SessionLogs, AsyncResource):
         ]  # fmt: skip
 
     async def save_remote_binding(self, binding: RemoteBinding) -> None:
+        record = _dumps_state(asdict(binding), "binding")
         db = await self._db()
         await db.execute(
             f"INSERT INTO {self.schema}.bindings (trace_id, task_id, context_id, record) "
             "VALUES ($1, $2, $3, $4::jsonb) ON CONFLICT (trace_id, task_id) DO UPDATE SET "
             f"context_id = excluded.context_id, record = excluded.record, "
             f"updated = nextval(pg_get_serial_sequence('{self.schema}.bindings', 'updated'))",
-            binding.trace_id, binding.task_id, binding.context_id, _dumps(asdict(binding)),
+            binding.trace_id, binding.task_id, binding.context_id, record,
         )  # fmt: skip
 
     # -- SupportsConversationBindings ----------------------------------------------------------
@@ -227,12 +250,13 @@ class PostgresStateStore(SessionLogs, AsyncResource):
     # -- memory, planner tokens, trajectories --------------------------------------------------
 
     async def _put(self, table: str, column: str, key: str, payload: dict[str, Any]) -> None:
+        text = _dumps_state(payload, _ROW_NAMES.get(table, "trajectory"))
         db = await self._db()
         value = "state" if table == "memory_state" else "payload"
         await db.execute(
             f"INSERT INTO {self.schema}.{table} ({column}, {value}) VALUES ($1, $2::jsonb) "
             f"ON CONFLICT ({column}) DO UPDATE SET {value} = excluded.{value}",
-            key, _dumps(payload),
+            key, text,
         )  # fmt: skip
 
     async def _get(self, table: str, column: str, key: str) -> dict[str, Any] | None:
@@ -273,12 +297,13 @@ class PostgresStateStore(SessionLogs, AsyncResource):
 
     async def save_task(self, session_id: str, task: dict[str, Any]) -> None:
         task_id = task_id_of(task)
+        text = _dumps_state(task, "task")
         db = await self._db()
         await db.execute(
             f"INSERT INTO {self.schema}.tasks (session_id, task_id, payload) "
             "VALUES ($1, $2, $3::jsonb) ON CONFLICT (session_id, task_id) "
             "DO UPDATE SET payload = excluded.payload",
-            session_id, task_id, _dumps(task),
+            session_id, task_id, text,
         )  # fmt: skip
 
     async def list_tasks(self, session_id: str) -> Sequence[dict[str, Any]]:
@@ -292,12 +317,14 @@ class PostgresStateStore(SessionLogs, AsyncResource):
 
     async def _append_log(self, log: str, scope: str, entry: dict[str, Any], key_field: str) -> str:
         key = entry.get(key_field)
+        what = {"task_updates": "task_update", "steering": "steering_event"}.get(log, log)
+        text = _dumps_state(entry, what)
         db = await self._db()
         entry_id = await db.fetchval(
             f"INSERT INTO {self.schema}.logs (log, scope, entry_key, payload) "
             "VALUES ($1, $2, $3, $4::jsonb) ON CONFLICT (log, scope, entry_key) DO NOTHING "
             "RETURNING id",
-            log, scope, None if key is None else str(key), _dumps(entry),
+            log, scope, None if key is None else str(key), text,
         )  # fmt: skip
         if entry_id is None:
             entry_id = await db.fetchval(

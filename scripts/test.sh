@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Install the test tooling and run the whole suite: every tox env in the default list.
 # Works on a fresh machine with Python 3.11 and pip; tooling lives in ./.venv.
-# Servers a test needs (Redis, PostgreSQL, MCP) are started by scripts/services/ from here,
-# bound to 127.0.0.1, and stopped on exit (see scripts/services/README.md).
+# Servers a test needs (Redis, PostgreSQL) are started by scripts/services/ from here, bound
+# to 127.0.0.1 on free ports, and stopped on exit (see scripts/services/README.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,8 +28,16 @@ fi
 # deletes files removed from the source since: start every build from a clean folder.
 rm -rf core/build plugins/*/build contrib/*/build
 
-# Servers the suite needs, on 127.0.0.1 only; stopped however the run ends.
-trap 'bash scripts/services/redis.sh stop; bash scripts/services/postgres.sh stop' EXIT
+# Servers the suite needs, on 127.0.0.1 only, on free ports (PENGUIFLOW_REDIS_PORT and
+# PENGUIFLOW_POSTGRES_PORT choose them instead). Their pidfiles and ports are recorded in a
+# folder of this run's own, and only what this run started is stopped, however it ends: a
+# server someone else runs (on the same ports, or from another run) is never used or stopped.
+mkdir -p .services
+export PENGUIFLOW_SERVICES_DIR="$(mktemp -d "$PWD/.services/run.XXXXXX")"
+trap 'bash scripts/services/redis.sh stop || true; bash scripts/services/postgres.sh stop || true
+rm -rf "$PENGUIFLOW_SERVICES_DIR"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 bash scripts/services/redis.sh start
 bash scripts/services/postgres.sh start
 export PENGUIFLOW_REDIS_URL="$(bash scripts/services/redis.sh url)"

@@ -253,22 +253,66 @@ def test_two_drivers_claiming_one_name(venv: Path) -> None:
 
 
 def test_import_stays_light_with_plugins_installed(venv: Path) -> None:
-    """Budget: `import penguiflow` under 50 ms (measured ~14 ms cold), importing no plugin,
-    with every first-party plugin and the fixture plugins installed."""
+    """`import penguiflow` imports no plugin, no plugin machinery and no heavy library, with
+    every first-party plugin and the fixture plugins installed.
+
+    What is imported is asserted, not how long it took: a wall-clock budget fails on a slow or
+    busy machine and passes a regression on a fast one. The time is measured by
+    `benchmarks/import_time.py`."""
     done = run(
         venv,
         """
-        import json, sys, time
-        started = time.perf_counter()
+        import json, sys
+        before = set(sys.modules)
         import penguiflow
-        elapsed = time.perf_counter() - started
-        heavy = ("pf_fixture", "penguiflow_redis", "redis", "penguiflow_postgres", "asyncpg",
-                 "penguiflow_openai", "penguiflow_anthropic", "httpx", "penguiflow_planner",
-                 "penguiflow_mcp", "mcp", "penguiflow_utcp", "utcp", "stevedore", "pluggy")
-        plugins = [m for m in sys.modules if m.startswith(heavy)]
-        print(json.dumps({"ms": elapsed * 1000, "plugins": plugins}))
+        print(json.dumps(sorted(set(sys.modules) - before)))
     """,
     )
-    result = json.loads(done.stdout)
-    assert result["plugins"] == []
-    assert result["ms"] < 50, result
+    assert done.returncode == 0, done.stderr
+    imported = json.loads(done.stdout)
+    heavy = ("pf_fixture", "penguiflow_", "redis", "asyncpg", "httpx", "mcp", "utcp",
+             "stevedore", "pluggy", "pydantic", "anyio", "click", "importlib.metadata",
+             "packaging")  # fmt: skip
+    assert [m for m in imported if m.startswith(heavy)] == []
+    # The facade loads its names on first use: nothing of the kernel but its version.
+    assert [m for m in imported if m.startswith("penguiflow")] == [
+        "penguiflow",
+        "penguiflow._version",
+    ]
+
+
+def test_check_imports_what_list_only_reads(venv: Path) -> None:
+    """`penguiflow plugins check` imports every driver: the broken fixture's driver, listed as
+    `available`, is reported failed with its error and remedy, and the exit code is 1."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("PENGUIFLOW_")}
+    done = subprocess.run(
+        [str(venv / "bin" / "penguiflow"), "plugins", "check", "--json"],
+        capture_output=True, text=True, env=environ, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    rows = {(r["group"], r["name"]): r for r in json.loads(done.stdout)}
+    brokenstore = rows[("penguiflow.state_stores", "brokenstore")]
+    assert brokenstore["result"] == "failed"
+    assert "needs a library that is not installed" in brokenstore["error"]
+    assert "pf-fixture-broken" in brokenstore["remedy"]
+    assert rows[("penguiflow", "broken")]["result"] == "failed"
+    assert rows[("penguiflow.state_stores", "dupe")]["result"] == "failed"
+    assert rows[("penguiflow.state_stores", "future")]["result"] == "skipped"
+    healthy = [
+        ("penguiflow.state_stores", "redis"),
+        ("penguiflow.state_stores", "postgresql"),
+        ("penguiflow.runtimes", "redis"),
+        ("penguiflow.state_stores", "goodstore"),
+        ("penguiflow", "goodstore-hooks"),
+        ("penguiflow", "penguiflow-planner"),
+    ]
+    for key in healthy:
+        assert rows[key]["result"] == "ok", rows[key]
+    # With the broken and duplicate fixtures disabled, everything installed checks out.
+    environ["PENGUIFLOW_DISABLE_PLUGINS"] = "broken,brokenstore,dupe"
+    clean = subprocess.run(
+        [str(venv / "bin" / "penguiflow"), "plugins", "check"],
+        capture_output=True, text=True, env=environ, timeout=120, check=False,
+    )  # fmt: skip
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert " 0 failed, " in clean.stdout.splitlines()[-1]

@@ -17,7 +17,12 @@ class Counted(AsyncResource):
 
 
 def test_public_names() -> None:
-    assert resources.__all__ == ["AsyncResource", "SupportsAclose", "aclose_resource"]
+    assert resources.__all__ == [
+        "AsyncResource",
+        "SupportsAclose",
+        "aclose_resource",
+        "redact_url",
+    ]
 
 
 async def test_async_with_returns_the_resource_and_closes_it_even_on_error() -> None:

@@ -260,9 +260,9 @@ def test_store_closed_error_names_the_store_and_masks_passwords() -> None:
     assert StoreClosedError(object()).store_name == "object"
 
     class Odd:
-        url = "redis://[::1"  # not a parsable URL: nothing after the scheme is shown
+        url = "redis://:s3cret@[::1"  # not a parsable URL (unclosed `[`): masked all the same
 
-    assert StoreClosedError(Odd()).store_name == "Odd at redis://..."
+    assert StoreClosedError(Odd()).store_name == "Odd at redis://:***@[::1"
 
 
 # -- closing the in-memory store ---------------------------------------------------------------

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Start or stop the Redis server the tests use: 127.0.0.1 only, port $PENGUIFLOW_REDIS_PORT
-# (default 6390), data under .services/redis, nothing persisted between runs.
+# Start or stop a Redis server for the tests: 127.0.0.1 only, on a free port (or
+# $PENGUIFLOW_REDIS_PORT), nothing persisted. The port, pidfile and log are kept under
+# $PENGUIFLOW_SERVICES_DIR/redis (default .services/redis); `stop` stops only the server whose
+# pidfile is there, and `start` never reuses a server it did not start.
 #   bash scripts/services/redis.sh start|stop|url
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-PORT="${PENGUIFLOW_REDIS_PORT:-6390}"
-DIR=".services/redis"
+# shellcheck source=scripts/services/_lib.sh
+. scripts/services/_lib.sh
+STATE="$SERVICES_DIR/redis"
 
 ensure_installed() {
     if command -v redis-server >/dev/null 2>&1; then
@@ -22,34 +25,83 @@ ensure_installed() {
     (service redis-server stop || true) >/dev/null 2>&1
 }
 
+# The pid of the redis-server this script started and recorded, if it is still that process
+# (a pidfile can outlive its server, and the pid be reused by something else).
+our_pid() {
+    local pid port
+    pid="$(cat "$STATE/redis.pid" 2>/dev/null)" || return 1
+    port="$(cat "$STATE/port" 2>/dev/null)" || return 1
+    [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "redis-server.*:$port\b" || return 1
+    echo "$pid"
+}
+
+answers() {
+    [ "$(redis-cli -h 127.0.0.1 -p "$1" ping 2>/dev/null)" = "PONG" ]
+}
+
+# Start on port $1; true once our own process answers there.
+start_on() {
+    local port="$1" pid
+    rm -f "$STATE/redis.pid"
+    echo "$port" >"$STATE/port"
+    redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no \
+        --dir "$STATE" --pidfile "$STATE/redis.pid" --logfile "$STATE/redis.log" \
+        --daemonize yes || return 1
+    for _ in $(seq 1 100); do
+        if pid="$(our_pid)"; then
+            if answers "$port"; then
+                return 0
+            fi
+        elif [ -f "$STATE/redis.pid" ]; then
+            break # the pidfile is there but not our server: it exited (port taken?)
+        fi
+        sleep 0.1
+    done
+    if pid="$(our_pid)"; then
+        kill "$pid" 2>/dev/null || true
+    fi
+    return 1
+}
+
 case "${1:-}" in
     start)
         ensure_installed
-        mkdir -p "$DIR"
-        if redis-cli -h 127.0.0.1 -p "$PORT" ping >/dev/null 2>&1; then
-            echo "redis already running on 127.0.0.1:$PORT" >&2
-            exit 0
-        fi
-        redis-server --bind 127.0.0.1 --port "$PORT" --save "" --appendonly no \
-            --dir "$PWD/$DIR" --pidfile "$PWD/$DIR/redis.pid" --logfile "$PWD/$DIR/redis.log" \
-            --daemonize yes
-        for _ in $(seq 1 50); do
-            if redis-cli -h 127.0.0.1 -p "$PORT" ping >/dev/null 2>&1; then
-                echo "redis ready on 127.0.0.1:$PORT" >&2
+        mkdir -p "$STATE"
+        if pid="$(our_pid)"; then
+            if answers "$(cat "$STATE/port")"; then
+                echo "redis already running on 127.0.0.1:$(cat "$STATE/port") (started here)" >&2
                 exit 0
             fi
-            sleep 0.1
+            kill "$pid" 2>/dev/null || true # ours, but not answering: replace it
+        fi
+        ports="$(candidate_ports "${PENGUIFLOW_REDIS_PORT:-}" PENGUIFLOW_REDIS_PORT)"
+        for port in $ports; do
+            if start_on "$port"; then
+                echo "redis ready on 127.0.0.1:$port" >&2
+                exit 0
+            fi
         done
-        echo "redis did not start; see $DIR/redis.log" >&2
+        rm -f "$STATE/port"
+        echo "redis did not start (tried ports: $(echo $ports)); see $STATE/redis.log" >&2
         exit 1
         ;;
     stop)
-        if command -v redis-cli >/dev/null 2>&1; then
-            redis-cli -h 127.0.0.1 -p "$PORT" shutdown nosave >/dev/null 2>&1 || true
+        if pid="$(our_pid)"; then
+            kill "$pid" 2>/dev/null || true
+            for _ in $(seq 1 100); do
+                [ -d "/proc/$pid" ] || break
+                sleep 0.1
+            done
         fi
+        rm -f "$STATE/redis.pid" "$STATE/port"
         ;;
     url)
-        echo "redis://127.0.0.1:$PORT/0"
+        if [ ! -f "$STATE/port" ]; then
+            echo "no redis started from here; run: bash scripts/services/redis.sh start" >&2
+            exit 1
+        fi
+        echo "redis://127.0.0.1:$(cat "$STATE/port")/0"
         ;;
     *)
         echo "usage: $0 start|stop|url" >&2

@@ -5,6 +5,9 @@ runtimes, flows) closes with `await obj.aclose()`, which is idempotent, and work
 `async with obj: ...`. `AsyncResource` gives a class the `async with` half for free;
 `aclose_resource` closes any object the way its type allows (third-party drivers written
 against the older `close()` verb included).
+
+`redact_url` masks the password in a URL (or in a message quoting URLs): a resource is named
+in errors, logs and reprs by its URL, always through it.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ import inspect
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
 
-__all__ = ["AsyncResource", "SupportsAclose", "aclose_resource"]
+from ._redaction import redact_url
+
+__all__ = ["AsyncResource", "SupportsAclose", "aclose_resource", "redact_url"]
 
 
 @runtime_checkable

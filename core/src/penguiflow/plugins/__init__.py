@@ -9,7 +9,8 @@
 - `collect_connectors(host)` calls `penguiflow_register_connectors` once, through pluggy, and
   attributes each registered connector to its plugin.
 - `list_plugins()` describes everything installed; with `include_hooks=False` it reads
-  metadata only.
+  metadata only. `check_plugins()` imports every driver and loads every hook plugin, so a
+  broken one is found before a flow chooses it (`penguiflow plugins check`).
 - `PENGUIFLOW_DISABLE_PLUGINS=name,group:name` disables plugins (built-ins too);
   `PENGUIFLOW_STRICT_PLUGINS=1` turns load failures into errors; `PENGUIFLOW_CONFIG` names a
   TOML or JSON file of plugin configuration.
@@ -17,6 +18,7 @@
 
 from __future__ import annotations
 
+from ._check import check_plugins, check_result
 from ._config import CONFIG_ENV
 from ._discovery import HOOK_GROUP, PluginRecord, PluginStatus, discover
 from ._drivers import DRIVER_KINDS, DriverKind, resolve_driver
@@ -50,6 +52,8 @@ __all__ = [
     "PluginSettings",
     "PluginStatus",
     "active_hooks",
+    "check_plugins",
+    "check_result",
     "collect_connectors",
     "list_plugins",
     "load_hooks",

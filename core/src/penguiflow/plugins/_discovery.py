@@ -141,7 +141,11 @@ def discover(group: str, kind: str, settings: PluginSettings) -> list[Candidate]
             remedy = "remove it from PENGUIFLOW_DISABLE_PLUGINS (or the plugin config) to use it"
         elif entry.problem is not None:
             status, error = "skipped", entry.problem
-            remedy = f"upgrade one side: pip install -U {dist_name} penguiflow"
+            # Not `pip install -U penguiflow`: on PyPI that name is the 3.x library.
+            remedy = (
+                f"upgrade one side: `pip install -U {dist_name}`, or install a penguiflow it "
+                "accepts (from a checkout: `pip install ./core`)"
+            )
         record = PluginRecord(
             name=entry_point.name,
             group=group,

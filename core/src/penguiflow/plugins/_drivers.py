@@ -14,7 +14,15 @@ from ._discovery import Candidate, PluginRecord, discover
 from ._errors import DriverConflictError, DriverNotFoundError, PluginError, PluginLoadError
 from ._settings import PluginSettings
 
-__all__ = ["DRIVER_KINDS", "DriverKind", "build_every_driver", "driver_key", "resolve_driver"]
+__all__ = [
+    "DRIVER_KINDS",
+    "DriverKind",
+    "build_every_driver",
+    "driver_key",
+    "install_hint",
+    "load_driver",
+    "resolve_driver",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,13 +118,22 @@ def _missing(kind: DriverKind, key: str, candidates: list[Candidate]) -> DriverN
         )
     provider = kind.providers.get(key)
     hint = (
-        f"install it with `pip install {provider}`"
+        f"install it with {install_hint(provider)}"
         if provider
         else f"install a plugin that registers {key!r} in the entry-point group {kind.group!r}"
     )
     return DriverNotFoundError(
         f"no {kind.label} for {word} {key!r}; installed: {installed}; {hint}"
     )
+
+
+def install_hint(distribution: str) -> str:
+    """How to install a first-party plugin: by name, and from a checkout of the repository.
+
+    The first-party plugins are not published (and PyPI's `penguiflow` is the 3.x library,
+    which no plugin's `penguiflow>=4.0,<5` accepts), so the path into a checkout is the one
+    that works today."""
+    return f"`pip install {distribution}` (from a checkout: `pip install ./plugins/{distribution}`)"
 
 
 def _describe(record: PluginRecord) -> str:
@@ -156,7 +173,7 @@ def resolve_driver(
         raise _missing(kind, key, candidates)
     if len(matching) > 1:
         raise _conflict(kind, key, matching)
-    factory = _load(kind, matching[0])
+    factory = load_driver(kind, matching[0])
     return factory(spec, **options)
 
 
@@ -180,7 +197,7 @@ def build_every_driver(
             problems.append(_conflict(kind, name, matching))
             continue
         try:
-            factory = _load(kind, matching[0])
+            factory = load_driver(kind, matching[0])
         except PluginError as exc:
             problems.append(exc)
             continue
@@ -198,7 +215,7 @@ def build_every_driver(
     return built, problems
 
 
-def _load(kind: DriverKind, candidate: Candidate) -> Any:
+def load_driver(kind: DriverKind, candidate: Candidate) -> Any:
     """Import the chosen driver with stevedore's `DriverManager` (only now: a driver is
     imported when chosen), fed the entry point discovery found.
 

@@ -11,8 +11,7 @@ PenguiFlowError
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
-
+from .._redaction import redact_url
 from ..errors import PenguiFlowError
 
 __all__ = [
@@ -55,22 +54,9 @@ def describe_resource(resource: object) -> str:
     """`ClassName` or `ClassName at URL` (from a `url` attribute), password masked.
 
     Error messages end up in logs, so a `postgresql://user:secret@host/db` URL is shown as
-    `postgresql://user:***@host/db`."""
+    `postgresql://user:***@host/db` (`penguiflow.resources.redact_url`)."""
     name = type(resource).__name__
     url = getattr(resource, "url", None)
     if isinstance(url, str) and url:
-        return f"{name} at {_mask_password(url)}"
+        return f"{name} at {redact_url(url)}"
     return name
-
-
-def _mask_password(url: str) -> str:
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:  # an unparsable URL: show only what cannot hold a secret
-        return url.split(":", 1)[0] + "://..."
-    if not password:
-        return url
-    userinfo, _, host = parts.netloc.rpartition("@")
-    user = userinfo.split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))

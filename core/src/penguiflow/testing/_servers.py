@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from ..resources import redact_url
+
 __all__ = ["require_server"]
 
 
@@ -22,7 +24,7 @@ def require_server(url: str, *, default_port: int, how_to_start: str) -> str:
         with socket.create_connection(address, timeout=1):
             return url
     except OSError:
-        message = f"no server at {url}; {how_to_start}"
+        message = f"no server at {redact_url(url)}; {how_to_start}"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)

@@ -12,7 +12,9 @@ from typing import Any
 
 from penguiflow.bus import BusClosedError, BusEnvelope
 from penguiflow.errors import ConfigurationError
-from penguiflow.resources import AsyncResource
+from penguiflow.resources import AsyncResource, redact_url
+
+from .store import _redis_url
 
 __all__ = ["RedisMessageBus", "envelope_from_fields", "envelope_to_fields"]
 
@@ -65,10 +67,7 @@ class RedisMessageBus(AsyncResource):
         maxlen: int = 100_000,
         **redis_options: Any,
     ) -> None:
-        if not url.startswith(("redis://", "rediss://", "unix://")):
-            raise ConfigurationError(
-                f"bad Redis URL {url!r}: use redis://host:port/db (or rediss:// for TLS)"
-            )
+        url = _redis_url(url)
         if maxlen < 1:
             raise ConfigurationError(f"maxlen must be >= 1 (got {maxlen})")
         from redis.asyncio import Redis  # imported when chosen, never at discovery
@@ -78,6 +77,9 @@ class RedisMessageBus(AsyncResource):
         self.maxlen = maxlen
         self._client: Any = Redis.from_url(url, decode_responses=True, **redis_options)
         self._closed = False
+
+    def __repr__(self) -> str:
+        return f"RedisMessageBus({redact_url(self.url)!r}, stream={self.stream!r})"
 
     @property
     def _redis(self) -> Any:

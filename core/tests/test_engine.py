@@ -172,3 +172,65 @@ async def test_sinks_from_hooks_leave_at_stop(monkeypatch: pytest.MonkeyPatch) -
             assert sink not in flow._middlewares
     finally:
         reset_hooks(None)
+
+
+async def test_an_expected_retry_logs_no_traceback_the_final_failure_does(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Regression: every retried attempt printed node_error with a full traceback."""
+    attempts = {"n": 0}
+
+    async def flaky(message: Message, ctx: Any) -> Message:
+        attempts["n"] += 1
+        raise ValueError(f"attempt {attempts['n']}")
+
+    flow = create(_node(flaky, "flaky", max_retries=2, backoff_base=0.001).to())
+    flow.run()
+    try:
+        with caplog.at_level(logging.INFO, logger="penguiflow.core"):
+            await flow.emit(_message("x"))
+            for _ in range(2000):
+                if any(r.getMessage() == "node_failed" for r in caplog.records):
+                    break
+                await asyncio.sleep(0.005)
+    finally:
+        await flow.stop()
+    errors = [r for r in caplog.records if r.getMessage() == "node_error"]
+    assert len(errors) == 3
+    assert [r.exc_info is not None for r in errors] == [False, False, True]
+    assert [r.attempt for r in errors] == [0, 1, 2]  # type: ignore[attr-defined]
+    assert {r.node_name for r in errors} == {"flaky"}  # type: ignore[attr-defined]
+    failed = [r for r in caplog.records if r.getMessage() == "node_failed"]
+    assert len(failed) == 1 and failed[0].exc_info is not None
+
+
+async def test_history_read_right_after_fetch_has_the_last_events() -> None:
+    """Regression: load_history right after fetch() missed the trace's last events (their
+    saves were still in flight); stop() saved node_cancelled events with no trace id."""
+    from penguiflow.state import InMemoryStateStore, StoredEvent
+
+    class SlowStore(InMemoryStateStore):
+        """A store whose writes take a few loop turns, as a networked store's do."""
+
+        async def save_event(self, event: StoredEvent) -> None:
+            for _ in range(5):
+                await asyncio.sleep(0)
+            await super().save_event(event)
+
+    store = SlowStore()
+    first = _node(echo, "first")
+    second = _node(echo, "second")
+    flow = create(first.to(second), second.to(), state_store=store)
+    flow.run()
+    try:
+        for round_ in range(5):
+            message = _message(round_)
+            await flow.emit(message)
+            await flow.fetch()
+            kinds = [event.kind for event in await flow.load_history(message.trace_id)]
+            assert kinds.count("node_success") == 2, kinds
+    finally:
+        await flow.stop()
+    saved = [event for events in store._events.values() for event in events]
+    assert saved and not any(event.kind == "node_cancelled" for event in saved)
+    assert None not in store._events  # nothing saved without a trace id

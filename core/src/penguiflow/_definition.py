@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 from pydantic import BaseModel
 
 from ._graph import Adjacency, build_graph
-from .errors import ConfigurationError, InvalidTypeError, UnknownNameError
+from .errors import ConfigurationError, InvalidTypeError, UnknownNameError, describe_exception
 
 if TYPE_CHECKING:
     from .middlewares import Middleware
@@ -185,7 +185,17 @@ def load_flow_target(spec: str) -> FlowTarget:
             f"module {module_name!r} has no attribute {attribute!r} (flow target {spec!r})"
         ) from None
     if callable(value) and not hasattr(value, "run"):
-        value = value()
+        try:
+            value = value()
+        except Exception as exc:  # the user's build function: say where, not a raw traceback
+            import traceback
+
+            frame = traceback.extract_tb(exc.__traceback__)[-1]
+            raise ConfigurationError(
+                f"building the flow {spec!r} failed: {type(exc).__name__}: "
+                f"{describe_exception(exc)} (at {frame.filename}:{frame.lineno}); fix the "
+                "code that builds the flow"
+            ) from exc
     registry: ModelRegistry | None = None
     if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], ModelRegistry):
         value, registry = value
@@ -274,8 +284,12 @@ class WorkerRuntime(Protocol):
         concurrency: int | None = None,
         stop: asyncio.Event,
         on_ready: Callable[[str], None] | None = None,
+        connect_timeout_s: float | None = None,
     ) -> None:
         """Run `target`'s nodes (all, or only `nodes`) until `stop` is set.
 
-        Call `on_ready` with a one-line description once messages are being consumed."""
+        Call `on_ready` with a one-line description once messages are being consumed. Raise a
+        `PenguiFlowError` when the runtime's server does not answer within
+        `connect_timeout_s` at start (the CLI's `--connect-timeout`; `None`: the driver's
+        default): a worker pointed at nothing exits with the error instead of idling."""
         ...

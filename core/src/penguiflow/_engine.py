@@ -300,7 +300,9 @@ class NodeEngine:
         """Report a failure of the runtime's own code while it handled `message`.
 
         The message fails with a `FlowError` (`INTERNAL_ERROR`), logged once with the
-        traceback, and the caller goes on with its next message. Never raises."""
+        traceback, and the caller goes on with its next message. The error reaches Rookery
+        whether or not the flow asks for node errors there: it is a loss, not a node error, and
+        the caller's `fetch()` would otherwise wait for ever. Never raises."""
         node = self.node
         text = (
             f"PenguiFlow failed while handling a message for node '{node.name}': "
@@ -311,7 +313,7 @@ class NodeEngine:
             logger.error(text, exc_info=exc, extra={"trace_id": trace_id, "node_name": node.name})
         except Exception:  # a handler that cannot format the traceback must not stop us
             logger.error(text)
-        if not (self._emit_errors and trace_id is not None):
+        if trace_id is None:
             return
         error = FlowError(
             trace_id=trace_id,
@@ -347,13 +349,18 @@ class NodeEngine:
         code: FlowErrorCode = FlowErrorCode.NODE_EXCEPTION,
         text: str | None = None,
         metadata: dict[str, Any] | None = None,
+        deliver: bool = False,
     ) -> None:
         """Fail `message` without invoking the node, as a failed last attempt would: the
-        `node_failed` event, and the `FlowError` to Rookery when the flow asks for errors.
+        `node_failed` event, and the `FlowError` to Rookery when the flow asks for errors
+        (or, with `deliver`, whatever it asks).
 
         For failures a runtime detects itself (a message that crashed every worker that took
-        it, say); `text` replaces the standard message."""
-        await self._fail(message, ctx, trace_id, exc, code, 0, 0.0, metadata, text=text)
+        it, say); `text` replaces the standard message. `deliver` is for losses the caller
+        could not otherwise learn of: its `fetch()` would wait for ever."""
+        await self._fail(
+            message, ctx, trace_id, exc, code, 0, 0.0, metadata, text=text, deliver=deliver
+        )
 
     async def _routing_failed(
         self,
@@ -364,7 +371,7 @@ class NodeEngine:
         attempt: int,
         latency: float,
     ) -> None:
-        await self._record_error(ctx, "node_error", ERROR, exc, trace_id, attempt, latency)
+        await self._record_error(ctx, "node_error", ERROR, exc, trace_id, attempt, latency, exc)
         await self._fail(
             message, ctx, trace_id, exc, FlowErrorCode.NODE_EXCEPTION, attempt, latency
         )
@@ -419,15 +426,23 @@ class NodeEngine:
     ) -> bool:
         """Record a failed attempt; True when it was the last one (the message failed)."""
         timed_out = isinstance(exc, TimeoutError)
+        policy = self.node.policy
+        last = attempt >= policy.max_retries
+        # An attempt that will be retried is logged without its traceback: one traceback per
+        # failed message (with node_failed), not one per expected retry.
+        traceback = exc if last else None
         if timed_out:
-            await self._record_error(ctx, "node_timeout", WARNING, exc, trace_id, attempt, latency)
+            await self._record_error(
+                ctx, "node_timeout", WARNING, exc, trace_id, attempt, latency, traceback
+            )
         else:
-            await self._record_error(ctx, "node_error", ERROR, exc, trace_id, attempt, latency)
+            await self._record_error(
+                ctx, "node_error", ERROR, exc, trace_id, attempt, latency, traceback
+            )
         breaker = self.breaker
         if breaker is not None:
             await self._circuit_event(ctx, breaker.on_failure(time.monotonic()), trace_id, attempt)
-        policy = self.node.policy
-        if attempt >= policy.max_retries:
+        if last:
             code = FlowErrorCode.NODE_TIMEOUT if timed_out else FlowErrorCode.NODE_EXCEPTION
             await self._fail(message, ctx, trace_id, exc, code, attempt, latency)
             return True
@@ -448,10 +463,11 @@ class NodeEngine:
         trace_id: str | None,
         attempt: int,
         latency: float,
+        traceback: BaseException | None = None,
     ) -> None:
         if self._observed(level):
             extra = {"exception": describe_exception_repr(exc)}
-            await self._record(event, ctx, trace_id, attempt, latency, level, extra, exc)
+            await self._record(event, ctx, trace_id, attempt, latency, level, extra, traceback)
 
     async def _fail(
         self,
@@ -465,6 +481,7 @@ class NodeEngine:
         extra: dict[str, Any] | None = None,
         *,
         text: str | None = None,
+        deliver: bool = False,
     ) -> None:
         node = self.node
         name = node.name
@@ -496,7 +513,7 @@ class NodeEngine:
         if self._observed(ERROR):
             payload = {"exception": describe_exception_repr(exc), "flow_error": error.to_payload()}
             await self._record("node_failed", ctx, trace_id, attempt, latency, ERROR, payload, exc)
-        if self._emit_errors and trace_id is not None:
+        if (self._emit_errors or deliver) and trace_id is not None:
             await self._outbox.to_rookery(ctx, error)
 
     # -- circuit breaker -----------------------------------------------------------------------

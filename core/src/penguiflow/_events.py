@@ -6,6 +6,7 @@ Listeners never break the runtime: a failing store or middleware is logged, neve
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -28,13 +29,27 @@ _RESERVED_LOG_KEYS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "a
 class EventPublisher:
     """The listeners of one flow (or of one worker process of a distributed flow).
 
-    `middlewares` is shared with its owner, so middlewares added later are seen at once."""
+    `middlewares` is shared with its owner, so middlewares added later are seen at once. The
+    state store keeps each trace's history: an event without a trace id (a worker stopping,
+    an untraced message) is logged and handed to the middlewares, not saved, since no
+    `load_history(trace_id)` could ever read it back."""
 
-    __slots__ = ("middlewares", "state_store")
+    __slots__ = ("_saving", "_settled", "middlewares", "state_store")
 
     def __init__(self, middlewares: list[Middleware], state_store: StateStore | None) -> None:
         self.middlewares = middlewares
         self.state_store = state_store
+        #: saves in flight per trace, and who waits for a trace to have none
+        self._saving: dict[str, int] = {}
+        self._settled: dict[str, list[asyncio.Future[None]]] = {}
+
+    async def settled(self, trace_id: str) -> None:
+        """Return once no event of `trace_id` is being saved: a history read right after a
+        result was fetched then includes the events recorded while it was delivered."""
+        while self._saving.get(trace_id):
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._settled.setdefault(trace_id, []).append(waiter)
+            await waiter
 
     def observed(self, level: int) -> bool:
         """Whether an event at `level` would reach anyone (cheap; checked before building)."""
@@ -44,12 +59,24 @@ class EventPublisher:
         if logger.isEnabledFor(level):
             _log(event, level, exc)
         store = self.state_store
-        if store is not None:
+        trace_id = event.trace_id
+        if store is not None and trace_id is not None:
             # Stopping the flow cancels the task that produced the event, not the write.
             import anyio
 
-            with anyio.CancelScope(shield=True):
-                await _save(store, event)
+            saving = self._saving
+            saving[trace_id] = saving.get(trace_id, 0) + 1
+            try:
+                with anyio.CancelScope(shield=True):
+                    await _save(store, event)
+            finally:
+                if saving[trace_id] > 1:
+                    saving[trace_id] -= 1
+                else:
+                    del saving[trace_id]
+                    for waiter in self._settled.pop(trace_id, ()):
+                        if not waiter.done():
+                            waiter.set_result(None)
         for middleware in _snapshot(self.middlewares):
             try:
                 await middleware(event)

@@ -32,7 +32,14 @@ from ._rookery import (
 from ._supervisor import Supervisor
 from ._traces import TraceTable
 from ._worker import NodeWorker
-from .errors import FlowError, FlowErrorCode, PenguiFlowError, UsageError, describe_exception
+from .errors import (
+    FlowError,
+    FlowErrorCode,
+    InvalidTypeError,
+    PenguiFlowError,
+    UsageError,
+    describe_exception,
+)
 from .types import WM, Message, StreamChunk
 
 if TYPE_CHECKING:
@@ -75,11 +82,17 @@ class PenguiFlow(FlowResource):
         # The graph first: a bad one fails before any driver is opened from a URL.
         self._adjacencies = adjacencies
         graph = build_graph(adjacencies, allow_cycles=allow_cycles)
+        if isinstance(queue_maxsize, bool) or not isinstance(queue_maxsize, int):
+            # PenguiFlow's rule: 0 or less is unbounded (asyncio.Queue's), so -5 stays valid.
+            raise InvalidTypeError(
+                f"queue_maxsize must be an int (items per edge queue; 0 or less: unbounded); "
+                f"got {type(queue_maxsize).__name__} {queue_maxsize!r}"
+            )
         self._queue_maxsize = queue_maxsize
         # Not used in process; distributed runtimes rebuild these types from other processes.
         self._payload_types = tuple(payload_types)
         self._allow_cycles = allow_cycles
-        self._middlewares: list[Middleware] = list(middlewares or ())
+        self._middlewares: list[Middleware] = self._own_middlewares(middlewares)
         self._emit_errors_to_rookery = emit_errors_to_rookery
         self._state_store: StateStore | None = self._own("state_store", state_store)
         self._message_bus: MessageBus | None = self._own("message_bus", message_bus)
@@ -156,7 +169,7 @@ class PenguiFlow(FlowResource):
         return self._state_store
 
     def add_middleware(self, middleware: Middleware) -> None:
-        self._middlewares.append(middleware)
+        self._middlewares.extend(self._own_middlewares([middleware]))
 
     def run(self, *, registry: ModelRegistry | None = None) -> None:
         """Start one worker task per node (needs a running event loop)."""
@@ -607,11 +620,14 @@ class PenguiFlow(FlowResource):
             )
 
     async def load_history(self, trace_id: str) -> Sequence[StoredEvent]:
+        """The events the state store saved for `trace_id`, once none is still being saved
+        (so a read right after `fetch()` includes the events of the result's delivery)."""
         if self._state_store is None:
             raise UsageError(
                 "PenguiFlow was created without a state_store "
                 "(pass create(..., state_store=...) to record history)"
             )
+        await self._events.settled(trace_id)
         return await self._state_store.load_history(trace_id)
 
     def _spawn(self, coro: Any) -> None:

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import logging
+import reprlib
+from collections.abc import Iterable
 from typing import Any, Self
 
-from .errors import UsageError
-from .resources import AsyncResource, aclose_resource
+from .errors import InvalidTypeError, UsageError
+from .resources import AsyncResource, aclose_resource, redact_url
 
 __all__ = ["FlowResource"]
 
@@ -37,17 +39,52 @@ class FlowResource(AsyncResource):
 
     def _own(self, kind: str, value: Any) -> Any:
         """`value` as given, or the driver of `kind` a URL string selects, which this flow then
-        owns and closes."""
+        owns and closes.
+
+        Either must have the driver interface of `kind` (`state_store`, `message_bus`): the
+        flow only calls a driver from inside its event handling, where a failure is logged
+        and never raised, so a wrong object given here would fail silently once per event."""
+        if value is None:
+            return None
         if not isinstance(value, str):
+            _check_driver(kind, value)
             return value
         from .plugins import resolve_driver
 
         driver = resolve_driver(kind, value)
+        _check_driver(kind, driver, url=value)
         owned: list[Any] | None = getattr(self, "_owned_drivers", None)
         if owned is None:
             owned = self._owned_drivers = []
         owned.append(driver)
         return driver
+
+    @staticmethod
+    def _own_middlewares(middlewares: Iterable[Any] | None) -> list[Any]:
+        """`middlewares` as a list, each checked to be callable (the same check on every
+        runtime: a wrong one would otherwise be logged as `middleware_error` per event)."""
+        if middlewares is None:
+            return []
+        if callable(middlewares) or isinstance(middlewares, str | bytes):
+            raise InvalidTypeError(
+                f"middlewares must be a list of middlewares; got {_describe(middlewares)}: "
+                "pass middlewares=[middleware]"
+            )
+        try:
+            given = list(middlewares)
+        except TypeError as exc:
+            raise InvalidTypeError(
+                f"middlewares must be a list of middlewares (async callables taking a "
+                f"FlowEvent); got {_describe(middlewares)}"
+            ) from exc
+        for index, middleware in enumerate(given):
+            if not callable(middleware):
+                raise InvalidTypeError(
+                    f"middlewares[{index}] is {_describe(middleware)}, not a middleware: "
+                    "give an async callable taking a FlowEvent "
+                    "(`async def middleware(event): ...`)"
+                )
+        return given
 
     def _check_open(self) -> None:
         if self._closed:
@@ -76,3 +113,41 @@ class FlowResource(AsyncResource):
         if not self.running:
             self.run()
         return self
+
+
+#: what each driver kind must look like, and a URL that selects a built-in one
+_DRIVER_SHAPES = {
+    "state_store": (
+        "a StateStore (async save_event, load_history and save_remote_binding)",
+        "sqlite:///flows.db",
+    ),
+    "message_bus": ("a MessageBus (async publish)", "memory://"),
+}
+
+
+def _check_driver(kind: str, value: Any, *, url: str | None = None) -> None:
+    from .bus import MessageBus
+    from .state import StateStore
+
+    protocol: type = StateStore if kind == "state_store" else MessageBus
+    if kind not in _DRIVER_SHAPES or isinstance(value, protocol):
+        return
+    shape, example = _DRIVER_SHAPES[kind]
+    if url is not None:
+        raise InvalidTypeError(
+            f"the driver for {kind}={redact_url(url)!r} built {_describe(value)}, which is not "
+            f"{shape}; the plugin that provides it is broken: report it, or choose another URL"
+        )
+    raise InvalidTypeError(
+        f"{kind} got {_describe(value)}, which is not {shape}; pass such an object, "
+        f"a URL string such as {example!r}, or None"
+    )
+
+
+def _describe(value: object) -> str:
+    """`value`'s type and a short repr, even when its `__repr__` raises."""
+    try:
+        shown = reprlib.repr(value)
+    except Exception:
+        shown = "(unprintable)"
+    return f"{type(value).__name__} {shown}"

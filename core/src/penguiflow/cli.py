@@ -1,11 +1,14 @@
-"""The `penguiflow` command line: `penguiflow plugins list [--json]`, `penguiflow worker`."""
+"""The `penguiflow` command line: `penguiflow plugins list|check [--json]`, `penguiflow worker`."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import signal
 import sys
+import traceback
+from typing import Any
 
 import click
 
@@ -49,14 +52,64 @@ def list_command(as_json: bool, metadata_only: bool) -> None:
     if as_json:
         click.echo(json.dumps([record.to_dict() for record in records], indent=2))
         return
-    rows = [[str(getattr(r, c) or "") for c in _COLUMNS] for r in records]
-    widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(_COLUMNS)]
-    click.echo("  ".join(c.upper().ljust(w) for c, w in zip(_COLUMNS, widths, strict=True)))
-    for row in rows:
-        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    _echo_table(_COLUMNS, [[str(getattr(r, c) or "") for c in _COLUMNS] for r in records])
     for record in records:
         if record.remedy and record.status in ("failed", "skipped"):
             click.echo(f"  {record.name}: {record.remedy}")
+
+
+@plugins.command("check")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of objects.")
+def check_command(as_json: bool) -> None:
+    """Import every installed driver and load every hook plugin; report each as ok or failed.
+
+    `plugins list` reads metadata only, so a driver that cannot be imported is listed as
+    available until a flow chooses it; this imports each one as choosing it would (nothing is
+    built). Each row says ok, failed (with the error and a remedy), disabled or skipped (not
+    imported). The exit code is 1 when any plugin failed, 0 otherwise.
+    """
+    from .errors import describe_exception
+    from .plugins import PluginError, PluginSettings, check_plugins, check_result
+
+    # Strict mode would stop at the first broken plugin; a check reports them all.
+    try:
+        records = check_plugins(PluginSettings.from_env().merged(strict=False))
+    except PluginError as exc:  # what no single plugin owns: an unreadable PENGUIFLOW_CONFIG
+        raise click.ClickException(describe_exception(exc)) from None
+    results = [check_result(record) for record in records]
+    if as_json:
+        rows = [
+            {**record.to_dict(), "result": result}
+            for record, result in zip(records, results, strict=True)
+        ]
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        columns = ("name", "group", "distribution", "version", "result", "error")
+        _echo_table(
+            columns,
+            [
+                [str(getattr(r, c, "") or "") for c in columns[:4]] + [result, r.error or ""]
+                for r, result in zip(records, results, strict=True)
+            ],
+        )
+        for record, result in zip(records, results, strict=True):
+            if result == "failed" and record.remedy:
+                click.echo(f"  {record.name}: {record.remedy}")
+        counts = {name: results.count(name) for name in ("ok", "failed")}
+        unchecked = len(results) - counts["ok"] - counts["failed"]
+        click.echo(
+            f"{counts['ok']} ok, {counts['failed']} failed, {unchecked} not checked "
+            "(disabled or skipped)"
+        )
+    if "failed" in results:
+        raise SystemExit(1)
+
+
+def _echo_table(columns: tuple[str, ...], rows: list[list[str]]) -> None:
+    widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(columns)]
+    click.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)))
+    for row in rows:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
 
 
 @cli.command("worker")
@@ -80,8 +133,29 @@ def list_command(as_json: bool, metadata_only: bool) -> None:
     default=None,
     help="Messages processed at once per node in this process (driver default if unset).",
 )
+@click.option(
+    "--connect-timeout",
+    "connect_timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Seconds to wait for the runtime's server at start before exiting with an error "
+    "(driver default if unset; the redis runtime waits 30 s).",
+)
+@click.option(
+    "--log-level",
+    "log_level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    default="WARNING",
+    show_default=True,
+    help="What the worker logs to stderr (takeovers, retries and dead letters are WARNING).",
+)
 def worker_command(
-    target: str, runtime_spec: str, nodes: tuple[str, ...], concurrency: int | None
+    target: str,
+    runtime_spec: str,
+    nodes: tuple[str, ...],
+    concurrency: int | None,
+    connect_timeout: float | None,
+    log_level: str,
 ) -> None:
     """Run the nodes of the flow TARGET ('module:attribute') for a distributed runtime.
 
@@ -89,39 +163,59 @@ def worker_command(
     (flow, registry) pair. Stops cleanly on SIGINT or SIGTERM: messages in progress finish,
     messages not yet started stay queued for other workers.
     """
+    from .errors import PenguiFlowError, describe_exception
+    from .logging import ExtraFormatter
     from .plugins import resolve_driver
+    from .resources import redact_url
     from .runtime import WorkerRuntime, load_flow_target
 
+    handler = logging.StreamHandler()
+    handler.setFormatter(ExtraFormatter("%(levelname)s:%(name)s:%(message)s"))
+    logging.basicConfig(level=log_level.upper(), handlers=[handler], force=True)
     try:
         flow_target = load_flow_target(target)
         for name in nodes:
             flow_target.definition.node(name)
     except (ValueError, KeyError) as exc:
         raise click.UsageError(str(exc.args[0] if exc.args else exc)) from None
+    except Exception as exc:  # something else in the user's module
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        raise click.UsageError(
+            f"loading the flow {target!r} failed: {type(exc).__name__}: "
+            f"{describe_exception(exc)} (at {where.filename}:{where.lineno})"
+        ) from None
     try:
         driver = resolve_driver("runtime", runtime_spec)
     except Exception as exc:
-        raise click.UsageError(str(exc)) from None
+        raise click.UsageError(redact_url(describe_exception(exc))) from None
     if not isinstance(driver, WorkerRuntime):
         raise click.UsageError(
-            f"the runtime {runtime_spec!r} runs flows inside one process and has no workers; "
-            "choose a distributed runtime such as redis://127.0.0.1:6379/0 "
-            "(pip install penguiflow-redis)"
+            f"the runtime {redact_url(runtime_spec)!r} runs flows inside one process and has no "
+            "workers; choose a distributed runtime such as redis://127.0.0.1:6379/0 (pip install "
+            "penguiflow-redis; from a checkout: pip install ./plugins/penguiflow-redis)"
         )
 
     def ready(description: str) -> None:
-        click.echo(f"penguiflow worker ready: {description}", err=True)
+        # The driver describes itself: mask any URL it quotes, whoever wrote the driver.
+        click.echo(f"penguiflow worker ready: {redact_url(description)}", err=True)
 
     async def serve() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
+        options: dict[str, Any] = {}
+        if connect_timeout is not None:
+            options["connect_timeout_s"] = connect_timeout
         await driver.serve_worker(
-            flow_target, nodes=nodes, concurrency=concurrency, stop=stop, on_ready=ready
+            flow_target, nodes=nodes, concurrency=concurrency, stop=stop, on_ready=ready, **options
         )
 
-    asyncio.run(serve())
+    try:
+        asyncio.run(serve())
+    except PenguiFlowError as exc:
+        click.echo(f"penguiflow worker: {redact_url(describe_exception(exc))}", err=True)
+        sys.exit(1)
     click.echo("penguiflow worker stopped", err=True)
     sys.stdout.flush()
 

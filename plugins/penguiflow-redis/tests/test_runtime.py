@@ -201,6 +201,9 @@ def test_redis_restart_gives_a_clear_error_then_recovers(tmp_path: Path) -> None
                 server.stop()
                 with pytest.raises(RedisRuntimeUnavailable, match="results will arrive"):
                     await asyncio.wait_for(waiting, 10)
+                # Regression: a fetch started once the outage was known waited for ever.
+                with pytest.raises(RedisRuntimeUnavailable, match="results will arrive"):
+                    await asyncio.wait_for(flow.fetch(), 10)
                 with pytest.raises(RedisRuntimeUnavailable) as caught:
                     await flow.emit(job(2))
                 assert f"127.0.0.1:{server.port}" in str(caught.value)
@@ -502,13 +505,11 @@ def test_a_message_that_kills_every_worker_goes_to_the_dead_letters(
     workers: WorkerProcesses,
 ) -> None:
     url = scoped(workers.url, claim_idle_s=0.5, max_deliveries=1)
-    target = "distributed_app:build_with_errors"
+    target = "distributed_app:build"  # node errors do not go to Rookery: dead letters still do
     victim = workers.start(url=url, target=target)
 
     async def scenario() -> None:
-        from distributed_app import build_with_errors
-
-        flow = build_with_errors(runtime=url)
+        flow = build(runtime=url)
         flow.run()
         client = redis.Redis.from_url(workers.url, decode_responses=True)
         try:
@@ -519,12 +520,15 @@ def test_a_message_that_kills_every_worker_goes_to_the_dead_letters(
             survivor = workers.start(url=url, target=target)
             error = await asyncio.wait_for(flow.fetch(), 15)
             assert isinstance(error, FlowError) and error.trace_id == poison.trace_id
-            assert "did not finish this message in 2 deliveries" in error.message
-            assert error.metadata["deliveries"] == 2
+            assert "did not finish this message: 1 worker(s) died" in error.message
+            assert error.metadata["deaths"] == 1
             dead = await client.xrange(f"{flow.namespace}:dead")
             assert len(dead) == 1 and '"crash":true' in dead[0][1]["entry"]
             await flow.emit(job(2))  # the survivor is alive and serving
             assert (await fetch_all(flow, 1))[0] == f"2:{survivor.pid}"
+            survivor_log = survivor.log_path.read_text()  # type: ignore[attr-defined]
+            assert "WARNING:penguiflow_redis.worker:worker" in survivor_log
+            assert "took over 1 entries" in survivor_log
         finally:
             await flow.stop()
             await client.aclose()

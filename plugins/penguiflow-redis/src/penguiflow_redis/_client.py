@@ -7,6 +7,7 @@ to which workers write the results (and stream chunks) of the traces it emitted.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import uuid
 from collections import OrderedDict, deque
@@ -25,11 +26,12 @@ from penguiflow.errors import (
 )
 from penguiflow.node import Node
 from penguiflow.registry import ModelRegistry
+from penguiflow.resources import redact_url
 from penguiflow.runtime import FlowDefinition, FlowLifecycle, FlowResource, FlowTarget
 from penguiflow.types import FinalAnswer, Message, StreamChunk
 
 from ._backlog import BacklogGate
-from ._streams import RedisRuntimeUnavailable
+from ._streams import EMIT_SCRIPT, RedisRuntimeUnavailable
 from ._worker import connection_errors
 
 if TYPE_CHECKING:
@@ -108,7 +110,7 @@ class RedisFlow(FlowResource):
     ) -> None:
         self._runtime = runtime
         self._definition = definition
-        self._middlewares: list[Middleware] = list(middlewares or ())
+        self._middlewares: list[Middleware] = self._own_middlewares(middlewares)
         self._state_store: StateStore | None = self._own("state_store", state_store)
         self._lifecycle = FlowLifecycle(self, "client")
         self._keys = runtime.keys_for(definition)
@@ -116,6 +118,12 @@ class RedisFlow(FlowResource):
         self._client_id = uuid.uuid4().hex
         self._reply = self._keys.reply_stream(self._client_id)
         self._client: Any = None
+        self._emit_script: Any = None
+        #: set while the result reader cannot reach Redis: a fetch then fails at once
+        self._outage: RedisRuntimeUnavailable | None = None
+        #: how many results of each trace the caller fetched: the same message emitted after
+        #: one is a new request, not the retry of an emit that may have been lost
+        self._fetched: OrderedDict[str, int] = OrderedDict()
         self._gate: BacklogGate | None = None
         self._reader: asyncio.Task[None] | None = None
         self._embedded_stop: asyncio.Event | None = None
@@ -154,7 +162,7 @@ class RedisFlow(FlowResource):
 
     def add_middleware(self, middleware: Middleware) -> None:
         """Add a middleware; embedded workers started later by `run()` deliver to it too."""
-        self._middlewares.append(middleware)
+        self._middlewares.extend(self._own_middlewares([middleware]))
 
     async def load_history(self, trace_id: str) -> Sequence[StoredEvent]:
         """The events the workers recorded for `trace_id` in the flow's state store."""
@@ -185,6 +193,7 @@ class RedisFlow(FlowResource):
         self._codec = self._runtime.codec_for(self._definition, registry)
         self._client = redis.Redis.from_url(self._runtime.url, decode_responses=True)
         self._gate = BacklogGate(self._client, self._runtime.settings.max_backlog)
+        self._emit_script = self._client.register_script(EMIT_SCRIPT)
         self._reader = loop.create_task(self._read_results(), name="penguiflow-redis:results")
         self._running = True
         self._stopped = False
@@ -244,7 +253,10 @@ class RedisFlow(FlowResource):
         """Send `msg` to every ingress node (or `to`), waiting while their backlog is full.
 
         Raises `PayloadTypeError` at once for a payload workers could not rebuild, and
-        `RedisRuntimeUnavailable` when Redis cannot be reached (nothing was sent)."""
+        `RedisRuntimeUnavailable` when Redis cannot be reached. When the connection drops
+        after the message left, it may or may not have been enqueued: emitting the same message
+        of the same trace again is safe, the runtime recognises it (for `dedup_ttl_s`, and
+        until the trace's result arrives) and does not enqueue it twice."""
         self._check_running("emit")
         if trace_id is not None:
             msg = _stamp_trace(msg, trace_id)
@@ -253,10 +265,20 @@ class RedisFlow(FlowResource):
         trace = getattr(msg, "trace_id", None)
         data = to_json({"i": self._codec.encode(msg), "tr": trace, "r": self._reply}).decode()
         assert self._gate is not None
+        sending = False
         try:
             for stream in streams:
                 await self._gate.wait_for_room(stream)
-            if len(streams) == 1:
+            sending = True
+            if trace is not None:
+                generation = str(self._fetched.get(trace, 0))
+                digest = hashlib.sha256("\n".join([generation, data, *streams]).encode())
+                ttl_ms = int(self._runtime.dedup_ttl_s * 1000)
+                await self._emit_script(
+                    keys=[self._keys.emitted(trace), *streams],
+                    args=[digest.hexdigest(), ttl_ms, data],
+                )
+            elif len(streams) == 1:
                 await self._client.xadd(streams[0], {"e": data})
             else:
                 async with self._client.pipeline(transaction=True) as pipe:
@@ -264,7 +286,21 @@ class RedisFlow(FlowResource):
                         pipe.xadd(stream, {"e": data})
                     await pipe.execute()
         except connection_errors() as exc:
-            raise self._unavailable(exc, f"the message of trace {trace} was not sent") from exc
+            if not sending or _never_connected(exc):
+                consequence = f"the message of trace {trace} was not sent"
+            elif trace is not None:
+                consequence = (
+                    f"the message of trace {trace} may or may not have been enqueued (the "
+                    "connection dropped before Redis answered); emitting it again is safe: the "
+                    "same message of the same trace is not enqueued twice"
+                )
+            else:
+                consequence = (
+                    "the message may or may not have been enqueued (the connection dropped "
+                    "before Redis answered), and untraced messages cannot be recognised when "
+                    "sent again: give messages a trace id to make retries safe"
+                )
+            raise self._unavailable(exc, consequence) from exc
         if trace is not None:
             self._open_traces.add(trace)
 
@@ -293,7 +329,8 @@ class RedisFlow(FlowResource):
 
     def _unavailable(self, exc: BaseException, consequence: str) -> RedisRuntimeUnavailable:
         return RedisRuntimeUnavailable(
-            f"Redis at {self._runtime.url} is unreachable ({exc}); {consequence}. Start Redis "
+            f"Redis at {redact_url(self._runtime.url)} is unreachable ({exc}); {consequence}. "
+            "Start Redis "
             "or fix the URL, then try again: the flow reconnects on its own"
         )
 
@@ -302,14 +339,19 @@ class RedisFlow(FlowResource):
     async def fetch(self, from_: Any = None, *, trace_id: str | None = None) -> Any:
         """The next result (or, with `trace_id`, the next result of that trace).
 
-        Waits for it; raises `RedisRuntimeUnavailable` if Redis goes away while waiting
-        (results are kept in Redis: fetch again once it is back)."""
+        Waits for it; raises `RedisRuntimeUnavailable` if Redis goes away while waiting, or at
+        once while it is known to be away (results are kept in Redis: fetch again once it is
+        back)."""
         if from_ is not None:
             raise UsageError(
                 "fetch(from_=...) is not supported on the redis runtime; results all arrive "
                 "from Rookery, use fetch(trace_id=...) to pick one trace"
             )
         self._check_running("fetch")
+        if self._outage is not None:
+            inbox_now = self._results if trace_id is None else self._trace_inboxes.get(trace_id)
+            if inbox_now is None or not inbox_now.items:
+                await self._check_reachable()
         if trace_id is not None:
             if trace_id in self._cancelled:
                 told = self._trace_cancelled(trace_id)
@@ -319,7 +361,25 @@ class RedisFlow(FlowResource):
             inbox = self._trace_inboxes.setdefault(trace_id, _Inbox())
         else:
             inbox = self._results
-        return await inbox.get()
+        item = await inbox.get()
+        traced = getattr(item, "trace_id", None)
+        if traced is not None and not isinstance(getattr(item, "payload", None), StreamChunk):
+            self._fetched[traced] = self._fetched.pop(traced, 0) + 1
+            if len(self._fetched) > _SEEN_CHUNKS:
+                self._fetched.popitem(last=False)
+        return item
+
+    async def _check_reachable(self) -> None:
+        """During an outage the reader is backing off: ask Redis directly, and raise at once
+        while it is still away (waiting would last as long as the outage)."""
+        outage = self._outage
+        if outage is None:
+            return
+        try:
+            await self._client.ping()
+        except connection_errors():
+            raise outage from None
+        self._outage = None
 
     async def fetch_any(self, from_: Any = None, *, trace_id: str | None = None) -> Any:
         return await self.fetch(from_, trace_id=trace_id)
@@ -332,13 +392,17 @@ class RedisFlow(FlowResource):
             try:
                 response = await self._client.xread({self._reply: last_id}, count=256, block=1000)
                 if outage:
-                    logger.info("redis at %s is reachable again", self._runtime.url)
+                    logger.info("redis at %s is reachable again", redact_url(self._runtime.url))
                 outage = False
+                self._outage = None
                 delay = 0.1
             except connection_errors() as exc:
                 if not outage:
-                    logger.warning("redis at %s is unreachable (%s)", self._runtime.url, exc)
+                    logger.warning(
+                        "redis at %s is unreachable (%s)", redact_url(self._runtime.url), exc
+                    )
                     error = self._unavailable(exc, "results will arrive once it is back")
+                    self._outage = error
                     self._results.fail(error)
                     for inbox in self._trace_inboxes.values():
                         inbox.fail(error)
@@ -348,14 +412,17 @@ class RedisFlow(FlowResource):
                 continue
             ids: list[str] = []
             stopping = False
+            arrived: list[tuple[_Inbox, Any]] = []
             for _, entries in response or ():
                 for entry_id, fields in entries:
                     ids.append(entry_id)
                     last_id = entry_id
                     if _STOP_FIELD in fields:
                         stopping = True
-                    else:
-                        self._deliver(fields)
+                    elif (delivery := self._deliver(fields)) is not None:
+                        arrived.append(delivery)
+            for inbox, item in arrived:
+                inbox.put(item)
             if stopping:
                 return  # stop() deletes the whole stream
             if ids:
@@ -364,22 +431,23 @@ class RedisFlow(FlowResource):
                 except connection_errors():
                     pass  # read already; the stream goes when the flow stops
 
-    def _deliver(self, fields: dict[str, str]) -> None:
+    def _deliver(self, fields: dict[str, str]) -> tuple[_Inbox, Any] | None:
+        """Where a result goes (the inbox and the item), or None when it is dropped."""
         try:
             envelope = from_json(fields["e"])
             item = self._codec.decode(envelope["i"])
         except Exception as exc:
             logger.error("dropped a result this client cannot decode: %s", exc)
-            return
+            return None
         trace: str | None = envelope.get("tr")
         if trace is not None and trace in self._cancelled:
-            return
+            return None
         if envelope.get("k") == "chunk" and isinstance(item, Message):
             chunk = item.payload
             if isinstance(chunk, StreamChunk):
                 key = (chunk.stream_id, chunk.seq)
                 if key in self._seen_chunks:
-                    return
+                    return None
                 self._seen_chunks[key] = None
                 if len(self._seen_chunks) > _SEEN_CHUNKS:
                     self._seen_chunks.popitem(last=False)
@@ -388,7 +456,7 @@ class RedisFlow(FlowResource):
         ):
             self._open_traces.discard(trace)
         inbox = self._trace_inboxes.get(trace) if trace is not None else None
-        (inbox or self._results).put(item)
+        return inbox or self._results, item
 
     # -- cancellation --------------------------------------------------------------------------
 
@@ -403,6 +471,7 @@ class RedisFlow(FlowResource):
             async with self._client.pipeline(transaction=True) as pipe:
                 ttl = max(int(self._runtime.settings.cancel_ttl_s), 1)
                 pipe.set(keys.cancelled(trace_id), "1", ex=ttl)
+                pipe.delete(keys.emitted(trace_id))  # the trace may be emitted afresh
                 pipe.publish(keys.cancel_channel, trace_id)
                 await pipe.execute()
         except connection_errors() as exc:
@@ -442,3 +511,14 @@ def _stamp_trace(msg: Any, trace_id: str) -> Any:
         f"emit(trace_id=...) requires a Message, got {type(msg).__name__}; wrap the value in "
         "Message(payload=..., headers=Headers(...))"
     )
+
+
+def _never_connected(exc: BaseException) -> bool:
+    """Whether the connection was refused before anything was sent (redis-py says
+    "Error 111 connecting to host:port"), as opposed to dropped with the command in flight."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError) or "connecting to" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

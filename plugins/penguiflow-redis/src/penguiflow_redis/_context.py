@@ -56,6 +56,11 @@ class WorkerContext:
     def runtime(self) -> None:
         return None
 
+    @property
+    def trace_id(self) -> str | None:
+        """The trace of the message being processed."""
+        return self._trace
+
     # -- what events report about this context ------------------------------------------------
 
     def outgoing_count(self) -> int:

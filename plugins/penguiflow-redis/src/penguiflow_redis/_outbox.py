@@ -3,6 +3,7 @@ events carry what one worker process knows (see `penguiflow.runtime.Outbox`)."""
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,8 @@ if TYPE_CHECKING:
     from ._worker import WorkerPool
 
 __all__ = ["RedisOutbox"]
+
+logger = logging.getLogger("penguiflow_redis.worker")
 
 
 class RedisOutbox:
@@ -36,6 +39,13 @@ class RedisOutbox:
     def discard_attempt(self, ctx: WorkerContext) -> None:
         # A failed attempt's outputs were never written: the retry starts from nothing.
         ctx.outputs.clear()
+        # Retries are worth an operator's attention on a worker (its node_retry event is INFO).
+        logger.warning(
+            "node %s failed on trace %s (worker %s); retrying it",
+            ctx.owner.name,
+            ctx.trace_id,
+            self._pool.consumer,
+        )
 
     async def record(
         self,

@@ -7,7 +7,11 @@ Every key of a flow lives under `<prefix>:<flow name>`:
 - `...:cancelled:<trace>`: set (with a TTL) when a trace is cancelled; `...:cancel` is the
   pub/sub channel that tells running workers at once.
 - `...:join:<node>:<trace>`: messages a join_k node holds for a trace until all k arrived.
-- `...:dead`: entries no worker could decode, kept for inspection (capped).
+- `...:dead`: entries no worker could decode or whose workers kept dying, kept for inspection
+  (capped); `...:deaths:<node>:<entry>` counts the workers that died holding an entry.
+- `...:alive:<consumer>`: a worker's heartbeat (expires when the worker stops renewing it).
+- `...:emitted:<trace>`: digests of the messages a client emitted for a trace, so emitting one
+  again after an ambiguous failure does not enqueue it twice (`EMIT_SCRIPT`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from penguiflow.errors import PenguiFlowError
 
 __all__ = [
     "COMMIT_SCRIPT",
+    "EMIT_SCRIPT",
     "GROUP",
     "JOIN_SCRIPT",
     "FlowKeys",
@@ -38,6 +43,23 @@ GROUP = "workers"
 # client that died do not stay forever).
 # Answers {status} or, when written, {1, length of each output stream}: the lengths keep the
 # worker's backpressure view fresh without a round trip of its own.
+#: Emit a traced message once: KEYS[1] the trace's `emitted` hash, KEYS[2..] the ingress
+#: streams; ARGV[1] the message's digest, ARGV[2] the hash's time to live (ms), ARGV[3] the
+#: entry. Returns 1 when the entry was added to every stream, 0 when this message of this trace
+#: was emitted already (a retry after a lost reply: nothing is added again). The client puts in
+#: the digest how many results of the trace its caller has fetched, so the same message sent
+#: after a result is a new request.
+EMIT_SCRIPT = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], '1') == 0 then
+  return 0
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+for i = 2, #KEYS do
+  redis.call('XADD', KEYS[i], '*', 'e', ARGV[3])
+end
+return 1
+"""
+
 COMMIT_SCRIPT = """
 local acked = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
@@ -125,6 +147,17 @@ class FlowKeys:
     @property
     def dead_letters(self) -> str:
         return f"{self.namespace}:dead"
+
+    def alive(self, consumer: str) -> str:
+        """A worker's heartbeat: present (with a time to live) while the worker runs."""
+        return f"{self.namespace}:alive:{consumer}"
+
+    def emitted(self, trace_id: str) -> str:
+        return f"{self.namespace}:emitted:{trace_id}"
+
+    def deaths(self, node: str, entry_id: str) -> str:
+        """How many workers died holding an entry (see `WorkerPool._claim_stale`)."""
+        return f"{self.namespace}:deaths:{node}:{entry_id}"
 
 
 async def ensure_group(client: Any, stream: str) -> None:

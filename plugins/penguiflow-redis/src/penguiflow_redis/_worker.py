@@ -29,9 +29,10 @@ from typing import Any
 
 from pydantic_core import from_json, to_json
 
-from penguiflow.errors import FlowErrorCode
+from penguiflow.errors import FlowErrorCode, UsageError, describe_exception
 from penguiflow.middlewares import Middleware
 from penguiflow.registry import ModelRegistry
+from penguiflow.resources import redact_url
 from penguiflow.runtime import (
     EventPublisher,
     FlowDefinition,
@@ -47,7 +48,7 @@ from ._codec import PayloadCodec
 from ._commits import CommitBatcher
 from ._context import WorkerContext
 from ._outbox import RedisOutbox
-from ._streams import GROUP, JOIN_SCRIPT, FlowKeys, ensure_group
+from ._streams import GROUP, JOIN_SCRIPT, FlowKeys, RedisRuntimeUnavailable, ensure_group
 
 __all__ = ["WorkerPool", "WorkerSettings", "connection_errors"]
 
@@ -76,6 +77,8 @@ class WorkerSettings:
     reply_ttl_s: float = 86400.0
     max_deliveries: int = 5
     shutdown_grace_s: float = 10.0
+    connect_timeout_s: float = 30.0
+    forget_consumers_after_s: float = 600.0
 
 
 class WorkerPool:
@@ -119,6 +122,10 @@ class WorkerPool:
             for name in self.nodes
             if (size := fan_in_size(definition.node(name))) is not None
         }
+        #: every join_k node of the flow (a dead trace's buckets may be on any of them)
+        self._all_joins = [
+            name for name, node in definition.nodes.items() if fan_in_size(node) is not None
+        ]
         self._gate: BacklogGate | None = None
         outbox = RedisOutbox(self)
         #: one engine per node and process (so one circuit breaker, as locally per flow)
@@ -189,7 +196,9 @@ class WorkerPool:
         )
         self._join_script = self._client.register_script(JOIN_SCRIPT)
         try:
-            await self._until_reachable(stop, self._create_groups)
+            await self._until_reachable(
+                stop, self._create_groups, within=self.settings.connect_timeout_s
+            )
             if stop.is_set():
                 return
             try:
@@ -201,7 +210,7 @@ class WorkerPool:
                     if on_ready is not None:
                         on_ready(
                             f"nodes {', '.join(self.nodes)} of {self.keys.namespace} on "
-                            f"{self.url} as {self.consumer}"
+                            f"{redact_url(self.url)} as {self.consumer}"
                         )
                     await stop.wait()
                     self._stopping = True
@@ -212,6 +221,10 @@ class WorkerPool:
             self._stopping = True
             if self._commits is not None:
                 await self._commits.aclose()
+            try:
+                await self._client.delete(self.keys.alive(self.consumer))
+            except connection_errors():
+                pass  # it expires on its own
             await self._client.aclose()
             lifecycle.stop(self.middlewares)
 
@@ -233,7 +246,12 @@ class WorkerPool:
         for name in self.nodes:
             await ensure_group(self._client, self.keys.node_stream(name))
 
-    async def _until_reachable(self, stop: asyncio.Event, action: Callable[[], Any]) -> None:
+    async def _until_reachable(
+        self, stop: asyncio.Event, action: Callable[[], Any], *, within: float
+    ) -> None:
+        """Run `action` once Redis answers; give up after `within` seconds (a worker pointed
+        at nothing must not idle for ever: the CLI exits non-zero)."""
+        deadline = time.monotonic() + within
         delay = 0.1
         while not stop.is_set():
             try:
@@ -241,15 +259,21 @@ class WorkerPool:
                 self._outage_logged = False
                 return
             except connection_errors() as exc:
+                if time.monotonic() >= deadline:
+                    raise RedisRuntimeUnavailable(
+                        f"no Redis answered at {_host_of(self.url)} within {within:g}s "
+                        f"({describe_exception(exc)}); start Redis or fix the URL, or wait "
+                        "longer with --connect-timeout (runtime option connect_timeout_s)"
+                    ) from exc
                 self._log_outage(exc)
-                await asyncio.sleep(delay)
+                await asyncio.sleep(min(delay, max(deadline - time.monotonic(), 0.0)))
                 delay = min(delay * 2, 2.0)
 
     def _log_outage(self, exc: BaseException) -> None:
         if not self._outage_logged:
             logger.warning(
                 "redis at %s is unreachable (%s); worker %s retries until it is back",
-                self.url,
+                redact_url(self.url),
                 exc,
                 self.consumer,
             )
@@ -273,7 +297,8 @@ class WorkerPool:
                 exhausted: dict[str, int] = {}
                 if time.monotonic() >= next_claim:
                     next_claim = time.monotonic() + claim_every
-                    entries, exhausted = await self._claim_stale(stream, free)
+                    entries, exhausted = await self._claim_stale(name, stream, free)
+                    await self._forget_gone_consumers(stream)
                 if not entries:
                     response = await self._client.xreadgroup(
                         GROUP,
@@ -317,37 +342,99 @@ class WorkerPool:
             _release(slots, free - started)
 
     async def _claim_stale(
-        self, stream: str, count: int
+        self, name: str, stream: str, count: int
     ) -> tuple[list[tuple[str, dict[str, str]]], dict[str, int]]:
-        """Entries whose worker stopped renewing them, and those delivered too often."""
+        """Entries whose worker died holding them, taken over; with those a worker died
+        holding `max_deliveries` times or more (they go to the dead letters).
+
+        An entry idle past `claim_idle_s` is only taken from a worker whose heartbeat has
+        expired (`...:alive:<consumer>`, renewed with its entries): a live worker that is
+        merely slow keeps its work, and no death is counted against the message (counting
+        deliveries would dead-letter healthy messages on a busy machine)."""
         idle_ms = int(self.settings.claim_idle_s * 1000)
-        response = await self._client.xautoclaim(
-            stream, GROUP, self.consumer, min_idle_time=idle_ms, start_id="0-0", count=count
+        client = self._client
+        pending = await client.xpending_range(
+            stream, GROUP, min="-", max="+", count=count, idle=idle_ms
         )
+        if not pending:
+            return [], {}
+        owners = sorted({row["consumer"] for row in pending} - {self.consumer})
+        alive = await self._alive(owners)
+        orphans = [
+            row
+            for row in pending
+            if row["consumer"] != self.consumer and row["consumer"] not in alive
+        ]
+        if not orphans:
+            return [], {}
         claimed: list[tuple[str, dict[str, str]]] = [
-            (entry_id, fields) for entry_id, fields in response[1] if fields is not None
+            (entry_id, fields)
+            for entry_id, fields in await client.xclaim(
+                stream, GROUP, self.consumer, idle_ms, [row["message_id"] for row in orphans]
+            )
+            if fields is not None
         ]
         if not claimed:
             return [], {}
-        logger.info(
-            "worker %s took over %d stale entries of %s", self.consumer, len(claimed), stream
+        owners = sorted({row["consumer"] for row in orphans})
+        logger.warning(
+            "worker %s took over %d entries of %s from %s, which stopped (crashed or killed?)",
+            self.consumer,
+            len(claimed),
+            stream,
+            ", ".join(owners),
         )
-        async with self._client.pipeline(transaction=False) as pipe:
+        ttl_ms = int(self.settings.join_ttl_s * 1000)
+        async with client.pipeline(transaction=False) as pipe:
             for entry_id, _ in claimed:
-                pipe.xpending_range(stream, GROUP, min=entry_id, max=entry_id, count=1)
-            details = await pipe.execute()
+                pipe.incr(self.keys.deaths(name, entry_id))
+                pipe.pexpire(self.keys.deaths(name, entry_id), ttl_ms)
+            counts = await pipe.execute()
+        deaths = {entry_id: int(counts[2 * i]) for i, (entry_id, _) in enumerate(claimed)}
         exhausted = {
-            row[0]["message_id"]: int(row[0]["times_delivered"])
-            for row in details
-            if row and int(row[0]["times_delivered"]) > self.settings.max_deliveries
+            entry_id: died
+            for entry_id, died in deaths.items()
+            if died >= self.settings.max_deliveries
         }
         return claimed, exhausted
 
+    async def _forget_gone_consumers(self, stream: str) -> None:
+        """Remove consumers (workers) silent for `forget_consumers_after_s` that hold nothing
+        and have no heartbeat: dead workers would otherwise stay in the group for ever (a live
+        one removed anyway would be recreated by its next read)."""
+        threshold = int(max(self.settings.forget_consumers_after_s * 1000, self._dead_after_ms))
+        silent = [
+            row["name"]
+            for row in await self._client.xinfo_consumers(stream, GROUP)
+            if row["name"] != self.consumer
+            and not int(row["pending"])
+            and int(row["idle"]) >= threshold
+        ]
+        alive = await self._alive(silent)
+        for name in silent:
+            if name in alive:
+                continue
+            await self._client.xgroup_delconsumer(stream, GROUP, name)
+            logger.info(
+                "worker %s removed the silent consumer %s of %s", self.consumer, name, stream
+            )
+
+    @property
+    def _dead_after_ms(self) -> int:
+        """The heartbeat's time to live: how long a worker that stopped renewing it counts
+        as running (at least the claim time, and two blocking reads)."""
+        settings = self.settings
+        return int(max(settings.claim_idle_s, 2 * settings.block_s + 1.0) * 1000)
+
     async def _renew_claims(self) -> None:
-        """Reset the idle time of entries in progress so no other worker takes them over."""
+        """Keep this worker's heartbeat and reset the idle time of the entries in progress,
+        so no other worker takes them over or counts this worker as dead."""
         every = max(self.settings.claim_idle_s / 3, 0.02)
         while True:
-            await asyncio.sleep(every)
+            try:
+                await self._client.set(self.keys.alive(self.consumer), "1", px=self._dead_after_ms)
+            except connection_errors() as exc:
+                self._log_outage(exc)
             for stream, ids in list(self._in_progress.items()):
                 if not ids:
                     continue
@@ -357,6 +444,17 @@ class WorkerPool:
                     )
                 except connection_errors() as exc:
                     self._log_outage(exc)
+            await asyncio.sleep(every)
+
+    async def _alive(self, consumers: list[str]) -> set[str]:
+        """Which of `consumers` are running workers (their heartbeat has not expired)."""
+        if not consumers:
+            return set()
+        async with self._client.pipeline(transaction=False) as pipe:
+            for consumer in consumers:
+                pipe.exists(self.keys.alive(consumer))
+            found = await pipe.execute()
+        return {consumer for consumer, exists in zip(consumers, found, strict=True) if exists}
 
     # -- one entry -----------------------------------------------------------------------------
 
@@ -386,7 +484,7 @@ class WorkerPool:
             item = self.codec.decode(envelope["i"])
             reply = str(envelope["r"])
         except Exception as exc:
-            await self._dead_letter(stream, entry_id, raw, exc)
+            await self._undecodable(name, stream, entry_id, fields, exc)
             return
         trace_id: str | None = envelope.get("tr")
         join_size = self._joins.get(name)
@@ -492,51 +590,71 @@ class WorkerPool:
         )
 
     async def _give_up(
-        self, name: str, stream: str, entry_id: str, fields: dict[str, str], deliveries: int
+        self, name: str, stream: str, entry_id: str, fields: dict[str, str], deaths: int
     ) -> None:
-        """An entry taken over more than max_deliveries times: some worker died on it each
-        time (a crash, kill or out-of-memory), so it goes to the dead letters instead."""
+        """An entry whose worker died holding it `max_deliveries` times (a crash, kill or
+        out-of-memory each time) goes to the dead letters instead of killing another one."""
         text = (
-            f"Node '{name}' did not finish this message in {deliveries} deliveries: each "
-            "worker that took it stopped without finishing (a crash, kill -9 or out-of-memory?). "
-            f"It was moved to {self.keys.dead_letters}; fix the node, then add the entry back "
-            "to the node's stream, or raise max_deliveries"
+            f"Node '{name}' did not finish this message: {deaths} worker(s) died while "
+            "processing it (a crash, kill -9 or out-of-memory?). It was moved to "
+            f"{self.keys.dead_letters}; fix the node, then add the entry back to the node's "
+            "stream, or raise max_deliveries"
         )
+        metadata = {"deaths": deaths, "dead_letters": self.keys.dead_letters}
+        await self._dead_letter(name, stream, entry_id, fields, text, metadata)
+
+    async def _undecodable(
+        self, name: str, stream: str, entry_id: str, fields: dict[str, str], exc: Exception
+    ) -> None:
+        text = (
+            f"a message for node '{name}' cannot be decoded by worker {self.consumer}: "
+            f"{describe_exception(exc)}. It was moved to {self.keys.dead_letters}. Build the "
+            "client and the workers from the same code, declaring the same payload_types"
+        )
+        await self._dead_letter(name, stream, entry_id, fields, text, {"decode_error": True})
+
+    async def _dead_letter(
+        self,
+        name: str,
+        stream: str,
+        entry_id: str,
+        fields: dict[str, str],
+        text: str,
+        metadata: dict[str, Any],
+    ) -> None:
+        """Move the entry to the dead letters; its client hears of it as a `FlowError` for
+        its trace (whatever `emit_errors_to_rookery` says: else its fetch would wait for
+        ever), and the trace's join buckets go with it."""
+        logger.error("%s (entry %s)", text, entry_id)
         raw = fields.get("e", "")
         trace_id: str | None = None
         reply: str | None = None
         try:
             envelope = from_json(raw)
             trace_id, reply = envelope.get("tr"), str(envelope["r"])
-        except Exception:  # undecodable as well: the dead letter keeps the raw entry
+        except Exception:  # not even the envelope reads: the dead letter keeps the raw entry
             pass
-        logger.error("%s (entry %s, trace %s)", text, entry_id, trace_id)
         notify: list[tuple[str, str]] = []
         if reply is not None and trace_id is not None:
             engine = self.engines[name]
             ctx = WorkerContext(self, engine.node, trace_id, reply)
-            metadata = {"deliveries": deliveries, "dead_letters": self.keys.dead_letters}
             await engine.fail(
                 None,
                 ctx,
                 trace_id,
-                RuntimeError(text),
+                UsageError(text),
                 code=FlowErrorCode.NODE_EXCEPTION,
                 text=text,
                 metadata=metadata,
+                deliver=True,
             )
             notify = ctx.outputs
-        await self._move_to_dead_letters(stream, entry_id, raw, text, notify=notify)
-
-    async def _dead_letter(self, stream: str, entry_id: str, raw: str, exc: Exception) -> None:
-        logger.error(
-            "entry %s of %s cannot be decoded (%s); moved to %s",
-            entry_id,
-            stream,
-            exc,
-            self.keys.dead_letters,
-        )
-        await self._move_to_dead_letters(stream, entry_id, raw, str(exc))
+        cleanup = [self.keys.deaths(name, entry_id)]
+        if trace_id is not None:
+            for join in self._all_joins:
+                cleanup += [self.keys.join_bucket(join, trace_id)]
+                cleanup += [self.keys.join_closing(join, trace_id)]
+        await self._move_to_dead_letters(stream, entry_id, raw, text, notify, cleanup)
 
     async def _move_to_dead_letters(
         self,
@@ -545,15 +663,19 @@ class WorkerPool:
         raw: str,
         error: str,
         notify: Sequence[tuple[str, str]] = (),
+        cleanup: Sequence[str] = (),
     ) -> None:
         """Keep the entry in the capped dead-letter stream and take it off `stream`, in one
-        transaction with the `notify` outputs (a FlowError for the client)."""
+        transaction with the `notify` outputs (a FlowError for the client) and deleting the
+        `cleanup` keys (the trace's join buckets)."""
         fields = {"stream": stream, "id": entry_id, "entry": raw, "error": error}
         async with self._client.pipeline(transaction=True) as pipe:
             pipe.xadd(self.keys.dead_letters, fields, maxlen=_DEAD_LETTERS_KEPT, approximate=True)
             pipe.xack(stream, GROUP, entry_id)
             pipe.xdel(stream, entry_id)
             self._queue_outputs(pipe, notify)
+            if cleanup:
+                pipe.delete(*cleanup)
             await pipe.execute()
 
     # -- cancellation --------------------------------------------------------------------------
@@ -613,3 +735,15 @@ async def _holding_slot(slots: Any, job: Awaitable[None]) -> None:
         await job
     finally:
         slots.release()
+
+
+def _host_of(url: str) -> str:
+    """`host:port` of a Redis URL: where it points, without credentials."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return f"{parts.hostname or 'localhost'}:{port or 6379}"

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from penguiflow.errors import ConfigurationError, InvalidTypeError
 from penguiflow.registry import ModelRegistry
-from penguiflow.resources import AsyncResource, aclose_resource
+from penguiflow.resources import AsyncResource, aclose_resource, redact_url
 from penguiflow.runtime import FlowDefinition, FlowTarget
 
 from ._client import RedisFlow
@@ -44,10 +44,15 @@ class RedisRuntime(AsyncResource):
     `max_backlog`, the most entries a node's input stream holds before senders wait (1000);
     `cancel_ttl_s`, how long a cancellation is remembered (3600); `join_ttl_s`, how long a
     join_k node keeps the messages of a trace that never completes (86400); `reply_ttl_s`, how
-    long results wait for a client that stopped reading (86400); `max_deliveries`, how often a
-    message is handed to a worker before it goes to the dead letters (5);
+    long results wait for a client that stopped reading (86400); `max_deliveries`, how many
+    workers may die while processing a message (a crash, kill or out-of-memory each time)
+    before it goes to the dead letters instead of to another worker (5);
     `embedded_workers`, worker loops started inside the client process by `run()` (0: workers
-    are separate processes).
+    are separate processes); `connect_timeout_s`, how long a starting worker waits for Redis
+    before it gives up with an error (30); `forget_consumers_after_s`, after how long a silent
+    consumer holding nothing (a dead worker) is removed from a node's group (600);
+    `dedup_ttl_s`, how long a trace's emitted messages are remembered so that emitting one
+    again after an ambiguous failure does not enqueue it twice (3600).
     """
 
     name = "redis"
@@ -68,11 +73,14 @@ class RedisRuntime(AsyncResource):
         max_deliveries: int = 5,
         block_s: float = 1.0,
         embedded_workers: int = 0,
+        connect_timeout_s: float = 30.0,
+        forget_consumers_after_s: float = 600.0,
+        dedup_ttl_s: float = 3600.0,
     ) -> None:
-        if not url.startswith(("redis://", "rediss://", "unix://")):
+        if not url.lower().startswith(("redis://", "rediss://", "unix://")):
             raise ConfigurationError(
-                f"redis runtime URL {url!r} must start with redis://, rediss:// or unix:// "
-                "(for example redis://127.0.0.1:6379/0)"
+                f"redis runtime URL {redact_url(url)!r} must start with redis://, rediss:// or "
+                "unix:// (for example redis://127.0.0.1:6379/0)"
             )
         url, from_url = _split_options(url)
         explicit: dict[str, Any] = {
@@ -87,6 +95,9 @@ class RedisRuntime(AsyncResource):
             "max_deliveries": max_deliveries,
             "block_s": block_s,
             "embedded_workers": embedded_workers,
+            "connect_timeout_s": connect_timeout_s,
+            "forget_consumers_after_s": forget_consumers_after_s,
+            "dedup_ttl_s": dedup_ttl_s,
         }
         defaults = _DEFAULTS
         for key, value in from_url.items():
@@ -107,6 +118,16 @@ class RedisRuntime(AsyncResource):
         max_deliveries = int(explicit["max_deliveries"])
         block_s = float(explicit["block_s"])
         embedded_workers = int(explicit["embedded_workers"])
+        connect_timeout_s = float(explicit["connect_timeout_s"])
+        forget_consumers_after_s = float(explicit["forget_consumers_after_s"])
+        dedup_ttl_s = float(explicit["dedup_ttl_s"])
+        for option, value in (
+            ("connect_timeout_s", connect_timeout_s),
+            ("forget_consumers_after_s", forget_consumers_after_s),
+            ("dedup_ttl_s", dedup_ttl_s),
+        ):
+            if not value > 0:
+                raise ConfigurationError(f"{option} must be positive, got {value}")
         if concurrency < 1:
             raise ConfigurationError(f"concurrency must be at least 1, got {concurrency}")
         if claim_idle_s <= 0:
@@ -125,6 +146,7 @@ class RedisRuntime(AsyncResource):
         self.payload_types = tuple(payload_types)
         PayloadCodec(self.payload_types)  # reject non-models now, not at the first emit
         self.embedded_workers = embedded_workers
+        self.dedup_ttl_s = dedup_ttl_s
         self.settings = WorkerSettings(
             concurrency=concurrency,
             claim_idle_s=claim_idle_s,
@@ -134,10 +156,12 @@ class RedisRuntime(AsyncResource):
             join_ttl_s=join_ttl_s,
             reply_ttl_s=reply_ttl_s,
             max_deliveries=max_deliveries,
+            connect_timeout_s=connect_timeout_s,
+            forget_consumers_after_s=forget_consumers_after_s,
         )
 
     def __repr__(self) -> str:
-        return f"RedisRuntime({self.url!r}, prefix={self.prefix!r})"
+        return f"RedisRuntime({redact_url(self.url)!r}, prefix={self.prefix!r})"
 
     def keys_for(self, definition: FlowDefinition) -> FlowKeys:
         return FlowKeys(f"{self.prefix}:{self.flow_name or definition.signature}")
@@ -187,6 +211,7 @@ class RedisRuntime(AsyncResource):
         concurrency: int | None = None,
         stop: asyncio.Event,
         on_ready: Callable[[str], None] | None = None,
+        connect_timeout_s: float | None = None,
     ) -> None:
         """Run `target`'s nodes (all, or `nodes`) from their streams until `stop` is set."""
         definition = target.definition
@@ -195,6 +220,8 @@ class RedisRuntime(AsyncResource):
         settings = self.settings
         if concurrency is not None:
             settings = dataclasses.replace(settings, concurrency=concurrency)
+        if connect_timeout_s is not None:
+            settings = dataclasses.replace(settings, connect_timeout_s=connect_timeout_s)
         flow = target.flow
         pool = WorkerPool(
             url=self.url,
@@ -229,6 +256,9 @@ _DEFAULTS: dict[str, object] = {
     "max_deliveries": 5,
     "block_s": 1.0,
     "embedded_workers": 0,
+    "connect_timeout_s": 30.0,
+    "forget_consumers_after_s": 600.0,
+    "dedup_ttl_s": 3600.0,
 }
 _CONVERTERS: dict[str, Callable[[str], object]] = {
     "prefix": str,
@@ -242,6 +272,9 @@ _CONVERTERS: dict[str, Callable[[str], object]] = {
     "max_deliveries": int,
     "block_s": float,
     "embedded_workers": int,
+    "connect_timeout_s": float,
+    "forget_consumers_after_s": float,
+    "dedup_ttl_s": float,
 }
 
 

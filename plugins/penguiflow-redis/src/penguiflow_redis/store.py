@@ -18,7 +18,7 @@ from dataclasses import asdict
 from typing import Any
 
 from penguiflow.errors import ConfigurationError
-from penguiflow.resources import AsyncResource
+from penguiflow.resources import AsyncResource, redact_url
 from penguiflow.state import (
     RemoteBinding,
     SessionLogs,
@@ -27,22 +27,43 @@ from penguiflow.state import (
     check_binding_query,
     task_id_of,
 )
+from penguiflow.state.exact_json import dumps_exact
 
 __all__ = ["RedisStateStore"]
 
 
+def _redis_url(url: str) -> str:
+    """`url` with its scheme in lowercase (schemes are case-insensitive, and redis-py accepts
+    only lowercase ones); a URL of another scheme is refused, its password masked."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in ("redis", "rediss", "unix"):
+        raise ConfigurationError(
+            f"bad Redis URL {redact_url(url)!r}: use redis://host:port/db (or rediss:// for "
+            "TLS, unix:///path/to/redis.sock for a socket)"
+        )
+    return f"{scheme.lower()}://{rest}"
+
+
 def _dumps(value: Any) -> str:
+    """Events and their kin: lenient (a payload value that is not JSON is saved as text rather
+    than the whole event lost)."""
     return json.dumps(value, sort_keys=True, default=str)
+
+
+_STORE = "the redis state store"
+
+
+def _state(value: Any, what: str) -> str:
+    """State that must load back exactly as saved (planner state, memory, tasks, logs): a
+    value JSON cannot hold is refused, naming where it is."""
+    return dumps_exact(value, what=what, store=_STORE)
 
 
 class RedisStateStore(SessionLogs, AsyncResource):
     """A durable, shareable state store; every capability of `penguiflow.state`."""
 
     def __init__(self, url: str, *, prefix: str = "penguiflow", **redis_options: Any) -> None:
-        if not url.startswith(("redis://", "rediss://", "unix://")):
-            raise ConfigurationError(
-                f"bad Redis URL {url!r}: use redis://host:port/db (or rediss:// for TLS)"
-            )
+        url = _redis_url(url)
         if not prefix or ":" in prefix:
             raise ConfigurationError(
                 f"prefix must be a non-empty string without ':' (got {prefix!r})"
@@ -53,6 +74,9 @@ class RedisStateStore(SessionLogs, AsyncResource):
         self.prefix = prefix
         self._client: Any = Redis.from_url(url, decode_responses=True, **redis_options)
         self._closed = False
+
+    def __repr__(self) -> str:
+        return f"RedisStateStore({redact_url(self.url)!r}, prefix={self.prefix!r})"
 
     @property
     def _redis(self) -> Any:
@@ -131,14 +155,14 @@ class RedisStateStore(SessionLogs, AsyncResource):
     # -- memory, planner tokens, trajectories --------------------------------------------------
 
     async def save_memory_state(self, key: str, state: dict[str, Any]) -> None:
-        await self._redis.set(self._key("memory", key), _dumps(state))
+        await self._redis.set(self._key("memory", key), _state(state, "memory_state"))
 
     async def load_memory_state(self, key: str) -> dict[str, Any] | None:
         raw = await self._redis.get(self._key("memory", key))
         return json.loads(raw) if raw is not None else None
 
     async def save_planner_state(self, token: str, payload: dict[str, Any]) -> None:
-        await self._redis.set(self._key("planner", token), _dumps(payload))
+        await self._redis.set(self._key("planner", token), _state(payload, "planner_state"))
 
     async def load_planner_state(self, token: str) -> dict[str, Any] | None:
         raw = await self._redis.get(self._key("planner", token))
@@ -149,7 +173,7 @@ class RedisStateStore(SessionLogs, AsyncResource):
         return json.loads(raw) if raw is not None else None
 
     async def save_trajectory(self, trace_id: str, trajectory: dict[str, Any]) -> None:
-        await self._redis.set(self._key("trajectory", trace_id), _dumps(trajectory))
+        await self._redis.set(self._key("trajectory", trace_id), _state(trajectory, "trajectory"))
 
     async def get_trajectory(self, trace_id: str) -> dict[str, Any] | None:
         raw = await self._redis.get(self._key("trajectory", trace_id))
@@ -161,7 +185,7 @@ class RedisStateStore(SessionLogs, AsyncResource):
         task_id = task_id_of(task)
         order = await self._redis.incr(self._key("seq"))
         pipe = self._redis.pipeline(transaction=True)
-        pipe.hset(self._key("tasks", session_id), task_id, _dumps(task))
+        pipe.hset(self._key("tasks", session_id), task_id, _state(task, "task"))
         pipe.zadd(self._key("task-order", session_id), {task_id: order}, nx=True)
         await pipe.execute()
 
@@ -182,7 +206,7 @@ class RedisStateStore(SessionLogs, AsyncResource):
             if not claimed:
                 existing: str = await self._redis.hget(self._key("log-keys", log, scope), str(key))
                 return existing
-        member = _dumps({"id": entry_id, "entry": entry})
+        member = _state({"id": entry_id, "entry": entry}, log)
         await self._redis.zadd(self._key("log", log, scope), {member: int(entry_id)})
         return entry_id
 

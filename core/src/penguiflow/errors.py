@@ -31,8 +31,8 @@ PenguiFlowError
 │   │   LLMTimeoutError (TimeoutError), LLMStreamError, LLMReplyError
 │   └── ScriptExhaustedError    the scripted client ran out of replies
 └── plugins' own: PayloadTypeError and RedisRuntimeUnavailable (penguiflow_redis), MCPError and
-    MCPConfigError (penguiflow_mcp), UTCPError (penguiflow_utcp), ActionError and
-    PauseRequested (penguiflow_planner)
+    MCPConfigError (penguiflow_mcp), UTCPError and UTCPPolicyError (penguiflow_utcp),
+    ActionError, PauseRequested and OwnerMismatchError (PermissionError) (penguiflow_planner)
 ```
 
 Python's own protocols keep their built-in errors: `AttributeError` from a module's

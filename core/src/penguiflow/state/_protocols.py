@@ -61,7 +61,8 @@ class SupportsPlannerState(Protocol):
 
 @runtime_checkable
 class SupportsMemoryState(Protocol):
-    """Short-term memory snapshots keyed by `tenant/user/session` strings."""
+    """Short-term memory snapshots keyed by `MemoryKey.as_string()` (`v2:<tenant>:<user>:<session>`,
+    each part percent-escaped, so distinct keys never share a snapshot)."""
 
     async def save_memory_state(self, key: str, state: dict[str, Any]) -> None: ...
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from typing import Any
 
 from penguiflow.bus import BusEnvelope, InMemoryMessageBus, MessageBus
@@ -90,7 +89,7 @@ class TestSQLiteStateStore(StateStoreConformance):
     required_capabilities = ALL_BUILT_IN
 
     async def make_store(self) -> StateStore:
-        folder = tempfile.mkdtemp(prefix="pf-sqlite-")
+        folder = self.new_folder()
         store: StateStore = resolve_driver("state_store", f"sqlite:///{folder}/flows.db")
         return store
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ class TestJsonLinesStore(StateStoreConformance):
     required_capabilities = frozenset(CAPABILITIES)
 
     async def make_store(self) -> StateStore:
-        folder = Path(tempfile.mkdtemp(prefix="pf-template-"))
+        folder = self.new_folder()  # under pytest's tmp_path, removed with it
         store: StateStore = resolve_driver("state_store", f"jsonl://{folder}/state.jsonl")
         return store
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,9 +38,23 @@ class StateStoreConformance:
     Every store must close with an idempotent `aclose()` and `async with`, and refuse work
     once closed with a `PenguiFlowError` whose message names the store's class
     (`penguiflow.state.StoreClosedError` does both).
+
+    A file-backed store keeps its files under `self.tmp_path`, a fresh folder per test that
+    pytest removes with its other temporary folders (see `new_folder()`).
     """
 
     required_capabilities: frozenset[str] = frozenset()
+    tmp_path: Path
+
+    @pytest.fixture(autouse=True)
+    def _conformance_tmp_path(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+
+    def new_folder(self) -> Path:
+        """An empty folder under `self.tmp_path`, a new one per call (for `make_store`)."""
+        folder = self.tmp_path / f"store-{sum(1 for _ in self.tmp_path.iterdir())}"
+        folder.mkdir()
+        return folder
 
     async def make_store(self) -> StateStore:
         raise NotImplementedError("implement make_store() to return a fresh, empty store")

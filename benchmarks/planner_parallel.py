@@ -1,22 +1,24 @@
-"""What the planner's switch to anyio costs: a parallel step of N trivial tools.
+"""What the planner's parallel step costs: a plan of N trivial tools, against plain asyncio.
 
     python benchmarks/planner_parallel.py            # N = 1, 4, 16, 64; best of 5
     python benchmarks/planner_parallel.py --quick    # fewer steps, best of 3
 
-Three shapes run in one process on the planner's own branch code (`ReactPlanner._branch`: the
-`tool_call` event, the tool context, `run_tool` with the node's policy):
+Three shapes run in one process on the same tool (`echo`, which returns its input):
 
-- `gather`: the planner before, `asyncio.gather` of the branches behind an `asyncio.Semaphore`
-  (a cancelled run did not wait for its branches);
-- `anyio_per_branch`: the plain anyio translation, a task per branch in a task group behind a
-  `CapacityLimiter`;
-- `anyio`: the planner now (`ReactPlanner._parallel`), `max_parallel` workers in a task group
-  taking the branches in plan order; a cancelled run cancels and awaits every branch.
+- `gather`: the floor, `asyncio.gather` of the N tool calls, nothing else;
+- `anyio_per_branch`: the same calls as a task each in an anyio task group (what structured
+  concurrency costs by itself, with nothing of the planner);
+- `anyio`: the planner's parallel step, through its public API only: a `ReactPlanner` whose
+  scripted model plans the N calls (`{"next_node": "parallel", ...}`, no join, every branch at
+  once: `max_concurrent_branches=None`), timed from the step's `step_start` event to its
+  `step_complete` event. So it includes what a step is made of beyond running the branches:
+  the model's decision (an instant scripted reply, parsed and checked), the per-call events,
+  the tool context and policy, and the branches' observation.
 
 Each line reports microseconds per step for each, the ratios to `gather`, and a whole
-`ReactPlanner.run` with that plan (one model call for the plan, one for the answer, the append
-join) so the difference can be read against a full run with an instant model. Needs
-`penguiflow-planner`. Nothing is asserted.
+`ReactPlanner.run` with that plan (one model call for the plan, one for the answer), so the
+step can be read against a full run with an instant model. Needs `penguiflow-planner`.
+Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -33,17 +35,14 @@ from importlib import metadata
 from typing import Any
 
 import anyio
-from penguiflow_planner import PlannerBudgets, ReactPlanner
-from penguiflow_planner._budgets import BudgetUsage
-from penguiflow_planner._planner import _Run
-from penguiflow_planner._trajectory import Trajectory
+from penguiflow_planner import PlannerEvent, PlannerFinish, ReactPlanner
 from pydantic import BaseModel
 
 import penguiflow
 from penguiflow import ModelRegistry, Node, NodePolicy, build_catalog, tool
-from penguiflow.llm import ScriptedLLMClient
 
-MAX_PARALLEL = 4  # the planner's default
+#: the planner's default: every branch of a plan at once
+MAX_PARALLEL: int | None = None
 
 
 class Item(BaseModel):
@@ -55,86 +54,111 @@ async def echo(message: Item, ctx: Any) -> Item:
     return message
 
 
-def planner(replies: list[str] | None = None) -> ReactPlanner:
+class PlanThenAnswer:
+    """A model (a plain client returning text) that plans `width` echo calls, then answers,
+    run after run: runs go one after another, so the replies simply alternate."""
+
+    def __init__(self, width: int) -> None:
+        steps = [{"node": "echo", "args": {"n": n}} for n in range(width)]
+        self._replies = (
+            json.dumps({"next_node": "parallel", "args": {"steps": steps}}),
+            json.dumps({"next_node": "final_response", "args": {"answer": "done"}}),
+        )
+        self._calls = 0
+
+    async def complete(
+        self,
+        *,
+        messages: list[dict[str, str]],
+        response_format: dict[str, Any] | None = None,
+        stream: bool = False,
+        on_stream_chunk: Callable[[str, bool], None] | None = None,
+    ) -> str:
+        reply = self._replies[self._calls % 2]
+        self._calls += 1
+        return reply
+
+
+class StepClock:
+    """The event callback that times each step that acted (`step_start` to `step_complete`;
+    the answering step ends the run instead and is not counted)."""
+
+    def __init__(self) -> None:
+        self.total_s = 0.0
+        self.steps = 0
+        self._started: float | None = None
+
+    def __call__(self, event: PlannerEvent) -> None:
+        now = time.perf_counter()
+        if event.event_type == "step_start":
+            self._started = now
+        elif event.event_type == "step_complete" and self._started is not None:
+            self.total_s += now - self._started
+            self.steps += 1
+            self._started = None
+
+
+def planner(width: int, clock: StepClock) -> ReactPlanner:
     registry = ModelRegistry()
     registry.register("echo", Item, Item)
     catalog = build_catalog([Node(echo, name="echo", policy=NodePolicy(validate="none"))], registry)
     return ReactPlanner(
-        ScriptedLLMClient(replies or []),
-        catalog,
-        max_parallel=MAX_PARALLEL,
-        budgets=PlannerBudgets(max_iters=4),
+        llm_client=PlanThenAnswer(width),
+        catalog=catalog,
+        max_iters=4,
+        max_concurrent_branches=MAX_PARALLEL,
+        absolute_max_parallel=max(50, width),  # PenguiFlow's cap of 50 would refuse N = 64
+        event_callback=clock,
     )
 
 
-async def gather_step(
-    plan: ReactPlanner, run: _Run, calls: list[tuple[str, dict[str, Any]]]
-) -> Any:
-    """The parallel step as the planner ran it before the switch."""
-    gate = asyncio.Semaphore(plan.max_parallel)
-
-    async def branch(name: str, args: dict[str, Any]) -> Any:
-        async with gate:
-            return await plan._branch(run, name, args)
-
-    return await asyncio.gather(*(branch(name, args) for name, args in calls))
+async def gather_step(width: int) -> Any:
+    return await asyncio.gather(*(echo(Item(n=n), None) for n in range(width)))
 
 
-async def anyio_per_branch_step(
-    plan: ReactPlanner, run: _Run, calls: list[tuple[str, dict[str, Any]]]
-) -> Any:
-    """A task and a limiter slot per branch."""
-    limiter = anyio.CapacityLimiter(plan.max_parallel)
-    outcomes: list[Any] = [None] * len(calls)
+async def anyio_per_branch_step(width: int) -> Any:
+    outcomes: list[Any] = [None] * width
 
-    async def branch(index: int, name: str, args: dict[str, Any]) -> None:
-        async with limiter:
-            outcomes[index] = await plan._branch(run, name, args)
+    async def branch(index: int) -> None:
+        outcomes[index] = await echo(Item(n=index), None)
 
     async with anyio.create_task_group() as group:
-        for index, (name, args) in enumerate(calls):
-            group.start_soon(branch, index, name, args)
+        for index in range(width):
+            group.start_soon(branch, index)
     return outcomes
 
 
-async def anyio_step(plan: ReactPlanner, run: _Run, calls: list[tuple[str, dict[str, Any]]]) -> Any:
-    return await plan._parallel(run, calls)
-
-
 async def per_step_us(
-    step: Callable[[ReactPlanner, _Run, list[tuple[str, dict[str, Any]]]], Awaitable[Any]],
-    width: int,
-    steps: int,
-    repeat: int,
+    step: Callable[[int], Awaitable[Any]], width: int, steps: int, repeat: int
 ) -> float:
-    plan = planner()
-    run = _Run(
-        trajectory=Trajectory(query="bench"), usage=BudgetUsage(), memory_key=None, history=[]
-    )
-    calls = [("echo", {"n": n}) for n in range(width)]
     best = float("inf")
     for _ in range(repeat):
         gc.collect()
         started = time.perf_counter()
         for _ in range(steps):
-            await step(plan, run, calls)
+            await step(width)
         best = min(best, time.perf_counter() - started)
     return best / steps * 1e6
 
 
-async def planner_run_us(width: int, runs: int, repeat: int) -> float:
-    """A whole run: the model plans `width` calls, then answers."""
-    plan_reply = json.dumps({"plan": [{"node": "echo", "args": {"n": n}} for n in range(width)]})
-    answer = json.dumps({"next_node": None, "args": {"answer": "done"}})
-    best = float("inf")
+async def planner_us(width: int, runs: int, repeat: int) -> tuple[float, float]:
+    """The planner's parallel step and its whole run, in microseconds (best of `repeat`)."""
+    best_step = best_run = float("inf")
     for _ in range(repeat):
-        plans = [planner([plan_reply, answer]) for _ in range(runs)]
-        gc.collect()
-        started = time.perf_counter()
-        for plan in plans:
-            await plan.run("bench")
-        best = min(best, time.perf_counter() - started)
-    return best / runs * 1e6
+        clock = StepClock()
+        async with planner(width, clock) as plan:
+            gc.collect()
+            started = time.perf_counter()
+            for _ in range(runs):
+                result = await plan.run("bench")
+                if not (isinstance(result, PlannerFinish) and result.ok):
+                    raise RuntimeError(f"the benchmark run did not answer: {result!r}")
+            elapsed = time.perf_counter() - started
+        if clock.steps != runs:
+            raise RuntimeError(f"expected {runs} parallel steps, timed {clock.steps}")
+        best_step = min(best_step, clock.total_s / runs)
+        best_run = min(best_run, elapsed / runs)
+    return best_step * 1e6, best_run * 1e6
 
 
 async def bench(widths: list[int], branches: int, repeat: int) -> list[dict[str, Any]]:
@@ -144,9 +168,8 @@ async def bench(widths: list[int], branches: int, repeat: int) -> list[dict[str,
         # Gather first and last, so it does not always run on a colder or warmer process.
         gather = await per_step_us(gather_step, width, steps, repeat)
         per_branch = await per_step_us(anyio_per_branch_step, width, steps, repeat)
-        structured = await per_step_us(anyio_step, width, steps, repeat)
+        structured, whole = await planner_us(width, max(20, steps // 10), repeat)
         gather = min(gather, await per_step_us(gather_step, width, steps, repeat))
-        whole = await planner_run_us(width, max(20, steps // 10), repeat)
         line = {
             "workload": "planner_parallel",
             "n": width,
@@ -170,7 +193,7 @@ async def bench(widths: list[int], branches: int, repeat: int) -> list[dict[str,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer steps, best of 3")
     parser.add_argument("--widths", type=int, nargs="+", default=[1, 4, 16, 64])
     args = parser.parse_args(argv)

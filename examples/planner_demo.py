@@ -6,7 +6,10 @@
     python examples/planner_demo.py --openai-model llama3.1 --base-url http://127.0.0.1:11434/v1
 
 The scripted model replays what a model would answer, so the demo runs anywhere; with a real
-model the same tools, budgets and pause work unchanged.
+model the same tools, budgets and pause work unchanged. The planner speaks PenguiFlow 3.11's
+API: the model replies `{"next_node": "<tool>", "args": {...}}`, runs tools at once with
+`"next_node": "parallel"` and answers with `"next_node": "final_response"`; after a pause,
+`resume(token, user_input)` lets the model plan again with the human's answer in view.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import asyncio
 import json
 from typing import Any
 
-from penguiflow_planner import PlannerBudgets, PlannerFinish, PlannerPause, ReactPlanner
+from penguiflow_planner import PlannerEvent, PlannerFinish, PlannerPause, ReactPlanner
 from pydantic import BaseModel
 
 from penguiflow import ModelRegistry, Node, NodePolicy, build_catalog, tool
@@ -55,7 +58,8 @@ async def forecast(message: City, ctx: Any) -> Forecast:
 
 @tool(desc="Book a hotel. A human approves every booking.", side_effects="write")
 async def book_hotel(message: Booking, ctx: Any) -> Confirmation:
-    await ctx.pause("approve the booking", {"city": message.city, "nights": message.nights})
+    await ctx.pause("approval_required", {"city": message.city, "nights": message.nights})
+    # The pause ends the tool: on resume the model plans again, seeing the human's answer.
     raise AssertionError("not reached: the decision comes back through resume()")
 
 
@@ -80,11 +84,13 @@ def scripted_model() -> ScriptedLLMClient:
             'Let me check {"next_node": "forecast", "args": {"city": ',
             say(
                 thought="Compare three cities at once.",
-                plan=[
-                    {"node": "forecast", "args": {"city": c}}
-                    for c in ("Lisbon", "Oslo", "Atlantis")
-                ],
-                join="append",
+                next_node="parallel",
+                args={
+                    "steps": [
+                        {"node": "forecast", "args": {"city": c}}
+                        for c in ("Lisbon", "Oslo", "Atlantis")
+                    ]
+                },
             ),
             say(
                 thought="Lisbon is warmest; book it.",
@@ -93,7 +99,7 @@ def scripted_model() -> ScriptedLLMClient:
             ),
             say(
                 thought="Approved.",
-                next_node=None,
+                next_node="final_response",
                 args={
                     "answer": "Lisbon (24C, sunny) is booked for 2 nights. "
                     "No forecast for Atlantis."
@@ -106,25 +112,41 @@ def scripted_model() -> ScriptedLLMClient:
 def real_model(model: str, base_url: str | None) -> JSONLLMClient:
     from penguiflow_openai import OpenAIClient
 
-    return OpenAIClient(model, **({"base_url": base_url} if base_url else {}))
+    return OpenAIClient(model, base_url=base_url) if base_url else OpenAIClient(model)
 
 
 async def main(llm: JSONLLMClient) -> None:
-    planner = ReactPlanner(llm, catalog(), budgets=PlannerBudgets(max_iters=8, deadline_s=120))
-    result = await planner.run(
-        "Where is it warmest: Lisbon, Oslo or Atlantis? Book 2 nights there."
-    )
-    while isinstance(result, PlannerPause):
-        print(f"paused: {result.reason} {result.payload} -> approving")
-        result = await planner.resume(result.token, {"approved": True, "reference": "BK-1042"})
+    repairs: list[PlannerEvent] = []
+
+    def observe(event: PlannerEvent) -> None:
+        if event.event_type == "planner_repair_attempt":
+            repairs.append(event)
+
+    async with ReactPlanner(
+        llm_client=llm, catalog=catalog(), max_iters=8, deadline_s=120, event_callback=observe
+    ) as planner:
+        result = await planner.run(
+            "Where is it warmest: Lisbon, Oslo or Atlantis? Book 2 nights there."
+        )
+        while isinstance(result, PlannerPause):
+            print(f"paused: {result.reason} {result.payload} -> approving")
+            result = await planner.resume(
+                result.resume_token, "Approved. The booking reference is BK-1042."
+            )
     assert isinstance(result, PlannerFinish)
-    for step in result.metadata["trajectory"]["steps"]:
-        if step["kind"] == "parallel":
+    print(f"repair rounds: {len(repairs)}")
+    for step in result.metadata["steps"]:
+        action = step["action"]
+        if action.get("plan"):  # a parallel step (stored in PenguiFlow's on-disk form)
             for branch in step["observation"]["branches"]:
-                print(f"- parallel {branch['tool']}: {branch.get('output') or branch['error']}")
+                print(
+                    f"- parallel {branch['node']}: {branch.get('observation') or branch['error']}"
+                )
             continue
-        print(f"- {step['kind']}: {step.get('error') or json.dumps(step.get('observation'))[:100]}")
-    print(f"{result.reason}: {result.payload}")
+        shown = step["error"] or json.dumps(step["observation"])[:100]
+        print(f"- {action['next_node']}: {shown}")
+    text = result.payload["raw_answer"] if result.ok else result.payload
+    print(f"{result.reason}: {text}")
     print(f"used: {result.metadata['usage']}")
 
 

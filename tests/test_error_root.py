@@ -71,6 +71,10 @@ def _installed_modules() -> list[str]:
             continue
         names.append(top)
         for info in pkgutil.walk_packages(package.__path__, f"{top}."):
+            # penguiflow.planner.* and penguiflow.artifacts are the planner plugin's modules
+            # under PenguiFlow's import paths: checked as penguiflow_planner.*
+            if info.name.startswith(("penguiflow.planner", "penguiflow.artifacts")):
+                continue
             names.append(info.name)
     return names
 

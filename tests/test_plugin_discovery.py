@@ -208,8 +208,8 @@ def test_a_third_party_plugin_works_with_the_planner_in_strict_mode(venv: Path) 
         plan = {"plan": [{"node": "echo", "args": {"text": "a"}}] * 2, "join": "goodjoin"}
         finish = {"next_node": None, "args": {"answer": "done"}}
         llm = ScriptedLLMClient([json.dumps(plan), json.dumps(finish)])
-        result = asyncio.run(ReactPlanner(llm, catalog).run("go"))
-        print(result.metadata["trajectory"]["steps"][0]["observation"])
+        result = asyncio.run(ReactPlanner(llm_client=llm, catalog=catalog).run("go"))
+        print(result.metadata["steps"][0]["observation"]["join"])
         print(good.PLANNER_EVENTS[-1])
     """,
         PENGUIFLOW_STRICT_PLUGINS="1",

@@ -17,7 +17,7 @@ from penguiflow import (
     build_catalog,
     tool,
 )
-from penguiflow.catalog import tool_metadata
+from penguiflow.catalog import ToolDescriptionWarning, tool_metadata
 
 
 class Query(BaseModel):
@@ -85,13 +85,13 @@ def test_build_catalog_from_nodes_and_registry() -> None:
     assert record["examples"] == [
         {"args": {"text": "penguins"}, "description": "a simple query", "tags": []}
     ]
-    assert "auth_scopes" not in record  # empty hints are left out of the prompt
+    assert record["auth_scopes"] == [] and record["cost_hint"] is None  # PenguiFlow's keys
 
 
 def test_catalog_errors_name_the_node() -> None:
     with pytest.raises(KeyError, match=r"registry.register\('search', InputModel, OutputModel\)"):
         build_catalog([Node(search, name="search")], ModelRegistry())
-    with pytest.raises(ValueError, match="'silent' has no description"):
+    with pytest.warns(ToolDescriptionWarning, match="'silent' has no description"):
         build_catalog([Node(silent, name="silent")], registry_for("silent"))
     with pytest.raises(ValueError, match="two nodes are named 'search'"):
         build_catalog(

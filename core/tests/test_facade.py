@@ -62,12 +62,15 @@ def test_import_penguiflow_pulls_in_nothing_heavy() -> None:
         "import sys, json; before = set(sys.modules); import penguiflow; "
         "bare = sorted(set(sys.modules) - before); from penguiflow import create; "
         "full = sorted({m.split('.')[0] for m in set(sys.modules) - before}); "
-        "print(json.dumps([bare, full]))"
+        "planner = [m for m in sys.modules if m.startswith(('penguiflow.planner', "
+        "'penguiflow_planner'))]; "
+        "print(json.dumps([bare, full, planner]))"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe], check=True, capture_output=True, text=True
     ).stdout
-    bare, full = json.loads(out)
+    bare, full, planner = json.loads(out)
+    assert planner == []  # PenguiFlow's planner path is imported only when asked for
 
     def third_party(modules: list[str]) -> set[str]:
         tops = {m.split(".")[0] for m in modules}
@@ -104,3 +107,22 @@ def test_planner_names_say_how_to_install_the_plugin_when_it_is_missing() -> Non
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "pip install penguiflow-planner" in done.stdout
+
+
+def test_the_planner_path_says_how_to_install_the_plugin_when_it_is_missing() -> None:
+    code = (
+        "import sys; sys.modules['penguiflow_planner'] = None\n"
+        "from penguiflow.errors import MissingPluginError\n"
+        "for path in ('penguiflow.planner', 'penguiflow.planner.memory'):\n"
+        "    try:\n"
+        "        __import__(path)\n"
+        "    except MissingPluginError as exc:\n"
+        "        print(exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    lines = done.stdout.splitlines()
+    assert len(lines) == 2, done.stdout + done.stderr
+    for line in lines:
+        assert line.startswith("penguiflow.planner is provided by the plugin penguiflow-planner")
+        assert "`pip install penguiflow-planner`" in line
+        assert "`pip install ./plugins/penguiflow-planner`" in line

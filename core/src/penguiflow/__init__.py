@@ -148,37 +148,46 @@ __all__ = [
 ]
 
 
-#: Names PenguiFlow exports that our planner plugin provides; forwarded when it is installed.
+#: The planner names PenguiFlow 3.11 exports at top level; our planner plugin provides them,
+#: so they resolve only when it is installed (and stay out of `__all__`, so that
+#: `from penguiflow import *` works without it).
 _PLANNER_NAMES = frozenset(
     {
-        "ReactPlanner",
-        "PlannerAction",
-        "PlannerFinish",
-        "PlannerPause",
-        "Trajectory",
+        "PlannerAction", "PlannerFinish", "ReactPlanner", "SkillCapabilityContext",
+        "SkillPackConfig", "SkillProposalConfig", "SkillProposalDraft", "SkillProposeRequest",
+        "SkillProposeResponse", "SkillProvider", "SkillProviderFactory", "SkillsConfig",
+        "SkillsDirectoryConfig", "ToolExamplesConfig", "ToolSearchConfig", "Trajectory",
         "TrajectoryStep",
     }
-)
+)  # fmt: skip
+
+
+#: The artifact names PenguiFlow 3.11 exports at top level (`penguiflow.artifacts`), also
+#: the planner plugin's.
+_ARTIFACT_NAMES = frozenset(
+    {
+        "ArtifactRef", "ArtifactRetentionConfig", "ArtifactScope", "ArtifactStore",
+        "InMemoryArtifactStore", "NoOpArtifactStore", "discover_artifact_store",
+    }
+)  # fmt: skip
 
 
 def _from_planner(name: str) -> Any:
-    try:
-        planner = importlib.import_module("penguiflow_planner")
-    except ImportError:
-        from .errors import MissingPluginError
+    # The same helper serves `penguiflow.planner`, so both paths fail alike without the plugin.
+    from ._plugin_imports import import_plugin_module, plugin_attribute
 
-        raise MissingPluginError(
-            f"{name} is part of the planner plugin, which is not installed; install it with "
-            "`pip install penguiflow-planner` (import penguiflow_planner)",
-            name=name,
-        ) from None
-    return getattr(planner, name)
+    wanted = f"penguiflow.{name}"
+    module = "penguiflow_planner.artifacts" if name in _ARTIFACT_NAMES else "penguiflow_planner"
+    planner = import_plugin_module(module, distribution="penguiflow-planner", wanted=wanted)
+    value = plugin_attribute(planner, name, distribution="penguiflow-planner", wanted=wanted)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
 
 
 def __getattr__(name: str) -> Any:
     if name == "testkit":
         return importlib.import_module(".testkit", __name__)
-    if name in _PLANNER_NAMES:
+    if name in _PLANNER_NAMES or name in _ARTIFACT_NAMES:
         return _from_planner(name)
     module_name = _EXPORTS.get(name)
     if module_name is None:

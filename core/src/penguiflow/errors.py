@@ -15,6 +15,8 @@ PenguiFlowError
 ├── MissingPluginError          (ImportError) a name from a plugin that is not installed
 ├── UsageError                  (RuntimeError) an API called in a state that does not allow it
 │   └── WorkerCrashedError      a flow's worker died; raised by stop()   [penguiflow.core]
+├── UnsupportedFeatureError     (NotImplementedError) a PenguiFlow 3.x option we do not offer;
+│                               says what to use instead
 ├── CycleError                  (RuntimeError) the graph has a cycle      [penguiflow.core]
 ├── PluginError                 loading plugins                           [penguiflow.plugins]
 │   ├── PluginLoadError, PluginConfigError, DriverConflictError
@@ -26,13 +28,19 @@ PenguiFlowError
 │   └── SchemaVersionError      (RuntimeError) data written by a newer version
 ├── BusClosedError              (RuntimeError) a message bus used after aclose()
 ├── MemoryBudgetExceeded        (RuntimeError) short-term memory over budget [penguiflow.memory]
+├── ToolDescriptionWarning      (UserWarning) a tool without a description [penguiflow.catalog]
 ├── LLMError                    (RuntimeError) LLM clients                [penguiflow.llm]
 │   ├── LLMConfigurationError (ValueError), LLMHTTPError, LLMConnectionError (ConnectionError),
 │   │   LLMTimeoutError (TimeoutError), LLMStreamError, LLMReplyError
 │   └── ScriptExhaustedError    the scripted client ran out of replies
 └── plugins' own: PayloadTypeError and RedisRuntimeUnavailable (penguiflow_redis), MCPError and
     MCPConfigError (penguiflow_mcp), UTCPError and UTCPPolicyError (penguiflow_utcp),
-    ActionError, PauseRequested and OwnerMismatchError (PermissionError) (penguiflow_planner)
+    in penguiflow_planner: ActionError (ValueError), PauseRequested, SteeringCancelled,
+    OwnerMismatchError (PermissionError), UnusableReplyError (ValueError), ArtifactLimitError
+    (ValueError), SessionKVError (RuntimeError) with SessionKVValueError (ValueError),
+    InvalidPauseReasonError and StreamChunkError (ConfigurationError), PauseUnavailableError
+    (UsageError), ToolSearchError (RuntimeError), LLMReplyTypeError (LLMError, TypeError),
+    PlanningHintsWarning (UserWarning)
 ```
 
 Python's own protocols keep their built-in errors: `AttributeError` from a module's
@@ -55,6 +63,7 @@ __all__ = [
     "NodeTimeoutError",
     "PenguiFlowError",
     "UnknownNameError",
+    "UnsupportedFeatureError",
     "UsageError",
     "describe_exception",
     "describe_exception_repr",
@@ -94,6 +103,11 @@ class MissingPluginError(PenguiFlowError, ImportError):
 class NodeTimeoutError(PenguiFlowError, TimeoutError):
     """An attempt of a node ran past its `NodePolicy.timeout_s` (the `original_exc` of the
     `NODE_TIMEOUT` `FlowError` it becomes)."""
+
+
+class UnsupportedFeatureError(PenguiFlowError, NotImplementedError):
+    """A PenguiFlow 3.x option or feature that this version does not offer; the message
+    names it and what to use instead (it is never silently ignored)."""
 
 
 class UsageError(PenguiFlowError, RuntimeError):

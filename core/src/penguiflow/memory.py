@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -47,13 +48,29 @@ class MemoryBudgetExceeded(PenguiFlowError, RuntimeError):
 
 
 class MemoryKey(BaseModel):
-    """Whose memory: every part is required, so a partial key cannot share memory."""
+    """Whose memory: every part is required, so a partial key cannot share memory.
+
+    Built by keyword or, as PenguiFlow 3.x's planner builds it, positionally:
+    `MemoryKey("acme", "alice", "chat-1")`. An empty part is refused (PenguiFlow accepted
+    one); frozen, so a key can be a dict key and cannot change under a running session."""
 
     model_config = ConfigDict(frozen=True)
 
     tenant_id: str = Field(min_length=1)
     user_id: str = Field(min_length=1)
     session_id: str = Field(min_length=1)
+
+    def __init__(self, tenant_id: str, user_id: str, session_id: str) -> None:
+        # Plain parameters, so both call forms work and a missing part is a TypeError that
+        # names it, as with PenguiFlow's dataclass; pydantic still validates each part.
+        super().__init__(tenant_id=tenant_id, user_id=user_id, session_id=session_id)
+
+    def composite(self) -> str:
+        """PenguiFlow's display form, `tenant:user:session`, unescaped.
+
+        Not injective (`("a:b", "c", "d")` and `("a", "b:c", "d")` give the same string), so
+        nothing here stores or looks up memory under it: storage uses `as_string()`."""
+        return f"{self.tenant_id}:{self.user_id}:{self.session_id}"
 
     def as_string(self) -> str:
         """The string a state store keeps this key's memory under:
@@ -174,6 +191,9 @@ class TruncationMemory(AsyncResource):
     When a new turn overflows the token budget, `overflow="truncate_oldest"` drops the oldest
     turns and `overflow="error"` raises `MemoryBudgetExceeded` (the turn is not stored). With
     a `state_store` that supports memory state, every key's turns persist across processes.
+    `token_counter(turns)` says how many tokens turns take in a prompt (default: about four
+    characters a token over their text); PenguiFlow's `DefaultShortTermMemory` counts the
+    JSON it shows the model, digests included, with its configured estimator.
     """
 
     def __init__(
@@ -183,6 +203,7 @@ class TruncationMemory(AsyncResource):
         max_tokens: int | None = None,
         overflow: OverflowPolicy = "truncate_oldest",
         state_store: Any = None,
+        token_counter: Callable[[Sequence[ConversationTurn]], int] | None = None,
     ) -> None:
         if max_turns < 1:
             raise ConfigurationError(f"max_turns must be >= 1 (got {max_turns})")
@@ -202,6 +223,7 @@ class TruncationMemory(AsyncResource):
         self.max_tokens = max_tokens
         self.overflow = overflow
         self._store = state_store
+        self._token_counter = token_counter
         self._turns: dict[str, list[ConversationTurn]] = {}
         self._lock = asyncio.Lock()
 
@@ -218,6 +240,8 @@ class TruncationMemory(AsyncResource):
         return turns
 
     def _tokens(self, turns: list[ConversationTurn]) -> int:
+        if self._token_counter is not None:
+            return self._token_counter(turns)
         return sum(estimate_tokens(t.user) + estimate_tokens(t.assistant) for t in turns)
 
     async def add_turn(self, key: MemoryKey | None, turn: ConversationTurn) -> None:

@@ -231,7 +231,7 @@ def test_the_plugin_hook_contributes_configured_servers(
 
 
 def test_a_planner_calls_an_mcp_tool_end_to_end(http_server: HTTPServer) -> None:
-    from penguiflow_planner import PlannerFinish, ReactPlanner, Trajectory
+    from penguiflow_planner import PlannerFinish, ReactPlanner
 
     from penguiflow.llm import ScriptedLLMClient
 
@@ -246,13 +246,13 @@ def test_a_planner_calls_an_mcp_tool_end_to_end(http_server: HTTPServer) -> None
                     json.dumps({"next_node": None, "args": {"answer": "42"}}),
                 ]
             )
-            result = await ReactPlanner(llm, catalog).run("What is 20 + 22?")
+            result = await ReactPlanner(llm_client=llm, catalog=catalog).run("What is 20 + 22?")
         finally:
             await connector.aclose()
-        assert isinstance(result, PlannerFinish) and result.payload == "42"
-        step = Trajectory.model_validate(result.metadata["trajectory"]).steps[0]
-        assert step.observation == {"sum": 42}
-        assert '"name": "calc.add"' in llm.calls[0].messages[0].content
+        assert isinstance(result, PlannerFinish) and result.payload["raw_answer"] == "42"
+        step = result.metadata["steps"][0]
+        assert step["action"]["next_node"] == "calc.add" and step["observation"] == {"sum": 42}
+        assert "- calc.add: " in llm.calls[0].messages[0].content  # listed as a tool
 
     run_async(scenario)
 

@@ -113,7 +113,7 @@ def test_a_call_past_timeout_s_is_cut_and_the_session_goes_on(http_server: HTTPS
 
 
 def test_a_planner_deadline_cancels_an_mcp_call_in_flight(http_server: HTTPServer) -> None:
-    from penguiflow_planner import PlannerBudgets, PlannerFinish, ReactPlanner
+    from penguiflow_planner import PlannerFinish, ReactPlanner
 
     from penguiflow.llm import ScriptedLLMClient
 
@@ -124,10 +124,11 @@ def test_a_planner_deadline_cancels_an_mcp_call_in_flight(http_server: HTTPServe
                 [json.dumps({"next_node": "calc.slow", "args": {"seconds": 30}})]
             )
             planner = ReactPlanner(
-                llm, await catalog_from([connector]), budgets=PlannerBudgets(deadline_s=0.5)
+                llm_client=llm, catalog=await catalog_from([connector]), deadline_s=0.5
             )
             result = await planner.run("take your time")
-            assert isinstance(result, PlannerFinish) and result.reason == "deadline"
+            assert isinstance(result, PlannerFinish) and result.finish_reason == "deadline"
+            assert result.reason == "budget_exhausted"  # PenguiFlow's reason for it
             assert result.metadata["interrupted"] == "tool calc.slow"
             assert await connector.call_tool("add", {"a": 4, "b": 4}) == {"sum": 8}
         assert await leftover_tasks(before) == set()

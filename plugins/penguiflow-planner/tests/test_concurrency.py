@@ -15,13 +15,19 @@ from typing import Any, TypeVar
 
 import pytest
 from penguiflow_planner import (
+    OwnerMismatchError,
     PauseRequested,
     PlannerBudgets,
     PlannerFinish,
     ReactPlanner,
-    Trajectory,
+    SteeringCancelled,
+    TrajectoryStep,
 )
-from penguiflow_planner.memory import RollingSummaryMemory
+from penguiflow_planner.memory import (
+    MemoryBudget,
+    RollingSummaryMemory,
+    ShortTermMemoryConfig,
+)
 from pydantic import BaseModel
 from tools import catalog
 
@@ -56,13 +62,20 @@ def act(node: str, **args: Any) -> str:
 
 
 def plan(*calls: tuple[str, dict[str, Any]]) -> str:
+    """A parallel plan with no join: PenguiFlow's observation of every branch."""
+    steps = [{"node": node, "args": args} for node, args in calls]
+    return json.dumps({"thought": "all at once", "next_node": "parallel", "args": {"steps": steps}})
+
+
+def legacy_plan(*calls: tuple[str, dict[str, Any]], join: str = "append") -> str:
+    """The old dialect, still read: the plan and its join strategy at the top level."""
     return json.dumps(
-        {"plan": [{"node": node, "args": args} for node, args in calls], "join": "append"}
+        {"plan": [{"node": node, "args": args} for node, args in calls], "join": join}
     )
 
 
 def answer(text: str) -> str:
-    return json.dumps({"thought": "done", "next_node": None, "args": {"answer": text}})
+    return json.dumps({"thought": "done", "next_node": "final_response", "args": {"answer": text}})
 
 
 def catalog_of(*tools: tuple[Callable[..., Any], NodePolicy]) -> list[NodeSpec]:
@@ -79,9 +92,20 @@ async def bounded(awaitable: Awaitable[T], seconds: float = 10.0) -> T:
     return await asyncio.wait_for(awaitable, seconds)
 
 
-def steps(result: Any) -> list[Any]:
+def steps(result: Any) -> list[TrajectoryStep]:
     assert isinstance(result, PlannerFinish)
-    return Trajectory.model_validate(result.metadata["trajectory"]).steps
+    assert result.metadata["step_count"] == len(result.metadata["steps"])
+    return [TrajectoryStep.from_dump(step) for step in result.metadata["steps"]]
+
+
+def observed(step: TrajectoryStep) -> dict[str, Any]:
+    """A parallel step's observation (the branches, their stats, the join if any)."""
+    assert isinstance(step.observation, dict)
+    return step.observation
+
+
+def planner_for(llm: Any, specs: list[NodeSpec], **options: Any) -> ReactPlanner:
+    return ReactPlanner(llm_client=llm, catalog=specs, **options)
 
 
 class Hang:
@@ -124,11 +148,12 @@ async def test_a_deadline_cancels_the_model_call_in_flight() -> None:
             raise
         return answer("unreachable")
 
-    planner = ReactPlanner(
+    planner = planner_for(
         ScriptedLLMClient([never]), catalog(), budgets=PlannerBudgets(deadline_s=0.5)
     )
     result = await bounded(planner.run("will the model ever answer?"))
-    assert isinstance(result, PlannerFinish) and result.reason == "deadline"
+    assert isinstance(result, PlannerFinish) and result.reason == "budget_exhausted"
+    assert result.finish_reason == "deadline"
     assert result.metadata["interrupted"] == "model call"
     assert result.metadata["error"] == "budget exhausted: deadline"
     assert cancelled.is_set()  # cancelled and awaited before run() returned
@@ -138,26 +163,28 @@ async def test_a_deadline_shorter_than_a_tools_timeout_ends_the_run() -> None:
     hang = Hang()
     llm = ScriptedLLMClient([act("hang", key="a"), answer("never")])
     specs = hang.catalog(NodePolicy(validate="none", timeout_s=30))
-    result = await bounded(
-        ReactPlanner(llm, specs, budgets=PlannerBudgets(deadline_s=0.5)).run("wait")
-    )
-    assert isinstance(result, PlannerFinish) and result.reason == "deadline"
+    result = await bounded(planner_for(llm, specs, deadline_s=0.5).run("wait"))
+    assert isinstance(result, PlannerFinish) and result.reason == "budget_exhausted"
+    assert result.finish_reason == "deadline"
     assert result.metadata["interrupted"] == "tool hang"
     assert hang.cancelled == ["a"] and steps(result) == []  # not a tool timeout observation
+    assert llm.remaining == 1  # the model was not asked again after the deadline
 
 
 async def test_a_deadline_cancels_every_parallel_branch_and_awaits_it() -> None:
     before = set(asyncio.all_tasks())
-    hang = Hang()
+    hang = Hang(expect=2)
     llm = ScriptedLLMClient([plan(*(("hang", {"key": key}) for key in "abc"))])
-    planner = ReactPlanner(
-        llm, hang.catalog(), max_parallel=2, budgets=PlannerBudgets(deadline_s=0.5)
+    planner = planner_for(
+        llm, hang.catalog(), max_concurrent_branches=2, budgets=PlannerBudgets(deadline_s=0.5)
     )
     result = await bounded(planner.run("three at once"))
-    assert isinstance(result, PlannerFinish) and result.reason == "deadline"
+    assert isinstance(result, PlannerFinish) and result.reason == "budget_exhausted"
+    assert result.finish_reason == "deadline"
     assert result.metadata["interrupted"] == "parallel tools hang, hang, hang"
-    assert sorted(hang.started) == ["a", "b"]  # max_parallel: the third never started
+    assert sorted(hang.started) == ["a", "b"]  # max_concurrent_branches: the third never ran
     assert sorted(hang.cancelled) == ["a", "b"]
+    assert steps(result) == []
     assert await leftover_tasks(before) == set()
 
 
@@ -165,7 +192,7 @@ async def test_cancelling_a_run_cancels_and_awaits_its_branches() -> None:
     before = set(asyncio.all_tasks())
     hang = Hang(expect=2)
     llm = ScriptedLLMClient([plan(("hang", {"key": "a"}), ("hang", {"key": "b"}))])
-    run = asyncio.create_task(ReactPlanner(llm, hang.catalog()).run("two at once"))
+    run = asyncio.create_task(planner_for(llm, hang.catalog()).run("two at once"))
     await bounded(hang.all_started.wait())
     run.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -174,9 +201,7 @@ async def test_cancelling_a_run_cancels_and_awaits_its_branches() -> None:
     assert await leftover_tasks(before - {run}) == set()
 
 
-async def test_a_plan_runs_at_most_max_parallel_calls_at_once_and_keeps_plan_order() -> None:
-    running = {"now": 0, "peak": 0}
-
+def busy_tool(running: dict[str, int]) -> list[NodeSpec]:
     @tool(desc="Yields to the others while it runs.")
     async def busy(message: Job, ctx: Any) -> Done:
         running["now"] += 1
@@ -186,14 +211,50 @@ async def test_a_plan_runs_at_most_max_parallel_calls_at_once_and_keeps_plan_ord
         running["now"] -= 1
         return Done(key=message.key)
 
+    return catalog_of((busy, NodePolicy(validate="none")))
+
+
+async def test_a_plan_runs_at_most_max_concurrent_branches_at_once_in_plan_order() -> None:
+    running = {"now": 0, "peak": 0}
     keys = "abcdefg"
     llm = ScriptedLLMClient([plan(*(("busy", {"key": k}) for k in keys)), answer("all done")])
-    specs = catalog_of((busy, NodePolicy(validate="none")))
-    result = await bounded(ReactPlanner(llm, specs, max_parallel=3).run("seven calls"))
+    planner = planner_for(llm, busy_tool(running), max_concurrent_branches=3)
+    result = await bounded(planner.run("seven calls"))
     assert isinstance(result, PlannerFinish) and result.ok
+    assert result.payload["raw_answer"] == "all done"
     assert running["peak"] == 3
-    branches = steps(result)[0].observation["branches"]
-    assert [b["output"]["key"] for b in branches] == list(keys)
+    observation = observed(steps(result)[0])
+    assert [b["observation"]["key"] for b in observation["branches"]] == list(keys)
+    assert observation["stats"] == {"success": 7, "failed": 0}
+    assert "join" not in observation  # no join named, none by default: PenguiFlow's
+
+
+async def test_without_a_limit_every_branch_runs_at_once() -> None:
+    # max_concurrent_branches=None (the default): all of the plan's calls at once.
+    running = {"now": 0, "peak": 0}
+    keys = "abcdefg"
+    llm = ScriptedLLMClient([plan(*(("busy", {"key": k}) for k in keys)), answer("all done")])
+    result = await bounded(planner_for(llm, busy_tool(running)).run("seven calls"))
+    assert isinstance(result, PlannerFinish) and result.ok
+    assert running["peak"] == 7
+
+
+async def test_the_old_plan_dialect_still_runs_limited_and_joined_in_plan_order() -> None:
+    running = {"now": 0, "peak": 0}
+    keys = "abcde"
+    llm = ScriptedLLMClient(
+        [legacy_plan(*(("busy", {"key": k}) for k in keys)), answer("all done")]
+    )
+    planner = planner_for(llm, busy_tool(running), max_concurrent_branches=2)
+    result = await bounded(planner.run("five calls"))
+    assert isinstance(result, PlannerFinish) and result.ok
+    assert running["peak"] == 2
+    (step,) = steps(result)
+    assert step.action.next_node == "parallel"
+    assert [b["observation"]["key"] for b in observed(step)["branches"]] == list(keys)
+    join = observed(step)["join"]  # the append strategy the plan named ran
+    assert [b["output"]["key"] for b in join["branches"]] == list(keys)
+    assert all(b["tool"] == "busy" and b["ok"] for b in join["branches"])
 
 
 # -- hostile tool errors ---------------------------------------------------------------------
@@ -218,18 +279,21 @@ async def test_a_tool_error_whose_str_raises_is_an_observation_and_the_run_goes_
         ]
     )
     before = set(asyncio.all_tasks())
-    result = await bounded(
-        ReactPlanner(llm, catalog_of((hostile, policy), (fine, policy))).run("try")
-    )
+    specs = catalog_of((hostile, policy), (fine, policy))
+    result = await bounded(planner_for(llm, specs).run("try"))
     assert isinstance(result, PlannerFinish) and result.ok
-    assert result.payload == "one of them worked"
-    single, parallel, _ = steps(result)
+    assert result.payload["raw_answer"] == "one of them worked"
+    single, parallel = steps(result)  # the answer is the finish, not a step
     described = "Unprintable (unprintable: its __str__ raised)"
-    assert single.error == f"Unprintable: {described}"
+    assert single.error == f"tool 'hostile' raised Unprintable: {described}"
+    assert single.failure is not None and single.failure["message"] == described
     assert described in llm.calls[1].messages[-1].content  # the model saw it
-    assert parallel.observation["failure_count"] == 1
-    assert parallel.observation["branches"][0]["error"] == described
-    assert parallel.observation["branches"][1]["output"] == {"key": "z"}
+    assert observed(parallel)["stats"] == {"success": 1, "failed": 1}
+    assert observed(parallel)["branches"][0]["error"] == (
+        f"tool 'hostile' raised Unprintable: {described}"
+    )
+    assert observed(parallel)["branches"][1]["observation"] == {"key": "z"}
+    assert described in llm.calls[2].messages[-1].content
     assert await leftover_tasks(before) == set()
 
 
@@ -247,7 +311,7 @@ async def test_a_tool_retried_past_attempt_1025_keeps_retrying_and_succeeds() ->
 
     policy = NodePolicy(validate="none", max_retries=10**6, backoff_base=0.0, max_backoff=0.01)
     llm = ScriptedLLMClient([act("flaky", key="k"), answer("worked in the end")])
-    result = await bounded(ReactPlanner(llm, catalog_of((flaky, policy))).run("persist"), 60)
+    result = await bounded(planner_for(llm, catalog_of((flaky, policy))).run("persist"), 60)
     assert isinstance(result, PlannerFinish) and result.ok
     assert attempts["n"] == 1_101
     assert steps(result)[0].observation == {"key": "k"} and steps(result)[0].error is None
@@ -261,12 +325,16 @@ async def test_a_timeout_error_raised_by_the_tool_is_not_its_own_timeout() -> No
 
     policy = NodePolicy(validate="none", timeout_s=5)
     llm = ScriptedLLMClient([act("upstream", key="k"), answer("upstream is slow")])
-    result = await bounded(ReactPlanner(llm, catalog_of((upstream, policy))).run("call it"))
-    assert steps(result)[0].error == "TimeoutError: the upstream service took too long"
+    result = await bounded(planner_for(llm, catalog_of((upstream, policy))).run("call it"))
+    assert isinstance(result, PlannerFinish) and result.ok
+    assert steps(result)[0].error == (
+        "tool 'upstream' raised TimeoutError: the upstream service took too long"
+    )
 
 
 def test_planner_errors_are_penguiflow_errors() -> None:
-    assert issubclass(PauseRequested, PenguiFlowError)
+    for error in (PauseRequested, OwnerMismatchError, SteeringCancelled):
+        assert issubclass(error, PenguiFlowError), error
 
 
 # -- owned background work -------------------------------------------------------------------
@@ -293,7 +361,7 @@ def turn(n: int) -> ConversationTurn:
 
 async def test_aclose_cancels_the_background_summaries_and_leaves_no_task() -> None:
     before = set(asyncio.all_tasks())
-    started, cancelled = asyncio.Event(), []
+    started, cancelled = asyncio.Event(), list[str]()
     memory = RollingSummaryMemory(blocked_summariser(started, cancelled), max_turns=1)
     async with memory:
         await memory.add_turn(KEY, turn(0))
@@ -334,27 +402,53 @@ async def test_turns_added_during_a_summary_are_summarised_after_it() -> None:
     assert calls["n"] == 2
 
 
+def answers(n: int) -> ScriptedLLMClient:
+    return ScriptedLLMClient([answer(f"noted {i}") for i in range(n)])
+
+
 async def test_a_planner_closes_the_memory_it_made_by_name_not_one_passed_in() -> None:
     before = set(asyncio.all_tasks())
-    started, cancelled = asyncio.Event(), []
-    llm = ScriptedLLMClient([answer("noted"), answer("noted again")])
-    options = {"llm": blocked_summariser(started, cancelled), "max_turns": 1}
-    async with ReactPlanner(
-        llm, catalog(), memory="rolling_summary", memory_options=options
+    started, cancelled = asyncio.Event(), list[str]()
+    # By name: the driver's default of 6 turns kept, so the 7th run starts a summary.
+    async with planner_for(
+        answers(7),
+        catalog(),
+        short_term_memory="rolling_summary",
+        summarizer_llm=blocked_summariser(started, cancelled),
     ) as planner:
-        await bounded(planner.run("first", memory_key=KEY))
-        await bounded(planner.run("second", memory_key=KEY))  # a summary starts
+        for n in range(7):
+            await bounded(planner.run(f"q{n}", memory_key=KEY))
         await bounded(started.wait())
     assert cancelled == ["summary"]
     assert await leftover_tasks(before) == set()
 
-    theirs_started, theirs_cancelled = asyncio.Event(), []
+    theirs_started, theirs_cancelled = asyncio.Event(), list[str]()
     theirs = RollingSummaryMemory(blocked_summariser(theirs_started, theirs_cancelled), max_turns=1)
-    llm = ScriptedLLMClient([answer("noted"), answer("noted again")])
-    async with ReactPlanner(llm, catalog(), memory=theirs) as planner:
+    async with planner_for(answers(2), catalog(), short_term_memory=theirs) as planner:
         await bounded(planner.run("first", memory_key=KEY))
         await bounded(planner.run("second", memory_key=KEY))
         await bounded(theirs_started.wait())
     assert theirs_cancelled == []  # the caller's memory: still summarising
     await theirs.aclose()
     assert theirs_cancelled == ["summary"]
+
+
+async def test_a_planner_closes_the_memories_it_made_from_a_config() -> None:
+    # PenguiFlow's form: one DefaultShortTermMemory per key, made by the planner, so closed
+    # by it (its summary in progress cancelled and awaited).
+    before = set(asyncio.all_tasks())
+    started, cancelled = asyncio.Event(), list[str]()
+    config = ShortTermMemoryConfig(
+        strategy="rolling_summary", budget=MemoryBudget(full_zone_turns=1)
+    )
+    async with planner_for(
+        answers(2),
+        catalog(),
+        short_term_memory=config,
+        summarizer_llm=blocked_summariser(started, cancelled),
+    ) as planner:
+        await bounded(planner.run("first", memory_key=KEY))
+        await bounded(planner.run("second", memory_key=KEY))  # a summary starts
+        await bounded(started.wait())
+    assert cancelled == ["summary"]
+    assert await leftover_tasks(before) == set()

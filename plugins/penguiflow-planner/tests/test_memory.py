@@ -139,9 +139,14 @@ BUILT = []
 
 
 def keep_last(name, **options):
-    BUILT.append(options)
-    return TruncationMemory(max_turns=options.get("keep", 1))
+    memory = TruncationMemory(max_turns=options.get("keep", 1))
+    BUILT.append((options, memory))
+    return memory
 """
+
+
+def answer(text: str) -> str:
+    return json.dumps({"next_node": "final_response", "args": {"answer": text}})
 
 
 async def test_a_third_party_memory_strategy_installed_as_an_entry_point(site: Site) -> None:
@@ -152,28 +157,29 @@ async def test_a_third_party_memory_strategy_installed_as_an_entry_point(site: S
         {"penguiflow.memory_strategies": {"keep_last": "pf_test_keep_last:keep_last"}},
         {"pf_test_keep_last": KEEP_LAST},
     )
-    answer = json.dumps({"next_node": None, "args": {"answer": "noted"}})
-
-    def reply(messages: list[LLMMessage]) -> str:
-        return answer
-
-    planner = ReactPlanner(
-        ScriptedLLMClient([reply] * 3),
-        catalog(),
-        memory="keep_last",
-        memory_options={"keep": 1},
-    )
-    assert importlib.import_module("pf_test_keep_last").BUILT == [{"keep": 1}]
+    llm = ScriptedLLMClient([answer("noted"), answer("noted again"), answer("done")])
+    planner = ReactPlanner(llm_client=llm, catalog=catalog(), short_term_memory="keep_last")
+    # Built once, with no options: a third party's driver is given only what the caller
+    # configured (never the planner's state store or client, which it may refuse).
+    ((options, memory),) = importlib.import_module("pf_test_keep_last").BUILT
+    assert options == {}
     await planner.run("first", memory_key=KEY)
     result = await planner.run("second", memory_key=KEY)
     assert isinstance(result, PlannerFinish) and result.ok
-    snapshot = await planner.memory.snapshot(KEY)
-    assert [t.user for t in snapshot.turns] == ["second"]
+    snapshot = await memory.snapshot(KEY)
+    assert [(t.user, t.assistant) for t in snapshot.turns] == [("second", "noted again")]
+    await planner.run("third", memory_key=KEY)  # the model is shown what the strategy kept
+    shown = llm.calls[2].messages
+    assert any('"user": "second"' in m.content for m in shown)
+    assert not any('"user": "first"' in m.content for m in shown)
+    await planner.aclose()
 
 
 def test_an_unknown_memory_strategy_says_what_is_installed() -> None:
     with pytest.raises(DriverNotFoundError, match="no memory strategy for name 'nope'; installed"):
-        ReactPlanner(ScriptedLLMClient(["{}"]), catalog(), memory="nope")
+        ReactPlanner(
+            llm_client=ScriptedLLMClient(["{}"]), catalog=catalog(), short_term_memory="nope"
+        )
 
 
 # -- storage keys: distinct triples never share memory ----------------------------------------

@@ -4,6 +4,9 @@ A paused run belongs to the `owner=` given to `run()`, else to its memory key, e
 only that owner can resume it, and a refusal leaves the token usable. Events name a pause by a
 digest (`pause_ref`). A continuation that fails before it calls a tool, answers or pauses
 again gives the paused state back to its token.
+
+PenguiFlow 3.11's API: `resume(token, user_input, owner=...)` does not continue the paused
+tool; the model plans again and is shown the user's input.
 """
 
 from __future__ import annotations
@@ -15,14 +18,15 @@ from typing import Any
 import pytest
 from penguiflow_planner import (
     OwnerMismatchError,
+    PlannerEvent,
     PlannerFinish,
     PlannerPause,
     ReactPlanner,
-    Trajectory,
 )
+from penguiflow_planner.memory import ShortTermMemoryConfig
 from tools import catalog
 
-from penguiflow.errors import PenguiFlowError, UnknownNameError
+from penguiflow.errors import ConfigurationError, PenguiFlowError, UnknownNameError
 from penguiflow.llm import LLMError, LLMMessage, ScriptedLLMClient
 from penguiflow.memory import MemoryKey
 from penguiflow.state.in_memory import InMemoryStateStore
@@ -30,6 +34,7 @@ from penguiflow.state.in_memory import InMemoryStateStore
 ALICE = MemoryKey(tenant_id="acme", user_id="alice", session_id="s1")
 MALLORY = MemoryKey(tenant_id="globex", user_id="mallory", session_id="s9")
 SECRET_CONTEXT = {"account": "acme-private-4242"}
+APPROVED = "approved"
 
 
 def act(node: str, **args: Any) -> str:
@@ -37,19 +42,32 @@ def act(node: str, **args: Any) -> str:
 
 
 def answer(text: str) -> str:
-    return json.dumps({"thought": "done", "next_node": None, "args": {"answer": text}})
+    return json.dumps({"thought": "done", "next_node": "final_response", "args": {"answer": text}})
 
 
-def planner(replies: list[Any], store: Any, **options: Any) -> ReactPlanner:
-    return ReactPlanner(ScriptedLLMClient(replies), catalog(), state_store=store, **options)
+def planner(replies: list[Any], store: Any, *, memory: bool = True, **options: Any) -> ReactPlanner:
+    """A planner on `store`; with short-term memory (truncation) unless `memory=False`.
 
-
-async def paused_refund(store: Any, **run_options: Any) -> PlannerPause:
-    paused = await planner([act("refund", amount=25.0)], store).run(
-        "refund order 7", context=SECRET_CONTEXT, **run_options
+    A run's `memory_key` owns its pause with or without memory (see
+    test_a_memory_key_binds_the_pause_even_without_short_term_memory)."""
+    if memory:
+        options.setdefault("short_term_memory", ShortTermMemoryConfig(strategy="truncation"))
+    return ReactPlanner(
+        llm_client=ScriptedLLMClient(replies), catalog=catalog(), state_store=store, **options
     )
-    assert isinstance(paused, PlannerPause)
+
+
+async def paused_refund(store: Any, *, memory: bool = True, **run_options: Any) -> PlannerPause:
+    paused = await planner([act("refund", amount=25.0)], store, memory=memory).run(
+        "refund order 7", tool_context=SECRET_CONTEXT, **run_options
+    )
+    assert isinstance(paused, PlannerPause) and paused.reason == "approval_required"
     return paused
+
+
+def answered(result: Any, text: str) -> None:
+    assert isinstance(result, PlannerFinish) and result.ok
+    assert result.payload["raw_answer"] == text
 
 
 async def bounded(awaitable: Any, seconds: float = 10.0) -> Any:
@@ -63,21 +81,32 @@ async def test_another_tenant_cannot_resume_a_token_and_the_owner_still_can() ->
     # Regression: tenant B's planner resumed A's token and got A's context and trajectory.
     store = InMemoryStateStore()
     paused = await paused_refund(store, memory_key=ALICE)
+    token = paused.resume_token
     theirs = planner([answer("stolen")], store)  # another tenant's planner, same store
     for wrong in (MALLORY, None, "acme", ALICE.as_string()):
         with pytest.raises(OwnerMismatchError) as refused:
-            await theirs.resume(paused.token, {"approved": True}, owner=wrong)
+            await theirs.resume(token, APPROVED, owner=wrong)
         text = str(refused.value)
         assert "does not match" in text or "named no owner" in text
-        for leaked in ("acme", "alice", "s1", "acme-private-4242", paused.token):
+        for leaked in ("acme", "alice", "s1", "acme-private-4242", token):
             assert leaked not in text  # the owner's data and the token stay out of it
         assert paused.ref in text
     assert isinstance(refused.value, PenguiFlowError) and isinstance(refused.value, PermissionError)
     mine = planner([answer("Refund approved.")], store)
-    result = await mine.resume(paused.token, {"approved": True}, owner=ALICE)
-    assert isinstance(result, PlannerFinish) and result.payload == "Refund approved."
+    answered(await mine.resume(token, APPROVED, owner=ALICE), "Refund approved.")
     with pytest.raises(UnknownNameError, match="unknown or was already used"):
-        await mine.resume(paused.token, {"approved": True}, owner=ALICE)
+        await mine.resume(token, APPROVED, owner=ALICE)
+
+
+async def test_the_memory_key_given_to_resume_is_the_owner_without_owner() -> None:
+    store = InMemoryStateStore()
+    paused = await paused_refund(store, memory_key=ALICE)
+    with pytest.raises(OwnerMismatchError, match="does not match"):
+        await planner([], store).resume(paused.resume_token, APPROVED, memory_key=MALLORY)
+    result = await planner([answer("done")], store).resume(
+        paused.resume_token, APPROVED, memory_key=ALICE
+    )
+    answered(result, "done")
 
 
 async def test_an_explicit_owner_binds_the_pause_instead_of_the_memory_key() -> None:
@@ -85,62 +114,95 @@ async def test_an_explicit_owner_binds_the_pause_instead_of_the_memory_key() -> 
     paused = await paused_refund(store, memory_key=ALICE, owner="user-17")
     for wrong in (ALICE, "user-18", None):
         with pytest.raises(OwnerMismatchError):
-            await planner([], store).resume(paused.token, {"approved": True}, owner=wrong)
+            await planner([], store).resume(paused.resume_token, APPROVED, owner=wrong)
     result = await planner([answer("done")], store).resume(
-        paused.token, {"approved": True}, owner="user-17"
+        paused.resume_token, APPROVED, owner="user-17"
     )
-    assert isinstance(result, PlannerFinish) and result.ok
+    answered(result, "done")
 
 
 async def test_a_run_without_owner_or_key_is_resumed_without_one() -> None:
+    # Without memory: a planner with memory gives a run without a key an ephemeral key of
+    # its own (PenguiFlow's), which then owns the pause.
     store = InMemoryStateStore()
-    paused = await paused_refund(store)
+    paused = await paused_refund(store, memory=False)
     with pytest.raises(OwnerMismatchError, match="has no owner"):
-        await planner([], store).resume(paused.token, {"approved": True}, owner="someone")
-    result = await planner([answer("done")], store).resume(paused.token, {"approved": True})
-    assert isinstance(result, PlannerFinish) and result.ok
+        await planner([], store, memory=False).resume(
+            paused.resume_token, APPROVED, owner="someone"
+        )
+    result = await planner([answer("done")], store, memory=False).resume(
+        paused.resume_token, APPROVED
+    )
+    answered(result, "done")
 
 
-async def test_a_pause_saved_before_owners_existed_is_bound_to_its_memory_key() -> None:
+async def test_a_memory_key_binds_the_pause_even_without_short_term_memory() -> None:
+    # Regression (tenant isolation): the key given to run() must own the pause whether or not
+    # the planner remembers turns.
+    store = InMemoryStateStore()
+    paused = await paused_refund(store, memory=False, memory_key=ALICE)
+    with pytest.raises(OwnerMismatchError):
+        await planner([answer("stolen")], store, memory=False).resume(paused.resume_token, APPROVED)
+    result = await planner([answer("done")], store, memory=False).resume(
+        paused.resume_token, APPROVED, owner=ALICE
+    )
+    answered(result, "done")
+
+
+async def test_the_saved_owner_is_a_digest_and_a_state_without_one_binds_its_memory_key() -> None:
     store = InMemoryStateStore()
     paused = await paused_refund(store, memory_key=ALICE)
-    saved = await store.consume_planner_state(paused.token)
-    assert saved is not None and saved["version"] == 2 and saved["owner"]["kind"] == "memory_key"
+    saved = await store.consume_planner_state(paused.resume_token)
+    assert saved is not None and saved["version"] == 3 and saved["owner"]["kind"] == "memory_key"
     assert "alice" not in json.dumps(saved["owner"])  # a digest, not the owner
+    del saved["owner"]  # a state that names no owner binding
+    await store.save_planner_state("ownerless-token", saved)
+    with pytest.raises(OwnerMismatchError):
+        await planner([], store).resume("ownerless-token", APPROVED, owner=MALLORY)
+    result = await planner([answer("done")], store).resume("ownerless-token", APPROVED, owner=ALICE)
+    answered(result, "done")
+
+
+async def test_a_pause_saved_by_a_development_release_is_refused_and_kept() -> None:
+    # States of versions 1 and 2 (before PenguiFlow's API) are not read any more; the refusal
+    # says so, and (as for an owner mismatch) does not use the token up.
+    store = InMemoryStateStore()
+    paused = await paused_refund(store, memory_key=ALICE)
+    saved = await store.consume_planner_state(paused.resume_token)
+    assert saved is not None
     del saved["owner"]
     saved["version"] = 1  # as penguiflow-planner 0.1 wrote it
     await store.save_planner_state("old-token", saved)
-    with pytest.raises(OwnerMismatchError):
-        await planner([], store).resume("old-token", {"approved": True}, owner=MALLORY)
-    result = await planner([answer("done")], store).resume(
-        "old-token", {"approved": True}, owner=ALICE
-    )
-    assert isinstance(result, PlannerFinish) and result.ok
+    with pytest.raises(ConfigurationError, match="paused state of version 1 cannot be resumed"):
+        await planner([], store).resume("old-token", APPROVED, owner=ALICE)
+    assert await store.load_planner_state("old-token") == saved
 
 
 async def test_a_continuation_that_pauses_again_stays_bound_to_the_same_owner() -> None:
     store = InMemoryStateStore()
     paused = await paused_refund(store, owner="user-17")
     again = await planner([act("refund", amount=5.0)], store).resume(
-        paused.token, {"approved": True}, owner="user-17"
+        paused.resume_token, APPROVED, owner="user-17"
     )
-    assert isinstance(again, PlannerPause) and again.token != paused.token
+    assert isinstance(again, PlannerPause) and again.resume_token != paused.resume_token
     with pytest.raises(OwnerMismatchError):
-        await planner([], store).resume(again.token, {"approved": True})
+        await planner([], store).resume(again.resume_token, APPROVED)
     result = await planner([answer("done")], store).resume(
-        again.token, {"approved": True}, owner="user-17"
+        again.resume_token, APPROVED, owner="user-17"
     )
-    assert isinstance(result, PlannerFinish) and result.ok
+    answered(result, "done")
 
 
 def test_a_bad_owner_is_refused_before_the_run() -> None:
-    from penguiflow.errors import ConfigurationError, InvalidTypeError
+    from penguiflow.errors import InvalidTypeError
 
-    plan = planner([answer("x")], InMemoryStateStore())
+    llm = ScriptedLLMClient([answer("x")])
+    plan = ReactPlanner(llm_client=llm, catalog=catalog(), state_store=InMemoryStateStore())
     with pytest.raises(ConfigurationError, match="non-empty"):
         asyncio.run(plan.run("q", owner=""))
     with pytest.raises(InvalidTypeError, match="must be a str or a MemoryKey"):
         asyncio.run(plan.run("q", owner=42))  # type: ignore[arg-type]
+    assert llm.calls == []  # refused before the model was asked anything
 
 
 # -- tokens never in events -------------------------------------------------------------------
@@ -161,22 +223,23 @@ async def test_tokens_never_reach_events_only_their_digest() -> None:
         "refund", memory_key=ALICE
     )
     assert isinstance(paused, PlannerPause)
+    token = paused.resume_token
     with pytest.raises(OwnerMismatchError):
-        await planner([], store, **options()).resume(paused.token, {}, owner=MALLORY)
-    result = await planner([answer("ok")], store, **options()).resume(
-        paused.token, {"approved": True}, owner=ALICE
-    )
+        await planner([], store, **options()).resume(token, "no", owner=MALLORY)
+    result = await planner([answer("ok")], store, **options()).resume(token, APPROVED, owner=ALICE)
     assert isinstance(result, PlannerFinish)
-    assert all(paused.token not in repr(event) for event in seen)
+    assert seen and all(token not in repr(event) for event in seen)
+    # The callback gets PlannerEvents; a middleware gets FlowEvents named planner_<type>.
     refs = [
-        getattr(event, "data", None) or getattr(event, "extra", {})
+        event.extra["pause_ref"]
         for event in seen
-        if "pause" in str(getattr(event, "kind", getattr(event, "event_type", "")))
-        or "resume" in str(getattr(event, "kind", getattr(event, "event_type", "")))
+        if event.event_type in ("pause", "resume", "planner_pause", "planner_resume")
     ]
     assert len(refs) == 4  # pause and resume, each to the callback and the middleware
-    assert {ref["pause_ref"] for ref in refs} == {paused.ref}
-    assert paused.ref.startswith("pause-") and paused.token not in paused.ref
+    assert set(refs) == {paused.ref}
+    kinds = sorted(e.event_type for e in seen if isinstance(e, PlannerEvent))
+    assert kinds.count("pause") == 1 and kinds.count("resume") == 1
+    assert paused.ref.startswith("pause-") and token not in paused.ref
 
 
 # -- a failed continuation keeps the paused run -----------------------------------------------
@@ -193,18 +256,19 @@ async def test_a_continuation_whose_model_call_raises_leaves_the_token_usable(
     # Regression: the token was consumed before the continuation, so this lost the run.
     store = InMemoryStateStore()
     paused = await paused_refund(store, memory_key=ALICE)
-    failed = await planner([failure], store).resume(paused.token, {"approved": True}, owner=ALICE)
+    failed = await planner([failure], store).resume(paused.resume_token, APPROVED, owner=ALICE)
     assert isinstance(failed, PlannerFinish) and failed.reason == "no_path"
+    assert failed.finish_reason == "no_path"
     assert failed.metadata["resumable"] is True
     assert str(failure) in failed.metadata["error"]
     llm = ScriptedLLMClient([answer("Refund approved.")])
-    retried = await ReactPlanner(llm, catalog(), state_store=store).resume(
-        paused.token, {"approved": True}, owner=ALICE
+    retried = await ReactPlanner(llm_client=llm, catalog=catalog(), state_store=store).resume(
+        paused.resume_token, APPROVED, owner=ALICE
     )
-    assert isinstance(retried, PlannerFinish) and retried.payload == "Refund approved."
-    # The retry starts from the pause, with one decision, not one per attempt.
-    decisions = [m.content for m in llm.calls[0].messages if m.content.startswith("Human")]
-    assert decisions == ['Human decision: {"approved": true}']
+    answered(retried, "Refund approved.")
+    # The retry starts from the pause, with the user's input once, not once per attempt.
+    inputs = [m.content for m in llm.calls[0].messages if "answered the pause" in m.content]
+    assert inputs == [f"The user answered the pause: {APPROVED}"]
 
 
 async def test_a_cancelled_continuation_leaves_the_token_usable() -> None:
@@ -218,16 +282,16 @@ async def test_a_cancelled_continuation_leaves_the_token_usable() -> None:
         return answer("unreachable")
 
     task = asyncio.create_task(
-        planner([hang], store).resume(paused.token, {"approved": True}, owner=ALICE)
+        planner([hang], store).resume(paused.resume_token, APPROVED, owner=ALICE)
     )
     await bounded(waiting.wait())
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     result = await planner([answer("done")], store).resume(
-        paused.token, {"approved": True}, owner=ALICE
+        paused.resume_token, APPROVED, owner=ALICE
     )
-    assert isinstance(result, PlannerFinish) and result.ok
+    answered(result, "done")
 
 
 async def test_a_continuation_that_already_called_a_tool_is_not_restored() -> None:
@@ -236,11 +300,13 @@ async def test_a_continuation_that_already_called_a_tool_is_not_restored() -> No
     store = InMemoryStateStore()
     paused = await paused_refund(store, memory_key=ALICE)
     failed = await planner([act("search", text="receipt"), LLMError("down")], store).resume(
-        paused.token, {"approved": True}, owner=ALICE
+        paused.resume_token, APPROVED, owner=ALICE
     )
     assert isinstance(failed, PlannerFinish) and failed.reason == "no_path"
     assert "resumable" not in failed.metadata
-    steps = Trajectory.model_validate(failed.metadata["trajectory"]).steps
-    assert [s.kind for s in steps][-2:] == ["resume", "tool"]
+    steps = failed.metadata["steps"]
+    # the step that paused, then the continuation's tool call
+    assert [s["action"]["next_node"] for s in steps] == ["refund", "search"]
+    assert steps[-1]["observation"] == {"titles": ["doc about receipt"]}
     with pytest.raises(UnknownNameError):
-        await planner([], store).resume(paused.token, {"approved": True}, owner=ALICE)
+        await planner([], store).resume(paused.resume_token, APPROVED, owner=ALICE)

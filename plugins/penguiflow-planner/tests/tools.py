@@ -49,7 +49,7 @@ async def weather(message: City, ctx: Any) -> Weather:
 
 @tool(desc="Refund money; needs a human's approval.", side_effects="write")
 async def refund(message: Approval, ctx: Any) -> Receipt:
-    await ctx.pause("approve refund", {"amount": message.amount})
+    await ctx.pause("approval_required", {"amount": message.amount})
     return Receipt(status="unreachable")
 
 

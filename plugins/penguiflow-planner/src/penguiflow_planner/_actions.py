@@ -1,105 +1,191 @@
-"""The JSON action contract between the planner and the model, and how a run ends."""
+"""The JSON action contract between the planner and the model (PenguiFlow 3.11's shape).
+
+Every reply the model gives is one action: `{"next_node": <name>, "args": {...}}`. The name is
+a tool of the catalog, or one of the reserved opcodes:
+
+- `final_response`: the answer is in `args.answer` (older replies say `args.raw_answer`; both
+  keys are kept, as PenguiFlow does);
+- `parallel`: `args.steps` lists tool calls to run at once, and `args.join` combines their
+  results, either with a join tool (`{"node", "args", "inject"}`, PenguiFlow's) or with a join
+  strategy named by a string (`"append"`, ours).
+
+Our earlier dialect (`next_node: null` for a finish, `plan` + `join` at the top level) is read
+by the parser and normalised to this shape, so the rest of the planner sees one form.
+"""
 
 from __future__ import annotations
 
-import hashlib
-from typing import Any, Literal
+from typing import Any, NotRequired, TypedDict
 
-from pydantic import BaseModel, Field, model_validator
-
-from penguiflow.errors import ConfigurationError
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 
 __all__ = [
-    "FinishReason",
+    "FINAL_RESPONSE",
+    "PARALLEL",
+    "SPECIAL_NODES",
+    "FinalResponseArgs",
+    "JoinInjection",
     "ParallelCall",
+    "ParallelJoin",
+    "PlanArgs",
+    "PlanJoin",
+    "PlanStep",
     "PlannerAction",
-    "PlannerFinish",
-    "PlannerPause",
-    "token_ref",
 ]
+
+FINAL_RESPONSE = "final_response"
+PARALLEL = "parallel"
+#: Names the model may give as `next_node` that are not tools.
+SPECIAL_NODES = frozenset({FINAL_RESPONSE, PARALLEL})
+
+
+class JoinInjection(BaseModel):
+    """How a join tool receives the branches' results: each key of `mapping` is an argument
+    of the join tool, each value a source (`$results`, `$branches`, `$failures`,
+    `$success_count`, `$failure_count`, `$expect`)."""
+
+    mapping: dict[str, str] = Field(default_factory=dict)
 
 
 class ParallelCall(BaseModel):
+    """One branch of a parallel plan."""
+
     node: str
     args: dict[str, Any] = Field(default_factory=dict)
 
 
-class PlannerAction(BaseModel):
-    """One step the model chooses: call `next_node` with `args`; run `plan` in parallel and
-    join the results with `join`; or finish (`next_node` null, `args.answer` the answer)."""
+class ParallelJoin(BaseModel):
+    """The tool that combines a parallel plan's results."""
 
-    thought: str = ""
-    next_node: str | None = None
+    node: str
     args: dict[str, Any] = Field(default_factory=dict)
-    plan: list[ParallelCall] | None = None
-    join: str | None = None
+    inject: JoinInjection | None = None
 
-    @model_validator(mode="after")
-    def _one_kind(self) -> PlannerAction:
-        if self.plan is not None and self.next_node is not None:
-            raise ConfigurationError("give either next_node or plan, not both")
-        if self.plan is not None and not self.plan:
-            raise ConfigurationError("plan must list at least one call")
-        return self
+
+class PlannerAction(BaseModel):
+    """One decision of the model: call `next_node` with `args`, run a parallel plan, or finish.
+
+    `thought`, `raw_llm_response` and `alternate_actions` are the planner's own notes (what the
+    model said it was thinking, its reply as received, other actions found in the same reply);
+    they are kept out of the JSON schema the model is asked to follow."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    next_node: str
+    args: dict[str, Any] = Field(default_factory=dict)
+    thought: SkipJsonSchema[str] = ""
+    raw_llm_response: SkipJsonSchema[str | None] = Field(default=None, exclude=True)
+    alternate_actions: SkipJsonSchema[list[dict[str, Any]] | None] = Field(
+        default=None, exclude=True
+    )
 
     @property
     def is_finish(self) -> bool:
-        return self.next_node is None and self.plan is None
-
-
-FinishReason = Literal[
-    "answer_complete",
-    "no_path",
-    "max_iters",
-    "hop_budget",
-    "deadline",
-    "token_budget",
-    "cost_budget",
-    "repair_failed",
-    "error",
-]
-"""Why a run ended. `answer_complete`: the model answered. A spent budget: `max_iters`,
-`hop_budget`, `deadline`, `token_budget`, `cost_budget`. `no_path`: the model call failed
-(the client raised). `repair_failed`: the model's replies stayed unusable `max_repairs`
-times in a row. `error`: something in the run failed unexpectedly (a bug in the planner, a
-join strategy, a memory strategy or a state store); `metadata["error"]` says what, and the
-traceback is logged."""
-
-
-class PlannerFinish(BaseModel):
-    """How a run ended. `reason` is `answer_complete` only when the model answered; every
-    other reason carries a best-effort `payload` built from what was observed."""
-
-    reason: FinishReason
-    payload: Any = None
-    thought: str = ""
-    metadata: dict[str, Any] = Field(default_factory=dict)
+        return self.next_node == FINAL_RESPONSE
 
     @property
-    def ok(self) -> bool:
-        return self.reason == "answer_complete"
-
-
-class PlannerPause(BaseModel):
-    """The run is waiting for a human; `await planner.resume(token, decision)` continues it.
-
-    The token is a bearer secret for the paused run (with its owner, see `ReactPlanner`):
-    give it only to who may decide. Events and error messages never carry it; they carry
-    `ref`, a digest of it that cannot be turned back into the token."""
-
-    token: str
-    reason: str
-    payload: dict[str, Any] = Field(default_factory=dict)
+    def is_parallel(self) -> bool:
+        return self.next_node == PARALLEL
 
     @property
-    def ref(self) -> str:
-        """The reference that the `pause` and `resume` events carry as `pause_ref`."""
-        return token_ref(self.token)
+    def answer(self) -> Any:
+        """The final answer of a `final_response` (`args.answer`, else `args.raw_answer`)."""
+        if "answer" in self.args:
+            return self.args["answer"]
+        return self.args.get("raw_answer")
+
+    def parallel_steps(self) -> list[ParallelCall]:
+        """The branches of a `parallel` action (validated; empty for any other action)."""
+        if not self.is_parallel:
+            return []
+        return [ParallelCall.model_validate(step) for step in self.args.get("steps") or ()]
+
+    def parallel_join(self) -> ParallelJoin | str | None:
+        """How a `parallel` action's results are combined: a join tool, a join strategy's
+        name, or None (the planner's default strategy)."""
+        join = self.args.get("join") if self.is_parallel else None
+        if join is None or isinstance(join, str):
+            return join
+        return ParallelJoin.model_validate(join)
+
+    def legacy_dump(self) -> dict[str, Any]:
+        """The action in the on-disk form PenguiFlow's trajectories use (`thought`,
+        `next_node`, `args`, `plan`, `join`): a finish has `next_node` null, a parallel plan
+        its steps under `plan`. `Trajectory.from_serialised` reads both forms."""
+        thought = self.thought or "planning next step"
+        if self.is_finish:
+            args = dict(self.args)
+            if "answer" in args or "raw_answer" in args:
+                answer = self.answer
+                args.setdefault("answer", answer)
+                args.setdefault("raw_answer", answer)
+            return {"thought": thought, "next_node": None, "args": args, "plan": None,
+                    "join": None}  # fmt: skip
+        if self.is_parallel:
+            join = self.args.get("join")
+            return {
+                "thought": thought,
+                "next_node": None,
+                "args": None,
+                "plan": [dict(step) for step in self.args.get("steps") or ()],
+                "join": join,
+            }
+        return {"thought": thought, "next_node": self.next_node, "args": dict(self.args),
+                "plan": None, "join": None}  # fmt: skip
+
+    @classmethod
+    def from_legacy(cls, data: dict[str, Any]) -> PlannerAction:
+        """Read an action in either on-disk form (`legacy_dump`'s, or the plain model's)."""
+        thought = str(data.get("thought") or "")
+        plan = data.get("plan")
+        if plan:
+            args: dict[str, Any] = {"steps": list(plan)}
+            join = data.get("join")
+            if isinstance(join, dict):
+                join = {"node": join.get("node"), "args": join.get("args") or {},
+                        "inject": join.get("inject")}  # fmt: skip
+            args["join"] = join
+            return cls(next_node=PARALLEL, args=args, thought=thought)
+        next_node = data.get("next_node")
+        args = dict(data.get("args") or {})
+        if next_node is None:
+            if "answer" in args or "raw_answer" in args:
+                answer = args.get("answer", args.get("raw_answer"))
+                args.setdefault("answer", answer)
+                args.setdefault("raw_answer", answer)
+            return cls(next_node=FINAL_RESPONSE, args=args, thought=thought)
+        return cls(next_node=str(next_node), args=args, thought=thought)
 
 
-def token_ref(token: str) -> str:
-    """A short, non-reversible reference to a pause token, safe to log: the first 16 hex
-    digits of its SHA-256. A token is 128 random bits, so the reference cannot be inverted,
-    and 64 bits tell the pauses of a deployment apart."""
-    digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
-    return f"pause-{digest[:16]}"
+class FinalResponseArgs(TypedDict, total=False):
+    """The `args` of a `final_response` (only `answer` is needed)."""
+
+    answer: str
+    artifacts: dict[str, Any]
+    sources: list[dict[str, Any]]
+    suggested_actions: list[dict[str, Any]]
+    confidence: float
+    language: str
+
+
+class PlanStep(TypedDict):
+    """One entry of a `parallel` action's `args.steps`."""
+
+    node: str
+    args: dict[str, Any]
+
+
+class PlanJoin(TypedDict, total=False):
+    """A `parallel` action's `args.join` when it names a join tool."""
+
+    node: str | None
+    args: dict[str, Any]
+    inject: dict[str, str]
+
+
+class PlanArgs(TypedDict):
+    """The `args` of a `parallel` action."""
+
+    steps: list[PlanStep]
+    join: NotRequired[PlanJoin | str]

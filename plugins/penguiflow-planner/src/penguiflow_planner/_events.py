@@ -1,5 +1,6 @@
-"""Planner events: to the `event_callback` as `PlannerEvent`s, and to middlewares (given, and
-contributed through the `penguiflow_planner_sinks` hook) as `FlowEvent`s.
+"""Planner events: to the `event_callback` as `PlannerEvent`s (PenguiFlow 3.11's), to
+middlewares (given, and contributed through the `penguiflow_planner_sinks` hook) as
+`FlowEvent`s, and to the `penguiflow.planner` logger.
 
 What an event carries goes to every sink and log, so no event carries a secret: a pause is
 named by `pause_ref` (a digest of its token), never by the token.
@@ -9,27 +10,86 @@ from __future__ import annotations
 
 import inspect
 import logging
-import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeAlias
 
 from penguiflow.metrics import FlowEvent
 
-__all__ = ["PlannerEvent", "hook_sinks", "publish"]
+__all__ = ["EmitFn", "PlannerEvent", "PlannerEventCallback", "RunEmitFn", "hook_sinks", "publish"]
 
 logger = logging.getLogger("penguiflow.planner")
 
 
+#: Attributes of `logging.LogRecord`: `to_payload()` leaves out `extra` keys with these names,
+#: so a payload can be passed as a log call's `extra` without clobbering the record.
+_LOG_RECORD_KEYS = frozenset(
+    vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime"}
+)
+
+
 @dataclass(frozen=True, slots=True)
 class PlannerEvent:
-    """Sent to `event_callback`: `kind` is step_start, step_finish, tool_call, repair, pause,
-    resume, budget, reflection or finish."""
+    """Something that happened in a run, sent to the planner's `event_callback` (PenguiFlow
+    3.11's event). `event_type` names it (`step_start`, `step_complete`, `tool_call_start`,
+    `tool_call_end`, `tool_call_result`, `pause`, `resume`, `finish`, ...; docs/planner.md
+    lists them all); `trajectory_step` is the index of the step it belongs to; `extra` carries
+    the rest."""
 
-    kind: str
-    iteration: int
-    data: dict[str, Any] = field(default_factory=dict)
-    ts: float = field(default_factory=time.time)
+    event_type: str
+    ts: float
+    trajectory_step: int
+    thought: str | None = None
+    node_name: str | None = None
+    latency_ms: float | None = None
+    token_estimate: int | None = None
+    error: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_payload(self) -> dict[str, Any]:
+        """The event as one flat dict (`event`, `ts`, `step`, the fields that are set, then
+        `extra`), safe to pass as a log call's `extra`."""
+        payload: dict[str, Any] = {
+            "event": self.event_type,
+            "ts": self.ts,
+            "step": self.trajectory_step,
+        }
+        for name in ("thought", "node_name", "latency_ms", "token_estimate", "error"):
+            value = getattr(self, name)
+            if value is not None:
+                payload[name] = value
+        for key, value in self.extra.items():
+            if key not in _LOG_RECORD_KEYS and key not in payload:
+                payload[key] = value
+        return payload
+
+
+PlannerEventCallback: TypeAlias = Callable[[PlannerEvent], Awaitable[None] | None]
+"""What `event_callback` is: called with each event; sync (PenguiFlow's) or async."""
+
+
+class EmitFn(Protocol):
+    """How a run's parts publish an event of the run (the loop hands one out): the loop fills
+    in the time, the step and the thought, and sends the event everywhere."""
+
+    async def __call__(
+        self, event_type: str, extra: Mapping[str, Any], *, node_name: str | None = None
+    ) -> None: ...
+
+
+class RunEmitFn(Protocol):
+    """The loop's own `emit`, which also sets the event's thought, latency and error."""
+
+    async def __call__(
+        self,
+        event_type: str,
+        extra: Mapping[str, Any],
+        *,
+        node_name: str | None = None,
+        thought: str | None = None,
+        latency_ms: float | None = None,
+        error: str | None = None,
+    ) -> None: ...
 
 
 def hook_sinks(planner: Any, host: Any) -> list[Any]:
@@ -52,38 +112,45 @@ def hook_sinks(planner: Any, host: Any) -> list[Any]:
     return found
 
 
+#: events too frequent to log at INFO
+_CHATTY = frozenset({"llm_stream_chunk", "stream_chunk", "artifact_chunk"})
+
+
 async def publish(
-    kind: str,
+    event: PlannerEvent,
     *,
     run_id: str,
-    iteration: int,
-    data: dict[str, Any],
     sinks: Sequence[Any],
-    callback: Callable[[PlannerEvent], Awaitable[None] | None] | None,
+    callback: PlannerEventCallback | None,
 ) -> None:
-    """Send one event to every sink and the callback; a receiver that fails is logged and
-    skipped (an observer must not break the run)."""
+    """Log `event` (`penguiflow.planner`; stream chunks at DEBUG) and send it to every sink (as
+    a `FlowEvent` named `planner_<event_type>`) and to the callback. A receiver that fails is
+    logged and skipped: an observer must not break the run."""
+    level = logging.DEBUG if event.event_type in _CHATTY else logging.INFO
+    if logger.isEnabledFor(level):
+        logger.log(level, event.event_type, extra=event.to_payload())
     if callback is None and not sinks:
         return
-    event = PlannerEvent(kind=kind, iteration=iteration, data=data)
-    flow_event = FlowEvent(
-        event_type=f"planner_{kind}",
-        ts=event.ts,
-        node_name=data.get("tool"),
-        node_id=None,
-        trace_id=run_id,
-        attempt=iteration,
-        latency_ms=None,
-        queue_depth_in=0,
-        queue_depth_out=0,
-        outgoing_edges=0,
-        queue_maxsize=0,
-        trace_pending=None,
-        trace_inflight=0,
-        trace_cancelled=False,
-        extra=data,
-    )
-    receivers: list[tuple[Any, Any]] = [(sink, flow_event) for sink in sinks]
+    receivers: list[tuple[Any, Any]] = []
+    if sinks:
+        flow_event = FlowEvent(
+            event_type=f"planner_{event.event_type}",
+            ts=event.ts,
+            node_name=event.node_name,
+            node_id=None,
+            trace_id=run_id,
+            attempt=event.trajectory_step,
+            latency_ms=event.latency_ms,
+            queue_depth_in=0,
+            queue_depth_out=0,
+            outgoing_edges=0,
+            queue_maxsize=0,
+            trace_pending=None,
+            trace_inflight=0,
+            trace_cancelled=False,
+            extra=event.to_payload(),
+        )
+        receivers = [(sink, flow_event) for sink in sinks]
     if callback is not None:
         receivers.append((callback, event))
     for receiver, payload in receivers:
@@ -92,4 +159,4 @@ async def publish(
             if inspect.isawaitable(result):
                 await result
         except Exception:
-            logger.exception("planner event receiver failed for %s", kind)
+            logger.exception("planner event receiver failed for %s", event.event_type)

@@ -8,10 +8,9 @@ failure, like any exception; a cancellation of the run propagates (`_failures`).
 
 from __future__ import annotations
 
-import inspect
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import anyio
@@ -25,44 +24,19 @@ from penguiflow.runtime import CircuitBreaker
 
 from ._failures import is_failure
 
-__all__ = ["PauseRequested", "ToolContext", "run_tool"]
+__all__ = ["PauseRequested", "run_tool"]
 
 
 class PauseRequested(PenguiFlowError):
-    """Raised by `ctx.pause(...)` inside a tool: the run stops and waits for a human.
-
-    Let it propagate out of the tool: the planner turns it into a `PlannerPause`."""
+    """Raised by `ctx.pause(reason, payload)` inside a tool: the run stops and waits for a
+    human. Let it propagate out of the tool: the planner turns it into a `PlannerPause`
+    (the tool does not continue after the resume; the model plans again, with the human's
+    input)."""
 
     def __init__(self, reason: str, payload: Mapping[str, Any]) -> None:
         super().__init__(reason)
         self.reason = reason
         self.payload = dict(payload)
-
-
-class ToolContext:
-    """The `ctx` a tool receives from the planner."""
-
-    def __init__(
-        self,
-        *,
-        tool: str,
-        context: Mapping[str, Any],
-        on_chunk: Callable[[str, str, bool], Awaitable[None] | None] | None = None,
-    ) -> None:
-        self.tool = tool
-        #: the caller's `context` of the run (tenant, ids, anything it passed)
-        self.meta = dict(context)
-        self._on_chunk = on_chunk
-
-    async def pause(self, reason: str, payload: Mapping[str, Any] | None = None) -> None:
-        """Stop the run here and ask a human; the decision comes back as this step's result."""
-        raise PauseRequested(reason, payload or {})
-
-    async def emit_chunk(self, text: str, *, done: bool = False) -> None:
-        if self._on_chunk is not None:
-            result = self._on_chunk(self.tool, text, done)
-            if inspect.isawaitable(result):
-                await result
 
 
 def _jsonable(value: Any) -> Any:
@@ -73,13 +47,14 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-async def _invoke(spec: NodeSpec, args: dict[str, Any], ctx: ToolContext) -> Any:
+async def _invoke(spec: NodeSpec, args: dict[str, Any], ctx: Any) -> Any:
     if spec.node is not None:
         func = spec.node.func
         argument: Any = spec.args_model.model_validate(args) if spec.args_model else args
         result = await func(argument, ctx)
-        if spec.out_model is not None and spec.node.policy.validate in ("both", "out"):
-            # The node's policy asks for its output to be checked, as the runtime would.
+        if spec.out_model is not None and spec.node.policy.validate != "none":
+            # The output must be what the catalog promises the model (PenguiFlow validates
+            # it with the output model); a node whose policy turns validation off opts out.
             payload = result.model_dump() if isinstance(result, BaseModel) else result
             result = spec.out_model.model_validate(payload)
         return result
@@ -95,9 +70,7 @@ class _ToolTimedOut(PenguiFlowError):
         super().__init__(f"timed out after {timeout_s:g}s")
 
 
-async def _attempt(
-    spec: NodeSpec, args: dict[str, Any], ctx: ToolContext, timeout_s: float | None
-) -> Any:
+async def _attempt(spec: NodeSpec, args: dict[str, Any], ctx: Any, timeout_s: float | None) -> Any:
     if timeout_s is None:
         return await _invoke(spec, args, ctx)
     with anyio.move_on_after(timeout_s):
@@ -138,7 +111,7 @@ def _failed(
 async def run_tool(
     spec: NodeSpec,
     args: dict[str, Any],
-    ctx: ToolContext,
+    ctx: Any,
     breaker: CircuitBreaker | None = None,
 ) -> BranchOutcome:
     """Call the tool under its node's policy (timeout, retries, output validation, and the

@@ -14,9 +14,9 @@ import math
 
 import anyio
 
-from penguiflow.errors import describe_exception
+from penguiflow.errors import PenguiFlowError, describe_exception
 
-__all__ = ["describe_failure", "is_failure"]
+__all__ = ["UnusableReplyError", "describe_failure", "is_failure"]
 
 
 def _cancelling_now() -> bool:
@@ -47,3 +47,8 @@ def describe_failure(exc: BaseException) -> str:
     name = type(exc).__name__
     text = describe_exception(exc)
     return name if text == name else f"{name}: {text}"
+
+
+class UnusableReplyError(PenguiFlowError, ValueError):
+    """A model's reply to a side request (a critique, a summary) could not be used; the
+    caller falls back (the answer stands, the rule-based summary is used)."""

@@ -62,8 +62,8 @@ def bind_owner(owner: Owner | None, memory_key: MemoryKey | None) -> dict[str, s
 
 
 def saved_binding(state: dict[str, Any]) -> dict[str, str] | None:
-    """The owner binding of a saved paused run. A state saved before owners existed (state
-    version 1) is bound to its memory key, as a new run without `owner=` would be."""
+    """The owner binding of a saved paused run. A state without an `owner` entry is bound to
+    its memory key, as a new run without `owner=` would be."""
     if "owner" in state:
         binding = state["owner"]
         return dict(binding) if binding else None

@@ -1,142 +1,283 @@
-"""`ReactPlanner`: the loop that lets a model drive typed tools to an answer.
+"""`ReactPlanner`: PenguiFlow 3.11's planner (its constructor, `run`, `resume`, `fork`,
+`pause`, `step`), on our runtime pieces.
 
-Concurrency is structured (anyio, on the asyncio backend): a run's deadline is a cancel scope
-around its steps, a parallel plan runs in a task group, and nothing a run starts outlives it.
-
-`run()` and `resume()` return a typed ending whatever happens inside the run (a client that
-raises the wrong error, a reply that nests too deep, a tool that raises `CancelledError`, a
-bug in a strategy): only the caller's own cancellation, and errors in the arguments given to
-them, leave as exceptions.
+One planner serves any number of concurrent runs: a run's state lives in the run, never on
+the planner. Runs of one session are serialised (PenguiFlow does the same: a session's turns
+must not interleave); runs of different sessions, and runs without a session, go concurrently.
 """
 
 from __future__ import annotations
 
-import inspect
+import asyncio
+import contextvars
 import logging
-import secrets
-import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import warnings
+import weakref
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import anyio
 from pydantic import BaseModel
 
 from penguiflow.catalog import NodeSpec
-from penguiflow.errors import (
-    ConfigurationError,
-    InvalidTypeError,
-    describe_exception,
-)
-from penguiflow.joins import (
-    BranchOutcome,
-    JoinRequest,
-    JoinStrategy,
-)
-from penguiflow.llm import JSONLLMClient, LLMError
-from penguiflow.memory import ConversationTurn, MemoryKey, MemoryStrategy, NoMemory
+from penguiflow.errors import ConfigurationError, InvalidTypeError, UsageError
+from penguiflow.joins import JoinStrategy
+from penguiflow.memory import MemoryKey
 from penguiflow.resources import AsyncResource, aclose_resource
 from penguiflow.runtime import CircuitBreaker
 from penguiflow.state import require_capabilities
 
-from ._actions import FinishReason, PlannerAction, PlannerFinish, PlannerPause, token_ref
+from ._actions import PlannerAction
 from ._budgets import BudgetUsage, PlannerBudgets
-from ._events import PlannerEvent, hook_sinks, publish
-from ._executor import PauseRequested, ToolContext, run_tool
-from ._failures import describe_failure, is_failure
+from ._decide import ModelCallFailed, RepairFailed
+from ._error_recovery import ErrorRecoveryConfig
+from ._events import PlannerEventCallback, hook_sinks
+from ._hints import PlanningHints
 from ._joins import JoinChooser
+from ._loop import SHIELD_GRACE_S, RunLoop
+from ._memory_bridge import PlannerMemory
 from ._owners import Owner, bind_owner
-from ._parsing import (
-    DEFAULT_MAX_DEPTH,
-    DEFAULT_MAX_REPLY_BYTES,
-    MAX_DEPTH_LIMIT,
-    ActionError,
-    parse_action,
+from ._parsing import DEFAULT_MAX_DEPTH, DEFAULT_MAX_REPLY_BYTES
+from ._policies import ToolPolicy, apply_tool_policy, intersect_policies
+from ._reflection import ReflectionConfig
+from ._results import PlannerFinish, PlannerPause, PlannerPauseReason, token_ref
+from ._run import RunState, restore_paused, resumed_run, take_paused
+from ._settings import (
+    PlannerSettings,
+    build_catalog_from,
+    built_from_config,
+    check_unsupported,
+    json_context,
+    resolve_client,
 )
-from ._prompt import observation_text, step_messages, system_prompt
-from ._reflection import ReflectionConfig, review
-from ._run import RunState, paused_state, restore_paused, resumed_run, take_paused
-from ._trajectory import Trajectory, TrajectoryStep
+from ._tool_config import ObservationGuardrailConfig, ToolExamplesConfig, ToolSearchConfig
+from ._tool_search import ToolSearch
+from ._trajectory import Trajectory, extract_background_results
+from .llm_context_hooks import LLMContextHookInput, run_context_hooks
+from .prompts import PromptTemplates
 
 __all__ = ["ReactPlanner"]
 
 logger = logging.getLogger("penguiflow.planner")
 
-#: the old name of the run's state, which benchmarks/planner_parallel.py imports
-_Run = RunState
-
-#: the longest that work shielded from the deadline may take: the last events (an observer
-#: that hangs must not hold the run), saving a pause, restoring a paused state
-_SHIELD_GRACE_S = 5.0
+#: the run a tool is executing in (for `planner.pause()` called from inside a run)
+_CURRENT_RUN: contextvars.ContextVar[RunLoop | None] = contextvars.ContextVar(
+    "penguiflow_planner_run", default=None
+)
 
 
 class ReactPlanner(AsyncResource):
-    """An LLM picks tools from `catalog` until it answers or a budget ends the run.
+    """A model picks tools from a typed catalog, step by step, until it answers.
 
-    `await planner.run(query, context=..., memory_key=..., owner=...)` returns a
-    `PlannerFinish` or, when a tool or a join asks a human, a `PlannerPause` whose token
-    `resume(token, decision, owner=...)` takes (once, and only from the run's owner). One
-    planner serves any number of concurrent runs.
+    Built like PenguiFlow 3.11's planner: `ReactPlanner(llm="gpt-4o-mini", catalog=...)` or
+    `ReactPlanner(llm_client=my_client, nodes=[...], registry=registry, ...)`; every keyword of
+    PenguiFlow's either works or raises `UnsupportedFeatureError` naming what to use instead.
+    `await planner.run(query, llm_context=..., tool_context=...)` returns a `PlannerFinish`,
+    or a `PlannerPause` when a tool asks a human; `await planner.resume(token, user_input)`
+    goes on. `llm_context` is shown to the model (JSON only); `tool_context` only to tools.
 
-    `max_reply_bytes` and `max_json_depth` bound the work of reading a model reply: a reply
-    over either is a repair round (the model is told the limit), never a stalled loop.
+    Ours, beyond PenguiFlow's keywords: `budgets=PlannerBudgets(...)` (the limits grouped, with
+    a token and a cost budget); `join_strategy` (a join strategy by name for parallel plans
+    that name none); `prompt_templates`; `middlewares` and `plugin_host` (event sinks);
+    `max_concurrent_branches`; `max_reply_bytes`/`max_json_depth` (bounds on reading a reply).
+    `run`/`resume` take `owner=`: who may resume a pause (else the run's memory key).
 
-    `await planner.aclose()` (or `async with planner:`) closes what the planner made itself: a
-    memory strategy given by name (cancelling its background summaries) and its default
-    in-memory state store. Objects passed in belong to the caller, who closes them."""
+    `await planner.aclose()` (or `async with planner:`) closes what the planner made itself
+    (its default state store, memory it built, the tool search index); objects passed in
+    belong to the caller."""
 
     def __init__(
         self,
-        llm: JSONLLMClient,
-        catalog: Sequence[NodeSpec],
+        llm: str | Mapping[str, Any] | Any | None = None,
         *,
+        nodes: Sequence[Any] | None = None,
+        catalog: Sequence[NodeSpec] | None = None,
+        registry: Any | None = None,
+        llm_client: Any | None = None,
+        max_iters: int = 8,
+        temperature: float = 0.0,
+        json_schema_mode: bool = True,
+        system_prompt_extra: str | None = None,
+        token_budget: int | None = None,
+        pause_enabled: bool = True,
+        state_store: Any | None = None,
+        artifact_store: Any | None = None,
+        observation_guardrail: ObservationGuardrailConfig | None = None,
+        summarizer_llm: str | Mapping[str, Any] | Any | None = None,
+        planning_hints: Mapping[str, Any] | None = None,
+        repair_attempts: int = 3,
+        max_consecutive_arg_failures: int = 3,
+        arg_fill_enabled: bool = True,
+        deadline_s: float | None = None,
+        hop_budget: int | None = None,
+        time_source: Callable[[], float] | None = None,
+        event_callback: PlannerEventCallback | None = None,
+        llm_timeout_s: float = 360.0,
+        llm_max_retries: int = 3,
+        use_native_reasoning: bool = True,
+        reasoning_effort: str | None = None,
+        reasoning_display: Any = None,
+        llm_fallback: Any = None,
+        absolute_max_parallel: int = 50,
+        reflection_config: ReflectionConfig | None = None,
+        reflection_llm: str | Mapping[str, Any] | Any | None = None,
+        tool_policy: ToolPolicy | None = None,
+        stream_final_response: bool = False,
+        final_response_model: type[BaseModel] | None = None,
+        final_response_retries: int = 1,
+        tool_call_mode: str = "prompted",
+        llm_transport: str | None = None,
+        short_term_memory: Any = None,
+        background_tasks: Any = None,
+        error_recovery: ErrorRecoveryConfig | None = None,
+        multi_action_sequential: bool = False,
+        multi_action_read_only_only: bool = True,
+        multi_action_max_tools: int = 2,
+        auto_seq_enabled: bool = False,
+        auto_seq_execute: bool = False,
+        auto_seq_read_only_only: bool = True,
+        use_native_llm: bool = False,
+        guardrail_gateway: Any = None,
+        guardrail_conversation_history_turns: int = 1,
+        tool_search: ToolSearchConfig | None = None,
+        tool_examples: ToolExamplesConfig | None = None,
+        skills: Any = None,
+        skills_provider: Any = None,
+        skills_provider_factory: Any = None,
+        llm_context_hooks: Sequence[Any] | None = None,
+        # -- ours ------------------------------------------------------------------------------
         budgets: PlannerBudgets | None = None,
-        max_repairs: int = 3,
-        max_parallel: int = 4,
-        join_strategy: str | JoinStrategy = "append",
-        plugin_host: Any = None,
-        memory: MemoryStrategy | str | None = None,
-        memory_options: Mapping[str, Any] | None = None,
-        state_store: Any = None,
-        answer_model: type[BaseModel] | None = None,
-        reflection: ReflectionConfig | None = None,
-        instructions: str | None = None,
-        constraints: Sequence[str] = (),
-        event_callback: Callable[[PlannerEvent], Awaitable[None] | None] | None = None,
+        join_strategy: str | JoinStrategy | None = None,
+        prompt_templates: PromptTemplates | None = None,
         middlewares: Sequence[Any] = (),
+        plugin_host: Any = None,
+        max_concurrent_branches: int | None = None,
         max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
         max_json_depth: int = DEFAULT_MAX_DEPTH,
     ) -> None:
-        if not catalog:
-            raise ConfigurationError("ReactPlanner needs at least one tool in its catalog")
-        if max_reply_bytes < 1:
-            raise ConfigurationError(f"max_reply_bytes must be >= 1, got {max_reply_bytes}")
-        if not 1 <= max_json_depth <= MAX_DEPTH_LIMIT:
-            raise ConfigurationError(
-                f"max_json_depth must be between 1 and {MAX_DEPTH_LIMIT} (the JSON decoder "
-                f"recurses once per level), got {max_json_depth}"
+        options = dict(locals())
+        options.pop("self")
+        check_unsupported(options)
+        self._init_kwargs = options
+        if reflection_config is not None and not isinstance(reflection_config, ReflectionConfig):
+            raise InvalidTypeError(
+                "reflection_config must be a ReflectionConfig (from penguiflow.planner), got "
+                f"{type(reflection_config).__name__}"
             )
-        self.max_reply_bytes = max_reply_bytes
-        self.max_json_depth = max_json_depth
-        self.llm = llm
-        self.catalog = {spec.name: spec for spec in catalog}
-        if len(self.catalog) != len(catalog):
-            raise ConfigurationError("two tools in the catalog share a name; names must be unique")
-        self.budgets = budgets or PlannerBudgets()
-        if max_repairs < 0 or max_parallel < 1:
-            raise ConfigurationError("max_repairs must be >= 0 and max_parallel >= 1")
-        self.max_repairs = max_repairs
-        self.max_parallel = max_parallel
-        self._host = plugin_host
-        self._joins = JoinChooser(join_strategy)
-        #: resources the planner made itself, closed by aclose()
-        self._owned: list[Any] = []
-        self.memory: MemoryStrategy = (
-            _memory_by_name(memory, dict(memory_options or {}), plugin_host)
-            if isinstance(memory, str)
-            else memory or NoMemory()
+        main_llm = llm_client if llm_client is not None else llm
+        client = resolve_client(
+            main_llm,
+            purpose="llm_client" if llm_client is not None else "llm",
+            temperature=temperature,
+            json_schema_mode=json_schema_mode,
+            timeout_s=llm_timeout_s,
         )
-        if isinstance(memory, str):
-            self._owned.append(self.memory)
+        if client is None:
+            raise ConfigurationError(
+                "ReactPlanner needs a model: llm='<model name>' (resolved through an installed "
+                "LLM adapter, e.g. penguiflow-openai) or llm_client=<a JSON LLM client>"
+            )
+        specs = build_catalog_from(
+            nodes=nodes,
+            registry=registry,
+            catalog=catalog,
+            default_loading_mode=(
+                tool_search.default_loading_mode
+                if tool_search is not None and tool_search.enabled
+                else None
+            ),
+        )
+        if budgets is not None:
+            given = {
+                "max_iters": max_iters != 8,
+                "hop_budget": hop_budget is not None,
+                "deadline_s": deadline_s is not None,
+            }
+            clash = [name for name, set_ in given.items() if set_]
+            if clash:
+                raise ConfigurationError(
+                    f"give the limits either as budgets=PlannerBudgets(...) or as keywords, not "
+                    f"both ({', '.join(clash)} given with budgets=)"
+                )
+        else:
+            budgets = PlannerBudgets(
+                max_iters=max_iters, hop_budget=hop_budget, deadline_s=deadline_s
+            )
+        separate_reflection = reflection_config is not None and reflection_config.use_separate_llm
+        self._settings = PlannerSettings(
+            client=client,
+            catalog=specs,
+            budgets=budgets,
+            temperature=temperature,
+            json_schema_mode=json_schema_mode,
+            system_prompt_extra=system_prompt_extra,
+            token_budget=token_budget,
+            pause_enabled=pause_enabled,
+            summarizer_client=resolve_client(
+                summarizer_llm,
+                purpose="summarizer_llm",
+                temperature=0.0,
+                json_schema_mode=True,
+                timeout_s=llm_timeout_s,
+            ),
+            reflection_client=resolve_client(
+                reflection_llm,
+                purpose="reflection_llm",
+                temperature=0.0,
+                json_schema_mode=True,
+                timeout_s=llm_timeout_s,
+            ),
+            repair_attempts=repair_attempts,
+            max_consecutive_arg_failures=max_consecutive_arg_failures,
+            arg_fill_enabled=arg_fill_enabled,
+            time_source=time_source or _monotonic,
+            llm_timeout_s=llm_timeout_s,
+            llm_max_retries=llm_max_retries,
+            absolute_max_parallel=absolute_max_parallel,
+            stream_final_response=stream_final_response,
+            final_response_model=final_response_model,
+            final_response_retries=final_response_retries,
+            use_native_reasoning=use_native_reasoning,
+            max_concurrent_branches=max_concurrent_branches,
+            max_reply_bytes=max_reply_bytes,
+            max_json_depth=max_json_depth,
+            init_kwargs=options,
+        )
+        if separate_reflection and self._settings.reflection_client is None:
+            raise ConfigurationError(
+                "reflection_config.use_separate_llm=True needs reflection_llm= (a model name or "
+                "a client)"
+            )
+        self._reflection = reflection_config
+        self._reflection_client = (
+            self._settings.reflection_client if separate_reflection else client
+        )
+        self._tool_policy = tool_policy
+        self._specs = apply_tool_policy(specs, tool_policy)
+        self._hints = PlanningHints.from_mapping(
+            planning_hints, tool_names=[spec.name for spec in self._specs]
+        )
+        self._tool_search = ToolSearch.build(tool_search, self._specs, policy=tool_policy)
+        self._tool_examples = tool_examples
+        self._observation_config = observation_guardrail or ObservationGuardrailConfig()
+        self._error_recovery = error_recovery or ErrorRecoveryConfig()
+        self._templates = prompt_templates or PromptTemplates()
+        self._joins = JoinChooser(join_strategy)
+        self._context_hooks = list(llm_context_hooks or ())
+        #: rendered once: tool records by name (`_prompt.tool_records`), the answer's schema
+        self._record_cache: dict[str, tuple[NodeSpec, dict[str, Any]]] = {}
+        self._final_response_schema: dict[str, Any] | None = (
+            final_response_model.model_json_schema() if final_response_model is not None else None
+        )
+        #: resources the planner made itself, closed by aclose()
+        self._owned: list[Any] = [self._tool_search]
+        # Clients built here from model names or config dicts (never the caller's objects).
+        for source, made in (
+            (main_llm, client),
+            (summarizer_llm, self._settings.summarizer_client),
+            (reflection_llm, self._settings.reflection_client),
+        ):
+            if made is not None and built_from_config(source):
+                self._owned.append(made)
         if state_store is None:
             from penguiflow.state.in_memory import InMemoryStateStore
 
@@ -148,30 +289,240 @@ class ReactPlanner(AsyncResource):
             methods=["save_planner_state", "load_planner_state", "consume_planner_state"],
         )
         self.state_store = state_store
-        self.answer_model = answer_model
-        self.reflection = reflection
-        self.instructions = instructions
-        self.constraints = tuple(constraints)
+        self._keeps_events = callable(getattr(state_store, "save_planner_event", None))
+        from .artifacts import NoOpArtifactStore, discover_artifact_store
+
+        self.artifact_store = (
+            artifact_store or discover_artifact_store(state_store) or NoOpArtifactStore()
+        )
+        self._memory = PlannerMemory.build(
+            short_term_memory,
+            summarizer_client=self._settings.summarizer_client or client,
+            state_store=state_store,
+            time_source=time_source,
+        )
+        self._owned.append(self._memory)
         self.event_callback = event_callback
         self.middlewares = list(middlewares)
+        self._host = plugin_host
+        self._hook_sinks: list[Any] | None = None
         #: one per tool whose node has a circuit breaker policy, shared by every run
         self._breakers = {
             spec.name: CircuitBreaker(spec.node.policy.circuit_breaker)
-            for spec in catalog
+            for spec in specs
             if spec.node is not None and spec.node.policy.circuit_breaker is not None
         }
-        self._hook_sinks: list[Any] | None = None
+        self._session_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
 
-    # -- public API --------------------------------------------------------------------------
+    # -- PenguiFlow's API ----------------------------------------------------------------------
 
     @property
-    def join_strategy(self) -> str | JoinStrategy:
-        """The join for plans that name none: a strategy's name, or a strategy object."""
+    def catalog(self) -> list[NodeSpec]:
+        """The tools this planner offers (after its `tool_policy`)."""
+        return list(self._specs)
+
+    @property
+    def join_strategy(self) -> str | JoinStrategy | None:
+        """The join strategy for parallel plans that name none (None: PenguiFlow's
+        observation of every branch, no join)."""
         return self._joins.default
 
     @join_strategy.setter
-    def join_strategy(self, value: str | JoinStrategy) -> None:
+    def join_strategy(self, value: str | JoinStrategy | None) -> None:
         self._joins.default = value
+
+    async def run(
+        self,
+        query: str,
+        *,
+        input_parts: Sequence[Any] | None = None,
+        llm_context: Mapping[str, Any] | None = None,
+        context_meta: Mapping[str, Any] | None = None,
+        tool_context: Mapping[str, Any] | None = None,
+        memory_key: MemoryKey | None = None,
+        steering: Any = None,
+        tool_visibility: Any = None,
+        owner: Owner | None = None,
+    ) -> PlannerFinish | PlannerPause:
+        """Run `query` to an ending. `llm_context` (JSON) is shown to the model;
+        `tool_context` (anything: clients, secrets, `session_id`, `trace_id`) only to tools.
+        `owner` (a string, or a `MemoryKey`) is who may resume a pause of this run; without
+        it the run's memory key is, and without either, whoever holds the token."""
+        if not isinstance(query, str):
+            raise InvalidTypeError(f"query must be a str, got {type(query).__name__}")
+        if input_parts:
+            from penguiflow.errors import UnsupportedFeatureError
+
+            raise UnsupportedFeatureError(
+                "run(input_parts=...): multimodal input is not supported by penguiflow-planner; "
+                "describe the input in the query or in llm_context"
+            )
+        if context_meta is not None:
+            warnings.warn(
+                "context_meta is deprecated; use llm_context", DeprecationWarning, stacklevel=2
+            )
+            if llm_context is None:
+                llm_context = context_meta
+        context = json_context(llm_context, name="llm_context")
+        tools = _tool_context(tool_context)
+        key = self._memory.resolve_key(memory_key, tools)
+        # A memory key given explicitly names the session (and owns the pause) even when
+        # the planner has no short-term memory (then `key` is None).
+        named = key if key is not None else memory_key
+        session = _session_of(tools, named)
+        async with self._session_lock(session):
+            cleaned, background = extract_background_results(context)
+            trajectory = Trajectory(query=query, llm_context=cleaned, tool_context=tools)
+            trajectory.background_results.update(background)
+            usage = BudgetUsage()
+            usage.use_clock(self._settings.time_source)
+            run = RunState(
+                trajectory=trajectory,
+                usage=usage,
+                memory_key=key,
+                owner=bind_owner(owner, named),
+                trace_id=_text(tools.get("trace_id")),
+                session_id=session,
+            )
+            loop = RunLoop(self, run, visibility=tool_visibility, steering=steering)
+            if self._context_hooks:
+                # Run only, not on resume (PenguiFlow's); their events are the run's.
+                patch = await run_context_hooks(
+                    self._context_hooks,
+                    LLMContextHookInput(
+                        query=query, llm_context=dict(cleaned or {}), tool_context=tools,
+                        memory_key=key,
+                    ),
+                    emit=loop.emit,
+                )  # fmt: skip
+                if patch:
+                    trajectory.llm_context = {**(trajectory.llm_context or {}), **patch}
+            return await self._execute(loop)
+
+    async def resume(
+        self,
+        token: str,
+        user_input: str | None = None,
+        *,
+        tool_context: Mapping[str, Any] | None = None,
+        memory_key: MemoryKey | None = None,
+        steering: Any = None,
+        tool_visibility: Any = None,
+        owner: Owner | None = None,
+    ) -> PlannerFinish | PlannerPause:
+        """Continue a paused run: the model plans again from where it paused, with
+        `user_input` (the human's answer) added to what it sees. The tool that paused does not
+        continue. `tool_context` replaces the one saved with the pause (pass it again when it
+        held anything that is not JSON: that part is never saved).
+
+        `owner` must be the paused run's owner: its `owner=` or, without one, its memory key
+        (given as `memory_key=`, or derived from `tool_context` as `run` did). Anyone else gets
+        `OwnerMismatchError`, and the token stays usable. A token works once: an unknown or
+        used one raises `UnknownNameError` (a `KeyError`, as PenguiFlow raises). When the
+        continuation fails before it calls a tool, answers or pauses again (its model call
+        raises, the caller cancels it), the paused state goes back under the same token; such
+        a finish has `metadata["resumable"] = True`."""
+        if user_input is not None and not isinstance(user_input, str):
+            raise InvalidTypeError(
+                f"user_input must be a str or None, got {type(user_input).__name__}"
+            )
+        tools = _tool_context(tool_context) if tool_context is not None else None
+        key = self._memory.resolve_key(memory_key, tools) if memory_key or tools else None
+        ref = token_ref(token)
+        claimant = owner if owner is not None else (key if key is not None else memory_key)
+        taken = await take_paused(self.state_store, token, claimant, ref)
+        try:
+            run = resumed_run(taken, tool_context=tools)
+        except BaseException:
+            await self._restore(token, taken, ref)  # unreadable here; perhaps not elsewhere
+            raise
+        run.usage.use_clock(self._settings.time_source)
+        run.usage.restart_clock()
+        run.trajectory.resume_user_input = user_input
+        async with self._session_lock(run.session_id):
+            loop = RunLoop(self, run, visibility=tool_visibility, steering=steering)
+            try:
+                outcome = await self._execute(loop, resumed=ref, user_input=user_input)
+            except BaseException:
+                # The caller cancelled the continuation: the paused run is not lost with it
+                # (unless the continuation already called a tool, answered or paused again).
+                if run.restorable:
+                    await self._restore(token, taken, ref)
+                raise
+        if isinstance(outcome, PlannerFinish) and run.error_ending and run.restorable:
+            outcome.metadata["resumable"] = await self._restore(token, taken, ref)
+        return outcome
+
+    async def pause(
+        self, reason: PlannerPauseReason, payload: Mapping[str, Any] | None = None
+    ) -> PlannerPause:
+        """Pause the run in progress (call it from a tool, or from code the run awaits) and
+        return its `PlannerPause`; the run itself ends with that pause when the tool returns.
+        Outside a run: `UsageError`."""
+        if not self._settings.pause_enabled:
+            raise UsageError("pause/resume is disabled for this planner (pause_enabled=False)")
+        loop = _CURRENT_RUN.get()
+        if loop is None or loop.planner is not self:
+            raise UsageError(
+                "planner.pause() works only inside a run of this planner (from a tool); "
+                "tools usually call ctx.pause(reason, payload)"
+            )
+        outcome = await loop.pause(reason, dict(payload or {}))
+        if not isinstance(outcome, PlannerPause):
+            raise UsageError("the pause could not be saved; see the run's finish for why")
+        loop.pending_pause = outcome  # the run ends with it once the tool returns
+        return outcome
+
+    async def step(self, trajectory: Trajectory) -> PlannerAction:
+        """One decision of the model for `trajectory` (nothing is executed). Raises
+        `LLMError`-derived errors when the model call fails and `ActionError` when its replies
+        stay unusable."""
+        from ._parsing import ActionError
+
+        usage = BudgetUsage()
+        usage.use_clock(self._settings.time_source)
+        run = RunState(trajectory=trajectory, usage=usage, memory_key=None, memory_loaded=True)
+        loop = RunLoop(self, run, visibility=None, steering=None)
+        try:
+            return await loop.decider.decide(trajectory, loop._inputs(run.next_action_seq()))
+        except ModelCallFailed as failed:
+            raise failed.cause from None
+        except RepairFailed as failed:
+            raise ActionError(failed.errors) from None
+
+    def fork(
+        self,
+        *,
+        catalog_filter: Callable[[NodeSpec], bool] | None = None,
+        tool_policy: ToolPolicy | None = None,
+        inherit_policy: bool = True,
+        background_tasks: Any = "inherit",
+    ) -> ReactPlanner:
+        """A new, independent planner built from this one's keywords: the same model, stores
+        and memory configuration; `catalog_filter` keeps only the tools it accepts;
+        `tool_policy` narrows further (intersected with this planner's when `inherit_policy`).
+        The event callback is not inherited."""
+        kwargs = dict(self._init_kwargs)
+        kwargs["event_callback"] = None
+        specs = [
+            spec
+            for spec in self._settings.catalog
+            if catalog_filter is None or catalog_filter(spec)
+        ]
+        kwargs["catalog"] = specs
+        kwargs["nodes"] = kwargs["registry"] = None
+        kwargs["tool_policy"] = (
+            intersect_policies(self._tool_policy, tool_policy) if inherit_policy else tool_policy
+        )
+        if background_tasks != "inherit":
+            kwargs["background_tasks"] = background_tasks
+        kwargs["llm_client"] = self._settings.client
+        kwargs["llm"] = None
+        if kwargs.get("state_store") is None:
+            kwargs["state_store"] = self.state_store  # a child resumes the parent's pauses
+        return ReactPlanner(**kwargs)
 
     async def aclose(self) -> None:
         """Close what the planner made (idempotent); runs in progress are not affected."""
@@ -179,490 +530,68 @@ class ReactPlanner(AsyncResource):
         for resource in owned:
             await aclose_resource(resource)
 
-    async def run(
-        self,
-        query: str,
-        *,
-        context: Mapping[str, Any] | None = None,
-        memory_key: MemoryKey | None = None,
-        owner: Owner | None = None,
-        on_answer_chunk: Callable[[str, bool], Awaitable[None] | None] | None = None,
-    ) -> PlannerFinish | PlannerPause:
-        """Run `query` to an ending. `owner` (a string, or a `MemoryKey`) is who may resume a
-        pause of this run; without it the run's `memory_key` is, and without either, whoever
-        holds the token."""
-        run = RunState(
-            trajectory=Trajectory(query=query, context=dict(context or {})),
-            usage=BudgetUsage(),
-            memory_key=memory_key,
-            history=None,
-            owner=bind_owner(owner, memory_key),
-        )
-        return await self._loop(run, on_answer_chunk)
-
-    async def resume(
-        self,
-        token: str,
-        decision: Any,
-        *,
-        owner: Owner | None = None,
-        on_answer_chunk: Callable[[str, bool], Awaitable[None] | None] | None = None,
-    ) -> PlannerFinish | PlannerPause:
-        """Continue a paused run; `decision` becomes the result of the step that paused.
-
-        `owner` must be the paused run's owner: the `owner=` its `run()` had or, without one,
-        its `memory_key` (None for a run that had neither). Anyone else gets
-        `OwnerMismatchError`, and the token stays usable. A token works once: an unknown or
-        used one raises `UnknownNameError` (a `KeyError`). When the continuation fails before
-        it calls a tool, answers or pauses again (its model call raises, the caller cancels
-        it), the paused state goes back under the same token, to be resumed again; such a
-        finish has `metadata["resumable"] = True`."""
-        ref = token_ref(token)
-        taken = await take_paused(self.state_store, token, owner, ref)
-        try:
-            run = resumed_run(taken)
-        except BaseException:
-            await self._restore(token, taken, ref)  # unreadable here; perhaps not elsewhere
-            raise
-        run.usage.restart_clock()
-        pending = taken.get("pending") or {}
-        run.trajectory.add(
-            TrajectoryStep(kind="resume", action=pending.get("action"), observation=decision)
-        )
-        try:
-            outcome = await self._loop(run, on_answer_chunk, resumed=ref)
-        except BaseException:
-            # The caller cancelled the continuation: the paused run is not lost with it
-            # (unless the continuation already called a tool, answered or paused again).
-            if run.restorable:
-                await self._restore(token, taken, ref)
-            raise
-        if isinstance(outcome, PlannerFinish) and run.error_ending and run.restorable:
-            outcome.metadata["resumable"] = await self._restore(token, taken, ref)
-        return outcome
-
-    async def _restore(self, token: str, state: dict[str, Any], ref: str) -> bool:
-        return await restore_paused(self.state_store, token, state, ref, _SHIELD_GRACE_S)
-
-    # -- the loop ----------------------------------------------------------------------------
-
-    async def _loop(
-        self,
-        run: RunState,
-        on_answer_chunk: Callable[[str, bool], Awaitable[None] | None] | None,
-        *,
-        resumed: str | None = None,
-    ) -> PlannerFinish | PlannerPause:
-        """The run's steps under its deadline. The deadline is a cancel scope: when it passes,
-        whatever is in flight (the memory read, the model call, tools and their retries, a
-        join, the answer being streamed, an observer) is cancelled and awaited, and the run
-        ends with reason `deadline`. `resumed` is the pause reference of a resumed run."""
-        left = run.usage.deadline_left_s(self.budgets)
-        with anyio.CancelScope(deadline=anyio.current_time() + left):
-            try:
-                if resumed is not None:
-                    await self._emit("resume", run, {"pause_ref": resumed})
-                return await self._steps(run, on_answer_chunk)
-            except BaseException as exc:
-                if not is_failure(exc):
-                    raise  # a cancellation (the deadline's, the caller's), KeyboardInterrupt
-                return await self._crashed(run, exc)
-        # Only the deadline scope's own cancellation gets here; the caller cancelling the run
-        # propagates (after every branch in flight has been cancelled and awaited).
-        interrupted = {"interrupted": run.in_flight} if run.in_flight else {}
-        return await self._out_of_budget(run, "deadline", **interrupted)
-
-    async def _steps(
-        self, run: RunState, on_answer_chunk: Callable[[str, bool], Awaitable[None] | None] | None
-    ) -> PlannerFinish | PlannerPause:
-        system = system_prompt(
-            list(self.catalog.values()),
-            parallel=self.max_parallel > 1,
-            joins=self._join_names(),
-            constraints=self._constraints(),
-            instructions=self.instructions,
-        )
-        if run.history is None:
-            # Read here, not in run(): a memory (or its store) that hangs is cut by the deadline.
-            run.in_flight = "memory"
-            run.history = (await self.memory.snapshot(run.memory_key)).to_messages()
-        while True:
-            run.in_flight = None
-            spent = run.usage.exhausted(self.budgets)
-            if spent is not None:
-                return await self._out_of_budget(run, spent)
-            await self._emit("step_start", run)
-            started = time.perf_counter()
-            messages = step_messages(system, run.history, run.trajectory)
-            run.in_flight = "model call"
-            try:
-                response = await self.llm.complete(messages=messages)
-            except BaseException as exc:
-                if not is_failure(exc):
-                    raise
-                return await self._model_failed(run, exc)
-            run.usage.iterations += 1
-            usage: dict[str, int] | None = None
-            if response.usage is not None:
-                run.usage.tokens += response.usage.total_tokens
-                usage = {
-                    "input_tokens": response.usage.input_tokens,
-                    "output_tokens": response.usage.output_tokens,
-                }
-            run.usage.cost_usd += response.cost_usd or 0.0
-            errors: list[str] | None = None
-            try:
-                action = parse_action(
-                    response.text,
-                    self.catalog,
-                    self.answer_model,
-                    max_reply_bytes=self.max_reply_bytes,
-                    max_depth=self.max_json_depth,
-                )
-                chosen_join = self._joins.named_in(action)
-            except ActionError as exc:
-                errors = exc.errors
-            except Exception as exc:  # reading a reply must not end the run: ask again
-                logger.exception("reading the model's reply failed")
-                errors = [
-                    f"the reply could not be read ({type(exc).__name__}: "
-                    f"{describe_exception(exc)}); reply with one short JSON object"
-                ]
-            if errors is not None:
-                run.repairs += 1
-                # Kept clipped: a reply refused for its size must not grow every later prompt.
-                reply = observation_text(response.text)
-                run.trajectory.add(
-                    TrajectoryStep(
-                        kind="repair",
-                        observation={"reply": reply, "errors": errors},
-                        error="; ".join(errors),
-                        usage=usage,
-                    )
-                )
-                await self._emit("repair", run, {"errors": errors, "attempt": run.repairs})
-                if run.repairs > self.max_repairs:
-                    return await self._end(
-                        run,
-                        "repair_failed",
-                        {"errors": errors, "last_reply": reply},
-                        error=f"the model's reply was unusable {run.repairs} times in a row",
-                    )
-                continue
-            run.repairs = 0
-            if action.is_finish:
-                outcome = await self._finish(run, action, usage, on_answer_chunk)
-                if outcome is not None:
-                    return outcome
-                continue
-            result = await self._act(run, action, usage, started, chosen_join)
-            if result is not None:
-                return result
-
-    async def _model_failed(self, run: RunState, exc: BaseException) -> PlannerFinish:
-        if not isinstance(exc, LLMError):
-            # Clients report failures as LLMError; anything else is likely a client bug, so
-            # its traceback goes to the log. The run ends the same way.
-            name = type(exc).__name__
-            logger.error("the LLM client raised %s, not an LLMError", name, exc_info=exc)
-        run.error_ending = True
-        # An LLMError's text says it all (the existing format); anything else shows its type.
-        text = describe_exception(exc) if isinstance(exc, LLMError) else describe_failure(exc)
-        return await self._end(
-            run, "no_path", run.trajectory.last_observation(), error=f"model call failed: {text}"
-        )
-
-    async def _crashed(self, run: RunState, exc: BaseException) -> PlannerFinish:
-        """The ending of a run that something failed in unexpectedly (a bug, here or in a
-        strategy, a store or an observer): reason `error`, the traceback logged."""
-        logger.error("planner run %s failed unexpectedly", run.run_id, exc_info=exc)
-        run.error_ending = True
-        where = f" during {run.in_flight}" if run.in_flight else ""
-        return await self._end(
-            run,
-            "error",
-            run.trajectory.last_observation(),
-            error=f"the run failed{where}: {describe_failure(exc)}",
-        )
-
-    async def _act(
-        self,
-        run: RunState,
-        action: PlannerAction,
-        usage: dict[str, int] | None,
-        started: float,
-        chosen_join: JoinStrategy | None,
-    ) -> PlannerFinish | PlannerPause | None:
-        calls = (
-            [(action.next_node, action.args)]
-            if action.next_node is not None
-            else [(call.node, call.args) for call in action.plan or ()]
-        )
-        left = run.usage.hops_left(self.budgets)
-        if left is not None and len(calls) > left:
-            return await self._out_of_budget(run, "hop_budget", planned=len(calls))
-        record = action.model_dump(exclude_none=True)
-        if action.next_node is not None:
-            name = action.next_node
-            await self._emit("tool_call", run, {"tool": name})
-            ctx = ToolContext(tool=name, context=run.trajectory.context)
-            run.in_flight = f"tool {name}"
-            run.acted = True
-            try:
-                outcome = await run_tool(
-                    self.catalog[name], action.args, ctx, self._breakers.get(name)
-                )
-            except PauseRequested as pause:
-                run.usage.hops += 1
-                return await self._pause(run, record, pause.reason, pause.payload)
-            run.usage.hops += 1
-            run.trajectory.add(
-                TrajectoryStep(
-                    kind="tool",
-                    action=record,
-                    observation=outcome.output if outcome.ok else None,
-                    error=None if outcome.ok else f"{outcome.error_type}: {outcome.error}",
-                    duration_s=time.perf_counter() - started,
-                    usage=usage,
-                )
-            )
-            await self._emit("step_finish", run, {"tool": name, "ok": outcome.ok})
-            return None
-        strategy = chosen_join or self._strategy(action.join)
-        run.in_flight = f"parallel tools {', '.join(name for name, _ in calls)}"
-        run.acted = True
-        outcomes = await self._parallel(run, calls)
-        run.usage.hops += len(calls)
-        run.in_flight = "join"
-        joined = await strategy.join(
-            JoinRequest(branches=list(outcomes), expected_count=len(calls))
-        )
-        if joined.pause is not None:
-            return await self._pause(
-                run, {**record, "join_observation": joined.observation}, joined.pause.reason,
-                joined.pause.payload,
-            )  # fmt: skip
-        run.trajectory.add(
-            TrajectoryStep(
-                kind="parallel",
-                action=record,
-                observation=joined.observation,
-                duration_s=time.perf_counter() - started,
-                usage=usage,
-            )
-        )
-        failed = sum(1 for o in outcomes if not o.ok)
-        await self._emit("step_finish", run, {"parallel": len(calls), "failed": failed})
-        return None
-
-    async def _parallel(
-        self, run: RunState, calls: list[tuple[str, dict[str, Any]]]
-    ) -> list[BranchOutcome]:
-        """Every call of a plan, at most `max_parallel` at once, in one task group: when the
-        run is cancelled or its deadline passes, every branch is cancelled and awaited before
-        the cancellation goes on. A failing branch is an outcome, never a failed group.
-
-        The bound is a pool of `max_parallel` workers taking calls in plan order (the run's
-        own task is one of them), not a task and a `CapacityLimiter` per call: the same bound
-        and start order at a fraction of the cost (benchmarks/planner_parallel.py)."""
-        outcomes: list[BranchOutcome | None] = [None] * len(calls)
-        pending = iter(enumerate(calls))  # shared by the workers; next() never awaits
-
-        async def worker() -> None:
-            for index, (name, args) in pending:
-                outcomes[index] = await self._branch(run, name, args)
-
-        workers = min(self.max_parallel, len(calls))
-        if workers == 1:
-            await worker()  # one at a time: no task group needed (it costs ~20us even empty)
-        else:
-            async with anyio.create_task_group() as group:
-                for number in range(1, workers):
-                    group.start_soon(worker, name=f"penguiflow-planner:branch-worker-{number}")
-                await worker()
-        return [outcome for outcome in outcomes if outcome is not None]
-
-    async def _branch(self, run: RunState, name: str, args: dict[str, Any]) -> BranchOutcome:
-        await self._emit("tool_call", run, {"tool": name, "parallel": True})
-        ctx = ToolContext(tool=name, context=run.trajectory.context)
-        try:
-            return await run_tool(self.catalog[name], args, ctx, self._breakers.get(name))
-        except PauseRequested as pause:
-            return BranchOutcome(
-                tool=name,
-                args=args,
-                ok=False,
-                error=f"asked for a pause ({pause.reason}), which a parallel branch cannot do; "
-                "call the tool on its own",
-                error_type="PauseInParallel",
-            )
-        except Exception as exc:  # run_tool reports tool errors; this is anything else
-            logger.exception("parallel branch %s failed outside its tool", name)
-            return BranchOutcome(
-                tool=name,
-                args=args,
-                ok=False,
-                error=describe_exception(exc),
-                error_type=type(exc).__name__,
-            )
-
-    async def _finish(
-        self,
-        run: RunState,
-        action: PlannerAction,
-        usage: dict[str, int] | None,
-        on_answer_chunk: Callable[[str, bool], Awaitable[None] | None] | None,
-    ) -> PlannerFinish | None:
-        answer = action.args["answer"]
-        if self.reflection is not None and run.reflections < self.reflection.max_rounds:
-            run.in_flight = "reflection"
-            critique = await review(self.reflection, self.llm, run.trajectory.query, answer)
-            if critique is not None and not critique.approve:
-                run.reflections += 1
-                run.trajectory.add(
-                    TrajectoryStep(
-                        kind="reflection",
-                        action=action.model_dump(exclude_none=True),
-                        observation=critique.feedback or "rejected without feedback",
-                        usage=usage,
-                    )
-                )
-                await self._emit("reflection", run, {"feedback": critique.feedback})
-                return None
-        run.trajectory.add(
-            TrajectoryStep(kind="finish", action=action.model_dump(exclude_none=True), usage=usage)
-        )
-        text = answer if isinstance(answer, str) else str(answer)
-        run.in_flight = "answer"
-        run.settled = True
-        if on_answer_chunk is not None:
-            await _stream_answer(text, on_answer_chunk)
-        extra: dict[str, Any] = {}
-        try:
-            await self.memory.add_turn(
-                run.memory_key, ConversationTurn(user=run.trajectory.query, assistant=text)
-            )
-        except Exception as exc:  # the answer stands; that it was not remembered is reported
-            logger.warning("the answer was not remembered: %s", describe_exception(exc))
-            extra["memory_error"] = describe_failure(exc)
-        return await self._end(run, "answer_complete", answer, thought=action.thought, **extra)
-
-    # -- endings -----------------------------------------------------------------------------
-
-    async def _out_of_budget(
-        self, run: RunState, reason: FinishReason, **extra: Any
-    ) -> PlannerFinish:
-        with anyio.move_on_after(_SHIELD_GRACE_S, shield=True):  # decided: see _end
-            await self._emit("budget", run, {"reason": reason, **extra})
-        best = run.trajectory.last_observation()
-        return await self._end(run, reason, best, error=f"budget exhausted: {reason}", **extra)
-
-    async def _end(
-        self,
-        run: RunState,
-        reason: FinishReason,
-        payload: Any,
-        *,
-        thought: str = "",
-        error: str | None = None,
-        **extra: Any,
-    ) -> PlannerFinish:
-        metadata: dict[str, Any] = {
-            "run_id": run.run_id,
-            "usage": run.usage.model_dump(exclude={"elapsed_before_s"})
-            | {"elapsed_s": round(run.usage.elapsed_s(), 3)},
-            "trajectory": run.trajectory.model_dump(mode="json"),
-            **extra,
-        }
-        if error is not None:
-            metadata["error"] = error
-        # The ending is decided: the deadline must not cut its report in half (a finish event
-        # sent twice, or a first one lost), so it is shielded from the deadline scope; for
-        # `_SHIELD_GRACE_S` at most, so that an observer that hangs cannot hold the run.
-        with anyio.move_on_after(_SHIELD_GRACE_S, shield=True):
-            await self._emit("finish", run, {"reason": reason})
-        return PlannerFinish(reason=reason, payload=payload, thought=thought, metadata=metadata)
-
-    async def _pause(
-        self, run: RunState, action: dict[str, Any], reason: str, payload: Mapping[str, Any]
-    ) -> PlannerPause | PlannerFinish:
-        token = secrets.token_hex(16)  # 128 random bits: the pause's bearer secret
-        run.settled = True
-        run.usage.freeze_clock()
-        run.trajectory.add(TrajectoryStep(kind="pause", action=action, observation=dict(payload)))
-        state = paused_state(run, action, reason)
-        # Shielded from the deadline: a pause whose state was saved must reach the caller with
-        # its token, or the saved state could never be resumed. Bounded, for a store that
-        # hangs; a pause not saved in time ends the run instead (an unknown token is useless).
-        with anyio.move_on_after(_SHIELD_GRACE_S, shield=True) as saving:
-            await self.state_store.save_planner_state(token, state)
-        if saving.cancelled_caught:
-            run.error_ending = True
-            return await self._end(
-                run,
-                "error",
-                run.trajectory.last_observation(),
-                error=f"saving the paused state took over {_SHIELD_GRACE_S:g}s; the run "
-                "cannot be resumed",
-            )
-        # Its own grace: an observer that hangs must not cost a pause already saved. Events
-        # never carry the token (it would reach every sink and log): a digest of it.
-        with anyio.move_on_after(_SHIELD_GRACE_S, shield=True):
-            await self._emit("pause", run, {"reason": reason, "pause_ref": token_ref(token)})
-        return PlannerPause(token=token, reason=reason, payload=dict(payload))
-
     # -- helpers -----------------------------------------------------------------------------
 
-    def _strategy(self, name: str | None) -> JoinStrategy:
-        return self._joins.get(name)
+    async def _execute(
+        self, loop: RunLoop, *, resumed: str | None = None, user_input: str | None = None
+    ) -> PlannerFinish | PlannerPause:
+        token = _CURRENT_RUN.set(loop)
+        try:
+            return await loop.execute(resumed=resumed, user_input=user_input)
+        finally:
+            _CURRENT_RUN.reset(token)
 
-    def _join_names(self) -> list[str]:
-        return self._joins.names()
+    def _session_lock(self, session: str | None) -> Any:
+        if session is None:
+            return _NO_LOCK
+        lock = self._session_locks.get(session)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._session_locks[session] = lock
+        return lock
 
-    def _constraints(self) -> list[str]:
-        budgets = self.budgets
-        found = list(self.constraints)
-        found.append(f"at most {budgets.max_iters} steps")
-        if budgets.hop_budget is not None:
-            found.append(f"at most {budgets.hop_budget} tool calls")
-        return found
+    async def _restore(self, token: str, state: dict[str, Any], ref: str) -> bool:
+        return await restore_paused(self.state_store, token, state, ref, SHIELD_GRACE_S)
 
     def _sinks(self) -> list[Any]:
         if self._hook_sinks is None:
             self._hook_sinks = hook_sinks(self, self._host)
         return [*self.middlewares, *self._hook_sinks]
 
-    async def _emit(self, kind: str, run: RunState, data: dict[str, Any] | None = None) -> None:
-        await publish(
-            kind,
-            run_id=run.run_id,
-            iteration=run.usage.iterations,
-            data=data or {},
-            sinks=self._sinks(),
-            callback=self.event_callback,
-        )
+
+class _NoLock:
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
 
 
-def _memory_by_name(name: str, options: dict[str, Any], host: Any) -> MemoryStrategy:
-    """The `penguiflow.memory_strategies` driver installed as `name`, built with `options`.
+_NO_LOCK = _NoLock()
 
-    Memory strategies are chosen by name, so they are drivers only, never hook contributions:
-    `host` plays no part (the parameter stays for the caller's sake)."""
-    from penguiflow.plugins import resolve_driver
 
-    strategy = resolve_driver("memory_strategy", name, **options)
-    if not isinstance(strategy, MemoryStrategy):
+def _monotonic() -> float:
+    import time
+
+    return time.monotonic()
+
+
+def _tool_context(value: Mapping[str, Any] | None) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
         raise InvalidTypeError(
-            f"memory strategy {name!r} built {strategy!r}, which lacks add_turn/snapshot/clear"
+            f"tool_context must be a mapping (a dict), got {type(value).__name__}"
         )
-    return strategy
+    return dict(value)
 
 
-async def _stream_answer(
-    text: str, sink: Callable[[str, bool], Awaitable[None] | None], size: int = 32
-) -> None:
-    pieces = [text[i : i + size] for i in range(0, len(text), size)] or [""]
-    for index, piece in enumerate(pieces):
-        result = sink(piece, index == len(pieces) - 1)
-        if inspect.isawaitable(result):
-            await result
+def _text(value: Any) -> str | None:
+    return str(value) if value is not None and value != "" else None
+
+
+def _session_of(tool_context: Mapping[str, Any], key: MemoryKey | None) -> str | None:
+    session = _text(tool_context.get("session_id"))
+    if session is None and key is not None:
+        session = key.session_id
+    return session

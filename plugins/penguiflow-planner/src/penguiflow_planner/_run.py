@@ -1,7 +1,9 @@
 """A run's own state, and how a paused run is saved and read back.
 
 Nothing of a run lives on the planner, so concurrent runs never share state. A paused run is
-saved as plain JSON (any state store keeps it) with the owner it is bound to (`_owners`).
+saved as plain JSON (any state store keeps it) with the owner it is bound to (`_owners`); the
+caller's `tool_context` is saved only when all of it is JSON (PenguiFlow's rule: pass it again
+to `resume()` when it holds clients or secrets).
 """
 
 from __future__ import annotations
@@ -14,12 +16,11 @@ from typing import Any
 import anyio
 
 from penguiflow.errors import ConfigurationError, UnknownNameError, describe_exception
-from penguiflow.llm import LLMMessage
 from penguiflow.memory import MemoryKey
 
-from ._budgets import BudgetUsage
+from ._budgets import BudgetUsage, PlannerBudgets
 from ._owners import Owner, check_owner, saved_binding
-from ._trajectory import Trajectory
+from ._trajectory import Trajectory, json_copy
 
 __all__ = [
     "READABLE_VERSIONS",
@@ -33,10 +34,10 @@ __all__ = [
 
 logger = logging.getLogger("penguiflow.planner")
 
-#: version 2 adds the owner binding; version 1 states are still resumed, bound to their
-#: memory key (as a run without `owner=` is)
-STATE_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+#: version 3 is PenguiFlow's trajectory form (penguiflow-planner 0.2); versions 1 and 2 were
+#: the form of the planner's earlier development releases
+STATE_VERSION = 3
+READABLE_VERSIONS = (3,)
 
 
 @dataclass
@@ -46,13 +47,25 @@ class RunState:
     trajectory: Trajectory
     usage: BudgetUsage
     memory_key: MemoryKey | None
-    #: the memory's messages; None until read, which the first step does (under the deadline)
-    history: list[LLMMessage] | None
     #: who may resume a pause of this run (`_owners.bind_owner`), saved with the pause
     owner: dict[str, str] | None = None
-    repairs: int = 0
-    reflections: int = 0
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    #: the caller's trace id (`tool_context["trace_id"]`): events and the trajectory are
+    #: saved under it when the state store can keep them
+    trace_id: str | None = None
+    session_id: str | None = None
+    #: numbers the model's decisions (PenguiFlow's `action_seq`)
+    action_seq: int = 0
+    #: the action_seq of the decision that answered
+    answer_action_seq: int | None = None
+    #: the last thought the model gave
+    thought: str = ""
+    #: consecutive argument failures per tool (reset by a call that ran)
+    arg_failures: dict[str, int] = field(default_factory=dict)
+    #: deferred tools activated in this run
+    activated: set[str] = field(default_factory=set)
+    #: events kept for the state store (`save_planner_event`), flushed when the run ends
+    events: list[dict[str, Any]] = field(default_factory=list)
     #: what the run is waiting on, named in the metadata when the deadline interrupts it
     in_flight: str | None = None
     #: a tool was called (its effects cannot be undone by restoring a paused state)
@@ -62,6 +75,8 @@ class RunState:
     #: the run ended because something failed (the model call, the planner), not by a
     #: budget, an answer or the model's unusable replies
     error_ending: bool = False
+    #: the memory patch has been merged into the llm_context (once per run)
+    memory_loaded: bool = False
 
     @property
     def restorable(self) -> bool:
@@ -69,41 +84,68 @@ class RunState:
         only while nothing it did would be done twice by resuming again."""
         return not self.acted and not self.settled
 
+    def next_action_seq(self) -> int:
+        self.action_seq += 1
+        return self.action_seq
 
-def paused_state(run: RunState, action: dict[str, Any], reason: str) -> dict[str, Any]:
-    """What is saved for a run pausing at `action` (its trajectory ends with the pause)."""
+
+def paused_state(
+    run: RunState,
+    *,
+    reason: str,
+    payload: dict[str, Any],
+    budgets: PlannerBudgets,
+) -> dict[str, Any]:
+    """What is saved for a run that pauses now (its trajectory ends with the pausing step)."""
     return {
         "version": STATE_VERSION,
-        "trajectory": run.trajectory.model_dump(mode="json"),
+        "trajectory": run.trajectory.serialise(),
+        "reason": reason,
+        "payload": json_copy(payload) or {},
+        "constraints": run.usage.constraints_report(budgets),
+        "tool_context": json_copy(run.trajectory.tool_context),
         "usage": run.usage.model_dump(),
         "memory_key": run.memory_key.model_dump() if run.memory_key else None,
         "owner": run.owner,
-        "history": [m.model_dump() for m in run.history or ()],
-        "reflections": run.reflections,
-        "pending": {"action": action, "reason": reason},
+        "run_id": run.run_id,
+        "action_seq": run.action_seq,
+        "activated": sorted(run.activated),
     }
 
 
-def resumed_run(saved: dict[str, Any]) -> RunState:
+def resumed_run(saved: dict[str, Any], *, tool_context: dict[str, Any] | None) -> RunState:
     """The run a paused state describes, bound to the same owner (so a pause of the
-    continuation is too)."""
+    continuation is too). `tool_context` given to `resume()` replaces the saved one."""
     key = saved.get("memory_key")
-    memory_key = MemoryKey.model_validate(key) if key else None
+    trajectory = Trajectory.from_serialised(saved["trajectory"])
+    if tool_context is not None:
+        trajectory.tool_context = tool_context
+    elif saved.get("tool_context") is not None:
+        trajectory.tool_context = dict(saved["tool_context"])
+    context = trajectory.tool_context or {}
     return RunState(
-        trajectory=Trajectory.model_validate(saved["trajectory"]),
+        trajectory=trajectory,
         usage=BudgetUsage.model_validate(saved["usage"]),
-        memory_key=memory_key,
-        history=[LLMMessage.model_validate(m) for m in saved.get("history", [])],
-        reflections=int(saved.get("reflections", 0)),
+        memory_key=MemoryKey.model_validate(key) if key else None,
         owner=saved_binding(saved),
+        run_id=str(saved.get("run_id") or uuid.uuid4().hex),
+        trace_id=_text(context.get("trace_id")),
+        session_id=_text(context.get("session_id")),
+        action_seq=int(saved.get("action_seq", 0)),
+        activated=set(saved.get("activated") or ()),
+        memory_loaded=True,  # the trajectory's llm_context already holds what memory said
     )
 
 
+def _text(value: Any) -> str | None:
+    return str(value) if value is not None and value != "" else None
+
+
 async def take_paused(store: Any, token: str, owner: Owner | None, ref: str) -> dict[str, Any]:
-    """Take (consume) the paused state of `token` for `owner`. Raises `UnknownNameError`
-    for a token unknown or used, `ConfigurationError` for a state this version cannot read,
-    `OwnerMismatchError` for anyone but the run's owner: all before the token is used up.
-    `ref` names the pause in messages (never the token)."""
+    """Take (consume) the paused state of `token` for `owner`. Raises `UnknownNameError` (a
+    `KeyError`, as PenguiFlow raises) for a token unknown or used, `ConfigurationError` for a
+    state this version cannot read, `OwnerMismatchError` for anyone but the run's owner: all
+    before the token is used up. `ref` names the pause in messages (never the token)."""
     saved = await store.load_planner_state(token)
     if saved is None:
         raise UnknownNameError(
@@ -113,7 +155,8 @@ async def take_paused(store: Any, token: str, owner: Owner | None, ref: str) -> 
     if saved.get("version") not in READABLE_VERSIONS:
         raise ConfigurationError(
             f"paused state of version {saved.get('version')} cannot be resumed by this "
-            f"version of penguiflow-planner (it reads versions {READABLE_VERSIONS})"
+            f"version of penguiflow-planner (it reads versions {READABLE_VERSIONS}); it was "
+            "paused by a development release before PenguiFlow's API: run it again"
         )
     check_owner(saved, owner, ref)
     # Taken only once the owner matched, so a refused resume leaves the token to its owner.

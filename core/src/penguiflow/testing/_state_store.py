@@ -205,6 +205,34 @@ class StateStoreConformance:
 
         self._run(scenario)
 
+    def test_any_text_round_trips_intact(self) -> None:
+        # Model and tool output may carry any character: U+0000 (which PostgreSQL's jsonb
+        # refuses), private-use characters, astral ones, in keys and values alike. A store
+        # that cannot write one would lose the whole update, task or event holding it.
+        odd = 'nul\x00 mark\ue000\ue001\ue002 emoji\U0001f427 quote" back\\ tab\t'
+        value = {odd: [odd, {"k": odd}], "plain": "x", "\ue000lead": "\ue000\x00"}
+
+        async def scenario(store: Any) -> None:
+            have = capabilities(store)
+            if "tasks" in have:
+                await store.save_task("s", {"task_id": "t", **value})
+                assert await store.list_tasks("s") == [{"task_id": "t", **value}]
+                cursor = await store.save_task_update("s", {"update_id": "u", **value})
+                (update,) = await store.list_task_updates("s")
+                assert update["id"] == cursor
+                assert {k: v for k, v in update.items() if k != "id"} == {"update_id": "u", **value}
+            if "planner_state" in have:
+                await store.save_planner_state("tok", value)
+                assert await store.consume_planner_state("tok") == value
+            if "memory_state" in have:
+                await store.save_memory_state("key", value)
+                assert await store.load_memory_state("key") == value
+            await store.save_event(StoredEvent("odd", 1.0, "node_success", "n", "n", value))
+            (event,) = await store.load_history("odd")
+            assert event.payload == value
+
+        self._run(scenario)
+
     def test_trajectories_replace_and_read_back(self) -> None:
         async def scenario(store: Any) -> None:
             self._needs(store, "trajectories")

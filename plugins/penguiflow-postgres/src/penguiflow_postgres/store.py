@@ -30,6 +30,8 @@ from penguiflow.state import (
 )
 from penguiflow.state.exact_json import dumps_exact
 
+from ._nul import escape_nul, needs_unescape, unescape_nul
+
 __all__ = ["SCHEMA_VERSION", "PostgresStateStore"]
 
 SCHEMA_VERSION = 1
@@ -85,15 +87,32 @@ _ROW_NAMES = {"memory_state": "memory_state", "planner_state": "planner_state"}
 
 def _dumps(value: Any) -> str:
     """An event payload as JSON: events are a log of what happened, not state to resume
-    from, so a value JSON cannot hold is kept as its text rather than losing the event."""
-    return json.dumps(value, default=str)
+    from, so a value JSON cannot hold is kept as its text rather than losing the event.
+    U+0000, which `jsonb` refuses, is escaped (`_nul`)."""
+    text = json.dumps(value, default=str)
+    return json.dumps(escape_nul(json.loads(text))) if _may_hold_nul(text) else text
 
 
 def _dumps_state(value: Any, what: str) -> str:
     """State that is loaded back (bindings, planner state, memory, tasks, logs,
     trajectories) as JSON, refusing what would not load back as saved (a bytes, set or
-    datetime value, a tuple, a non-string key) with an error naming where it is."""
-    return dumps_exact(value, what=what, store=_STORE)
+    datetime value, a tuple, a non-string key) with an error naming where it is. U+0000,
+    which `jsonb` refuses, is escaped (`_nul`)."""
+    text = dumps_exact(value, what=what, store=_STORE)
+    if _may_hold_nul(text):
+        text = dumps_exact(escape_nul(value), what=what, store=_STORE)
+    return text
+
+
+def _may_hold_nul(text: str) -> bool:
+    # json.dumps writes U+0000 as an escape; the mark (U+E000) may be raw or escaped.
+    return "\\u0000" in text or needs_unescape(text)
+
+
+def _loads(raw: str) -> Any:
+    """JSON read back from a `jsonb` column, its escaped strings restored."""
+    value = json.loads(raw)
+    return unescape_nul(value) if needs_unescape(raw) else value
 
 
 class PostgresStateStore(SessionLogs, AsyncResource):
@@ -200,7 +219,7 @@ class PostgresStateStore(SessionLogs, AsyncResource):
         )
         return [
             StoredEvent(r["trace_id"], r["ts"], r["kind"], r["node_name"], r["node_id"],
-                        json.loads(r["payload"]))
+                        _loads(r["payload"]))
             for r in rows
         ]  # fmt: skip
 
@@ -228,7 +247,7 @@ class PostgresStateStore(SessionLogs, AsyncResource):
             "ORDER BY updated DESC LIMIT 1",
             trace_id, context_id,
         )  # fmt: skip
-        return RemoteBinding(**json.loads(raw)) if raw else None
+        return RemoteBinding(**_loads(raw)) if raw else None
 
     async def list_bindings(self, trace_id: str) -> Sequence[RemoteBinding]:
         db = await self._db()
@@ -237,7 +256,7 @@ class PostgresStateStore(SessionLogs, AsyncResource):
             "ORDER BY updated",
             trace_id,
         )
-        return [RemoteBinding(**json.loads(r["record"])) for r in rows]
+        return [RemoteBinding(**_loads(r["record"])) for r in rows]
 
     async def mark_binding_terminal(self, *, trace_id: str, task_id: str) -> None:
         db = await self._db()
@@ -265,7 +284,7 @@ class PostgresStateStore(SessionLogs, AsyncResource):
         raw = await db.fetchval(
             f"SELECT {value}::text FROM {self.schema}.{table} WHERE {column} = $1", key
         )
-        return json.loads(raw) if raw is not None else None
+        return _loads(raw) if raw is not None else None
 
     async def save_memory_state(self, key: str, state: dict[str, Any]) -> None:
         await self._put("memory_state", "key", key, state)
@@ -285,7 +304,7 @@ class PostgresStateStore(SessionLogs, AsyncResource):
             f"DELETE FROM {self.schema}.planner_state WHERE token = $1 RETURNING payload::text",
             token,
         )
-        return json.loads(raw) if raw is not None else None
+        return _loads(raw) if raw is not None else None
 
     async def save_trajectory(self, trace_id: str, trajectory: dict[str, Any]) -> None:
         await self._put("trajectories", "trace_id", trace_id, trajectory)
@@ -313,7 +332,7 @@ class PostgresStateStore(SessionLogs, AsyncResource):
             "ORDER BY position",
             session_id,
         )
-        return [json.loads(r["payload"]) for r in rows]
+        return [_loads(r["payload"]) for r in rows]
 
     async def _append_log(self, log: str, scope: str, entry: dict[str, Any], key_field: str) -> str:
         key = entry.get(key_field)
@@ -341,4 +360,4 @@ class PostgresStateStore(SessionLogs, AsyncResource):
             "WHERE log = $1 AND scope = $2 AND id > $3 ORDER BY id",
             log, scope, after,
         )  # fmt: skip
-        return [{**json.loads(r["payload"]), "id": str(r["id"])} for r in rows]
+        return [{**_loads(r["payload"]), "id": str(r["id"])} for r in rows]

@@ -63,17 +63,21 @@ def test_no_source_raises_a_bare_builtin_error() -> None:
 def _installed_modules() -> list[str]:
     names = []
     for top in ("penguiflow", "penguiflow_redis", "penguiflow_postgres", "penguiflow_planner",
-                "penguiflow_mcp", "penguiflow_utcp", "penguiflow_openai", "penguiflow_anthropic",
-                "penguiflow_llm_http", "penguiflow_plugin_template"):  # fmt: skip
+                "penguiflow_sessions", "penguiflow_mcp", "penguiflow_utcp", "penguiflow_openai",
+                "penguiflow_anthropic", "penguiflow_llm_http",
+                "penguiflow_plugin_template"):  # fmt: skip
         try:
             package = importlib.import_module(top)
         except ImportError:
             continue
         names.append(top)
         for info in pkgutil.walk_packages(package.__path__, f"{top}."):
-            # penguiflow.planner.* and penguiflow.artifacts are the planner plugin's modules
-            # under PenguiFlow's import paths: checked as penguiflow_planner.*
-            if info.name.startswith(("penguiflow.planner", "penguiflow.artifacts")):
+            # penguiflow.planner.*, .artifacts, .sessions.* and .steering.* are the plugins'
+            # modules under PenguiFlow's import paths: checked as penguiflow_planner.* and
+            # penguiflow_sessions.*
+            forwarded = ("penguiflow.planner", "penguiflow.artifacts", "penguiflow.sessions",
+                         "penguiflow.steering")  # fmt: skip
+            if info.name.startswith(forwarded):
                 continue
             names.append(info.name)
     return names

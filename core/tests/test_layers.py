@@ -31,8 +31,8 @@ RUNTIME_LAYERS: list[set[str]] = [
 FACADE = {
     "__init__", "_create", "core", "runtime", "_builtin_drivers", "patterns", "policies",
     "remote", "streaming", "viz", "testkit", "cli", "testing",
-    # PenguiFlow's import paths that plugins serve (penguiflow.planner)
-    "_plugin_imports", "planner", "artifacts",
+    # PenguiFlow's import paths that plugins serve (penguiflow.planner, .sessions, .steering)
+    "_plugin_imports", "planner", "artifacts", "sessions", "steering",
 }  # fmt: skip
 
 

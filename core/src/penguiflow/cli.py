@@ -19,7 +19,108 @@ __all__ = ["cli", "main"]
 _COLUMNS = ("name", "group", "distribution", "version", "status", "error")
 
 
-@click.group()
+#: Entry-point group of plugin subcommands: each entry names a `click.Command`.
+COMMANDS_GROUP = "penguiflow.commands"
+
+
+def _unavailable(name: str, reason: str) -> click.Command:
+    """A stand-in for a plugin command that cannot run: it says why, and exits 1."""
+
+    def fail() -> None:
+        raise click.ClickException(f"the command {name!r} is unavailable: {reason}")
+
+    return click.Command(name, callback=fail, help=f"(unavailable: {reason})")
+
+
+class _PluginCommandGroup(click.Group):
+    """The `penguiflow` group, extended by plugins through `penguiflow.commands` entry points.
+
+    Listing (`penguiflow --help` included) reads installed metadata only; a plugin's command
+    is imported when it is run or its own `--help` describes it, so a broken or heavy plugin
+    never slows or stops the built-in commands. A
+    built-in name always wins; two plugins claiming one name is an error naming both."""
+
+    def _plugin_entries(self) -> dict[str, list[Any]]:
+        from .plugins import PluginSettings
+        from .plugins._discovery import discover
+
+        found: dict[str, list[Any]] = {}
+        for candidate in discover(COMMANDS_GROUP, "command", PluginSettings.from_env()):
+            if candidate.record.name not in self.commands:
+                found.setdefault(candidate.record.name, []).append(candidate)
+        return found
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        plugin_names = [
+            name
+            for name, candidates in self._plugin_entries().items()
+            if any(c.record.status == "available" for c in candidates)
+        ]
+        return sorted({*super().list_commands(ctx), *plugin_names})
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # click's default loads every command for its one-line help, which would import each
+        # plugin (and its web framework) just to print `penguiflow --help`. A plugin command's
+        # line names the distribution it comes from instead; its own --help loads it.
+        entries = self._plugin_entries()
+        rows: list[tuple[str, click.Command]] = []
+        for name in self.list_commands(ctx):
+            builtin = super().get_command(ctx, name)
+            if builtin is not None:
+                if not builtin.hidden:
+                    rows.append((name, builtin))
+                continue
+            candidates = entries[name]
+            if len(candidates) > 1:
+                owners = " and ".join(str(c.record.distribution) for c in candidates)
+                line = f"(unavailable: {owners} both provide it)"
+            else:
+                record = candidates[0].record
+                where = " ".join(str(part) for part in (record.distribution, record.version))
+                line = f"From the plugin {where} (see its --help)."
+            # A stand-in that only carries the line: click shortens it like any help text.
+            rows.append((name, click.Command(name, help=line)))
+        if not rows:
+            return
+        limit = formatter.width - 6 - max(len(name) for name, _ in rows)
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, cmd.get_short_help_str(limit)) for name, cmd in rows])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            return command
+        candidates = self._plugin_entries().get(cmd_name)
+        if not candidates:
+            return None
+        if len(candidates) > 1:
+            owners = " and ".join(str(c.record.distribution) for c in candidates)
+            return _unavailable(
+                cmd_name, f"{owners} both provide it; uninstall or disable one of them"
+            )
+        record = candidates[0].record
+        if record.status != "available":
+            return _unavailable(cmd_name, f"{record.status}: {record.error or record.remedy}")
+        from .errors import describe_exception
+
+        try:
+            loaded = candidates[0].entry_point.load()
+        except Exception as exc:
+            return _unavailable(
+                cmd_name,
+                f"{record.distribution} failed to load {record.value}: "
+                f"{type(exc).__name__}: {describe_exception(exc)}",
+            )
+        if not isinstance(loaded, click.Command):
+            return _unavailable(
+                cmd_name,
+                f"{record.value} (from {record.distribution}) is a {type(loaded).__name__}, "
+                "not a click command",
+            )
+        return loaded
+
+
+@click.group(cls=_PluginCommandGroup)
 @click.version_option(__version__, prog_name="penguiflow")
 def cli() -> None:
     """PenguiFlow: typed async pipelines, and the plugins that extend them."""

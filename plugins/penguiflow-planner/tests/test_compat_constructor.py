@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -31,6 +32,7 @@ from penguiflow import ModelRegistry, Node, NodePolicy
 from penguiflow.errors import (
     ConfigurationError,
     InvalidTypeError,
+    MissingPluginError,
     PenguiFlowError,
     UnsupportedFeatureError,
 )
@@ -138,10 +140,16 @@ def test_the_default_of_a_feature_we_lack_is_accepted(name: str, value: Any) -> 
     assert built.catalog
 
 
-def test_background_tasks_enabled_is_refused_and_disabled_is_accepted() -> None:
+def test_background_tasks_need_penguiflow_sessions_and_disabled_is_accepted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Background tasks run in penguiflow-sessions (its tests cover them working); without
+    # it, enabling them says what to install. A None entry makes the import fail as a
+    # missing package's does, whether or not it is installed here.
     from types import SimpleNamespace
 
-    with pytest.raises(UnsupportedFeatureError, match="background_tasks"):
+    monkeypatch.setitem(sys.modules, "penguiflow_sessions", None)
+    with pytest.raises(MissingPluginError, match="pip install penguiflow-sessions"):
         planner(background_tasks=SimpleNamespace(enabled=True))
     planner(background_tasks=SimpleNamespace(enabled=False))
 

@@ -23,6 +23,7 @@ from penguiflow.memory import MemoryKey
 from penguiflow.runtime import CircuitBreaker
 
 from ._actions import ParallelJoin, PlannerAction
+from ._background_support import spawn_in_background
 from ._events import EmitFn
 from ._executor import PauseRequested, run_tool
 from ._failures import is_failure
@@ -103,6 +104,7 @@ class ToolRunner:
         observation_config: ObservationGuardrailConfig,
         breakers: Mapping[str, CircuitBreaker],
         on_artifacts: Callable[[str, dict[str, Any]], None],
+        background: Any = None,
     ) -> None:
         self._emit = emit
         self._llm_context = llm_context
@@ -115,6 +117,8 @@ class ToolRunner:
         self._observation_config = observation_config
         self._breakers = breakers
         self._on_artifacts = on_artifacts
+        #: the planner's BackgroundTasksConfig (None: tools always run inline)
+        self._background = background
 
     def _scope(self) -> ArtifactScope:
         """Where a large result stored as an artifact belongs (PenguiFlow's: the run's
@@ -166,6 +170,33 @@ class ToolRunner:
             trace_id=self._trace_id,
             pause_enabled=self._pause_enabled,
         )
+        handle: dict[str, Any] | None = None
+        if self._background is not None:
+            try:
+                handle = await spawn_in_background(self._background, spec, args, tool_context)
+            except Exception as exc:  # a refused spawn is an observation, like a tool error
+                result.error = (
+                    f"tool '{name}' could not start in the background: "
+                    f"{type(exc).__name__}: {describe_exception(exc)}"
+                )
+                result.failure = {"node": name, "args": args,
+                                  "error_code": type(exc).__name__,
+                                  "message": describe_exception(exc)}  # fmt: skip
+        if handle is not None:
+            # A tool marked to run in the background went to the task service: the model
+            # sees the task's handle now, the result arrives later as a background result.
+            result.ok = True
+            result.observation = handle
+        elif result.error is None:
+            await self._call_inline(spec, args, ctx, result)
+        result.streams = {key: list(chunks) for key, chunks in ctx.streams.items()}
+        await self._report(result, action_seq)
+        return result
+
+    async def _call_inline(
+        self, spec: NodeSpec, args: dict[str, Any], ctx: PlannerToolContext, result: CallResult
+    ) -> None:
+        name = spec.name
         try:
             outcome = await run_tool(spec, args, ctx, self._breakers.get(name))
         except PauseRequested as pause:
@@ -196,7 +227,9 @@ class ToolRunner:
                     "error_code": outcome.error_type,
                     "message": outcome.error,
                 }
-        result.streams = {key: list(chunks) for key, chunks in ctx.streams.items()}
+
+    async def _report(self, result: CallResult, action_seq: int) -> None:
+        name, call_id = result.name, result.call_id
         await self._emit(
             "tool_call_end", {"tool_call_id": call_id, "tool_name": name, "action_seq": action_seq}
         )
@@ -216,7 +249,6 @@ class ToolRunner:
             {"tool_call_id": call_id, "tool_name": name, "result_json": _dumps(reported),
              "action_seq": action_seq},
         )  # fmt: skip
-        return result
 
 
 @dataclass

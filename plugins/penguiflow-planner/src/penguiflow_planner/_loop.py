@@ -127,6 +127,7 @@ class RunLoop:
             observation_config=planner._observation_config,
             breakers=planner._breakers,
             on_artifacts=self._collect_artifacts,
+            background=getattr(planner, "_background_tasks", None),
         )
         self._system: str | None = None
         #: a pause saved by `ReactPlanner.pause()` from inside a tool: the run ends with it

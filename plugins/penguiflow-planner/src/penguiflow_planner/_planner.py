@@ -27,6 +27,12 @@ from penguiflow.runtime import CircuitBreaker
 from penguiflow.state import require_capabilities
 
 from ._actions import PlannerAction
+from ._background_support import (
+    background_catalog,
+    background_enabled,
+    background_guidance,
+    without_task_tools,
+)
 from ._budgets import BudgetUsage, PlannerBudgets
 from ._decide import ModelCallFailed, RepairFailed
 from ._error_recovery import ErrorRecoveryConfig
@@ -186,6 +192,12 @@ class ReactPlanner(AsyncResource):
                 else None
             ),
         )
+        if background_enabled(background_tasks):
+            # penguiflow-sessions runs background tasks: its `tasks.*` tools join the
+            # catalog and the model is told how to use them (check_unsupported made sure it
+            # is installed).
+            specs = background_catalog(background_tasks, specs)
+            system_prompt_extra = background_guidance(background_tasks, system_prompt_extra)
         if budgets is not None:
             given = {
                 "max_iters": max_iters != 8,
@@ -252,6 +264,7 @@ class ReactPlanner(AsyncResource):
             self._settings.reflection_client if separate_reflection else client
         )
         self._tool_policy = tool_policy
+        self._background_tasks = background_tasks
         self._specs = apply_tool_policy(specs, tool_policy)
         self._hints = PlanningHints.from_mapping(
             planning_hints, tool_names=[spec.name for spec in self._specs]
@@ -518,6 +531,9 @@ class ReactPlanner(AsyncResource):
         )
         if background_tasks != "inherit":
             kwargs["background_tasks"] = background_tasks
+        if not background_enabled(kwargs.get("background_tasks")):
+            # A child without background tasks (a sub-agent) gets no `tasks.*` tools.
+            kwargs["catalog"] = without_task_tools(specs)
         kwargs["llm_client"] = self._settings.client
         kwargs["llm"] = None
         if kwargs.get("state_store") is None:

@@ -90,13 +90,10 @@ def check_unsupported(options: Mapping[str, Any]) -> None:
                 f"ReactPlanner({name}={options[name]!r}): {name.replace('_', ' ')} is not "
                 f"supported by penguiflow-planner; {instead}"
             )
-    background = options.get("background_tasks")
-    if background is not None and getattr(background, "enabled", False):
-        raise UnsupportedFeatureError(
-            "ReactPlanner(background_tasks=BackgroundTasksConfig(enabled=True)): background "
-            "tasks come with sessions (penguiflow-sessions), not with the planner alone; leave "
-            "background_tasks unset"
-        )
+    # Background tasks run on penguiflow-sessions: without it, say what to install.
+    from ._background_support import require_sessions
+
+    require_sessions(options.get("background_tasks"))
 
 
 def json_context(value: Mapping[str, Any] | None, *, name: str) -> dict[str, Any] | None:

@@ -1,0 +1,18 @@
+"""`penguiflow.sessions.broker`: the sessions plugin's module
+`penguiflow_sessions.broker` itself.
+
+See `penguiflow.sessions` for how the path is forwarded.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .._plugin_imports import alias_plugin_module
+
+alias_plugin_module(__name__, "penguiflow_sessions.broker", distribution="penguiflow-sessions")
+
+if TYPE_CHECKING:
+    # Never runs: the module above replaced this one. It lets type checkers accept the
+    # plugin's names imported through this path (as Any) without the kernel naming them.
+    def __getattr__(name: str) -> Any: ...

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from penguiflow import ModelRegistry, Node
 from penguiflow.catalog import NodeSpec, build_catalog, tool
-from penguiflow.errors import PenguiFlowError
+from penguiflow.errors import ConfigurationError, PenguiFlowError
 
 from .models import (
     ContextDepth,
@@ -116,12 +116,12 @@ class TasksSpawnArgs(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> TasksSpawnArgs:
         if self.mode == "subagent" and not (self.query or "").strip():
-            raise ValueError("mode 'subagent' needs a query (what the sub-agent should do)")
+            raise ConfigurationError("mode 'subagent' needs a query (what the sub-agent should do)")
         if self.mode == "job" and (not self.tool_name or not isinstance(self.tool_args, dict)):
-            raise ValueError("mode 'job' needs tool_name and tool_args (an object)")
+            raise ConfigurationError("mode 'job' needs tool_name and tool_args (an object)")
         merge = self.group_merge_strategy or self.merge_strategy
         if self.retain_turn and merge == MergeStrategy.HUMAN_GATED:
-            raise ValueError(
+            raise ConfigurationError(
                 "retain_turn=true needs group_merge_strategy APPEND or REPLACE: HUMAN_GATED "
                 "results wait for a person and cannot come back inline"
             )

@@ -138,3 +138,36 @@ async def test_auto_seal_open_groups_of_turn() -> None:
         assert await session.auto_seal_open_groups() == 1
         assert a.status == "complete" and b.status == "open"  # empty sealed group is done
         assert [g.group_id for g in await session.list_groups(status="open")] == [b.group_id]
+
+
+async def test_a_human_gated_group_survives_a_restart_and_is_applied_after_it() -> None:
+    # Regression: groups lived in memory only, so after a restart apply_group_patches could
+    # not find the group whose patches waited for approval.
+    from penguiflow_sessions.persistence import InMemorySessionStateStore
+
+    store = InMemorySessionStateStore()
+    async with StreamingSession("g6", limits=LIMITS, state_store=store) as session:
+        group = await session.resolve_or_create_group(
+            group_name="h", merge_strategy=MergeStrategy.HUMAN_GATED
+        )
+        gate = asyncio.Event()
+        gate.set()
+        for _ in range(2):
+            await session.spawn_task(
+                _work(gate),
+                task_type=TaskType.BACKGROUND,
+                group_id=group.group_id,
+                merge_strategy=MergeStrategy.HUMAN_GATED,
+            )
+        await session.seal_group(group.group_id)
+        await session.wait_for_group_completion(group.group_id, timeout_s=5)
+        saved = group.model_dump(mode="json")
+    async with StreamingSession("g6", limits=LIMITS, state_store=store) as again:
+        await again.hydrate()
+        restored = await again.get_group(group.group_id)
+        assert restored is not None and restored.model_dump(mode="json") == saved
+        assert restored.status == "complete" and len(restored.patches) == 2
+        _, timed_out = await again.wait_for_group_completion(group.group_id, timeout_s=0.01)
+        assert not timed_out  # an ended group is waited for at once
+        assert await again.apply_group_patches(group.group_id) is True
+        assert again.pending_patches == {} and len(again.get_background_results()) == 2

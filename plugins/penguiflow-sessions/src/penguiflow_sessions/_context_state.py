@@ -15,7 +15,7 @@ from penguiflow_planner.trajectory import BackgroundTaskResult
 from penguiflow.errors import ConfigurationError, describe_exception
 
 from ._context import json_copy
-from .models import ContextPatch, MergeStrategy, PendingContextPatch, SessionContext
+from .models import ContextPatch, MergeStrategy, PendingContextPatch, SessionContext, TaskGroup
 
 __all__ = ["CONTEXT_FORMAT", "context_document", "restore_context"]
 
@@ -24,9 +24,12 @@ CONTEXT_FORMAT = 1
 
 
 def context_document(
-    context: SessionContext, pending: dict[str, PendingContextPatch]
+    context: SessionContext,
+    pending: dict[str, PendingContextPatch],
+    groups: list[TaskGroup] | None = None,
 ) -> dict[str, Any]:
-    """The JSON document saved for `context` and its patches awaiting approval."""
+    """The JSON document saved for `context`, its patches awaiting approval and the
+    session's task groups."""
     return {
         "format": CONTEXT_FORMAT,
         "version": context.version,
@@ -48,13 +51,15 @@ def context_document(
             }
             for item in pending.values()
         ],
+        "groups": [group.model_dump(mode="json") for group in groups or ()],
     }
 
 
 def restore_context(
     document: dict[str, Any],
-) -> tuple[SessionContext, dict[str, PendingContextPatch]]:
-    """The context and pending patches a saved document describes.
+) -> tuple[SessionContext, dict[str, PendingContextPatch], list[TaskGroup]]:
+    """The context, pending patches and task groups a saved document describes (a
+    document saved before groups were kept has none).
 
     `ConfigurationError` names what is wrong with a document this version cannot read."""
     if not isinstance(document, dict) or document.get("format") != CONTEXT_FORMAT:
@@ -84,10 +89,11 @@ def restore_context(
             )
             for row in document["pending_patches"]
         }
+        groups = [TaskGroup.model_validate(row) for row in document.get("groups", ())]
     except (KeyError, TypeError, ValueError) as exc:
         # pydantic's ValidationError is a ValueError.
         raise ConfigurationError(
             f"saved session context is malformed ({type(exc).__name__}: "
             f"{describe_exception(exc)}); drop it or restore it from a backup"
         ) from exc
-    return context, pending
+    return context, pending, groups

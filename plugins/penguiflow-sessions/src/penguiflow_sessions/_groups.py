@@ -72,6 +72,15 @@ class GroupBook:
         self.groups[group.group_id] = group
         return group
 
+    def restore(self, groups: list[TaskGroup]) -> None:
+        """Take the groups saved before a restart (those this process made win)."""
+        for group in groups:
+            if group.group_id in self.groups:
+                continue
+            self.groups[group.group_id] = group
+            if group.status in ("complete", "failed"):
+                self._done.setdefault(group.group_id, asyncio.Event()).set()
+
     def find_open(self, name: str, turn_id: str | None) -> TaskGroup | None:
         """The open group called `name` created in `turn_id` (names are per turn)."""
         for group in self.groups.values():

@@ -91,7 +91,9 @@ class SessionContextMixin:
         `close()`, when nothing is saved any more)."""
         if self._context_sealed:
             return None
-        self._context_unsaved = context_document(self._context, self._pending_patches)
+        self._context_unsaved = context_document(
+            self._context, self._pending_patches, self._groups.list()
+        )
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -150,7 +152,7 @@ class SessionContextMixin:
         if document is None:
             return
         try:
-            context, pending = restore_context(document)
+            context, pending, groups = restore_context(document)
         except ConfigurationError as exc:
             _LOGGER.error(
                 "session %s: the saved context cannot be read, so it starts empty: %s",
@@ -159,6 +161,7 @@ class SessionContextMixin:
             )
             return
         self._context, self._pending_patches = context, pending
+        self._groups.restore(groups)
 
     # -- context ------------------------------------------------------------------------------
 
@@ -420,13 +423,15 @@ class SessionContextMixin:
             found = self._groups.find_open(group_name, turn_id)
             if found is not None:
                 return found
-        return self._groups.create(
+        group = self._groups.create(
             name=group_name,
             turn_id=turn_id,
             merge_strategy=merge_strategy,
             report_strategy=report_strategy,
             retain_turn=retain_turn,
         )
+        self._context_changed()  # groups are saved with the context
+        return group
 
     async def add_task_to_group(self, group_id: str, task_id: str) -> bool:
         """Add a known task to an open group; False when the group is unknown or not open."""
@@ -436,6 +441,7 @@ class SessionContextMixin:
         self._registry.require(task_id)
         if task_id not in group.task_ids:
             group.task_ids.append(task_id)
+            self._context_changed()
         return True
 
     async def seal_group(self, group_id: str) -> bool:
@@ -444,6 +450,7 @@ class SessionContextMixin:
         if not self._groups.seal(group):
             return False
         await self._settle(group)
+        self._context_changed()
         return True
 
     async def auto_seal_open_groups(self, turn_id: str | None = None) -> int:
@@ -486,6 +493,7 @@ class SessionContextMixin:
         if patch_id is not None and patch_id not in group.patches:
             group.patches.append(patch_id)
         await self._settle(group)
+        self._context_changed()
 
     async def _settle(self, group: TaskGroup) -> None:
         if not self._groups.settle(group):
@@ -567,6 +575,7 @@ class SessionContextMixin:
             return False
         pending = list(group.pending_task_ids)
         self._groups.finish(group, "failed")
+        self._context_changed()
         if propagate:
             for task_id in pending:
                 state = await self._registry.get_task(task_id)

@@ -389,6 +389,7 @@ class StreamingSession(
             group = self._groups.require(group_id)
             if task_id not in group.task_ids:
                 group.task_ids.append(task_id)
+                self._context_changed()  # groups are saved with the context
         self._task_options[task_id] = (merge_strategy, group_id)
         inbox = SteeringInbox(maxsize=self._limits.steering_queue_size)
         self._inboxes[task_id] = inbox

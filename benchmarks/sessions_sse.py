@@ -48,6 +48,9 @@ async def _serve() -> None:
     app = create_app(manager=manager, authenticator=authenticator)
     host = app.state.session_host
     sock = socket.socket()
+    # uvicorn sets TCP_NODELAY only on sockets it binds itself; without it each small write
+    # waits about 40 ms for the client's delayed ACK, which would swamp what we measure.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind(("127.0.0.1", 0))
     config = uvicorn.Config(app, log_level="error", lifespan="on", timeout_graceful_shutdown=1)
     server = uvicorn.Server(config)

@@ -63,8 +63,8 @@ def test_no_source_raises_a_bare_builtin_error() -> None:
 def _installed_modules() -> list[str]:
     names = []
     for top in ("penguiflow", "penguiflow_redis", "penguiflow_postgres", "penguiflow_planner",
-                "penguiflow_sessions", "penguiflow_mcp", "penguiflow_utcp", "penguiflow_openai",
-                "penguiflow_anthropic", "penguiflow_llm_http",
+                "penguiflow_sessions", "penguiflow_a2a", "penguiflow_mcp", "penguiflow_utcp",
+                "penguiflow_openai", "penguiflow_anthropic", "penguiflow_llm_http",
                 "penguiflow_plugin_template"):  # fmt: skip
         try:
             package = importlib.import_module(top)

@@ -114,6 +114,22 @@ def _server_class() -> Any:
     return QuietServer
 
 
+def _bind(host: str, port: int) -> socket.socket:
+    """The listening socket handed to uvicorn."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted connections inherit this. Without it, on a socket handed to uvicorn, small
+    # responses wait on Nagle's algorithm and the client's delayed ACK: about 40 ms a request
+    # on Linux loopback (uvicorn sets it only on sockets it binds itself).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise click.UsageError(f"cannot bind {host}:{port}: {exc.strerror}") from None
+    return sock
+
+
 @click.command("serve-session")
 @click.argument("target")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
@@ -157,12 +173,7 @@ def serve_session(
             "serve-session needs uvicorn and starlette: pip install 'penguiflow-sessions[server]'"
         ) from None
     authenticator, generated = _authenticator(token_file, no_auth)
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        raise click.UsageError(f"cannot bind {host}:{port}: {exc.strerror}") from None
+    sock = _bind(host, port)
     bound_port = sock.getsockname()[1]
 
     async def serve() -> None:

@@ -10,6 +10,7 @@ import penguiflow_llm_http
 import penguiflow_llm_http.testing
 
 FACADE = {
+    "REFUSAL_STATUSES", "REFUSAL_WORDS", "PriceTuple", "is_mode_refusal",
     "SCHEMA_MODES", "Credential", "HTTPXTransport", "ModelPrice", "ModelProfile", "PricingTable",
     "ProfileRegistry", "ProviderClient", "ProviderCodec", "ProviderReply", "ProviderRequest",
     "RetryPolicy", "SSEEvent", "SSEParser", "SchemaMode", "StreamDelta", "TokenProvider",

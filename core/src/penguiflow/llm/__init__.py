@@ -20,8 +20,10 @@ from ._errors import (
     LLMReplyError,
     LLMStreamError,
     LLMTimeoutError,
+    LLMTruncationError,
 )
 from ._models import (
+    FinishReason,
     LLMMessage,
     LLMResponse,
     LLMRole,
@@ -36,6 +38,7 @@ from ._validation import extract_json, validate_reply
 from .scripted import ScriptedCall, ScriptedLLMClient, ScriptedReply, ScriptExhaustedError
 
 __all__ = [
+    "FinishReason",
     "JSONLLMClient",
     "LLMConfigurationError",
     "LLMConnectionError",
@@ -47,6 +50,7 @@ __all__ = [
     "LLMRole",
     "LLMStreamError",
     "LLMTimeoutError",
+    "LLMTruncationError",
     "LLMUsage",
     "ResponseFormat",
     "ScriptExhaustedError",

@@ -8,6 +8,8 @@
         ├── LLMTimeoutError (also a TimeoutError): no answer within the timeout
         ├── LLMStreamError: a streamed reply stopped before its end (`partial`)
         └── LLMReplyError: the reply never matched the requested format (`text`, `errors`)
+            └── LLMTruncationError: a structured reply was cut by `max_tokens` (no repair
+                round is tried: the same limit would cut it again)
 
 They live in the kernel, not in the HTTP toolkit that raises most of them, so code that calls
 any `JSONLLMClient` catches the same classes whichever adapter is installed.
@@ -25,6 +27,7 @@ __all__ = [
     "LLMReplyError",
     "LLMStreamError",
     "LLMTimeoutError",
+    "LLMTruncationError",
 ]
 
 
@@ -82,3 +85,19 @@ class LLMReplyError(LLMError):
         super().__init__(message)
         self.text = text
         self.errors = errors
+
+
+class LLMTruncationError(LLMReplyError):
+    """A structured reply stopped at the token limit (`finish_reason` "length", Anthropic's
+    `max_tokens`) before its JSON was complete.
+
+    Raised at once, without repair rounds: asking again under the same limit is cut the same
+    way. Raise `max_tokens` (or shorten what the schema asks for). `max_tokens` is the limit
+    the request sent, when it sent one. A subclass of `LLMReplyError`, so code that handles
+    unusable replies keeps catching it; a planner should end the step rather than repair."""
+
+    def __init__(
+        self, message: str, *, text: str, errors: list[str], max_tokens: int | None = None
+    ) -> None:
+        super().__init__(message, text=text, errors=errors)
+        self.max_tokens = max_tokens

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, ValidationError
 from ..errors import ConfigurationError
 
 __all__ = [
+    "FinishReason",
     "LLMMessage",
     "LLMResponse",
     "LLMRole",
@@ -38,24 +39,42 @@ class LLMMessage(BaseModel):
 
 
 class LLMUsage(BaseModel):
-    """Token counts of one completion, when the provider reports them."""
+    """Token counts of one completion, when the provider reports them.
+
+    `input_tokens` counts every prompt token, cached or not, so budgets see the whole prompt
+    whichever provider answered (OpenAI's `prompt_tokens` already does; Anthropic reports
+    cache reads and writes apart, and its adapter adds them in). The two cache counts are
+    the parts of `input_tokens` read from and written to the provider's prompt cache, which
+    are priced at other rates."""
 
     input_tokens: int = Field(default=0, ge=0)
     output_tokens: int = Field(default=0, ge=0)
+    cache_read_input_tokens: int = Field(default=0, ge=0)
+    cache_creation_input_tokens: int = Field(default=0, ge=0)
 
     @property
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
 
 
+#: Why the model stopped, in one vocabulary for every provider: `stop` (it finished),
+#: `length` (cut by `max_tokens`), `tool_calls`, `content_filter`; another provider value is
+#: kept as sent.
+FinishReason: TypeAlias = str
+
+
 class LLMResponse(BaseModel):
-    """The reply text, plus usage, cost and model when known."""
+    """The reply text, plus usage, cost, model and finish reason when known.
+
+    `finish_reason == "length"` means the reply was cut by the token limit: free text is
+    returned as it is, a structured reply raises `LLMTruncationError` instead."""
 
     text: str
     usage: LLMUsage | None = None
     cost_usd: float | None = None
     model: str | None = None
     reasoning: str | None = None
+    finish_reason: FinishReason | None = None
 
 
 def normalize_messages(messages: Iterable[LLMMessage | Mapping[str, Any]]) -> list[LLMMessage]:

@@ -24,8 +24,9 @@ from ._engine import (
     StreamDelta,
     Transport,
 )
-from ._pricing import ModelPrice, PricingTable
+from ._pricing import ModelPrice, PriceTuple, PricingTable
 from ._redact import redact_secrets
+from ._refusals import REFUSAL_STATUSES, REFUSAL_WORDS, is_mode_refusal
 from ._retry import RetryPolicy, parse_retry_after
 from ._schema import (
     SCHEMA_MODES,
@@ -41,11 +42,14 @@ from ._sse import SSEEvent, SSEParser, iter_sse
 from ._transport import HTTPXTransport
 
 __all__ = [
+    "REFUSAL_STATUSES",
+    "REFUSAL_WORDS",
     "SCHEMA_MODES",
     "Credential",
     "HTTPXTransport",
     "ModelPrice",
     "ModelProfile",
+    "PriceTuple",
     "PricingTable",
     "ProfileRegistry",
     "ProviderClient",
@@ -60,6 +64,7 @@ __all__ = [
     "TokenProvider",
     "Transport",
     "check_request_options",
+    "is_mode_refusal",
     "iter_sse",
     "model_driver",
     "parse_retry_after",

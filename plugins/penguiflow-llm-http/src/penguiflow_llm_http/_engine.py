@@ -2,8 +2,8 @@
 
 An adapter supplies a `ProviderCodec` (how its API spells requests, replies and stream
 events) and a `Transport` (how bytes move); this class does the rest the same way for every
-provider: structured-output modes with a per-model fallback chain, reply validation with
-repair attempts, retries with backoff, streaming with chunk and reasoning callbacks, usage
+provider: structured-output modes with a fallback chain remembered per (model, schema), reply validation
+with repair attempts, truncation detection, retries with backoff, streaming with chunk and reasoning callbacks, usage
 summed over attempts, and cost from a pricing table.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import inspect
+import json
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -29,6 +30,7 @@ from penguiflow.llm import (
     LLMResponse,
     LLMStreamError,
     LLMTimeoutError,
+    LLMTruncationError,
     LLMUsage,
     ResponseFormat,
     StreamCallback,
@@ -71,6 +73,8 @@ class ProviderReply:
     reasoning: str | None = None
     usage: LLMUsage | None = None
     model: str | None = None
+    #: in `LLMResponse.finish_reason`'s vocabulary (`stop`, `length`, `tool_calls`, ...)
+    finish_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +86,7 @@ class StreamDelta:
     reasoning: str = ""
     usage: LLMUsage | None = None
     model: str | None = None
+    finish_reason: str | None = None
     done: bool = False
 
 
@@ -107,8 +112,14 @@ class ProviderCodec(Protocol):
     def parse_event(self, event: SSEEvent) -> StreamDelta | None: ...
 
     def rejects_mode(self, error: LLMHTTPError, mode: SchemaMode) -> bool:
-        """True when `error` says the provider or model does not support `mode`."""
+        """True when `error` says the provider or model does not support `mode` (for this
+        schema); `penguiflow_llm_http.is_mode_refusal` is the common classifier."""
         ...
+
+    # Optional, looked up with getattr so codecs written before it keep working:
+    #   map_reply(text: str, *, mode: SchemaMode, schema: dict[str, Any]) -> str
+    # turns a reply to the schema the codec actually sent (a strict-mode rewrite, say) back
+    # into a reply to `schema`, before it is validated.
 
 
 class Transport(Protocol):
@@ -153,8 +164,9 @@ class ProviderClient(AsyncResource):
         self.retry = retry or RetryPolicy()
         self.max_repairs = max_repairs
         self.options = dict(options or {})
-        #: modes still believed to work for this model, best first
-        self._modes: list[SchemaMode] = list(profile.schema_modes)
+        #: modes the provider refused, per (model, schema): one schema a server cannot
+        #: compile says nothing about the next one, so a refusal never spreads further
+        self._refused: dict[tuple[str, str], set[SchemaMode]] = {}
         self._closed = False
 
     def __repr__(self) -> str:
@@ -162,8 +174,23 @@ class ProviderClient(AsyncResource):
 
     @property
     def schema_mode(self) -> SchemaMode:
-        """The structured-output mode the next request will use."""
-        return self._modes[0]
+        """The structured-output mode a request with a schema not refused yet starts with."""
+        return self.profile.schema_modes[0]
+
+    def schema_mode_for(self, response_format: ResponseFormat) -> SchemaMode:
+        """The mode the next request with `response_format` will use: the profile's best
+        one that the provider has not refused for this model and schema."""
+        schema = schema_of(response_format)
+        if schema is None:
+            raise LLMConfigurationError("schema_mode_for needs a response_format, got None")
+        return self._modes_for(schema)[0]
+
+    def _key(self, schema: Mapping[str, Any]) -> tuple[str, str]:
+        return self.model, json.dumps(schema, sort_keys=True, default=str)
+
+    def _modes_for(self, schema: Mapping[str, Any]) -> list[SchemaMode]:
+        refused = self._refused.get(self._key(schema), set())
+        return [mode for mode in self.profile.schema_modes if mode not in refused]
 
     async def aclose(self) -> None:
         """Close the transport; later calls do nothing (transports need not be idempotent)."""
@@ -194,7 +221,7 @@ class ProviderClient(AsyncResource):
         reported = False
         repairs = 0
         while True:
-            mode = self._modes[0] if schema is not None else None
+            mode = self._modes_for(schema)[0] if schema is not None else None
             request = self.codec.build_request(
                 model=self.model,
                 messages=conversation,
@@ -206,28 +233,32 @@ class ProviderClient(AsyncResource):
             )
             try:
                 if stream:
-                    reply = await self._stream(request, on_stream_chunk, on_reasoning_chunk)
+                    reply = await self._stream(request, mode, on_stream_chunk, on_reasoning_chunk)
                 else:
-                    reply = await self._send(request)
+                    reply = await self._send(request, mode)
             except LLMHTTPError as exc:
-                if mode is not None and self.codec.rejects_mode(exc, mode):
-                    self._drop_mode(mode, exc)
+                if schema is not None and self._refuses(exc, mode):
+                    assert mode is not None  # _refuses says no without a mode
+                    self._drop_mode(schema, name, mode, exc)
                     logger.info(
-                        "%s refused structured-output mode %r for %r; using %r from now on",
+                        "%s refused structured-output mode %r for %r with schema %s; using %r "
+                        "for this schema from now on",
                         self.codec.name,
                         mode,
                         self.model,
-                        self._modes[0],
+                        name,
+                        self._modes_for(schema)[0],
                     )
                     continue
                 raise
             if reply.usage is not None:
                 reported = True
-                usage = LLMUsage(
-                    input_tokens=usage.input_tokens + reply.usage.input_tokens,
-                    output_tokens=usage.output_tokens + reply.usage.output_tokens,
-                )
-            text, errors = validate_reply(reply.text, response_format)
+                usage = _add_usage(usage, reply.usage)
+            reply_text = reply.text
+            map_reply = getattr(self.codec, "map_reply", None)
+            if schema is not None and mode is not None and callable(map_reply):
+                reply_text = map_reply(reply_text, mode=mode, schema=schema)
+            text, errors = validate_reply(reply_text, response_format)
             if not errors:
                 model = reply.model or self.model
                 total = usage if reported else None
@@ -237,6 +268,23 @@ class ProviderClient(AsyncResource):
                     cost_usd=self.pricing.cost(model, total),
                     model=model,
                     reasoning=reply.reasoning,
+                    finish_reason=reply.finish_reason,
+                )
+            if reply.finish_reason == "length":
+                # Cut by the token limit: a repair round runs into the same limit, so it
+                # would only spend tokens to fail the same way.
+                limit = request.body.get("max_tokens") or request.body.get(
+                    "max_completion_tokens"
+                )
+                shown = f" ({limit})" if isinstance(limit, int) else ""
+                raise LLMTruncationError(
+                    f"{self.codec.name} model {self.model!r} stopped at the max_tokens limit"
+                    f"{shown} before its {name} JSON was complete ({len(reply.text)} characters "
+                    "received); raise max_tokens or ask for a shorter reply. No repair round "
+                    "was tried: it would be cut the same way",
+                    text=reply.text,
+                    errors=errors,
+                    max_tokens=limit if isinstance(limit, int) else None,
                 )
             if repairs >= self.max_repairs:
                 raise LLMReplyError(
@@ -273,19 +321,24 @@ class ProviderClient(AsyncResource):
             error.body = self._redact(body)  # type: ignore[attr-defined]
         return error
 
-    def _drop_mode(self, mode: SchemaMode, error: LLMHTTPError) -> None:
-        if len(self._modes) == 1:
+    def _refuses(self, error: LLMHTTPError, mode: SchemaMode | None) -> bool:
+        return mode is not None and self.codec.rejects_mode(error, mode)
+
+    def _drop_mode(
+        self, schema: Mapping[str, Any], name: str, mode: SchemaMode, error: LLMHTTPError
+    ) -> None:
+        if len(self._modes_for(schema)) == 1:
             raise LLMHTTPError(
-                f"{self.codec.name} refused every structured-output mode for {self.model!r}; "
-                f"the last, {mode!r}, with: {describe_exception(error)}",
+                f"{self.codec.name} refused every structured-output mode for {self.model!r} "
+                f"with schema {name}; the last, {mode!r}, with: {describe_exception(error)}",
                 status=error.status,
                 body=error.body,
             ) from error
-        self._modes.remove(mode)
+        self._refused.setdefault(self._key(schema), set()).add(mode)
 
     # -- one request, with retries --------------------------------------------------------------
 
-    async def _send(self, request: ProviderRequest) -> ProviderReply:
+    async def _send(self, request: ProviderRequest, mode: SchemaMode | None) -> ProviderReply:
         attempt = 0
         while True:
             attempt += 1
@@ -305,16 +358,18 @@ class ProviderClient(AsyncResource):
                         body=self._redact(str(body))[:500],
                     ) from None  # the cause may quote the body unredacted; its text is above
             except (LLMHTTPError, LLMConnectionError, LLMTimeoutError) as exc:
-                await self._wait_or_raise(exc, attempt)
+                await self._wait_or_raise(exc, attempt, mode)
                 continue
             if request.reply_prefix:
                 reply = dataclasses.replace(reply, text=request.reply_prefix + reply.text)
             return reply
 
-    async def _wait_or_raise(self, exc: Exception, attempt: int) -> None:
+    async def _wait_or_raise(self, exc: Exception, attempt: int, mode: SchemaMode | None) -> None:
         retry_after = None
         if isinstance(exc, LLMHTTPError):
-            if not exc.retryable:
+            # A refused mode (llama.cpp answers some with a 500) is not retried: the same
+            # request gets the same answer; the caller steps down to the next mode instead.
+            if not exc.retryable or self._refuses(exc, mode):
                 raise exc
             retry_after = exc.retry_after_s
         delay = self.retry.delay_s(attempt, retry_after)
@@ -333,6 +388,7 @@ class ProviderClient(AsyncResource):
     async def _stream(
         self,
         request: ProviderRequest,
+        mode: SchemaMode | None,
         on_chunk: StreamCallback | None,
         on_reasoning: StreamCallback | None,
     ) -> ProviderReply:
@@ -354,7 +410,7 @@ class ProviderClient(AsyncResource):
                     ) from exc
                 if isinstance(exc, LLMStreamError):
                     exc = LLMConnectionError(describe_exception(exc))
-                await self._wait_or_raise(exc, attempt)
+                await self._wait_or_raise(exc, attempt, mode)
                 continue
             await _call(on_chunk, "", True)
             return reply
@@ -369,6 +425,7 @@ class ProviderClient(AsyncResource):
     ) -> ProviderReply:
         usage: LLMUsage | None = None
         model: str | None = None
+        finish_reason: str | None = None
         prefix_sent = not request.reply_prefix
         async with self.transport.post_stream(request.path, request.body) as lines:
             async for event in iter_sse(lines):
@@ -397,12 +454,14 @@ class ProviderClient(AsyncResource):
                     await _call(on_reasoning, delta.reasoning, False)
                 usage = _merge_usage(usage, delta.usage)
                 model = delta.model or model
+                finish_reason = delta.finish_reason or finish_reason
                 if delta.done:
                     return ProviderReply(
                         text="".join(text),
                         reasoning="".join(reasoning) or None,
                         usage=usage,
                         model=model,
+                        finish_reason=finish_reason,
                     )
         raise LLMStreamError(
             f"{self.codec.name} stream ended before the end of the reply (connection closed early)",
@@ -410,15 +469,25 @@ class ProviderClient(AsyncResource):
         )
 
 
+_USAGE_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+)
+
+
 def _merge_usage(known: LLMUsage | None, update: LLMUsage | None) -> LLMUsage | None:
     """Stream events report counts so far, some only input and some only output: keep the
     largest of each."""
     if update is None or known is None:
         return update or known
-    return LLMUsage(
-        input_tokens=max(known.input_tokens, update.input_tokens),
-        output_tokens=max(known.output_tokens, update.output_tokens),
-    )
+    return LLMUsage(**{f: max(getattr(known, f), getattr(update, f)) for f in _USAGE_FIELDS})
+
+
+def _add_usage(total: LLMUsage, more: LLMUsage) -> LLMUsage:
+    """Usage of several attempts (repair rounds) added up, cache counts included."""
+    return LLMUsage(**{f: getattr(total, f) + getattr(more, f) for f in _USAGE_FIELDS})
 
 
 async def _call(callback: Callable[[str, bool], Any] | None, piece: str, done: bool) -> None:

@@ -23,6 +23,7 @@ from penguiflow.llm import (
     LLMReplyError,
     LLMStreamError,
     LLMTimeoutError,
+    LLMTruncationError,
     LLMUsage,
     ScriptedLLMClient,
     ScriptExhaustedError,
@@ -153,6 +154,7 @@ def test_extract_and_validate_replies() -> None:
         (LLMTimeoutError("x"), TimeoutError),
         (LLMStreamError("x", partial="p"), RuntimeError),
         (LLMReplyError("x", text="t", errors=[]), RuntimeError),
+        (LLMTruncationError("x", text="t", errors=[], max_tokens=5), LLMReplyError),
         (ScriptExhaustedError("x"), RuntimeError),
     ],
 )
@@ -167,6 +169,7 @@ def test_the_kernel_keeps_only_provider_neutral_names() -> None:
         "JSONLLMClient", "LLMConfigurationError", "LLMConnectionError", "LLMError",
         "LLMHTTPError", "LLMMessage", "LLMReplyError", "LLMResponse", "LLMRole",
         "LLMStreamError", "LLMTimeoutError", "LLMUsage", "ResponseFormat",
+        "FinishReason", "LLMTruncationError",
         "ScriptExhaustedError", "ScriptedCall", "ScriptedLLMClient", "ScriptedReply",
         "StreamCallback", "extract_json", "normalize_messages", "validate_reply",
     }  # fmt: skip

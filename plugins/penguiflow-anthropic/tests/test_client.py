@@ -119,7 +119,7 @@ def test_refused_tool_mode_steps_down_to_a_prefilled_reply(server: ScriptedHTTPS
     client = client_for(server)
     reply = run_async(lambda: complete(client, response_format=Answer))
     assert json.loads(reply.text) == {"answer": "7", "confidence": 1}
-    assert client.schema_mode == "json_object"
+    assert client.schema_mode_for(Answer) == "json_object"
     second = server.requests[1].json()
     assert "tools" not in second and second["messages"][-1] == {"role": "assistant", "content": "{"}
     assert '"confidence"' in second["system"]

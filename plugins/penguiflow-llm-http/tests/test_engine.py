@@ -126,7 +126,10 @@ def test_modes_step_down_and_repairs_count_usage() -> None:
     assert [b["mode"] for b in transport.bodies] == ["json_schema", "json_object", "json_object"]
     assert transport.bodies[2]["n"] == 3  # the failed reply and the repair request were added
     assert reply.usage == LLMUsage(input_tokens=2, output_tokens=2)
-    assert llm.schema_mode == "json_object"  # the refused mode stays dropped
+    # the refused mode stays dropped for this model and schema, and only for them
+    assert llm.schema_mode_for(Point) == "json_object"
+    assert llm.schema_mode == "json_schema"
+    assert llm.schema_mode_for({"type": "object"}) == "json_schema"
 
 
 def test_every_mode_refused_and_never_valid() -> None:

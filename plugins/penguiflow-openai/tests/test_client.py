@@ -185,7 +185,7 @@ def test_a_refused_mode_is_dropped_for_the_model(server: ScriptedHTTPServer) -> 
 
     async def scenario() -> None:
         await client.complete(messages=USER, response_format=Answer)
-        assert client.schema_mode == "json_object"
+        assert client.schema_mode_for(Answer) == "json_object"
         await client.complete(messages=USER, response_format=Answer)
         await client.aclose()
 

@@ -314,6 +314,33 @@ async def test_one_of_ours_giving_up_on_a_reply_hands_its_text_to_the_planners_r
     assert (await call_client(GivesUp(), USER, response_format=SCHEMA)).text == "not json"
 
 
+async def test_a_reply_cut_by_max_tokens_ends_the_step_without_repair_rounds() -> None:
+    # Asked again under the same limit, the reply is cut the same way: the planner's repair
+    # rounds would only spend calls. The run ends naming max_tokens (issue 17, item 8).
+    from penguiflow_planner import PlannerFinish, ReactPlanner
+
+    from penguiflow.llm import LLMTruncationError
+
+    class Cut(ScriptedLLMClient):
+        async def complete(self, **kwargs: Any) -> Any:
+            self.calls.append(kwargs)  # type: ignore[arg-type]
+            raise LLMTruncationError(
+                "the reply stopped at max_tokens=64 before its JSON was complete; raise max_tokens",
+                text='{"next_node": "search", "args": {"query": "pengu',
+                errors=["truncated"],
+                max_tokens=64,
+            )
+
+    with pytest.raises(LLMTruncationError):
+        await call_client(Cut([]), USER, response_format=SCHEMA)
+    client = Cut([])
+    planner = ReactPlanner(llm_client=client, catalog=[], repair_attempts=3)
+    result = await planner.run("q")
+    assert isinstance(result, PlannerFinish) and result.reason == "no_path"
+    assert "max_tokens" in result.metadata["error"]
+    assert len(client.calls) == 1 and result.metadata["repair_attempts"] == 0
+
+
 # -- streaming --------------------------------------------------------------------------------
 
 

@@ -18,6 +18,7 @@ from penguiflow_llm_http import (
     SchemaMode,
     SSEEvent,
     StreamDelta,
+    is_mode_refusal,
     schema_instructions,
 )
 
@@ -25,6 +26,21 @@ from penguiflow.errors import ConfigurationError
 from penguiflow.llm import LLMHTTPError, LLMMessage, LLMStreamError, LLMUsage
 
 __all__ = ["AnthropicCodec", "messages_payload"]
+
+#: Anthropic's `stop_reason`s in `LLMResponse.finish_reason`'s vocabulary; others are kept.
+_FINISH = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+
+#: Anthropic's wording when it refuses the forced tool or the prefill (with extended
+#: thinking: "Thinking may not be enabled when tool_choice forces tool use.", or "... a final
+#: `assistant` message must start with a thinking block ...").
+_REFUSAL_WORDS = ("tool_choice", "tool use", "input_schema", "prefill", "thinking")
 
 PASSTHROUGH = ("temperature", "top_p", "top_k", "stop_sequences", "thinking", "metadata")
 _PREFILL = "{"
@@ -126,6 +142,7 @@ class AnthropicCodec:
             reasoning="".join(reasoning) or None,
             usage=_usage(body.get("usage")),
             model=body.get("model"),
+            finish_reason=_finish(body.get("stop_reason")),
         )
 
     def parse_event(self, event: SSEEvent) -> StreamDelta | None:
@@ -158,23 +175,32 @@ class AnthropicCodec:
                 return StreamDelta(reasoning=delta.get("thinking", ""))
             return None
         if kind == "message_delta":
-            return StreamDelta(usage=_usage(data.get("usage")))
+            stop = (data.get("delta") or {}).get("stop_reason")
+            return StreamDelta(usage=_usage(data.get("usage")), finish_reason=_finish(stop))
         if kind == "message_stop":
             return StreamDelta(done=True)
         return None
 
     def rejects_mode(self, error: LLMHTTPError, mode: SchemaMode) -> bool:
-        if error.status != 400 or mode == "prompt":
-            return False
-        text = f"{error} {error.body}".lower()
-        words = ("tool", "input_schema", "prefill", "final assistant content")
-        return any(word in text for word in words)
+        return is_mode_refusal(error, mode, extra_words=_REFUSAL_WORDS)
+
+
+def _finish(stop_reason: Any) -> str | None:
+    if not isinstance(stop_reason, str):
+        return None
+    return _FINISH.get(stop_reason, stop_reason)
 
 
 def _usage(raw: Any) -> LLMUsage | None:
+    """Anthropic's `input_tokens` leaves out the tokens read from and written to the prompt
+    cache; they are added in, so `input_tokens` is the whole prompt as for every provider."""
     if not isinstance(raw, Mapping):
         return None
+    read = int(raw.get("cache_read_input_tokens") or 0)
+    written = int(raw.get("cache_creation_input_tokens") or 0)
     return LLMUsage(
-        input_tokens=int(raw.get("input_tokens") or 0),
+        input_tokens=int(raw.get("input_tokens") or 0) + read + written,
         output_tokens=int(raw.get("output_tokens") or 0),
+        cache_read_input_tokens=read,
+        cache_creation_input_tokens=written,
     )

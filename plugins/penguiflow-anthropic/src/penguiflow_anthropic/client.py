@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from penguiflow_llm_http import (
     HTTPXTransport,
     ModelProfile,
+    PriceTuple,
     PricingTable,
     ProfileRegistry,
     ProviderClient,
@@ -50,15 +51,20 @@ PROFILES = ProfileRegistry(
     default="claude",
 )
 
-#: Anthropic list prices in USD per million tokens (input, output); extend for your contracts.
-DEFAULT_PRICES: dict[str, tuple[float, float]] = {
-    "claude-3-haiku": (0.25, 1.25),
-    "claude-3-5-haiku": (0.80, 4.00),
-    "claude-haiku-4-5": (1.00, 5.00),
-    "claude-3-5-sonnet": (3.00, 15.00),
-    "claude-3-7-sonnet": (3.00, 15.00),
-    "claude-sonnet-4": (3.00, 15.00),
-    "claude-opus-4": (15.00, 75.00),
+#: Anthropic list prices in USD per million tokens (input, output, cache read, cache write):
+#: a cache read costs 0.1x the input rate and a (5-minute) cache write 1.25x. Extend for
+#: your contracts.
+DEFAULT_PRICES: dict[str, PriceTuple] = {
+    prefix: (rate_in, rate_out, round(rate_in * 0.1, 6), round(rate_in * 1.25, 6))
+    for prefix, (rate_in, rate_out) in {
+        "claude-3-haiku": (0.25, 1.25),
+        "claude-3-5-haiku": (0.80, 4.00),
+        "claude-haiku-4-5": (1.00, 5.00),
+        "claude-3-5-sonnet": (3.00, 15.00),
+        "claude-3-7-sonnet": (3.00, 15.00),
+        "claude-sonnet-4": (3.00, 15.00),
+        "claude-opus-4": (15.00, 75.00),
+    }.items()
 }
 
 

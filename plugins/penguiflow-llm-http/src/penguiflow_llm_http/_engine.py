@@ -2,9 +2,9 @@
 
 An adapter supplies a `ProviderCodec` (how its API spells requests, replies and stream
 events) and a `Transport` (how bytes move); this class does the rest the same way for every
-provider: structured-output modes with a fallback chain remembered per (model, schema), reply validation
-with repair attempts, truncation detection, retries with backoff, streaming with chunk and reasoning callbacks, usage
-summed over attempts, and cost from a pricing table.
+provider: structured-output modes with a fallback chain remembered per (model, schema),
+reply validation with repair attempts, truncation detection, retries with backoff, streaming
+with chunk and reasoning callbacks, usage summed over attempts, and cost from a pricing table.
 """
 
 from __future__ import annotations
@@ -273,9 +273,7 @@ class ProviderClient(AsyncResource):
             if reply.finish_reason == "length":
                 # Cut by the token limit: a repair round runs into the same limit, so it
                 # would only spend tokens to fail the same way.
-                limit = request.body.get("max_tokens") or request.body.get(
-                    "max_completion_tokens"
-                )
+                limit = request.body.get("max_tokens") or request.body.get("max_completion_tokens")
                 shown = f" ({limit})" if isinstance(limit, int) else ""
                 raise LLMTruncationError(
                     f"{self.codec.name} model {self.model!r} stopped at the max_tokens limit"

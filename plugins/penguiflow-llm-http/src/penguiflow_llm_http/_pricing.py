@@ -44,11 +44,13 @@ class ModelPrice:
         read = usage.cache_read_input_tokens
         written = usage.cache_creation_input_tokens
         plain = max(usage.input_tokens - read - written, 0)
-        read_rate = self.input_per_mtok if self.cache_read_per_mtok is None else (
-            self.cache_read_per_mtok
+        read_rate = (
+            self.input_per_mtok if self.cache_read_per_mtok is None else (self.cache_read_per_mtok)
         )
-        write_rate = self.input_per_mtok if self.cache_write_per_mtok is None else (
-            self.cache_write_per_mtok
+        write_rate = (
+            self.input_per_mtok
+            if self.cache_write_per_mtok is None
+            else (self.cache_write_per_mtok)
         )
         return (
             plain * self.input_per_mtok

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._codec import OpenAICodec, strict_compatible
+from ._strict import strict_reply, strict_schema
 from .client import DEFAULT_PRICES, PROFILES, OpenAIClient, openai_adapter
 
 __all__ = [
@@ -12,4 +13,6 @@ __all__ = [
     "OpenAICodec",
     "openai_adapter",
     "strict_compatible",
+    "strict_reply",
+    "strict_schema",
 ]

@@ -12,10 +12,13 @@ from penguiflow_llm_http import (
     SchemaMode,
     SSEEvent,
     StreamDelta,
+    is_mode_refusal,
     schema_instructions,
 )
 
 from penguiflow.llm import LLMHTTPError, LLMMessage, LLMStreamError, LLMUsage
+
+from ._strict import strict_reply, strict_schema
 
 __all__ = ["OpenAICodec", "chat_messages", "strict_compatible"]
 
@@ -98,12 +101,15 @@ class OpenAICodec:
             instructions = schema_instructions(schema)
         body: dict[str, Any] = {"model": model, "messages": chat_messages(messages, instructions)}
         if schema is not None and mode == "json_schema":
+            # Strict when the schema is, or can be rewritten to be (map_reply undoes the
+            # rewrite); otherwise as given, unenforced, like the openai SDK would.
+            strict = schema if strict_compatible(schema) else strict_schema(schema)
             body["response_format"] = {
                 "type": "json_schema",
                 "json_schema": {
                     "name": schema_name,
-                    "schema": schema,
-                    "strict": strict_compatible(schema),
+                    "schema": strict if strict is not None else schema,
+                    "strict": strict is not None,
                 },
             }
         elif schema is not None and mode == "json_object":
@@ -135,7 +141,14 @@ class OpenAICodec:
             reasoning=str(reasoning) if reasoning else None,
             usage=_usage(body.get("usage")),
             model=body.get("model"),
+            finish_reason=choice.get("finish_reason"),
         )
+
+    def map_reply(self, text: str, *, mode: SchemaMode, schema: dict[str, Any]) -> str:
+        """Undo the strict rewrite `build_request` made of `schema`, if it made one."""
+        if mode != "json_schema" or strict_compatible(schema) or strict_schema(schema) is None:
+            return text
+        return strict_reply(text, schema)
 
     def parse_event(self, event: SSEEvent) -> StreamDelta | None:
         if event.data.strip() == "[DONE]":
@@ -153,19 +166,22 @@ class OpenAICodec:
             reasoning=str(reasoning),
             usage=_usage(data.get("usage")),
             model=data.get("model"),
+            finish_reason=choices[0].get("finish_reason") if choices else None,
         )
 
     def rejects_mode(self, error: LLMHTTPError, mode: SchemaMode) -> bool:
-        if error.status not in (400, 422) or mode == "prompt":
-            return False
-        text = f"{error} {error.body}".lower()
-        return any(word in text for word in ("response_format", "json_schema", "json_object"))
+        return is_mode_refusal(error, mode)
 
 
 def _usage(raw: Any) -> LLMUsage | None:
+    """`prompt_tokens` already includes the cached ones; the cached part is reported in
+    `prompt_tokens_details.cached_tokens` (OpenAI, and servers copying it)."""
     if not isinstance(raw, Mapping):
         return None
+    details = raw.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, Mapping) else None
     return LLMUsage(
         input_tokens=int(raw.get("prompt_tokens") or 0),
         output_tokens=int(raw.get("completion_tokens") or 0),
+        cache_read_input_tokens=int(cached or 0),
     )

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from penguiflow_llm_http import (
     HTTPXTransport,
     ModelProfile,
+    PriceTuple,
     PricingTable,
     ProfileRegistry,
     ProviderClient,
@@ -60,15 +61,16 @@ PROFILES = ProfileRegistry(
     default="openai-compatible",
 )
 
-#: OpenAI list prices in USD per million tokens (input, output); extend for your contracts.
-DEFAULT_PRICES: dict[str, tuple[float, float]] = {
-    "gpt-4o": (2.50, 10.00),
-    "gpt-4o-mini": (0.15, 0.60),
-    "gpt-4.1": (2.00, 8.00),
-    "gpt-4.1-mini": (0.40, 1.60),
-    "gpt-4.1-nano": (0.10, 0.40),
-    "o3-mini": (1.10, 4.40),
-    "o4-mini": (1.10, 4.40),
+#: OpenAI list prices in USD per million tokens (input, output, cached input, cache write);
+#: caching is automatic and writing to the cache costs nothing extra. Extend for your contracts.
+DEFAULT_PRICES: dict[str, PriceTuple] = {
+    "gpt-4o": (2.50, 10.00, 1.25, None),
+    "gpt-4o-mini": (0.15, 0.60, 0.075, None),
+    "gpt-4.1": (2.00, 8.00, 0.50, None),
+    "gpt-4.1-mini": (0.40, 1.60, 0.10, None),
+    "gpt-4.1-nano": (0.10, 0.40, 0.025, None),
+    "o3-mini": (1.10, 4.40, 0.55, None),
+    "o4-mini": (1.10, 4.40, 0.275, None),
 }
 
 

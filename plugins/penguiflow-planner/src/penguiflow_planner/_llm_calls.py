@@ -50,6 +50,7 @@ from penguiflow.llm import (
     LLMReplyError,
     LLMResponse,
     LLMTimeoutError,
+    LLMTruncationError,
     LLMUsage,
 )
 
@@ -217,9 +218,11 @@ async def _complete(
                 refused = exc
                 quirks.dropped.add("response_format")
                 continue
-            if isinstance(exc, LLMReplyError):
+            if isinstance(exc, LLMReplyError) and not isinstance(exc, LLMTruncationError):
                 # One of ours gave up repairing a reply against the schema: the planner has
                 # its own repair round, with better errors, so the text is what it needs.
+                # A reply cut by max_tokens is not repaired: asked again under the same
+                # limit, it is cut the same way; the error (naming max_tokens) ends the step.
                 quirks.kind = "ours"
                 return LLMReply(text=exc.text)
             raise

@@ -170,6 +170,8 @@ def test_the_kernel_keeps_only_provider_neutral_names() -> None:
         "LLMHTTPError", "LLMMessage", "LLMReplyError", "LLMResponse", "LLMRole",
         "LLMStreamError", "LLMTimeoutError", "LLMUsage", "ResponseFormat",
         "FinishReason", "LLMTruncationError",
+        "EmbeddingsClient", "EmbeddingsResponse", "IMAGE_MEDIA_TYPES", "LLMImage", "LLMTool",
+        "LLMToolCall", "ToolCallingLLMClient", "ToolChoice", "ToolLike", "tool_definitions",
         "ScriptExhaustedError", "ScriptedCall", "ScriptedLLMClient", "ScriptedReply",
         "StreamCallback", "extract_json", "normalize_messages", "validate_reply",
     }  # fmt: skip

@@ -14,7 +14,8 @@ FACADE = {
     "SCHEMA_MODES", "Credential", "HTTPXTransport", "ModelPrice", "ModelProfile", "PricingTable",
     "ProfileRegistry", "ProviderClient", "ProviderCodec", "ProviderReply", "ProviderRequest",
     "RetryPolicy", "SSEEvent", "SSEParser", "SchemaMode", "StreamDelta", "TokenProvider",
-    "Transport", "check_request_options", "iter_sse", "model_driver", "parse_retry_after",
+    "ToolCallDelta", "Transport", "check_request_options", "iter_sse", "model_driver",
+    "parse_retry_after",
     "redact_secrets", "repair_instructions", "require_model", "resolve_credential",
     "schema_instructions", "schema_name", "schema_of",
 }  # fmt: skip

@@ -27,9 +27,10 @@ class HTTPServer:
     proc: subprocess.Popen[bytes]
     port: int
     name: str
+    mode: str = ""
 
     def start(self) -> None:
-        self.proc = _spawn(self.port, self.token, self.name)
+        self.proc = _spawn(self.port, self.token, self.name, self.mode)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -39,9 +40,9 @@ class HTTPServer:
             self.proc.stderr.close()
 
 
-def _spawn(port: int, token: str, name: str) -> subprocess.Popen[bytes]:
+def _spawn(port: int, token: str, name: str, mode: str = "") -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
-        [sys.executable, str(HERE / "servers" / "calc_http.py"), str(port), token, name],
+        [sys.executable, str(HERE / "servers" / "calc_http.py"), str(port), token, name, mode],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

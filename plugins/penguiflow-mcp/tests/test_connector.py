@@ -47,9 +47,8 @@ def test_time_server_over_stdio(time_server_command: str) -> None:
         names = sorted(s.name for s in specs)
         assert names == ["time.convert_time", "time.get_current_time"]
         current = next(s for s in specs if s.name == "time.get_current_time")
-        assert (
-            current.args_schema["required"] == ["timezone"] and current.side_effects == "external"
-        )
+        # mcp-server-time marks its tools readOnlyHint: they become side_effects="read"
+        assert current.args_schema["required"] == ["timezone"] and current.side_effects == "read"
         assert current.call is not None
         result = await current.call({"timezone": "UTC"})
         assert result["timezone"] == "UTC" and "datetime" in result
@@ -103,7 +102,8 @@ def test_a_tool_error_and_a_schema_violation(http_server: HTTPServer) -> None:
             await c.call_tool("add", {"a": 1})
         with pytest.raises(
             MCPToolError,
-            match="has no tool 'mul'; it has: add, blob, crash, fail, picture, search, slow",
+            match="has no tool 'mul'; it has: add, archive, blob, crash, fail, link, notes, "
+            "picture, search, slow",
         ):
             await c.call_tool("mul", {})
 

@@ -2,7 +2,9 @@
 a scripted client.
 
 Adapters for real providers are plugins (`penguiflow-openai`, `penguiflow-anthropic`) chosen
-by name through the `penguiflow.llm_adapters` driver group; `scripted` is built in. The HTTP
+by name through the `penguiflow.llm_adapters` driver group; `scripted` is built in. Native
+tool calling (`LLMTool`, `LLMToolCall`, `ToolCallingLLMClient`), image input (`LLMImage`)
+and embeddings (`EmbeddingsClient`) are described here too. The HTTP
 toolkit those adapters are built on (`ProviderClient`, `HTTPXTransport`, SSE, retries,
 pricing, model profiles) is the `penguiflow-llm-http` library: looking one of its names up
 here raises an `ImportError` that says so.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._embeddings import EmbeddingsClient, EmbeddingsResponse
 from ._errors import (
     LLMConfigurationError,
     LLMConnectionError,
@@ -33,23 +36,38 @@ from ._models import (
     normalize_messages,
 )
 from ._moved import MOVED_TO_LLM_HTTP, moved_name_error
-from ._protocol import JSONLLMClient
+from ._protocol import JSONLLMClient, ToolCallingLLMClient
+from ._tools import (
+    IMAGE_MEDIA_TYPES,
+    LLMImage,
+    LLMTool,
+    LLMToolCall,
+    ToolChoice,
+    ToolLike,
+    tool_definitions,
+)
 from ._validation import extract_json, validate_reply
 from .scripted import ScriptedCall, ScriptedLLMClient, ScriptedReply, ScriptExhaustedError
 
 __all__ = [
+    "IMAGE_MEDIA_TYPES",
+    "EmbeddingsClient",
+    "EmbeddingsResponse",
     "FinishReason",
     "JSONLLMClient",
     "LLMConfigurationError",
     "LLMConnectionError",
     "LLMError",
     "LLMHTTPError",
+    "LLMImage",
     "LLMMessage",
     "LLMReplyError",
     "LLMResponse",
     "LLMRole",
     "LLMStreamError",
     "LLMTimeoutError",
+    "LLMTool",
+    "LLMToolCall",
     "LLMTruncationError",
     "LLMUsage",
     "ResponseFormat",
@@ -58,8 +76,12 @@ __all__ = [
     "ScriptedLLMClient",
     "ScriptedReply",
     "StreamCallback",
+    "ToolCallingLLMClient",
+    "ToolChoice",
+    "ToolLike",
     "extract_json",
     "normalize_messages",
+    "tool_definitions",
     "validate_reply",
 ]
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Literal, TypeAlias
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from ..errors import ConfigurationError
+from ._tools import LLMImage, LLMToolCall
 
 __all__ = [
     "FinishReason",
@@ -30,12 +31,29 @@ StreamCallback: TypeAlias = "Callable[[str, bool], Awaitable[None] | None]"
 
 
 class LLMMessage(BaseModel):
-    """One chat message; `tool` messages answer a tool call (`tool_call_id`)."""
+    """One chat message; `tool` messages answer a tool call (`tool_call_id`).
+
+    An assistant message may carry the `tool_calls` a reply asked for (its `content` may then
+    be empty); a user message may carry `images`. A `tool` message whose `tool_call_id`
+    answers one of those calls is sent as the API's native tool result; without one it is
+    sent as user text naming the call, as before native tool calling existed."""
 
     role: LLMRole
     content: str
     name: str | None = None
     tool_call_id: str | None = None
+    tool_calls: list[LLMToolCall] = Field(default_factory=list)
+    images: list[LLMImage] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check_parts(self) -> LLMMessage:
+        if self.tool_calls and self.role != "assistant":
+            raise ConfigurationError(
+                f"tool_calls belong on assistant messages, not on {self.role!r} ones"
+            )
+        if self.images and self.role != "user":
+            raise ConfigurationError(f"images belong on user messages, not on {self.role!r} ones")
+        return self
 
 
 class LLMUsage(BaseModel):
@@ -75,6 +93,12 @@ class LLMResponse(BaseModel):
     model: str | None = None
     reasoning: str | None = None
     finish_reason: FinishReason | None = None
+    #: calls the model asked for (with `tools=`); `finish_reason` is then "tool_calls"
+    tool_calls: list[LLMToolCall] = Field(default_factory=list)
+
+    def assistant_message(self) -> LLMMessage:
+        """This reply as the assistant turn to append before the tool results."""
+        return LLMMessage(role="assistant", content=self.text, tool_calls=list(self.tool_calls))
 
 
 def normalize_messages(messages: Iterable[LLMMessage | Mapping[str, Any]]) -> list[LLMMessage]:

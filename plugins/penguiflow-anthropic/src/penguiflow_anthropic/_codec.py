@@ -3,7 +3,11 @@
 Structured-output modes map to: `json_schema`, a tool whose input schema is the response
 schema, which the model is made to call (its input is the reply); `json_object`, the schema in
 the system prompt and the assistant turn started with `{`; `prompt`, the schema in the
-system prompt only.
+system prompt only. When the caller offers its own tools, `json_schema` puts the schema in the
+system prompt instead of forcing a tool, so the model stays free to call the caller's tools.
+
+Native tools map to `tools` (`input_schema`), assistant tool calls to `tool_use` blocks and
+their results to `tool_result` blocks in the next user turn; images to `image` blocks.
 """
 
 from __future__ import annotations
@@ -18,12 +22,22 @@ from penguiflow_llm_http import (
     SchemaMode,
     SSEEvent,
     StreamDelta,
+    ToolCallDelta,
     is_mode_refusal,
     schema_instructions,
 )
 
 from penguiflow.errors import ConfigurationError
-from penguiflow.llm import LLMHTTPError, LLMMessage, LLMStreamError, LLMUsage
+from penguiflow.llm import (
+    LLMHTTPError,
+    LLMImage,
+    LLMMessage,
+    LLMStreamError,
+    LLMTool,
+    LLMToolCall,
+    LLMUsage,
+    ToolChoice,
+)
 
 __all__ = ["AnthropicCodec", "messages_payload"]
 
@@ -50,32 +64,80 @@ def messages_payload(
     messages: list[LLMMessage], instructions: str | None
 ) -> tuple[str | None, list[dict[str, Any]]]:
     """`(system, messages)` as the Messages API wants them: system text apart, user and
-    assistant turns alternating (neighbours with one role are joined), and `tool` messages
-    as user turns naming the call (the protocol has no tool-use turns to answer)."""
+    assistant turns alternating (neighbours with one role are joined), assistant tool calls
+    as `tool_use` blocks and the `tool` messages answering them as `tool_result` blocks of a
+    user turn; other `tool` messages become user text naming the call. A turn of text only
+    is sent as one string, as before blocks were needed."""
+    called = {call.id for message in messages for call in message.tool_calls}
     system_parts: list[str] = []
-    turns: list[dict[str, Any]] = []
+    turns: list[tuple[str, list[dict[str, Any]]]] = []
     for message in messages:
         if message.role == "system":
             system_parts.append(message.content)
             continue
         role = "assistant" if message.role == "assistant" else "user"
-        content = message.content
-        if message.role == "tool":
-            label = message.name or message.tool_call_id or "tool"
-            content = f"[result of {label}]\n{content}"
-        if turns and turns[-1]["role"] == role:
-            turns[-1] = {"role": role, "content": f"{turns[-1]['content']}\n\n{content}"}
+        blocks = _blocks(message, called)
+        if turns and turns[-1][0] == role:
+            turns[-1][1].extend(blocks)
         else:
-            turns.append({"role": role, "content": content})
+            turns.append((role, blocks))
     if instructions:
         system_parts.append(instructions)
-    if not turns or turns[0]["role"] != "user":
-        turns.insert(0, {"role": "user", "content": "(conversation start)"})
-    return ("\n\n".join(system_parts) or None), turns
+    payload = [{"role": role, "content": _content(blocks)} for role, blocks in turns]
+    if not payload or payload[0]["role"] != "user":
+        payload.insert(0, {"role": "user", "content": "(conversation start)"})
+    return ("\n\n".join(system_parts) or None), payload
+
+
+def _blocks(message: LLMMessage, called: set[str]) -> list[dict[str, Any]]:
+    if message.role == "tool" and message.tool_call_id in called:
+        return [
+            {
+                "type": "tool_result",
+                "tool_use_id": message.tool_call_id,
+                "content": message.content,
+            }
+        ]
+    content = message.content
+    if message.role == "tool":
+        label = message.name or message.tool_call_id or "tool"
+        content = f"[result of {label}]\n{content}"
+    # Images first: Anthropic advises putting them before the text about them.
+    blocks = [_image_block(image) for image in message.images]
+    if content or not (message.images or message.tool_calls):
+        blocks.append({"type": "text", "text": content})
+    blocks += [
+        {"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments}
+        for call in message.tool_calls
+    ]
+    return blocks
+
+
+def _content(blocks: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
+    if all(block["type"] == "text" for block in blocks):
+        return "\n\n".join(block["text"] for block in blocks)
+    return blocks
+
+
+def _image_block(image: LLMImage) -> dict[str, Any]:
+    if image.url is not None:
+        return {"type": "image", "source": {"type": "url", "url": image.url}}
+    source = {"type": "base64", "media_type": image.media_type, "data": image.data}
+    return {"type": "image", "source": source}
+
+
+def _wire_choice(choice: ToolChoice) -> dict[str, Any]:
+    if choice in ("auto", "none"):
+        return {"type": choice}
+    if choice == "required":
+        return {"type": "any"}
+    return {"type": "tool", "name": choice}
 
 
 class AnthropicCodec:
     name = "Anthropic"
+    supports_tools = True
+    supports_images = True
 
     def __init__(self, *, max_tokens: int = 4096) -> None:
         if max_tokens < 1:
@@ -92,7 +154,13 @@ class AnthropicCodec:
         schema_name: str,
         stream: bool,
         options: Mapping[str, Any],
+        tools: list[LLMTool] | None = None,
+        tool_choice: ToolChoice | None = None,
     ) -> ProviderRequest:
+        if tools and mode in ("json_schema", "json_object"):
+            # A forced reply tool would keep the model from calling the caller's tools, and a
+            # prefilled `{` from starting a tool call: the schema goes in the prompt.
+            mode = "prompt"
         instructions = None
         if schema is not None and mode in ("json_object", "prompt"):
             instructions = schema_instructions(schema)
@@ -115,6 +183,17 @@ class AnthropicCodec:
             body["tool_choice"] = {"type": "tool", "name": schema_name}
         elif schema is not None and mode == "json_object":
             body["messages"] = [*turns, {"role": "assistant", "content": _PREFILL}]
+        if tools:
+            body["tools"] = [
+                {
+                    "name": tool.name,
+                    "description": tool.description,
+                    "input_schema": tool.parameters,
+                }
+                for tool in tools
+            ]
+            if tool_choice is not None:
+                body["tool_choice"] = _wire_choice(tool_choice)
         for key in PASSTHROUGH:
             if key in options:
                 body[key] = options[key]
@@ -122,19 +201,24 @@ class AnthropicCodec:
         if stream:
             body["stream"] = True
         prefill = _PREFILL if schema is not None and mode == "json_object" else ""
-        return ProviderRequest("/v1/messages", body, reply_prefix=prefill)
+        return ProviderRequest("/v1/messages", body, reply_prefix=prefill, native_tools=bool(tools))
 
     def parse_reply(self, body: Any) -> ProviderReply:
         if body.get("type") == "error":
             raise ConfigurationError(body.get("error"))
         text: list[str] = []
         reasoning: list[str] = []
+        calls: list[LLMToolCall] = []
         for block in body["content"]:
             kind = block.get("type")
             if kind == "text":
                 text.append(block["text"])
             elif kind == "tool_use":
-                text.append(json.dumps(block["input"]))
+                # The caller's tool, or (without native tools) the forced reply tool, whose
+                # input the client turns back into the reply text.
+                calls.append(
+                    LLMToolCall(id=block["id"], name=block["name"], arguments=block["input"])
+                )
             elif kind == "thinking":
                 reasoning.append(block.get("thinking", ""))
         return ProviderReply(
@@ -143,6 +227,7 @@ class AnthropicCodec:
             usage=_usage(body.get("usage")),
             model=body.get("model"),
             finish_reason=_finish(body.get("stop_reason")),
+            tool_calls=tuple(calls),
         )
 
     def parse_event(self, event: SSEEvent) -> StreamDelta | None:
@@ -163,6 +248,9 @@ class AnthropicCodec:
             block = data.get("content_block") or {}
             if block.get("type") == "text" and block.get("text"):
                 return StreamDelta(text=block["text"])
+            if block.get("type") == "tool_use":
+                start = ToolCallDelta(index=int(data["index"]), id=block["id"], name=block["name"])
+                return StreamDelta(tool_calls=(start,))
             return None
         if kind == "content_block_delta":
             delta = data["delta"]
@@ -170,7 +258,10 @@ class AnthropicCodec:
             if delta_type == "text_delta":
                 return StreamDelta(text=delta["text"])
             if delta_type == "input_json_delta":
-                return StreamDelta(text=delta.get("partial_json", ""))
+                piece = ToolCallDelta(
+                    index=int(data["index"]), arguments=delta.get("partial_json", "")
+                )
+                return StreamDelta(tool_calls=(piece,))
             if delta_type == "thinking_delta":
                 return StreamDelta(reasoning=delta.get("thinking", ""))
             return None

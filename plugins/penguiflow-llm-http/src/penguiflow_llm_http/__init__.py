@@ -22,6 +22,7 @@ from ._engine import (
     ProviderReply,
     ProviderRequest,
     StreamDelta,
+    ToolCallDelta,
     Transport,
 )
 from ._pricing import ModelPrice, PriceTuple, PricingTable
@@ -62,6 +63,7 @@ __all__ = [
     "SchemaMode",
     "StreamDelta",
     "TokenProvider",
+    "ToolCallDelta",
     "Transport",
     "check_request_options",
     "is_mode_refusal",

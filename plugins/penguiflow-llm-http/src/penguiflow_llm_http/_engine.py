@@ -30,11 +30,16 @@ from penguiflow.llm import (
     LLMResponse,
     LLMStreamError,
     LLMTimeoutError,
+    LLMTool,
+    LLMToolCall,
     LLMTruncationError,
     LLMUsage,
     ResponseFormat,
     StreamCallback,
+    ToolChoice,
+    ToolLike,
     normalize_messages,
+    tool_definitions,
     validate_reply,
 )
 from penguiflow.resources import AsyncResource
@@ -54,6 +59,7 @@ __all__ = [
     "ProviderReply",
     "ProviderRequest",
     "StreamDelta",
+    "ToolCallDelta",
     "Transport",
 ]
 
@@ -65,6 +71,10 @@ class ProviderRequest:
     #: text the request already put in the model's mouth (a prefilled `{`); the reply
     #: continues it, so it is put back in front of the reply and of the stream
     reply_prefix: str = ""
+    #: whether the request offered the caller's tools. When it did not, tool calls a codec
+    #: reads are its own structured-output device (Anthropic's forced tool): their
+    #: arguments are the reply text, and the client treats them so
+    native_tools: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +85,18 @@ class ProviderReply:
     model: str | None = None
     #: in `LLMResponse.finish_reason`'s vocabulary (`stop`, `length`, `tool_calls`, ...)
     finish_reason: str | None = None
+    tool_calls: tuple[LLMToolCall, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A piece of a streamed tool call. Pieces with one `index` make one call: the first
+    usually brings `id` and `name`, later ones more `arguments` JSON text."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +109,7 @@ class StreamDelta:
     usage: LLMUsage | None = None
     model: str | None = None
     finish_reason: str | None = None
+    tool_calls: tuple[ToolCallDelta, ...] = ()
     done: bool = False
 
 
@@ -116,7 +139,10 @@ class ProviderCodec(Protocol):
         schema); `penguiflow_llm_http.is_mode_refusal` is the common classifier."""
         ...
 
-    # Optional, looked up with getattr so codecs written before it keep working:
+    # Optional, looked up with getattr so codecs written before them keep working:
+    #   supports_tools = True: build_request takes `tools: list[LLMTool]` and
+    #   `tool_choice: ToolChoice | None` keywords (passed only when the caller gave tools)
+    #   supports_images = True: the codec sends `LLMMessage.images`
     #   map_reply(text: str, *, mode: SchemaMode, schema: dict[str, Any]) -> str
     # turns a reply to the schema the codec actually sent (a strict-mode rewrite, say) back
     # into a reply to `schema`, before it is validated.
@@ -207,14 +233,21 @@ class ProviderClient(AsyncResource):
         stream: bool = False,
         on_stream_chunk: StreamCallback | None = None,
         on_reasoning_chunk: StreamCallback | None = None,
+        tools: Sequence[ToolLike] | None = None,
+        tool_choice: ToolChoice | None = None,
     ) -> LLMResponse:
         """Send `messages`; with `response_format`, return JSON text that matches it.
+
+        With `tools`, the model may answer with calls instead: they are on
+        `LLMResponse.tool_calls` (streamed ones put together), and the text is not checked
+        against `response_format`, since the model has not given its answer yet.
 
         A reply that does not match is sent back to the model with its validation errors up
         to `max_repairs` times, then `LLMReplyError` is raised. Usage and cost add up every
         attempt. With `stream=True` each attempt's text goes to `on_stream_chunk` as it
         arrives and `(\"\", True)` ends it."""
         conversation = normalize_messages(messages)
+        extra = self._tool_arguments(conversation, tools, tool_choice)
         schema = schema_of(response_format)
         name = schema_name(response_format, schema) if schema is not None else "response"
         usage = LLMUsage()
@@ -230,6 +263,7 @@ class ProviderClient(AsyncResource):
                 schema_name=name,
                 stream=stream,
                 options=self.options,
+                **extra,
             )
             try:
                 if stream:
@@ -254,6 +288,22 @@ class ProviderClient(AsyncResource):
             if reply.usage is not None:
                 reported = True
                 usage = _add_usage(usage, reply.usage)
+            if reply.tool_calls and not request.native_tools:
+                # The codec's own device for structured output: the call's input is the reply.
+                folded = "".join(json.dumps(call.arguments) for call in reply.tool_calls)
+                reply = dataclasses.replace(reply, text=reply.text + folded, tool_calls=())
+            if reply.tool_calls:
+                model = reply.model or self.model
+                total = usage if reported else None
+                return LLMResponse(
+                    text=reply.text,
+                    usage=total,
+                    cost_usd=self.pricing.cost(model, total),
+                    model=model,
+                    reasoning=reply.reasoning,
+                    finish_reason=reply.finish_reason or "tool_calls",
+                    tool_calls=list(reply.tool_calls),
+                )
             reply_text = reply.text
             map_reply = getattr(self.codec, "map_reply", None)
             if schema is not None and mode is not None and callable(map_reply):
@@ -299,6 +349,41 @@ class ProviderClient(AsyncResource):
                 LLMMessage(role="assistant", content=reply.text),
                 LLMMessage(role="user", content=repair_instructions(errors, schema)),
             ]
+
+    def _tool_arguments(
+        self,
+        conversation: list[LLMMessage],
+        tools: Sequence[ToolLike] | None,
+        tool_choice: ToolChoice | None,
+    ) -> dict[str, Any]:
+        """The extra `build_request` keywords for `tools`, after checking that the codec can
+        send what the request holds (tools, images) and that `tool_choice` fits."""
+        if any(message.images for message in conversation) and not getattr(
+            self.codec, "supports_images", False
+        ):
+            raise LLMConfigurationError(
+                f"{self.codec.name} adapter cannot send images (its codec has no "
+                "supports_images); send text only or use an adapter with image input"
+            )
+        if not tools:
+            if tool_choice is not None:
+                raise LLMConfigurationError(
+                    f"tool_choice={tool_choice!r} was given without tools: pass tools=[...]"
+                )
+            return {}
+        if not getattr(self.codec, "supports_tools", False):
+            raise LLMConfigurationError(
+                f"{self.codec.name} adapter cannot offer tools natively (its codec has no "
+                "supports_tools); describe the tools in the prompt instead"
+            )
+        definitions: list[LLMTool] = tool_definitions(tools)
+        names = [tool.name for tool in definitions]
+        if tool_choice not in (None, "auto", "required", "none", *names):
+            raise LLMConfigurationError(
+                f"tool_choice={tool_choice!r} is not 'auto', 'required', 'none' or one of the "
+                f"tools {names}"
+            )
+        return {"tools": definitions, "tool_choice": tool_choice}
 
     # -- secrets -------------------------------------------------------------------------------
 
@@ -424,6 +509,7 @@ class ProviderClient(AsyncResource):
         usage: LLMUsage | None = None
         model: str | None = None
         finish_reason: str | None = None
+        calls = _CallAssembler()
         prefix_sent = not request.reply_prefix
         async with self.transport.post_stream(request.path, request.body) as lines:
             async for event in iter_sse(lines):
@@ -440,13 +526,18 @@ class ProviderClient(AsyncResource):
                     ) from None  # the cause may quote the event unredacted; its text is above
                 if delta is None:
                     continue
-                if delta.text:
+                pieces = [delta.text]
+                if request.native_tools:
+                    calls.add(delta.tool_calls)
+                else:  # a codec's forced tool: its arguments are the reply's text
+                    pieces += [call.arguments for call in delta.tool_calls]
+                for piece in filter(None, pieces):
                     if not prefix_sent:
                         prefix_sent = True
                         text.append(request.reply_prefix)
                         await _call(on_chunk, request.reply_prefix, False)
-                    text.append(delta.text)
-                    await _call(on_chunk, delta.text, False)
+                    text.append(piece)
+                    await _call(on_chunk, piece, False)
                 if delta.reasoning:
                     reasoning.append(delta.reasoning)
                     await _call(on_reasoning, delta.reasoning, False)
@@ -460,11 +551,39 @@ class ProviderClient(AsyncResource):
                         usage=usage,
                         model=model,
                         finish_reason=finish_reason,
+                        tool_calls=calls.finish(),
                     )
         raise LLMStreamError(
             f"{self.codec.name} stream ended before the end of the reply (connection closed early)",
             partial="".join(text),
         )
+
+
+class _CallAssembler:
+    """Streamed tool-call pieces put together by index, in the order calls started."""
+
+    def __init__(self) -> None:
+        self._calls: dict[int, tuple[list[str], list[str], list[str]]] = {}
+
+    def add(self, deltas: Sequence[ToolCallDelta]) -> None:
+        for delta in deltas:
+            ids, names, arguments = self._calls.setdefault(delta.index, ([], [], []))
+            if delta.id:
+                ids[:] = [delta.id]
+            if delta.name and not names:
+                names.append(delta.name)
+            arguments.append(delta.arguments)
+
+    def finish(self) -> tuple[LLMToolCall, ...]:
+        calls = []
+        for index, (ids, names, arguments) in self._calls.items():
+            if not names:
+                raise LLMStreamError(
+                    f"the stream sent arguments for tool call #{index} but never its name"
+                )
+            call_id = ids[0] if ids else f"call_{index}"
+            calls.append(LLMToolCall.from_json(call_id, names[0], "".join(arguments)))
+        return tuple(calls)
 
 
 _USAGE_FIELDS = (

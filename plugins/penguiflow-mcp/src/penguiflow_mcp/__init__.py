@@ -4,7 +4,14 @@
 from __future__ import annotations
 
 from .config import CONFIG_ENV, MCPConfigError, MCPServerConfig, load_config
-from .connector import MCPConnectionError, MCPConnector, MCPError, MCPTool, MCPToolError
+from .connector import (
+    MCPConnectionError,
+    MCPConnector,
+    MCPError,
+    MCPResourceContent,
+    MCPTool,
+    MCPToolError,
+)
 
 __all__ = [
     "CONFIG_ENV",
@@ -12,6 +19,7 @@ __all__ = [
     "MCPConnectionError",
     "MCPConnector",
     "MCPError",
+    "MCPResourceContent",
     "MCPServerConfig",
     "MCPTool",
     "MCPToolError",

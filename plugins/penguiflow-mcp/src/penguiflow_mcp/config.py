@@ -59,6 +59,10 @@ class MCPServerConfig(BaseModel):
     retries: int = Field(default=1, ge=0)
     #: results larger than this (characters) are kept out of the prompt as references
     max_inline_chars: int = Field(default=8000, ge=1)
+    #: how many results kept out of the prompt are held, least recently used evicted first
+    max_artifacts: int = Field(default=256, ge=1)
+    #: how many bytes of them are held in all (a single larger result is still kept, alone)
+    max_artifact_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
 
     @model_validator(mode="after")
     def _check(self) -> MCPServerConfig:

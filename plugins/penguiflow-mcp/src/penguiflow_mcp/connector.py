@@ -13,24 +13,31 @@ is owned by one task, timeouts are cancel scopes, and `aclose()` (or leaving
 from __future__ import annotations
 
 import asyncio
-import base64
+import dataclasses
 import json
 import logging
-import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 
 from penguiflow.catalog import NodeSpec, argument_errors
-from penguiflow.errors import PenguiFlowError, UnknownNameError, describe_exception
+from penguiflow.errors import PenguiFlowError, describe_exception
 from penguiflow.resources import AsyncResource
 
+from ._results import ArtifactStore, MCPResourceContent, content_value, resource_content
 from .config import MCPServerConfig
 
-__all__ = ["MCPConnectionError", "MCPConnector", "MCPError", "MCPTool", "MCPToolError"]
+__all__ = [
+    "MCPConnectionError",
+    "MCPConnector",
+    "MCPError",
+    "MCPResourceContent",
+    "MCPTool",
+    "MCPToolError",
+]
 
 logger = logging.getLogger("penguiflow.mcp")
 
@@ -57,12 +64,67 @@ class MCPToolError(MCPError):
 
 @dataclass(frozen=True, slots=True)
 class MCPTool:
-    """A tool as the server lists it (`name` is the server's own name for it)."""
+    """A tool as the server lists it (`name` is the server's own name for it).
+
+    The hints come from the tool's MCP annotations (`readOnlyHint`, `destructiveHint`,
+    `idempotentHint`, `openWorldHint`); None means the server did not say. They are hints
+    from the server, used to describe the tool and to decide whether a call interrupted by
+    a crash may be sent again, never as a security boundary."""
 
     name: str
     description: str
     input_schema: Mapping[str, Any]
     output_schema: Mapping[str, Any] | None
+    title: str | None = None
+    read_only: bool | None = None
+    destructive: bool | None = None
+    idempotent: bool | None = None
+    open_world: bool | None = None
+
+    @property
+    def retry_safe(self) -> bool:
+        """Whether running the call twice does no harm (read-only or idempotent)."""
+        return bool(self.read_only or self.idempotent)
+
+    @property
+    def side_effects(self) -> Literal["read", "write", "external"]:
+        """The catalog's `side_effects`: "read" for a read-only tool, "write" for one the
+        server marks as changing things, "external" when it says nothing."""
+        if self.read_only:
+            return "read"
+        if self.read_only is False or self.destructive is not None or self.idempotent:
+            return "write"
+        return "external"
+
+    @property
+    def safety_notes(self) -> str | None:
+        if self.read_only:
+            return None
+        if self.destructive:
+            return (
+                "destructive: the server says this tool may delete or overwrite data; "
+                "call it only when the user asked for that"
+            )
+        if self.destructive is False:
+            return "additive: the server says this tool changes data but does not delete any"
+        return None
+
+
+def _tool_from_listing(tool: Any) -> MCPTool:
+    hints = tool.annotations
+    # The spec's defaults (destructiveHint true, idempotentHint false) apply only to tools
+    # that declare annotations; a tool with none is left as "external", unknown.
+    return MCPTool(
+        name=tool.name,
+        description=tool.description or tool.title or tool.name,
+        input_schema=dict(tool.input_schema or {"type": "object"}),
+        output_schema=dict(tool.output_schema) if tool.output_schema else None,
+        title=tool.title or (hints.title if hints is not None else None),
+        read_only=hints.read_only_hint if hints is not None else None,
+        destructive=hints.destructive_hint if hints is not None else None,
+        idempotent=hints.idempotent_hint if hints is not None else None,
+        open_world=hints.open_world_hint if hints is not None else None,
+    )
 
 
 class _Session:
@@ -83,6 +145,13 @@ class _Session:
         self._task: asyncio.Task[None] | None = None
         #: the last HTTP error status the server answered (the SDK's errors do not carry it)
         self.http_status: int | None = None
+        #: every HTTP error status answered so far, so a failed request can name the statuses
+        #: answered while it was in flight (`statuses_since`)
+        self.http_errors: list[int] = []
+        #: set when the server answered that it does not know this session (a restarted
+        #: server: 404 per the spec, 400 naming the session from some servers): nothing sent
+        #: with this session id ran, so the request may be sent again on a new session
+        self.lost_status: int | None = None
 
     @property
     def alive(self) -> bool:
@@ -169,8 +238,15 @@ class _Session:
         from mcp.client.streamable_http import streamable_http_client
 
         async def record(response: Any) -> None:
-            if response.status_code >= 400:
-                self.http_status = response.status_code
+            status = response.status_code
+            if status < 400:
+                return
+            self.http_status = status
+            self.http_errors.append(status)
+            if response.request.headers.get("mcp-session-id") and (
+                status == 404 or (status == 400 and await _names_the_session(response))
+            ):
+                self.lost_status = status
 
         http = await stack.enter_async_context(
             httpx2.AsyncClient(
@@ -182,6 +258,11 @@ class _Session:
         )
         transport = streamable_http_client(str(self.config.url), http_client=http)
         return await stack.enter_async_context(Client(transport, read_timeout_seconds=read_timeout))
+
+    def statuses_since(self, mark: int) -> str:
+        """` (HTTP 404)`-style text for the error statuses answered since `mark`, or ""."""
+        statuses = sorted(set(self.http_errors[mark:]))
+        return f" (HTTP {', '.join(map(str, statuses))})" if statuses else ""
 
     async def close(self) -> None:
         """End the owner task and wait until it has ended (idempotent). A serving session gets
@@ -201,6 +282,17 @@ class _Session:
                 task.cancel()
             with anyio.CancelScope(shield=True):
                 await asyncio.wait([task])
+
+
+async def _names_the_session(response: Any) -> bool:
+    """Whether a 400 answer says the session is unknown (as servers built on the TypeScript
+    SDK answer a session id they do not know: "Bad Request: No valid session ID provided").
+    The body is read here; the SDK reads it again from httpx's cache."""
+    try:
+        body = (await response.aread()).decode("utf-8", "replace").lower()
+    except Exception:  # a body we cannot read is not evidence of a lost session
+        return False
+    return "session" in body
 
 
 def _describe(exc: BaseException) -> str:
@@ -229,7 +321,11 @@ class MCPConnector(AsyncResource):
         self._opening: anyio.Lock | None = None
         self._gate: anyio.Semaphore | None = None
         self._tools: dict[str, MCPTool] | None = None
-        self._artifacts: dict[str, tuple[str, bytes | str]] = {}
+        self._artifacts = ArtifactStore(
+            config.name,
+            max_items=config.max_artifacts,
+            max_bytes=config.max_artifact_bytes,
+        )
 
     def __repr__(self) -> str:
         return f"MCPConnector({self.name!r}, {self.config.transport})"
@@ -239,29 +335,8 @@ class MCPConnector(AsyncResource):
     async def list_tools(self) -> list[MCPTool]:
         """The server's tools (fetched once per connection)."""
         if self._tools is None:
-            session = await self._connected()
-            listing: Any = None
-            try:
-                with anyio.move_on_after(self.config.timeout_s):
-                    listing = await session.client.list_tools()
-            except Exception as exc:
-                raise MCPConnectionError(
-                    f"MCP server {self.name!r} failed to list its tools: {_describe(exc)}"
-                ) from exc
-            if listing is None:
-                raise MCPConnectionError(
-                    f"MCP server {self.name!r} did not list its tools within "
-                    f"{self.config.timeout_s:g}s (timeout_s)"
-                )
-            self._tools = {
-                tool.name: MCPTool(
-                    name=tool.name,
-                    description=tool.description or tool.title or tool.name,
-                    input_schema=dict(tool.input_schema or {"type": "object"}),
-                    output_schema=dict(tool.output_schema) if tool.output_schema else None,
-                )
-                for tool in listing.tools
-            }
+            listing = await self._request("list its tools", lambda c: c.list_tools())
+            self._tools = {tool.name: _tool_from_listing(tool) for tool in listing.tools}
         return list(self._tools.values())
 
     async def call_tool(self, tool: str, arguments: Mapping[str, Any]) -> Any:
@@ -290,26 +365,36 @@ class MCPConnector(AsyncResource):
         """Every tool as a `NodeSpec` named `<server>.<tool>`, calling through this connector."""
         specs = []
         for tool in await self.list_tools():
-            specs.append(
-                NodeSpec.from_schema(
-                    f"{self.name}.{tool.name}",
-                    desc=tool.description,
-                    input_schema=tool.input_schema,
-                    output_schema=tool.output_schema,
-                    call=_bound(self, tool.name),
-                    side_effects="external",
-                    tags=("mcp", self.name),
-                    extra={"mcp_server": self.name, "mcp_tool": tool.name},
-                )
+            extra: dict[str, Any] = {"mcp_server": self.name, "mcp_tool": tool.name}
+            if tool.title:
+                extra["title"] = tool.title
+            spec = NodeSpec.from_schema(
+                f"{self.name}.{tool.name}",
+                desc=tool.description,
+                input_schema=tool.input_schema,
+                output_schema=tool.output_schema,
+                call=_bound(self, tool.name),
+                side_effects=tool.side_effects,
+                tags=("mcp", self.name),
+                extra=extra,
             )
+            if tool.safety_notes is not None:
+                spec = dataclasses.replace(spec, safety_notes=tool.safety_notes)
+            specs.append(spec)
         return specs
 
     def artifact(self, ref: str) -> tuple[str, bytes | str]:
-        """`(mime_type, content)` of a result kept out of the prompt (`ref` from the result)."""
-        try:
-            return self._artifacts[ref.rsplit("/", 1)[-1]]
-        except KeyError:
-            raise UnknownNameError(f"no artifact {ref!r} on MCP connector {self.name!r}") from None
+        """`(mime_type, content)` of a result kept out of the prompt (`ref` from the result):
+        text as `str`, binary content as its decoded bytes. References are held in a bounded
+        store (`max_artifacts`, `max_artifact_bytes`); an evicted one raises
+        `UnknownNameError` saying so."""
+        return self._artifacts.get(ref)
+
+    async def read_resource(self, uri: str) -> list[MCPResourceContent]:
+        """The contents of the resource at `uri` (for instance a `resource_link` a tool
+        returned): text resources as `str`, binary ones as decoded bytes."""
+        read = await self._request(f"read the resource {uri!r}", lambda c: c.read_resource(uri))
+        return [resource_content(contents) for contents in read.contents]
 
     async def aclose(self) -> None:
         """Close the session: its owner task is ended and awaited (idempotent)."""
@@ -349,8 +434,56 @@ class MCPConnector(AsyncResource):
             self._tools = None if session is not None else self._tools
             return fresh
 
+    async def _request(self, what: str, action: Callable[[Any], Awaitable[Any]]) -> Any:
+        """One request other than a tool call (a listing, a read), bounded by `timeout_s`.
+        A session the server has forgot (restarted while we were idle) is reopened and the
+        request sent once more: the server never ran it."""
+        reopened = False
+        while True:
+            session = await self._connected()
+            mark = len(session.http_errors)
+            result: Any = None
+            try:
+                with anyio.move_on_after(self.config.timeout_s):
+                    result = await action(session.client)
+            except Exception as exc:
+                if session.lost_status is not None and not reopened:
+                    reopened = True
+                    await self._forget(session, what)
+                    continue
+                raise MCPConnectionError(
+                    f"MCP server {self.name!r} failed to {what}"
+                    f"{session.statuses_since(mark)}: {_describe(exc)}{self._lost(session)}"
+                ) from exc
+            if result is None:
+                raise MCPConnectionError(
+                    f"MCP server {self.name!r} did not {what} within "
+                    f"{self.config.timeout_s:g}s (timeout_s)"
+                )
+            return result
+
+    async def _forget(self, session: _Session, what: str) -> None:
+        logger.info(
+            "MCP server %r no longer knows our session (HTTP %s; restarted?); opening a new "
+            "session to %s",
+            self.name,
+            session.lost_status,
+            what,
+        )
+        await session.close()
+
+    def _lost(self, session: _Session) -> str:
+        if session.lost_status is None:
+            return ""
+        return (
+            f"; the server does not know the session (HTTP {session.lost_status}) even "
+            "after it was reopened"
+        )
+
     async def _call_with_retries(self, tool: str, args: dict[str, Any]) -> Any:
+        spec = (self._tools or {})[tool]
         attempt = 0
+        reopened = False
         while True:
             try:
                 session = await self._connected()
@@ -361,21 +494,45 @@ class MCPConnector(AsyncResource):
                     f"MCP server {self.name!r} crashed or dropped the connection during {tool}, "
                     f"and reconnecting failed: {exc}"
                 ) from exc
+            mark = len(session.http_errors)
             try:
                 result = await self._call_once(session, tool, args)
             except MCPToolError:
                 raise
             except Exception as exc:
+                if session.lost_status is not None and not reopened:
+                    # The server answered before running anything: it did not know the
+                    # session. Safe to send again, whatever the tool does.
+                    reopened = True
+                    await self._forget(session, f"call {tool}")
+                    continue
+                status = session.statuses_since(mark)
                 if _is_protocol_error(exc):
-                    raise MCPToolError(f"{self.name}.{tool} failed: {_describe(exc)}") from exc
+                    raise MCPToolError(
+                        f"{self.name}.{tool} failed{status}: {_describe(exc)}{self._lost(session)}"
+                    ) from exc
                 await session.close()
+                if not spec.retry_safe:
+                    raise MCPConnectionError(
+                        f"MCP server {self.name!r} crashed or dropped the connection during "
+                        f"{tool}{status} ({_describe(exc)}); the call may have run on the "
+                        f"server, so it was not sent again: {tool} is not marked read-only "
+                        "or idempotent (readOnlyHint/idempotentHint). Check its effect "
+                        "before calling it again."
+                    ) from exc
                 attempt += 1
                 if attempt > self.config.retries:
                     raise MCPConnectionError(
                         f"MCP server {self.name!r} crashed or dropped the connection during "
-                        f"{tool} ({_describe(exc)}); tried {attempt} time(s)"
+                        f"{tool}{status} ({_describe(exc)}); tried {attempt} time(s)"
                     ) from exc
-                logger.info("MCP server %r dropped (%s); reconnecting", self.name, _describe(exc))
+                logger.info(
+                    "MCP server %r dropped (%s); reconnecting to call %s again (it is %s)",
+                    self.name,
+                    _describe(exc),
+                    tool,
+                    "read-only" if spec.read_only else "idempotent",
+                )
                 continue
             return self._result(tool, result)
 
@@ -399,37 +556,14 @@ class MCPConnector(AsyncResource):
             size = len(json.dumps(structured, default=str))
             if size <= self.config.max_inline_chars:
                 return structured
-            return self._keep("application/json", json.dumps(structured, default=str))
-        parts: list[Any] = []
-        for content in result.content:
-            kind = getattr(content, "type", None)
-            if kind == "text":
-                text = content.text
-                parts.append(
-                    text
-                    if len(text) <= self.config.max_inline_chars
-                    else self._keep("text/plain", text)
-                )
-            elif kind in ("image", "audio"):
-                parts.append(self._keep(content.mime_type, base64.b64decode(content.data)))
-            else:
-                parts.append(self._keep("application/json", content.model_dump_json()))
+            return self._artifacts.keep("application/json", json.dumps(structured, default=str))
+        parts = [
+            content_value(content, self._artifacts, self.config.max_inline_chars)
+            for content in result.content
+        ]
         if len(parts) == 1:
             return parts[0]
         return parts
-
-    def _keep(self, mime_type: str, data: bytes | str) -> dict[str, Any]:
-        ref = uuid.uuid4().hex
-        self._artifacts[ref] = (mime_type, data)
-        reference: dict[str, Any] = {
-            "type": "artifact",
-            "ref": f"mcp://{self.name}/{ref}",
-            "mime_type": mime_type,
-            "size": len(data),
-        }
-        if isinstance(data, str):
-            reference["preview"] = data[:200]
-        return reference
 
 
 def _is_protocol_error(exc: BaseException) -> bool:

@@ -12,11 +12,20 @@ from penguiflow_llm_http import (
     SchemaMode,
     SSEEvent,
     StreamDelta,
+    ToolCallDelta,
     is_mode_refusal,
     schema_instructions,
 )
 
-from penguiflow.llm import LLMHTTPError, LLMMessage, LLMStreamError, LLMUsage
+from penguiflow.llm import (
+    LLMHTTPError,
+    LLMMessage,
+    LLMStreamError,
+    LLMTool,
+    LLMToolCall,
+    LLMUsage,
+    ToolChoice,
+)
 
 from ._strict import strict_reply, strict_schema
 
@@ -40,15 +49,34 @@ PASSTHROUGH = (
 def chat_messages(messages: list[LLMMessage], instructions: str | None) -> list[dict[str, Any]]:
     """Messages as Chat Completions wants them.
 
-    A `tool` message becomes a user message naming the call: the protocol has no assistant
-    tool-call turns, and the API refuses tool results that answer none."""
+    An assistant message's `tool_calls` and the `tool` messages answering them (by
+    `tool_call_id`) are sent natively. Any other `tool` message becomes a user message
+    naming the call: the API refuses tool results that answer no call. Images go before
+    the text of their user message, as `image_url` parts."""
+    called = {call.id for message in messages for call in message.tool_calls}
     out: list[dict[str, Any]] = []
     for message in messages:
         if message.role == "tool":
+            if message.tool_call_id in called:
+                out.append(
+                    {
+                        "role": "tool",
+                        "tool_call_id": message.tool_call_id,
+                        "content": message.content,
+                    }
+                )
+                continue
             label = message.name or message.tool_call_id or "tool"
             out.append({"role": "user", "content": f"[result of {label}]\n{message.content}"})
             continue
         item: dict[str, Any] = {"role": message.role, "content": message.content}
+        if message.images:
+            item["content"] = [*map(_image_part, message.images), _text(message.content)]
+        if message.tool_calls:
+            # OpenAI takes null content beside tool calls, and some compatible servers
+            # refuse an empty string there.
+            item["content"] = message.content or None
+            item["tool_calls"] = [_wire_call(call) for call in message.tool_calls]
         if message.name:
             item["name"] = message.name
         out.append(item)
@@ -58,6 +86,37 @@ def chat_messages(messages: list[LLMMessage], instructions: str | None) -> list[
         else:
             out.insert(0, {"role": "system", "content": instructions})
     return out
+
+
+def _text(text: str) -> dict[str, Any]:
+    return {"type": "text", "text": text}
+
+
+def _image_part(image: Any) -> dict[str, Any]:
+    part: dict[str, Any] = {"url": image.data_url()}
+    if image.detail:
+        part["detail"] = image.detail
+    return {"type": "image_url", "image_url": part}
+
+
+def _wire_call(call: LLMToolCall) -> dict[str, Any]:
+    arguments = json.dumps(call.arguments)
+    return {
+        "id": call.id,
+        "type": "function",
+        "function": {"name": call.name, "arguments": arguments},
+    }
+
+
+def _wire_tool(tool: LLMTool) -> dict[str, Any]:
+    function = {"name": tool.name, "description": tool.description, "parameters": tool.parameters}
+    return {"type": "function", "function": function}
+
+
+def _wire_choice(choice: ToolChoice) -> Any:
+    if choice in ("auto", "required", "none"):
+        return choice
+    return {"type": "function", "function": {"name": choice}}
 
 
 def strict_compatible(schema: Mapping[str, Any]) -> bool:
@@ -80,6 +139,8 @@ def strict_compatible(schema: Mapping[str, Any]) -> bool:
 
 class OpenAICodec:
     name = "OpenAI-compatible"
+    supports_tools = True
+    supports_images = True
 
     def __init__(self, *, path: str = "/chat/completions", stream_usage: bool = True) -> None:
         self.path = path
@@ -95,6 +156,8 @@ class OpenAICodec:
         schema_name: str,
         stream: bool,
         options: Mapping[str, Any],
+        tools: list[LLMTool] | None = None,
+        tool_choice: ToolChoice | None = None,
     ) -> ProviderRequest:
         instructions = None
         if schema is not None and mode in ("json_object", "prompt"):
@@ -114,6 +177,10 @@ class OpenAICodec:
             }
         elif schema is not None and mode == "json_object":
             body["response_format"] = {"type": "json_object"}
+        if tools:
+            body["tools"] = [_wire_tool(tool) for tool in tools]
+            if tool_choice is not None:
+                body["tool_choice"] = _wire_choice(tool_choice)
         for key in PASSTHROUGH:
             if key in options:
                 body[key] = options[key]
@@ -122,7 +189,7 @@ class OpenAICodec:
             body["stream"] = True
             if self.stream_usage:
                 body["stream_options"] = {"include_usage": True}
-        return ProviderRequest(self.path, body)
+        return ProviderRequest(self.path, body, native_tools=bool(tools))
 
     def parse_reply(self, body: Any) -> ProviderReply:
         choice = body["choices"][0]
@@ -142,6 +209,7 @@ class OpenAICodec:
             usage=_usage(body.get("usage")),
             model=body.get("model"),
             finish_reason=choice.get("finish_reason"),
+            tool_calls=tuple(_read_call(raw) for raw in message.get("tool_calls") or ()),
         )
 
     def map_reply(self, text: str, *, mode: SchemaMode, schema: dict[str, Any]) -> str:
@@ -167,10 +235,30 @@ class OpenAICodec:
             usage=_usage(data.get("usage")),
             model=data.get("model"),
             finish_reason=choices[0].get("finish_reason") if choices else None,
+            tool_calls=tuple(_read_call_delta(raw) for raw in delta.get("tool_calls") or ()),
         )
 
     def rejects_mode(self, error: LLMHTTPError, mode: SchemaMode) -> bool:
         return is_mode_refusal(error, mode)
+
+
+def _read_call(raw: Mapping[str, Any]) -> LLMToolCall:
+    function = raw["function"]
+    arguments = function.get("arguments")
+    if isinstance(arguments, Mapping):  # a few compatible servers send an object
+        return LLMToolCall(id=str(raw["id"]), name=function["name"], arguments=dict(arguments))
+    return LLMToolCall.from_json(str(raw["id"]), function["name"], arguments or "")
+
+
+def _read_call_delta(raw: Mapping[str, Any]) -> ToolCallDelta:
+    function = raw.get("function") or {}
+    arguments = function.get("arguments") or ""
+    return ToolCallDelta(
+        index=int(raw.get("index", 0)),
+        id=raw.get("id"),
+        name=function.get("name"),
+        arguments=arguments if isinstance(arguments, str) else json.dumps(arguments),
+    )
 
 
 def _usage(raw: Any) -> LLMUsage | None:

@@ -16,13 +16,15 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from penguiflow.errors import PenguiFlowError
+
 __all__ = ["strict_reply", "strict_schema"]
 
 #: Keywords strict mode refuses and that only document the schema: dropped when rewriting.
 _DROPPED = ("default",)
 
 
-class _NotStrict(Exception):
+class _NotStrict(PenguiFlowError):
     """The schema uses something strict mode cannot express (internal signal)."""
 
 

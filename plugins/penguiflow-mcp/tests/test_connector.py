@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from conftest import HERE, HTTPServer
 from penguiflow_mcp import (
@@ -102,7 +103,7 @@ def test_a_tool_error_and_a_schema_violation(http_server: HTTPServer) -> None:
             await c.call_tool("add", {"a": 1})
         with pytest.raises(
             MCPToolError,
-            match="has no tool 'mul'; it has: add, archive, blob, crash, fail, link, notes, "
+            match="has no tool 'mul'; it has: add, archive, blob, book, crash, fail, link, notes, "
             "picture, search, slow",
         ):
             await c.call_tool("mul", {})
@@ -257,35 +258,87 @@ def test_a_planner_calls_an_mcp_tool_end_to_end(http_server: HTTPServer) -> None
     run_async(scenario)
 
 
-def test_sessions_close_when_a_flow_stops(http_server: HTTPServer) -> None:
-    from penguiflow import Node, NodePolicy, create
+def test_stopping_a_flow_closes_only_the_sessions_it_used(
+    http_server: HTTPServer, time_server_command: str
+) -> None:
+    """Two flows, each calling a server of its own from a node, and a session opened outside
+    any flow: stopping one flow closes its session only. (Regression: any flow's stop closed
+    every configured server's session, including those other running flows were using.)"""
+    from penguiflow import Headers, Message, Node, NodePolicy, create
     from penguiflow.plugins import PluginSettings, collect_connectors, load_hooks, reset_hooks
 
     host = load_hooks(PluginSettings())
-    servers = [{"name": "calc", "url": http_server.url, "bearer_token": http_server.token}]
+    servers = [
+        {"name": "calc", "url": http_server.url, "bearer_token": http_server.token},
+        {"name": "time", "command": time_server_command},
+    ]
     found = collect_connectors(host, config={"mcp": {"servers": servers}})
-    (connector,) = [c for c in found if isinstance(c, MCPConnector)]
+    by_name = {c.name: c for c in found if isinstance(c, MCPConnector)}
+    calc, time = by_name["calc"], by_name["time"]
 
-    async def passthrough(message: Any, ctx: Any) -> Any:
-        return message
+    def calling(connector: MCPConnector, tool: str, args: dict[str, Any]) -> Any:
+        async def node(message: Any, ctx: Any) -> Any:
+            return await connector.call_tool(tool, args)
+
+        return create(
+            Node(node, name=f"call_{connector.name}", policy=NodePolicy(validate="none")).to()
+        )
+
+    def alive(connector: MCPConnector) -> bool:
+        return connector._session is not None and connector._session.alive
+
+    async def closed(connector: MCPConnector) -> None:
+        # The hook closes sessions in tasks of its own: poll until they are done, with a
+        # deadline.
+        from penguiflow_mcp import hooks
+
+        with anyio.fail_after(20):
+            while connector._session is not None or hooks._closing:
+                await anyio.sleep(0.01)
+
+    async def through(flow: Any) -> Any:
+        await flow.emit(Message(payload=None, headers=Headers(tenant="t")))
+        return await flow.fetch()
 
     async def scenario() -> None:
-        assert await connector.call_tool("add", {"a": 1, "b": 1}) == {"sum": 2}
-        assert connector._session is not None and connector._session.alive
-        flow = create(Node(passthrough, name="p", policy=NodePolicy(validate="none")).to())
-        flow.run()
-        await flow.stop()  # the plugin's penguiflow_flow_shutdown closes the session
-        for _ in range(100):
-            if connector._session is None:
-                break
-            await asyncio.sleep(0.02)
-        assert connector._session is None
-        assert await connector.call_tool("add", {"a": 2, "b": 2}) == {"sum": 4}  # reopens
-        await connector.aclose()
+        uses_calc = calling(calc, "add", {"a": 1, "b": 1})
+        uses_time = calling(time, "get_current_time", {"timezone": "UTC"})
+        also_calc = calling(calc, "add", {"a": 2, "b": 2})
+        uses_calc.run()
+        uses_time.run()
+        assert await through(uses_calc) == {"sum": 2}
+        assert "datetime" in await through(uses_time)
+        assert alive(calc) and alive(time)
+
+        await uses_calc.stop()
+        await closed(calc)
+        assert alive(time)  # the other flow's session stays open
+        await uses_time.stop()
+        await closed(time)
+
+        # Shared: a session two flows use closes when the last of them stops.
+        uses_calc.run()
+        also_calc.run()
+        await through(uses_calc)
+        await through(also_calc)
+        await uses_calc.stop()
+        assert alive(calc)
+        await also_calc.stop()
+        await closed(calc)
+
+        # Opened outside any flow: no flow's stop closes it.
+        assert await calc.call_tool("add", {"a": 2, "b": 2}) == {"sum": 4}
+        uses_time.run()
+        await through(uses_time)
+        await uses_time.stop()
+        await closed(time)
+        assert alive(calc)
+        await calc.aclose()
+        await time.aclose()
 
     reset_hooks(host)
     try:
-        run_async(scenario)
+        run_async(scenario, timeout=120)
     finally:
         reset_hooks(None)
 

@@ -16,6 +16,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -23,11 +24,14 @@ from typing import Any, Literal
 
 import anyio
 
-from penguiflow.catalog import NodeSpec, argument_errors
+from penguiflow.catalog import NodeSpec
 from penguiflow.errors import PenguiFlowError, describe_exception
 from penguiflow.resources import AsyncResource
 
+from ._flows import current_flow
 from ._results import ArtifactStore, MCPResourceContent, content_value, resource_content
+from ._schema import ArgumentChecker
+from ._stderr import StderrCapture, server_logger
 from .config import MCPServerConfig
 
 __all__ = [
@@ -152,6 +156,9 @@ class _Session:
         #: server: 404 per the spec, 400 naming the session from some servers): nothing sent
         #: with this session id ran, so the request may be sent again on a new session
         self.lost_status: int | None = None
+        #: the stdio server's stderr (logged to `penguiflow.mcp.server.<name>`), made when
+        #: the process is started
+        self.stderr: StderrCapture | None = None
 
     @property
     def alive(self) -> bool:
@@ -172,17 +179,27 @@ class _Session:
         handshake_done = self._ready.is_set()
         failure = self._failure
         await self.close()
+        said = await self._stderr_said()
         if not handshake_done:
             raise MCPConnectionError(
                 f"MCP server {self.config.name!r} did not complete the MCP handshake within "
                 f"{self.config.connect_timeout_s:g}s; is {self._target()} an MCP server, and "
-                "does it speak MCP on stdout (not logs)?"
+                f"does it speak MCP on stdout (not logs)?{said}"
             )
         reason = _describe(failure) if failure is not None else "it closed the connection"
         raise MCPConnectionError(
             f"MCP server {self.config.name!r} could not be started or reached at "
-            f"{self._target()}: {reason}{self._status_hint()}"
+            f"{self._target()}: {reason}{self._status_hint()}{said}"
         ) from failure
+
+    async def _stderr_said(self) -> str:
+        """What the server wrote on stderr before it failed, for the error (the reason a
+        server dies at start is there, not in the protocol's "Connection closed")."""
+        if self.stderr is None:
+            return ""
+        await self.stderr.drain()
+        tail = self.stderr.tail()
+        return f"; its stderr ended with: {tail}" if tail else "; it wrote nothing on stderr"
 
     def _status_hint(self) -> str:
         status = self.http_status
@@ -206,6 +223,10 @@ class _Session:
         try:
             async with AsyncExitStack() as stack:
                 self.client = await self._enter_client(stack)
+                if self.stderr is not None:
+                    # The server holds its own copy now; ours would hide its exit from the
+                    # reader.
+                    self.stderr.release()
                 self._ready.set()
                 await self._stop.wait()
         except Exception as exc:  # an anyio group of Exceptions is an Exception too
@@ -216,6 +237,8 @@ class _Session:
                 )
         finally:
             self.client = None
+            if self.stderr is not None:
+                self.stderr.release()
             self._ready.set()  # wakes open() whatever happened
 
     async def _enter_client(self, stack: AsyncExitStack) -> Any:
@@ -223,17 +246,17 @@ class _Session:
 
         read_timeout = self.config.timeout_s + _SDK_TIMEOUT_MARGIN_S
         if self.config.command is not None:
-            from mcp.client.stdio import StdioServerParameters
+            from mcp.client.stdio import StdioServerParameters, stdio_client
 
-            target: Any = StdioServerParameters(
+            target = StdioServerParameters(
                 command=self.config.command,
                 args=list(self.config.args),
                 env=self.config.resolved_env() or None,
                 cwd=self.config.cwd,
             )
-            return await stack.enter_async_context(
-                Client(target, read_timeout_seconds=read_timeout)
-            )
+            self.stderr = StderrCapture(server_logger("penguiflow.mcp", self.config.name))
+            stdio = stdio_client(target, errlog=self.stderr.writer)
+            return await stack.enter_async_context(Client(stdio, read_timeout_seconds=read_timeout))
         import httpx2
         from mcp.client.streamable_http import streamable_http_client
 
@@ -321,6 +344,10 @@ class MCPConnector(AsyncResource):
         self._opening: anyio.Lock | None = None
         self._gate: anyio.Semaphore | None = None
         self._tools: dict[str, MCPTool] | None = None
+        #: each tool's argument validator, built on first use and dropped with the listing
+        self._checkers: dict[str, ArgumentChecker] = {}
+        #: the running flows this connector was used from (see `release_flow`)
+        self._flows: weakref.WeakSet[Any] = weakref.WeakSet()
         self._artifacts = ArtifactStore(
             config.name,
             max_items=config.max_artifacts,
@@ -337,6 +364,7 @@ class MCPConnector(AsyncResource):
         if self._tools is None:
             listing = await self._request("list its tools", lambda c: c.list_tools())
             self._tools = {tool.name: _tool_from_listing(tool) for tool in listing.tools}
+            self._checkers = {}
         return list(self._tools.values())
 
     async def call_tool(self, tool: str, arguments: Mapping[str, Any]) -> Any:
@@ -349,7 +377,11 @@ class MCPConnector(AsyncResource):
                 f"MCP server {self.name!r} has no tool {tool!r}; it has: {', '.join(sorted(tools))}"
             )
         args = dict(arguments)
-        errors = argument_errors(spec.input_schema, args)
+        checker = self._checkers.get(tool)
+        if checker is None:
+            checker = ArgumentChecker(f"{self.name}.{tool}", spec.input_schema)
+            self._checkers[tool] = checker
+        errors = checker.errors(args)
         if errors:
             raise MCPToolError(
                 f"arguments for {self.name}.{tool} do not match its schema (not sent): "
@@ -396,6 +428,15 @@ class MCPConnector(AsyncResource):
         read = await self._request(f"read the resource {uri!r}", lambda c: c.read_resource(uri))
         return [resource_content(contents) for contents in read.contents]
 
+    def release_flow(self, flow: Any) -> bool:
+        """`flow` stopped: whether the session should close now, that is whether `flow`
+        used this connector and no other running flow did. A session only code outside any
+        flow used is left open: its owner closes it (`aclose`, `async with`)."""
+        if flow not in self._flows:
+            return False
+        self._flows.discard(flow)
+        return not self._flows
+
     async def aclose(self) -> None:
         """Close the session: its owner task is ended and awaited (idempotent)."""
         session, self._session = self._session, None
@@ -417,6 +458,9 @@ class MCPConnector(AsyncResource):
         return self._opening, self._gate
 
     async def _connected(self) -> _Session:
+        flow = current_flow()
+        if flow is not None:
+            self._flows.add(flow)
         loop = asyncio.get_running_loop()
         session = self._session
         if session is not None and session.loop is loop and session.alive:

@@ -16,12 +16,18 @@ from typing import Any
 
 from penguiflow.hookspecs import hookimpl
 
+from ._flows import entered, left
 from .config import CONFIG_ENV, MCPServerConfig, load_config
 from .connector import MCPConnector
 
-__all__ = ["penguiflow_flow_shutdown", "penguiflow_register_connectors"]
+__all__ = [
+    "penguiflow_flow_shutdown",
+    "penguiflow_flow_startup",
+    "penguiflow_register_connectors",
+]
 
-#: connectors this plugin made, closed when a flow stops (they reconnect if used again)
+#: connectors this plugin made; a stopping flow closes those it used and no other running
+#: flow uses (they reconnect if used again)
 _made: weakref.WeakSet[MCPConnector] = weakref.WeakSet()
 _closing: set[asyncio.Task[None]] = set()
 
@@ -44,14 +50,24 @@ def penguiflow_register_connectors(
 
 
 @hookimpl
+def penguiflow_flow_startup(flow: Any) -> None:
+    """Mark the code `flow` runs as the flow's, so connectors know which flows use them."""
+    entered(flow)
+
+
+@hookimpl
 def penguiflow_flow_shutdown(flow: Any) -> None:
-    """Close the sessions of the configured servers when a flow stops (hooks are
-    synchronous, so the closing runs as tasks on the flow's loop)."""
+    """Close the sessions `flow` used that no other running flow uses (hooks are
+    synchronous, so the closing runs as tasks on the flow's loop). Sessions of other flows,
+    and those opened outside any flow, stay open."""
+    left(flow)
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         return
     for connector in list(_made):
+        if not connector.release_flow(flow):
+            continue
         task = loop.create_task(connector.aclose())
         _closing.add(task)
         task.add_done_callback(_closing.discard)

@@ -16,6 +16,7 @@ import gzip
 import json
 import os
 import sys
+from typing import Annotated, Literal
 
 import uvicorn
 from mcp.server.mcpserver import Image, MCPServer
@@ -26,6 +27,7 @@ from mcp_types import (
     TextResourceContents,
     ToolAnnotations,
 )
+from pydantic import Field
 
 PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
@@ -40,6 +42,16 @@ mode = sys.argv[4] if len(sys.argv) > 4 else ""
 @server.tool(description="Add two integers.")
 def add(a: int, b: int) -> dict[str, int]:
     return {"sum": a + b}
+
+
+@server.tool(description="Books a flight (constraints a subset checker would miss).")
+def book(
+    origin: Annotated[str, Field(pattern=r"^[A-Z]{3}$")],
+    seats: Annotated[int, Field(ge=1, le=9)],
+    cabin: Literal["economy", "business"] = "economy",
+    tags: Annotated[list[str], Field(max_length=2)] = [],  # noqa: B006 (read-only)
+) -> dict[str, object]:
+    return {"origin": origin, "seats": seats, "cabin": cabin}
 
 
 @server.tool(

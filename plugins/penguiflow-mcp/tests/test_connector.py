@@ -329,6 +329,8 @@ def test_stopping_a_flow_closes_only_the_sessions_it_used(
         # Opened outside any flow: no flow's stop closes it.
         assert await calc.call_tool("add", {"a": 2, "b": 2}) == {"sum": 4}
         uses_time.run()
+        # Called by the task that started a flow, after run(): still not that flow's work.
+        assert await calc.call_tool("add", {"a": 3, "b": 3}) == {"sum": 6}
         await through(uses_time)
         await uses_time.stop()
         await closed(time)

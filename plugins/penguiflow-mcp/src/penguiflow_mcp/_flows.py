@@ -1,38 +1,64 @@
-"""Which running flow a connector is used from, so that a flow's stop closes only the
-sessions that flow used.
+"""Which running flow the code calling a connector belongs to, so that stopping a flow
+closes only the MCP sessions that flow used.
 
-The startup hook runs in the context of the code that calls `flow.run()`, before the flow's
-worker tasks exist; a context variable set there is copied into every one of them (and into
-the tasks they start), so a connector called from a node finds its flow here. The variable
-holds a weak reference: remembering a flow must not keep it alive.
+`penguiflow_flow_startup` runs in the code that calls `flow.run()`, before the flow makes its
+worker tasks; a context variable set there is copied into each of them (and into the tasks
+they make), so a connector called from a node finds its flow here. The task that called
+`run()` is remembered as well: it keeps the variable too, yet what it calls afterwards is not
+the flow's work. The flow is held weakly, so remembering it never keeps it alive.
 """
 
 from __future__ import annotations
 
+import asyncio
 import weakref
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["current_flow", "entered", "left"]
 
-_flow: ContextVar[weakref.ref[Any] | None] = ContextVar("penguiflow_mcp_flow", default=None)
+
+@dataclass(frozen=True, slots=True)
+class _Mark:
+    flow: weakref.ref[Any]
+    #: the task that started the flow (None when `run()` was called outside a task)
+    starter: asyncio.Task[Any] | None
+
+
+_mark: ContextVar[_Mark | None] = ContextVar("penguiflow_mcp_flow", default=None)
+
+
+def _task() -> asyncio.Task[Any] | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no running loop
+        return None
 
 
 def entered(flow: Any) -> None:
-    """`flow` is starting here: the tasks it starts from now on belong to it."""
+    """`flow` starts here: the tasks made from now on in this context do its work."""
     try:
-        _flow.set(weakref.ref(flow))
+        ref = weakref.ref(flow)
     except TypeError:  # a flow that cannot be weakly referenced is not tracked
-        _flow.set(None)
+        _mark.set(None)
+        return
+    _mark.set(_Mark(ref, _task()))
 
 
 def left(flow: Any) -> None:
-    """`flow` stopped: code running here no longer belongs to it."""
-    if current_flow() is flow:
-        _flow.set(None)
+    """`flow` stopped: code running in this context no longer belongs to it."""
+    mark = _mark.get()
+    if mark is not None and mark.flow() is flow:
+        _mark.set(None)
 
 
 def current_flow() -> Any | None:
-    """The flow the running code belongs to, or None (outside any flow)."""
-    ref = _flow.get()
-    return ref() if ref is not None else None
+    """The running flow whose work the current code is, or None (outside any flow)."""
+    mark = _mark.get()
+    if mark is None:
+        return None
+    task = _task()
+    if task is not None and task is mark.starter:
+        return None
+    return mark.flow()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,7 @@ from penguiflow.catalog import NodeSpec, argument_errors
 from penguiflow.errors import ConfigurationError, PenguiFlowError, describe_exception
 from penguiflow.resources import AsyncResource
 
+from ._flows import current_flow
 from ._policy import (
     VARIABLE_NAME,
     HostRule,
@@ -91,7 +93,9 @@ class UTCPConnector(AsyncResource):
     variable, and the option to change, and nothing is sent.
 
     `await connector.aclose()` closes the UTCP client (idempotent); `async with connector:`
-    closes it on the way out. A closed connector stays usable: it connects again when used."""
+    closes it on the way out. A closed connector stays usable: it connects again when used.
+    A connector the plugin's hook registered is also closed when the last running flow that
+    used it stops (see `release_flow`)."""
 
     def __init__(
         self,
@@ -130,6 +134,8 @@ class UTCPConnector(AsyncResource):
         self._tools: dict[str, UTCPTool] | None = None
         self._lock: anyio.Lock | None = None
         self._lock_loop: asyncio.AbstractEventLoop | None = None
+        #: the running flows this connector was used from (see `release_flow`)
+        self._flows: weakref.WeakSet[Any] = weakref.WeakSet()
 
     @classmethod
     def http(
@@ -164,6 +170,9 @@ class UTCPConnector(AsyncResource):
         return f"UTCPConnector({self.name!r})"
 
     async def _connected(self) -> Any:
+        flow = current_flow()
+        if flow is not None:
+            self._flows.add(flow)
         loop = asyncio.get_running_loop()
         if self._client is not None and self._loop is loop:
             return self._client
@@ -353,6 +362,15 @@ class UTCPConnector(AsyncResource):
                 )
             )
         return specs
+
+    def release_flow(self, flow: Any) -> bool:
+        """`flow` stopped: whether the client should be closed now, that is whether `flow`
+        used this connector and no other running flow still does. A client only code outside
+        any flow used is left open: its owner closes it (`aclose`, `async with`)."""
+        if flow not in self._flows:
+            return False
+        self._flows.discard(flow)
+        return not self._flows
 
     async def aclose(self) -> None:
         """Close the UTCP client (idempotent)."""

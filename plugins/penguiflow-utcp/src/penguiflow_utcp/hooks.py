@@ -6,19 +6,36 @@ or `{"name": ..., "call_template": {...}}`. Either form takes `allowed_hosts` (h
 than the manual's own its tools may call) and `allowed_variables` (the `${NAME}`s its tools
 may be given), as `UTCPConnector` does. Every entry is checked before any connector is
 registered, so a bad one registers nothing.
+
+A connector registered here belongs to the flows that use it: when the last running flow
+that called it stops, its UTCP client (and the HTTP client inside) is closed, and it fetches
+the manual again if used later. Other flows' clients, and a connector used only outside
+flows, stay open.
 """
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 from penguiflow.errors import ConfigurationError
 from penguiflow.hookspecs import hookimpl
 
+from ._flows import entered, left
 from .connector import UTCPConnector
 
-__all__ = ["penguiflow_register_connectors"]
+__all__ = [
+    "penguiflow_flow_shutdown",
+    "penguiflow_flow_startup",
+    "penguiflow_register_connectors",
+]
+
+#: the connectors this plugin registered: a stopping flow closes those it was the last to use
+_made: weakref.WeakSet[UTCPConnector] = weakref.WeakSet()
+#: closings in progress (held so the tasks are not collected before they finish)
+_closing: set[asyncio.Task[None]] = set()
 
 
 @hookimpl
@@ -54,4 +71,28 @@ def penguiflow_register_connectors(
                 f"utcp manual {entry['name']!r} needs url= (an HTTP manual) or call_template="
             )
     for connector in connectors:
+        _made.add(connector)
         register(connector)
+
+
+@hookimpl
+def penguiflow_flow_startup(flow: Any) -> None:
+    """Mark the work `flow` is about to start as the flow's, so connectors record who uses
+    them."""
+    entered(flow)
+
+
+@hookimpl
+def penguiflow_flow_shutdown(flow: Any) -> None:
+    """Close the clients of the connectors `flow` used and no other running flow uses.
+    Hooks are synchronous, so each closing runs as a task on the flow's loop."""
+    left(flow)
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # stopped outside a loop: nothing of this loop's to close
+        return
+    for connector in list(_made):
+        if connector.release_flow(flow):
+            task = loop.create_task(connector.aclose())
+            _closing.add(task)
+            task.add_done_callback(_closing.discard)

@@ -506,7 +506,7 @@ class InProcessTaskService:
                 "this task service has no planner for sub-agents; give InProcessTaskService "
                 "planner_factory= (for example planner.fork)"
             )
-        await self._guarded(
+        return await self._spawn_task(
             SpawnRequest(
                 session_id=session_id,
                 parent_task_id=parent_task_id,
@@ -514,56 +514,24 @@ class InProcessTaskService:
                 query=query,
                 priority=priority,
                 merge_strategy=merge_strategy,
-            )
+            ),
+            lambda: PlannerTaskPipeline(planner_factory=factory),
+            reason="tasks.spawn",
+            description=query,
+            depth=context_depth,
+            key=idempotency_key,
+            task_id=task_id,
+            context_tool_context=context_tool_context,
+            propagate_on_cancel=propagate_on_cancel,
+            notify_on_complete=notify_on_complete,
+            group=group,
+            group_id=group_id,
+            group_sealed=group_sealed,
+            retain_turn=retain_turn,
+            group_merge_strategy=group_merge_strategy,
+            group_report=group_report,
+            turn_id=turn_id,
         )
-        session = await self._session(session_id)
-        async with self._lock:
-            existing = await self._existing(session, session_id, task_id, idempotency_key)
-            if existing is not None:
-                return existing
-            resolved = await self._group(
-                session,
-                group=group,
-                group_id=group_id,
-                turn_id=turn_id,
-                merge=group_merge_strategy,
-                report=group_report,
-                retain_turn=retain_turn,
-            )
-            snapshot = self._snapshot(
-                session,
-                session_id=session_id,
-                task_id=task_id,
-                parent_task_id=parent_task_id,
-                reason="tasks.spawn",
-                query=query,
-                depth=context_depth,
-                extra_tools=context_tool_context,
-                propagate_on_cancel=propagate_on_cancel,
-                notify_on_complete=notify_on_complete,
-            )
-            created, resolved = await self._start(
-                session,
-                PlannerTaskPipeline(planner_factory=factory),
-                session_id=session_id,
-                key=idempotency_key,
-                group=resolved,
-                group_sealed=group_sealed,
-                retain_turn=retain_turn,
-                spawn_kwargs={
-                    "priority": priority,
-                    "context_snapshot": snapshot,
-                    "spawn_reason": "tasks.spawn",
-                    "description": query,
-                    "query": query,
-                    "parent_task_id": parent_task_id,
-                    "task_id": task_id,
-                    "merge_strategy": merge_strategy,
-                    "propagate_on_cancel": propagate_on_cancel,
-                    "notify_on_complete": notify_on_complete,
-                },
-            )
-        return await self._finish_spawn(session, session_id, created, resolved, retain_turn)
 
     async def spawn_tool_job(
         self,
@@ -592,7 +560,8 @@ class InProcessTaskService:
                 f"this task service cannot run tool {tool_name!r} as a job; give "
                 "InProcessTaskService tool_job_factory=(tool_name, tool_args) -> pipeline"
             )
-        await self._guarded(
+        job_factory = self._tool_job_factory
+        return await self._spawn_task(
             SpawnRequest(
                 session_id=session_id,
                 parent_task_id=parent_task_id,
@@ -600,11 +569,54 @@ class InProcessTaskService:
                 tool_name=tool_name,
                 priority=priority,
                 merge_strategy=merge_strategy,
-            )
+            ),
+            lambda: job_factory(tool_name, tool_args),
+            reason=f"tool:{tool_name}",
+            description=f"{tool_name} (background)",
+            depth="full",
+            key=None,
+            task_id=task_id,
+            context_tool_context=context_tool_context,
+            propagate_on_cancel=propagate_on_cancel,
+            notify_on_complete=notify_on_complete,
+            group=group,
+            group_id=group_id,
+            group_sealed=group_sealed,
+            retain_turn=retain_turn,
+            group_merge_strategy=group_merge_strategy,
+            group_report=group_report,
+            turn_id=turn_id,
         )
+
+    async def _spawn_task(
+        self,
+        request: SpawnRequest,
+        pipeline: Callable[[], Any],
+        *,
+        reason: str,
+        description: str,
+        depth: ContextDepth,
+        key: str | None,
+        task_id: str | None,
+        context_tool_context: dict[str, Any] | None,
+        propagate_on_cancel: PropagateOnCancel,
+        notify_on_complete: bool,
+        group: str | None,
+        group_id: str | None,
+        group_sealed: bool,
+        retain_turn: bool,
+        group_merge_strategy: MergeStrategy | None,
+        group_report: GroupReportStrategy | None,
+        turn_id: str | None,
+    ) -> TaskSpawnResult:
+        """What `spawn` and `spawn_tool_job` share once their own checks passed: the spawn
+        guard, the idempotency key, the group, the context snapshot, the start and the result.
+        `pipeline` is built only when a task is really started (not for a repeated key)."""
+        await self._guarded(request)
+        session_id = request.session_id
         session = await self._session(session_id)
         async with self._lock:
-            existing = await self._existing(session, session_id, task_id, None)
+            existing = await self._existing(session, session_id, task_id, key)
             if existing is not None:
                 return existing
             resolved = await self._group(
@@ -620,31 +632,31 @@ class InProcessTaskService:
                 session,
                 session_id=session_id,
                 task_id=task_id,
-                parent_task_id=parent_task_id,
-                reason=f"tool:{tool_name}",
-                query=None,
-                depth="full",
+                parent_task_id=request.parent_task_id,
+                reason=reason,
+                query=request.query,
+                depth=depth,
                 extra_tools=context_tool_context,
                 propagate_on_cancel=propagate_on_cancel,
                 notify_on_complete=notify_on_complete,
             )
             created, resolved = await self._start(
                 session,
-                self._tool_job_factory(tool_name, tool_args),
+                pipeline(),
                 session_id=session_id,
-                key=None,
+                key=key,
                 group=resolved,
                 group_sealed=group_sealed,
                 retain_turn=retain_turn,
                 spawn_kwargs={
-                    "priority": priority,
+                    "priority": request.priority,
                     "context_snapshot": snapshot,
-                    "spawn_reason": f"tool:{tool_name}",
-                    "description": f"{tool_name} (background)",
-                    "query": None,
-                    "parent_task_id": parent_task_id,
+                    "spawn_reason": reason,
+                    "description": description,
+                    "query": request.query,
+                    "parent_task_id": request.parent_task_id,
                     "task_id": task_id,
-                    "merge_strategy": merge_strategy,
+                    "merge_strategy": request.merge_strategy,
                     "propagate_on_cancel": propagate_on_cancel,
                     "notify_on_complete": notify_on_complete,
                 },

@@ -14,7 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 #: Modules whose every `__all__` name must appear in docs/.
-PUBLIC_MODULES = ("penguiflow", "penguiflow.runtime", "penguiflow.joins")
+PUBLIC_MODULES = ("penguiflow", "penguiflow.runtime", "penguiflow.joins", "penguiflow.current")
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 
 

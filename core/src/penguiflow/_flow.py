@@ -32,6 +32,7 @@ from ._rookery import (
 from ._supervisor import Supervisor
 from ._traces import TraceTable
 from ._worker import NodeWorker
+from .current import flow_scope
 from .errors import (
     FlowError,
     FlowErrorCode,
@@ -220,7 +221,8 @@ class PenguiFlow(FlowResource):
         self._outbox.lanes = [worker.lane for worker in workers]
         if workers:
             jobs = [(f"penguiflow:{worker.node.name}", worker.run) for worker in workers]
-            self._tasks = [self._supervisor.start(jobs, name="penguiflow:flow")]
+            with flow_scope(self):
+                self._tasks = [self._supervisor.start(jobs, name="penguiflow:flow")]
 
     def _worker_died(self, crash: BaseException) -> None:
         text = (

@@ -14,6 +14,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from ._engine import Lane, NodeEngine
+from .current import using_context
 
 if TYPE_CHECKING:
     from ._context import Context
@@ -43,6 +44,12 @@ class NodeWorker:
         self.lane.interrupt(trace_id)
 
     async def run(self) -> None:
+        # This task is the node's alone: what the node calls finds its ctx with
+        # penguiflow.current.current_context().
+        with using_context(self.ctx):
+            await self._serve()
+
+    async def _serve(self) -> None:
         ctx = self.ctx
         engine = self.engine
         process = engine.process

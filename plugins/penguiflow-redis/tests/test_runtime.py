@@ -22,6 +22,7 @@ from workers import RedisServer, WorkerProcesses
 
 from penguiflow import Headers, Message, Node, NodePolicy, create
 from penguiflow.core import BUDGET_EXCEEDED_TEXT, DEADLINE_EXCEEDED_TEXT
+from penguiflow.current import current_context
 from penguiflow.errors import FlowError
 from penguiflow.node import CircuitBreakerPolicy
 from penguiflow.runtime import define_flow
@@ -577,5 +578,29 @@ def test_an_entry_no_worker_can_decode_goes_to_the_dead_letters(redis_url: str) 
         finally:
             await flow.stop()
             await client.aclose()
+
+    run_async(scenario)
+
+
+async def _reports_its_context(message: Message, ctx: Any) -> Message:
+    # What a connector the node calls would see, without being passed ctx.
+    seen = current_context()
+    return message.model_copy(update={"payload": FinalAnswer(text=f"ctx found: {seen is ctx}")})
+
+
+def test_code_a_node_calls_finds_its_ctx(redis_url: str) -> None:
+    """penguiflow.current under the Redis runtime: the worker sets the node's ctx around each
+    invocation, as the local runtime does (connectors stream progress through it)."""
+    node = Node(_reports_its_context, name="reports", policy=NodePolicy(validate="none"))
+
+    async def scenario() -> None:
+        flow = _embedded(redis_url, node.to())
+        flow.run()
+        try:
+            await flow.emit(Message(payload=None, headers=HEADERS))
+            assert (await fetch_all(flow, 1)) == ["ctx found: True"]
+        finally:
+            await flow.stop()
+        assert current_context() is None
 
     run_async(scenario)

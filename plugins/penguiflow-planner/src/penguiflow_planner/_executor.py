@@ -17,6 +17,7 @@ import anyio
 from pydantic import BaseModel
 
 from penguiflow.catalog import NodeSpec
+from penguiflow.current import using_context
 from penguiflow.errors import InvalidTypeError, PenguiFlowError, describe_exception
 from penguiflow.joins import BranchOutcome
 from penguiflow.node import NodePolicy
@@ -48,6 +49,12 @@ def _jsonable(value: Any) -> Any:
 
 
 async def _invoke(spec: NodeSpec, args: dict[str, Any], ctx: Any) -> Any:
+    # A tool function that takes no ctx (a connector's) still finds it: penguiflow.current.
+    with using_context(ctx):
+        return await _invoke_in_context(spec, args, ctx)
+
+
+async def _invoke_in_context(spec: NodeSpec, args: dict[str, Any], ctx: Any) -> Any:
     if spec.node is not None:
         func = spec.node.func
         argument: Any = spec.args_model.model_validate(args) if spec.args_model else args

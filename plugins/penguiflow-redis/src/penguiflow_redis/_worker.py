@@ -29,6 +29,7 @@ from typing import Any
 
 from pydantic_core import from_json, to_json
 
+from penguiflow.current import using_context
 from penguiflow.errors import FlowErrorCode, UsageError, describe_exception
 from penguiflow.middlewares import Middleware
 from penguiflow.registry import ModelRegistry
@@ -497,7 +498,8 @@ class WorkerPool:
         lanes = self._lanes.setdefault(trace_id or "", set())
         lanes.add(lane)
         try:
-            await engine.process(item, ctx, lane, trace_id)
+            with using_context(ctx):
+                await engine.process(item, ctx, lane, trace_id)
         except Exception as exc:
             await engine.fail_internal(item, ctx, trace_id, exc)
         finally:

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,7 +16,7 @@ import httpx
 import penguiflow_a2a._command as command
 import pytest
 from click.testing import CliRunner
-from penguiflow_a2a._command import _build, _load_target, _read_card, _tokens, a2a
+from penguiflow_a2a._command import _build, _read_card, _tokens, a2a
 from penguiflow_a2a._wire import AgentCard
 
 from penguiflow import PenguiFlow
@@ -49,9 +48,9 @@ def _targets_importable(monkeypatch: pytest.MonkeyPatch) -> None:
         ("a2a_serve_targets:missing", "has no attribute 'missing'"),
     ],
 )
-def test_bad_targets_are_usage_errors(target: str, message: str) -> None:
+async def test_bad_targets_are_usage_errors(target: str, message: str) -> None:
     with pytest.raises(click.UsageError, match=message):
-        _load_target(target)
+        await _build(target)
 
 
 @pytest.mark.parametrize("name", ["build_flow", "build_flow_async"])
@@ -134,23 +133,7 @@ def test_bad_token_options(tmp_path: Path) -> None:
 # --- the command -----------------------------------------------------------------------
 
 
-def test_the_listening_socket_disables_nagle() -> None:
-    # Regression: without TCP_NODELAY every request to `a2a serve` took about 40 ms.
-    sock = command._bind("127.0.0.1", 0)
-    try:
-        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
-    finally:
-        sock.close()
-
-
-def test_a_port_in_use_is_a_usage_error() -> None:
-    sock = command._bind("127.0.0.1", 0)
-    sock.listen()
-    try:
-        with pytest.raises(click.UsageError, match=r"cannot bind 127\.0\.0\.1:"):
-            command._bind("127.0.0.1", sock.getsockname()[1])
-    finally:
-        sock.close()
+# The socket (TCP_NODELAY, a port in use) is penguiflow-serve's: tested there.
 
 
 def test_usage_errors_exit_2_before_binding() -> None:

@@ -11,6 +11,7 @@ from penguiflow_llm_http.testing import RecordedRequest, ScriptedHTTPServer, Scr
 from penguiflow_openai import OpenAIEmbeddingsClient
 
 from penguiflow.llm import EmbeddingsClient, LLMConfigurationError, LLMError, LLMHTTPError
+from penguiflow.plugins import resolve_driver
 from penguiflow.testing import run_async
 
 FAST = RetryPolicy(max_retries=2, base_delay_s=0.01, max_delay_s=0.02)
@@ -158,3 +159,27 @@ def test_aclose_is_idempotent(server: ScriptedHTTPServer) -> None:
         await client.aclose()
 
     run_async(twice)
+
+
+# -- the `embeddings` driver kind --------------------------------------------------------------
+
+
+def test_the_embeddings_driver_url_sets_base_url_and_model(server: ScriptedHTTPServer) -> None:
+    server.add(embeddings_answer())
+    host = server.url.removeprefix("http://")
+    client: Any = resolve_driver("embeddings", f"openai://{host}/?model=nomic", retry=FAST)
+    assert isinstance(client, OpenAIEmbeddingsClient) and isinstance(client, EmbeddingsClient)
+    assert client.model == "nomic" and client.base_url == server.url.rstrip("/")
+    response = run_async(lambda: embed(client, ["a b"]))
+    assert response.vectors == [vector_for("a b", 3)]
+    assert server.requests[0].json()["model"] == "nomic"
+
+
+def test_the_embeddings_driver_by_name_and_its_mistakes() -> None:
+    client: Any = resolve_driver("embeddings", "openai", model=MODEL, api_key="sk-test")
+    assert client.model == MODEL and client.base_url == "https://api.openai.com/v1"
+    with pytest.raises(LLMConfigurationError, match=r"embeddings client needs model=\.\.\."):
+        resolve_driver("embeddings", "openai")
+    # `?profile=` is a chat adapter's parameter: an embeddings URL refuses it by name.
+    with pytest.raises(LLMConfigurationError, match=r"unknown parameter\(s\) \['profile'\]"):
+        resolve_driver("embeddings", "openai://127.0.0.1:9/v1?model=m&profile=x")

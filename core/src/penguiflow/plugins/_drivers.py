@@ -72,6 +72,15 @@ DRIVER_KINDS: dict[str, DriverKind] = {
             by_scheme=False,
             providers={"openai": "penguiflow-openai", "anthropic": "penguiflow-anthropic"},
         ),
+        # Its own kind, not an `llm_adapter` option: an embeddings client has another
+        # protocol (`EmbeddingsClient.embed`), and one name may mean both (`openai`).
+        DriverKind(
+            "embeddings",
+            "penguiflow.embeddings",
+            "embeddings client",
+            by_scheme=False,
+            providers={"openai": "penguiflow-openai"},
+        ),
         DriverKind(
             "memory_strategy",
             "penguiflow.memory_strategies",

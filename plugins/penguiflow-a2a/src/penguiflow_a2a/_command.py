@@ -8,15 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
-import inspect
 import json
 import os
-import signal
-import socket
 import sys
-import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,32 +22,6 @@ __all__ = ["a2a", "serve"]
 TOKENS_ENV = "PENGUIFLOW_A2A_TOKENS"
 
 _KINDS = "a flow (PenguiFlow), a ReactPlanner, or a Starlette app made by create_a2a_app"
-
-
-def _load_target(target: str) -> Any:
-    """The object `module:attribute` names (the current directory importable, as `python -m`)."""
-    module_name, sep, attribute = target.partition(":")
-    if not sep or not module_name or not attribute:
-        raise click.UsageError(
-            f"TARGET must read 'module:attribute' (e.g. myapp.agent:build), got {target!r}"
-        )
-    if "" not in sys.path and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        value: Any = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name and module_name.startswith(exc.name):
-            raise click.UsageError(
-                f"cannot import {module_name!r}: run from the folder that holds it, or install "
-                "the package it belongs to"
-            ) from None
-        raise
-    try:
-        for part in attribute.split("."):
-            value = getattr(value, part)
-    except AttributeError:
-        raise click.UsageError(f"module {module_name!r} has no attribute {attribute!r}") from None
-    return value
 
 
 def _kind(value: Any) -> str | None:
@@ -82,13 +51,11 @@ async def _build(target: str) -> tuple[Any, str, Any, bool]:
 
     TARGET names a flow, planner or app, or a function (sync or async, no arguments) that
     returns one, or returns `(thing, agent_card)` to give the card from code."""
-    value = _load_target(target)
-    made = False
-    if _kind(value) is None and callable(value):
-        value = value()
-        if inspect.isawaitable(value):
-            value = await value
-        made = True
+    from penguiflow_serve import resolve_target
+
+    value, made = await resolve_target(
+        target, is_served=lambda v: _kind(v) is not None, example="myapp.agent:build"
+    )
     card: Any = None
     if isinstance(value, tuple) and len(value) == 2:
         value, card = value
@@ -168,41 +135,6 @@ def _tokens(token_file: str | None, no_auth: bool) -> dict[str, str] | None:
     return tokens
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    # Accepted connections inherit this. Without it, on a socket handed to uvicorn, each
-    # small response waits on Nagle's algorithm and the client's delayed ACK: about 40 ms a
-    # request on Linux loopback (measured: 42 ms against 0.5 ms with it).
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise click.UsageError(f"cannot bind {host}:{port}: {exc.strerror}") from None
-    return sock
-
-
-def _server_class() -> Any:
-    import uvicorn
-
-    class QuietServer(uvicorn.Server):
-        """uvicorn's server without its own signal handling: uvicorn re-raises SIGTERM once it
-        has stopped, which would end the process before the flow is closed; we handle the
-        signals ourselves and exit 0."""
-
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            yield
-
-        def request_exit(self) -> None:
-            # A second signal stops at once, without waiting for open streams.
-            self.force_exit = self.should_exit
-            self.should_exit = True
-
-    return QuietServer
-
-
 @click.group("a2a")
 def a2a() -> None:
     """Serve flows and planners as A2A (Agent-to-Agent) agents (docs/a2a.md)."""
@@ -269,32 +201,23 @@ def serve(
     or returning (thing, agent_card). Stops cleanly on SIGINT or SIGTERM.
     """
     try:
-        import uvicorn
+        import penguiflow_serve
+        import starlette  # noqa: F401  (the app is Starlette's)
     except ImportError:
         raise click.UsageError(
-            "a2a serve needs uvicorn and starlette: pip install 'penguiflow-a2a[server]'"
+            "a2a serve needs penguiflow-serve, uvicorn and starlette: pip install "
+            "'penguiflow-a2a[server]'"
         ) from None
     tokens = _tokens(token_file, no_auth)
-    sock = _bind(host, port)
-    shown = f"[{host}]" if ":" in host else host
-    url = f"http://{shown}:{sock.getsockname()[1]}"
+    sock = penguiflow_serve.bind_socket(host, port)
+    url = penguiflow_serve.display_url(host, sock.getsockname()[1])
 
     async def run() -> None:
-        from penguiflow.errors import describe_exception
         from penguiflow.resources import aclose_resource
 
         from ._serve_app import build_app
 
-        try:
-            value, kind, card_from_code, made = await _build(target)
-        except click.UsageError:
-            raise
-        except Exception as exc:  # the user's module or factory failed
-            where = traceback.extract_tb(exc.__traceback__)[-1]
-            raise click.UsageError(
-                f"building {target!r} failed: {type(exc).__name__}: {describe_exception(exc)} "
-                f"(at {where.filename}:{where.lineno})"
-            ) from None
+        value, kind, card_from_code, made = await _build(target)
         resources: list[Any] = []
         try:
             if kind == "app":
@@ -321,18 +244,7 @@ def serve(
             if generated is not None:
                 click.echo(f"token: {generated}  (send 'Authorization: Bearer <token>')")
             sys.stdout.flush()
-            config = uvicorn.Config(
-                app,
-                log_level=log_level.lower(),
-                lifespan="on",
-                # Open SSE streams would otherwise hold a shutdown for as long as clients stay.
-                timeout_graceful_shutdown=3,
-            )
-            server = _server_class()(config)
-            loop = asyncio.get_running_loop()
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(signum, server.request_exit)
-            await server.serve(sockets=[sock])
+            await penguiflow_serve.serve_app(app, sock, log_level=log_level)
         finally:
             # The server has stopped: no task produces updates any more.
             for resource in resources:

@@ -34,9 +34,18 @@ _URL_PARAMETERS = ("model", "scheme", "profile")
 _LOOPBACK = ("localhost", "127.", "::1", "[::1]")
 
 
-def model_driver(factory: Callable[..., Any], example: str) -> Callable[..., Any]:
+def model_driver(
+    factory: Callable[..., Any],
+    example: str,
+    *,
+    kind: str = "llm_adapter",
+    label: str = "LLM adapter",
+    url_parameters: tuple[str, ...] = _URL_PARAMETERS,
+) -> Callable[..., Any]:
     """A `penguiflow.llm_adapters` driver: `resolve_driver("llm_adapter", name, model=...,
-    **options)` builds `factory(model, **options)`.
+    **options)` builds `factory(model, **options)`. `kind`, `label` and `url_parameters`
+    make a driver of another model-backed kind the same way (`embeddings`, whose URLs take
+    no `?profile=`).
 
     The name may be a URL, `<driver>://host:port/path?model=...`: host, port and path
     become `base_url`, over https, or http for a loopback host (a local llama.cpp, vLLM or
@@ -46,30 +55,35 @@ def model_driver(factory: Callable[..., Any], example: str) -> Callable[..., Any
 
     def driver(name: str, **options: Any) -> Any:
         if "://" in name:
-            options = _url_options(name, options)
+            options = _url_options(name, options, label, url_parameters)
         model = options.pop("model", None)
         if not model:
             raise LLMConfigurationError(
-                f"the {name!r} LLM adapter needs model=..., e.g. "
-                f"resolve_driver('llm_adapter', {name!r}, model={example!r}), or ?model= in "
+                f"the {name!r} {label} needs model=..., e.g. "
+                f"resolve_driver({kind!r}, {name!r}, model={example!r}), or ?model= in "
                 "its URL"
             )
         return factory(str(model), **options)
 
-    driver.__doc__ = f"The LLM adapter driver building {getattr(factory, '__name__', factory)}."
+    driver.__doc__ = f"The {label} driver building {getattr(factory, '__name__', factory)}."
     return driver
 
 
-def _url_options(url: str, options: dict[str, Any]) -> dict[str, Any]:
+def _url_options(
+    url: str,
+    options: dict[str, Any],
+    label: str = "LLM adapter",
+    parameters: tuple[str, ...] = _URL_PARAMETERS,
+) -> dict[str, Any]:
     """`options` with what the driver URL says: base_url, model, profile. A value given both
     in the URL and as an option must agree, so neither is silently ignored."""
     parts = urlsplit(url)
     query = dict(parse_qsl(parts.query, keep_blank_values=True))
-    unknown = sorted(set(query) - set(_URL_PARAMETERS))
+    unknown = sorted(set(query) - set(parameters))
     if unknown:
         raise LLMConfigurationError(
-            f"LLM adapter URL {_redact_url(url)!r} has unknown parameter(s) {unknown}; a URL "
-            f"takes {', '.join('?' + name + '=' for name in _URL_PARAMETERS)} (pass other "
+            f"{label} URL {_redact_url(url)!r} has unknown parameter(s) {unknown}; a URL "
+            f"takes {', '.join('?' + name + '=' for name in parameters)} (pass other "
             "options as keyword arguments)"
         )
     found: dict[str, Any] = {k: v for k, v in query.items() if k in ("model", "profile")}
@@ -79,14 +93,14 @@ def _url_options(url: str, options: dict[str, Any]) -> dict[str, Any]:
         )
         if scheme not in ("http", "https"):
             raise LLMConfigurationError(
-                f"LLM adapter URL {_redact_url(url)!r}: scheme={scheme!r}; use http or https"
+                f"{label} URL {_redact_url(url)!r}: scheme={scheme!r}; use http or https"
             )
         found["base_url"] = f"{scheme}://{parts.netloc}{parts.path.rstrip('/')}"
     merged = dict(options)
     for key, value in found.items():
         if key in merged and merged[key] != value:
             raise LLMConfigurationError(
-                f"LLM adapter URL {_redact_url(url)!r} says {key}={value!r} but {key}="
+                f"{label} URL {_redact_url(url)!r} says {key}={value!r} but {key}="
                 f"{merged[key]!r} was passed too; give it once"
             )
         merged[key] = value

@@ -1,10 +1,10 @@
 """OpenAI-compatible Chat Completions for PenguiFlow: `OpenAIClient` (driver `openai`), and
-`OpenAIEmbeddingsClient` for `/v1/embeddings`."""
+`OpenAIEmbeddingsClient` for `/v1/embeddings` (driver `openai` in `penguiflow.embeddings`)."""
 
 from __future__ import annotations
 
 from ._codec import OpenAICodec, strict_compatible
-from ._embeddings import EMBEDDING_PRICES, MAX_BATCH, OpenAIEmbeddingsClient
+from ._embeddings import EMBEDDING_PRICES, MAX_BATCH, OpenAIEmbeddingsClient, openai_embeddings
 from ._strict import strict_reply, strict_schema
 from .client import DEFAULT_PRICES, PROFILES, OpenAIClient, openai_adapter
 
@@ -17,6 +17,7 @@ __all__ = [
     "OpenAICodec",
     "OpenAIEmbeddingsClient",
     "openai_adapter",
+    "openai_embeddings",
     "strict_compatible",
     "strict_reply",
     "strict_schema",

@@ -19,6 +19,7 @@ from penguiflow_llm_http import (
     PricingTable,
     RetryPolicy,
     TokenProvider,
+    model_driver,
     require_model,
 )
 
@@ -36,7 +37,7 @@ from penguiflow.resources import AsyncResource
 # Retries are logged where the chat clients log theirs.
 logger = logging.getLogger("penguiflow.llm")
 
-__all__ = ["EMBEDDING_PRICES", "MAX_BATCH", "OpenAIEmbeddingsClient"]
+__all__ = ["EMBEDDING_PRICES", "MAX_BATCH", "OpenAIEmbeddingsClient", "openai_embeddings"]
 
 OPENAI_URL = "https://api.openai.com/v1"
 
@@ -229,3 +230,16 @@ def _check_inputs(inputs: Sequence[str]) -> list[str]:
 def _check_dimensions(dimensions: int | None) -> None:
     if dimensions is not None and (isinstance(dimensions, bool) or dimensions < 1):
         raise LLMConfigurationError(f"dimensions must be a positive integer, got {dimensions!r}")
+
+
+#: The `openai` driver of the `penguiflow.embeddings` group:
+#: `resolve_driver("embeddings", "openai", model="text-embedding-3-small")`, or with a URL,
+#: `resolve_driver("embeddings", "openai://127.0.0.1:8080/v1?model=nomic")` (host, port and
+#: path become `base_url`, over http for a loopback host).
+openai_embeddings = model_driver(
+    OpenAIEmbeddingsClient,
+    "text-embedding-3-small",
+    kind="embeddings",
+    label="embeddings client",
+    url_parameters=("model", "scheme"),
+)

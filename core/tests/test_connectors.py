@@ -4,13 +4,22 @@ connector attributed to its plugin, namespacing, and collisions that name both s
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from penguiflow.connectors import Connector, ToolNameCollisionError, namespaced_tools
+from penguiflow.connectors import (
+    Connector,
+    ToolContentRef,
+    ToolNameCollisionError,
+    ToolResourceLink,
+    ToolResult,
+    namespaced_tools,
+    tool_result_schema,
+)
 from penguiflow.errors import PenguiFlowError
 from penguiflow.hookspecs import hookimpl
 from penguiflow.plugins import (
@@ -215,3 +224,88 @@ def test_duplicate_tools_and_connectors_in_one_catalogue() -> None:
         asyncio.run(namespaced_tools([Server("s", ["x", "x"])]))
     with pytest.raises(ToolNameCollisionError, match="two connectors are named 's'"):
         asyncio.run(namespaced_tools([Server("s", ["x"]), Server("s", ["y"])]))
+
+
+# -- ToolResult: the one shape of a connector call's answer -----------------------------------
+
+
+def test_a_tool_result_shows_the_model_only_what_it_holds() -> None:
+    assert ToolResult().model_dump(mode="json") == {}
+    assert ToolResult(text="hi").model_dump(mode="json") == {"text": "hi"}
+    ref = ToolContentRef(ref="mcp://s/1", mime_type="image/png", size=3)
+    link = ToolResourceLink(uri="file:///a.txt", name="a.txt")
+    full = ToolResult(text="t", structured={"n": 0}, references=(ref,), links=(link,))
+    assert full.model_dump(mode="json") == {
+        "text": "t",
+        "structured": {"n": 0},
+        "references": [{"ref": "mcp://s/1", "mime_type": "image/png", "size": 3}],
+        "links": [{"uri": "file:///a.txt", "name": "a.txt"}],
+    }
+    # Falsy structured values are values the tool returned, not "empty".
+    for value in ({}, [], 0, False, ""):
+        dumped = ToolResult(structured=value).model_dump(mode="json")
+        assert dumped == {"structured": value}
+        assert ToolResult.model_validate(dumped) == ToolResult(structured=value)
+    assert ToolResult.model_validate(full.model_dump(mode="json")) == full
+    assert ToolResult.model_validate_json(full.model_dump_json()) == full
+
+
+def test_a_tool_result_is_frozen_and_strict_about_its_fields() -> None:
+    from pydantic import ValidationError
+
+    result = ToolResult(text="x")
+    with pytest.raises(ValidationError, match="frozen"):
+        result.text = "y"  # type: ignore[misc]
+    with pytest.raises(ValidationError, match="extra"):
+        ToolResult.model_validate({"txt": "typo"})
+    with pytest.raises(ValidationError, match="size"):
+        ToolContentRef.model_validate({"ref": "r", "mime_type": "text/plain"})
+
+
+def test_the_result_schema_describes_the_dump_and_the_tools_own_output() -> None:
+    from penguiflow.catalog import argument_errors
+
+    plain = tool_result_schema()
+    assert set(plain["properties"]) == {"text", "structured", "references", "links"}
+    assert "required" not in plain and "$defs" not in plain
+    full = ToolResult(
+        text="t",
+        structured={"n": 1},
+        references=(ToolContentRef(ref="r", mime_type="text/plain", size=1, preview="x"),),
+        links=(ToolResourceLink(uri="u"),),
+    )
+    assert argument_errors(plain, full.model_dump(mode="json")) == []
+    own = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "properties": {"n": {"$ref": "#/$defs/count"}},
+        "$defs": {"count": {"type": "integer"}},
+    }
+    described = tool_result_schema(own)
+    # The tool's definitions move to the root, where its "#/$defs/..." references point.
+    assert described["$defs"] == {"count": {"type": "integer"}}
+    assert described["properties"]["structured"] == {
+        "type": "object",
+        "properties": {"n": {"$ref": "#/$defs/count"}},
+    }
+    assert "$defs" in own  # the caller's schema is left as it was
+    # Short enough to show for every tool in a planner's prompt.
+    assert len(json.dumps(plain)) < 600
+
+
+async def _answer(connector: Connector) -> ToolResult:
+    tools = await namespaced_tools([connector])
+    return await tools["typed.echo"].call({"say": "hi"})
+
+
+def test_a_connector_tool_answers_a_tool_result() -> None:
+    class Typed:
+        name = "typed"
+
+        async def list_tools(self) -> Sequence[Tool]:
+            return [Tool("echo")]
+
+        async def call_tool(self, tool: str, arguments: Mapping[str, Any]) -> ToolResult:
+            return ToolResult(text=str(arguments["say"]))
+
+    assert asyncio.run(_answer(Typed())) == ToolResult(text="hi")

@@ -173,6 +173,7 @@ def test_the_kernel_keeps_only_provider_neutral_names() -> None:
         "EmbeddingsClient", "EmbeddingsResponse", "IMAGE_MEDIA_TYPES", "LLMImage", "LLMTool",
         "LLMToolCall", "ToolCallingLLMClient", "ToolChoice", "ToolLike", "tool_definitions",
         "ScriptExhaustedError", "ScriptedCall", "ScriptedLLMClient", "ScriptedReply",
+        "HashingEmbeddingsClient",
         "StreamCallback", "extract_json", "normalize_messages", "validate_reply",
     }  # fmt: skip
     for name in penguiflow.llm.__all__:

@@ -8,6 +8,8 @@
 # reused by later runs. The port, pidfile and log are kept under
 # $PENGUIFLOW_SERVICES_DIR/llamacpp (default .services/llamacpp); `stop` stops only the server
 # whose pidfile is there, and `start` never reuses a server it did not start.
+# PENGUIFLOW_LLAMACPP_EMBEDDINGS=1 also serves /v1/embeddings (mean pooling) from the same model;
+# a running server started with the other setting is replaced rather than reused.
 #   bash scripts/services/llamacpp.sh start|stop|url
 #   bash scripts/services/llamacpp.sh run -- COMMAND...   (start, run COMMAND with
 #       PENGUIFLOW_LLAMACPP_URL set, stop, exit with COMMAND's status)
@@ -69,6 +71,11 @@ params.n_parallel = 1
 threads = int(os.environ.get("PENGUIFLOW_LLAMACPP_THREADS", str(os.cpu_count() or 2)))
 params.cpuparams.n_threads = threads
 params.cpuparams_batch.n_threads = threads
+# PENGUIFLOW_LLAMACPP_EMBEDDINGS=1: the same process also answers /v1/embeddings (otherwise
+# 501) from the same GGUF, pooled by mean (1): chat keeps working, so one model serves both.
+if os.environ.get("PENGUIFLOW_LLAMACPP_EMBEDDINGS") == "1":
+    params.embedding = True
+    params.pooling_type = 1
 stop = threading.Event()
 signal.signal(signal.SIGTERM, lambda *_: stop.set())
 signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -97,10 +104,16 @@ except Exception:
     sys.exit(1)' "$1"
 }
 
+# "1" when this run wants /v1/embeddings served, "0" otherwise (kept beside the pidfile).
+embeddings_mode() {
+    if [ "${PENGUIFLOW_LLAMACPP_EMBEDDINGS:-}" = "1" ]; then echo 1; else echo 0; fi
+}
+
 # Start on port $1; true once our own process answers there (the model loads in seconds).
 start_on() {
     local port="$1" model="$2" pid
     echo "$port" >"$STATE/port"
+    embeddings_mode >"$STATE/embeddings"
     nohup "$PY" -c "$SERVER_PY" "$model" "$port" "$MARKER" >"$STATE/server.log" 2>&1 &
     echo $! >"$STATE/server.pid"
     for _ in $(seq 1 600); do
@@ -128,7 +141,7 @@ stop_server() {
             kill -9 "$pid" 2>/dev/null || true
         fi
     fi
-    rm -f "$STATE/server.pid" "$STATE/port"
+    rm -f "$STATE/server.pid" "$STATE/port" "$STATE/embeddings"
 }
 
 start_server() {
@@ -136,11 +149,12 @@ start_server() {
     ensure_installed
     mkdir -p "$STATE"
     if pid="$(our_pid)"; then
-        if answers "$(cat "$STATE/port")"; then
+        if [ "$(cat "$STATE/embeddings" 2>/dev/null)" = "$(embeddings_mode)" ] \
+            && answers "$(cat "$STATE/port")"; then
             echo "llama.cpp server already running on 127.0.0.1:$(cat "$STATE/port") (started here)" >&2
             return 0
         fi
-        kill "$pid" 2>/dev/null || true # ours, but not answering: replace it
+        stop_server # ours, but not answering or in the other embeddings mode: replace it
     fi
     model="$(model_path)"
     ports="$(candidate_ports "${PENGUIFLOW_LLAMACPP_PORT:-}" PENGUIFLOW_LLAMACPP_PORT)"

@@ -22,4 +22,4 @@ def test_installed_plugin_is_discovered_and_its_tools_work() -> None:
     assert any(r.name == "template" and r.status == "loaded" for r in host.records)
     tools = asyncio.run(namespaced_tools(collect_connectors(host)))
     assert {"echo.echo", "echo.reverse"} <= set(tools)
-    assert asyncio.run(tools["echo.reverse"].call({"text": "abc"})) == "cba"
+    assert asyncio.run(tools["echo.reverse"].call({"text": "abc"})).text == "cba"

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from anthropic_server import MODEL, answering, message, streamed
+from anthropic_server import MODEL, answering, message, replying, streamed
 from penguiflow_anthropic import AnthropicClient
 from penguiflow_llm_http import RetryPolicy
 from penguiflow_llm_http.testing import ScriptedHTTPServer, ScriptedResponse
@@ -16,7 +16,11 @@ from penguiflow.llm import (
     LLMConfigurationError,
     LLMConnectionError,
     LLMHTTPError,
+    LLMImage,
+    LLMResponse,
     LLMStreamError,
+    LLMTool,
+    LLMToolCall,
 )
 from penguiflow.plugins import resolve_driver
 from penguiflow.testing import LLMAdapterConformance, run_async
@@ -46,14 +50,44 @@ async def complete(client: AnthropicClient, **kwargs: Any) -> Any:
 
 
 class TestAnthropicConformance(LLMAdapterConformance):
+    supports_tools = True
+    supports_images = True
+
     async def make_client(self, replies: list[str]) -> AnthropicClient:
         self.server = ScriptedHTTPServer().start()
         self.server.add(*(answering(reply) for reply in replies))
         return client_for(self.server)
 
+    async def make_tool_client(self, replies: list[LLMResponse]) -> AnthropicClient:
+        self.server = ScriptedHTTPServer().start()
+        self.server.add(*(replying(reply) for reply in replies))
+        return client_for(self.server)
+
     async def close_client(self, client: Any) -> None:
         await client.aclose()
         self.server.stop()
+
+    def sent_requests(self, client: Any) -> list[dict[str, Any]]:
+        return [request.json() for request in self.server.requests]
+
+    def wire_tool(self, tool: LLMTool) -> dict[str, Any]:
+        return {
+            "name": tool.name,
+            "description": tool.description,
+            "input_schema": tool.parameters,
+        }
+
+    def wire_tool_call(self, call: LLMToolCall) -> dict[str, Any]:
+        return {"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments}
+
+    def wire_tool_result(self, call_id: str, content: str) -> dict[str, Any]:
+        return {"type": "tool_result", "tool_use_id": call_id, "content": content}
+
+    def wire_image(self, image: LLMImage) -> dict[str, Any]:
+        if image.url is not None:
+            return {"type": "image", "source": {"type": "url", "url": image.url}}
+        source = {"type": "base64", "media_type": image.media_type, "data": image.data}
+        return {"type": "image", "source": source}
 
 
 def test_request_shape_system_roles_headers(server: ScriptedHTTPServer) -> None:

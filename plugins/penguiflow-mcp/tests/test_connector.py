@@ -22,7 +22,7 @@ from penguiflow_mcp import (
     load_config,
 )
 
-from penguiflow.connectors import namespaced_tools
+from penguiflow.connectors import ToolResult, namespaced_tools
 from penguiflow.testing import run_async
 
 
@@ -51,18 +51,20 @@ def test_time_server_over_stdio(time_server_command: str) -> None:
         # mcp-server-time marks its tools readOnlyHint: they become side_effects="read"
         assert current.args_schema["required"] == ["timezone"] and current.side_effects == "read"
         assert current.call is not None
-        result = await current.call({"timezone": "UTC"})
+        result = (await current.call({"timezone": "UTC"})).structured
         assert result["timezone"] == "UTC" and "datetime" in result
         again = await c.call_tool("get_current_time", {"timezone": "Europe/Paris"})  # same session
-        assert again["timezone"] == "Europe/Paris"
+        assert again.structured["timezone"] == "Europe/Paris"
 
     run_async(lambda: using(connector, scenario))
 
 
 def test_http_server_with_bearer_token(http_server: HTTPServer) -> None:
     async def scenario(c: MCPConnector) -> None:
-        assert await c.call_tool("add", {"a": 2, "b": 3}) == {"sum": 5}
-        assert await c.call_tool("search", {"query": "pi"}) == "calc notes about pi"
+        assert (await c.call_tool("add", {"a": 2, "b": 3})).structured == {"sum": 5}
+        assert await c.call_tool("search", {"query": "pi"}) == ToolResult(
+            text="calc notes about pi"
+        )
 
     run_async(lambda: using(http(http_server), scenario))
 
@@ -79,14 +81,17 @@ def test_missing_or_wrong_token_is_rejected(http_server: HTTPServer, token: str 
 
 def test_large_results_are_kept_out_of_the_prompt(http_server: HTTPServer) -> None:
     async def scenario(c: MCPConnector) -> None:
-        reference = await c.call_tool("blob", {"size": 20_000})
-        assert reference["type"] == "artifact" and reference["size"] == 20_000
-        assert reference["ref"].startswith("mcp://calc/") and len(reference["preview"]) == 200
-        mime, content = c.artifact(reference["ref"])
+        blob = await c.call_tool("blob", {"size": 20_000})
+        assert blob.text == "" and blob.structured is None
+        (reference,) = blob.references
+        assert reference.size == 20_000 and reference.mime_type == "text/plain"
+        assert reference.ref.startswith("mcp://calc/") and reference.preview == "x" * 200
+        mime, content = c.artifact(reference.ref)
         assert mime == "text/plain" and content == "x" * 20_000
         image = await c.call_tool("picture", {})  # binary: never inline
-        assert image["type"] == "artifact" and image["mime_type"] == "image/png"
-        assert c.artifact(image["ref"])[1][:4] == bytes.fromhex("89504e47")
+        (picture,) = image.references
+        assert picture.mime_type == "image/png" and picture.preview is None
+        assert c.artifact(picture.ref)[1][:4] == bytes.fromhex("89504e47")
 
     run_async(lambda: using(http(http_server, max_inline_chars=1000), scenario))
 
@@ -113,13 +118,13 @@ def test_a_tool_error_and_a_schema_violation(http_server: HTTPServer) -> None:
 
 def test_server_crash_mid_call_then_reconnect(http_server: HTTPServer) -> None:
     async def scenario(c: MCPConnector) -> None:
-        assert await c.call_tool("add", {"a": 1, "b": 1}) == {"sum": 2}
+        assert (await c.call_tool("add", {"a": 1, "b": 1})).structured == {"sum": 2}
         with pytest.raises(MCPConnectionError, match="MCP server 'calc' crashed or dropped"):
             await c.call_tool("crash", {})
         http_server.proc.wait(timeout=10)
         http_server.stop()
         http_server.start()  # the server comes back: the connector reconnects by itself
-        assert await c.call_tool("add", {"a": 2, "b": 2}) == {"sum": 4}
+        assert (await c.call_tool("add", {"a": 2, "b": 2})).structured == {"sum": 4}
 
     run_async(lambda: using(http(http_server, retries=1), scenario), timeout=60)
 
@@ -170,7 +175,8 @@ def test_name_collisions_are_resolved_by_namespacing(
                 and "time.get_current_time" in names
             )
             tools = await namespaced_tools([first, second])
-            assert await tools["notes.search"].call({"query": "x"}) == "calc notes about x"
+            found = await tools["notes.search"].call({"query": "x"})
+            assert found.text == "calc notes about x"
         finally:
             for connector in (first, second, time):
                 await connector.aclose()
@@ -182,7 +188,7 @@ def test_another_event_loop_gets_a_new_session(http_server: HTTPServer) -> None:
     connector = http(http_server)
 
     async def call() -> Any:
-        return await connector.call_tool("add", {"a": 1, "b": 2})
+        return (await connector.call_tool("add", {"a": 1, "b": 2})).structured
 
     assert run_async(call) == {"sum": 3}  # run_async uses a fresh loop each time
     assert run_async(call) == {"sum": 3}
@@ -252,8 +258,14 @@ def test_a_planner_calls_an_mcp_tool_end_to_end(http_server: HTTPServer) -> None
             await connector.aclose()
         assert isinstance(result, PlannerFinish) and result.payload["raw_answer"] == "42"
         step = result.metadata["steps"][0]
-        assert step["action"]["next_node"] == "calc.add" and step["observation"] == {"sum": 42}
-        assert "- calc.add: " in llm.calls[0].messages[0].content  # listed as a tool
+        assert step["action"]["next_node"] == "calc.add"
+        # The model sees the ToolResult's JSON, empty fields left out.
+        assert step["observation"] == {"structured": {"sum": 42}}
+        prompt = llm.calls[0].messages[0].content
+        assert "- calc.add: " in prompt  # listed as a tool
+        # ...with its result described as a ToolResult whose `structured` is add's own schema
+        listing = prompt[prompt.index("- calc.add: ") :].split("\n- ", 1)[0]
+        assert '"structured":{"additionalProperties"' in listing.replace(" ", "")
 
     run_async(scenario)
 
@@ -278,7 +290,7 @@ def test_stopping_a_flow_closes_only_the_sessions_it_used(
 
     def calling(connector: MCPConnector, tool: str, args: dict[str, Any]) -> Any:
         async def node(message: Any, ctx: Any) -> Any:
-            return await connector.call_tool(tool, args)
+            return (await connector.call_tool(tool, args)).structured
 
         return create(
             Node(node, name=f"call_{connector.name}", policy=NodePolicy(validate="none")).to()
@@ -327,10 +339,10 @@ def test_stopping_a_flow_closes_only_the_sessions_it_used(
         await closed(calc)
 
         # Opened outside any flow: no flow's stop closes it.
-        assert await calc.call_tool("add", {"a": 2, "b": 2}) == {"sum": 4}
+        assert (await calc.call_tool("add", {"a": 2, "b": 2})).structured == {"sum": 4}
         uses_time.run()
         # Called by the task that started a flow, after run(): still not that flow's work.
-        assert await calc.call_tool("add", {"a": 3, "b": 3}) == {"sum": 6}
+        assert (await calc.call_tool("add", {"a": 3, "b": 3})).structured == {"sum": 6}
         await through(uses_time)
         await uses_time.stop()
         await closed(time)
@@ -363,7 +375,7 @@ def test_concurrent_first_calls_open_one_session(
 
     async def scenario(c: MCPConnector) -> None:
         results = await asyncio.gather(*(c.call_tool("add", {"a": n, "b": 1}) for n in range(6)))
-        assert [r["sum"] for r in results] == [n + 1 for n in range(6)]
+        assert [r.structured["sum"] for r in results] == [n + 1 for n in range(6)]
 
     run_async(lambda: using(http(http_server, max_concurrency=2), scenario))
     assert len(opened) == 1

@@ -35,7 +35,7 @@ def test_async_with_closes_the_session_and_aclose_is_idempotent(http_server: HTT
     async def scenario() -> None:
         before = set(asyncio.all_tasks())
         async with http(http_server) as connector:
-            assert await connector.call_tool("add", {"a": 1, "b": 1}) == {"sum": 2}
+            assert (await connector.call_tool("add", {"a": 1, "b": 1})).structured == {"sum": 2}
             assert connector._session is not None
             owner = connector._session._task
             assert owner is not None and not owner.done()
@@ -45,7 +45,7 @@ def test_async_with_closes_the_session_and_aclose_is_idempotent(http_server: HTT
         await connector.aclose()
         assert await leftover_tasks(before) == set()
         # Closed is not dead: the next call opens a new session.
-        assert await connector.call_tool("add", {"a": 2, "b": 2}) == {"sum": 4}
+        assert (await connector.call_tool("add", {"a": 2, "b": 2})).structured == {"sum": 4}
         await connector.aclose()
         assert await leftover_tasks(before) == set()
 
@@ -58,7 +58,7 @@ def test_a_stdio_session_closed_by_async_with_leaves_no_task(time_server_command
         config = MCPServerConfig(name="time", command=time_server_command)
         async with MCPConnector(config) as connector:
             result = await connector.call_tool("get_current_time", {"timezone": "UTC"})
-            assert result["timezone"] == "UTC"
+            assert result.structured["timezone"] == "UTC"
         assert connector._session is None
         assert await leftover_tasks(before) == set()
 
@@ -102,11 +102,11 @@ def test_cancelling_a_first_call_while_it_connects_leaves_no_task(
 def test_a_call_past_timeout_s_is_cut_and_the_session_goes_on(http_server: HTTPServer) -> None:
     async def scenario() -> None:
         async with http(http_server, timeout_s=0.5) as connector:
-            assert await connector.call_tool("add", {"a": 1, "b": 1}) == {"sum": 2}
+            assert (await connector.call_tool("add", {"a": 1, "b": 1})).structured == {"sum": 2}
             session = connector._session
             with pytest.raises(MCPToolError, match=r"calc\.slow did not answer within 0\.5s"):
                 await connector.call_tool("slow", {"seconds": 30})
-            assert await connector.call_tool("add", {"a": 2, "b": 3}) == {"sum": 5}
+            assert (await connector.call_tool("add", {"a": 2, "b": 3})).structured == {"sum": 5}
             assert connector._session is session  # not taken for a dropped connection
 
     run_async(scenario)
@@ -130,7 +130,7 @@ def test_a_planner_deadline_cancels_an_mcp_call_in_flight(http_server: HTTPServe
             assert isinstance(result, PlannerFinish) and result.finish_reason == "deadline"
             assert result.reason == "budget_exhausted"  # PenguiFlow's reason for it
             assert result.metadata["interrupted"] == "tool calc.slow"
-            assert await connector.call_tool("add", {"a": 4, "b": 4}) == {"sum": 8}
+            assert (await connector.call_tool("add", {"a": 4, "b": 4})).structured == {"sum": 8}
         assert await leftover_tasks(before) == set()
 
     run_async(scenario)

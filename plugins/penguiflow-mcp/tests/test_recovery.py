@@ -47,14 +47,14 @@ def test_a_restart_while_idle_reopens_the_session_and_sends_the_call_once_more(
 
     async def scenario() -> None:
         try:
-            assert await connector.call_tool("add", {"a": 1, "b": 1}) == {"sum": 2}
+            assert (await connector.call_tool("add", {"a": 1, "b": 1})).structured == {"sum": 2}
             first = connector._session
             assert first is not None and first.client.protocol_version < "2026"
             restartable.stop()
             restartable.start()  # same port, a server that never saw our session
             # `add` is neither read-only nor idempotent: sending it again is still safe,
             # because the server refused the unknown session before running anything.
-            assert await connector.call_tool("add", {"a": 2, "b": 2}) == {"sum": 4}
+            assert (await connector.call_tool("add", {"a": 2, "b": 2})).structured == {"sum": 4}
             assert connector._session is not first and connector._session is not None
             assert "add" in [t.name for t in await connector.list_tools()]
         finally:
@@ -110,7 +110,7 @@ def test_a_safe_call_interrupted_by_a_crash_is_sent_again(tmp_path: Path, tool: 
             async with anyio.create_task_group() as group:
                 group.start_soon(_kill_when_started, log, tool, 1)
                 result = await connector.call_tool(tool, {"key": "k", "seconds": 2})
-            return result
+            return result.text
         finally:
             await connector.aclose()
 
@@ -134,9 +134,8 @@ def test_an_unsafe_call_interrupted_by_a_crash_is_not_sent_again(tmp_path: Path)
                     await connector.call_tool("charge", {"key": "k", "seconds": 2})
             assert "not marked read-only or idempotent" in str(caught.value)
             # the connector still works: a new server process answers the next call
-            assert await connector.call_tool("lookup", {"key": "x", "seconds": 0}) == (
-                "lookup x done"
-            )
+            lookup = await connector.call_tool("lookup", {"key": "x", "seconds": 0})
+            assert lookup.text == "lookup x done"
         finally:
             await connector.aclose()
 

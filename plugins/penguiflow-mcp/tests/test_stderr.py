@@ -67,7 +67,7 @@ def test_a_serving_server_logs_its_stderr_line_by_line(
 
     async def scenario() -> None:
         async with connector:
-            assert await connector.call_tool("hello", {"name": "ada"}) == "hello ada"
+            assert (await connector.call_tool("hello", {"name": "ada"})).text == "hello ada"
             # The lines are read by another thread: poll for them, with a deadline.
             with anyio.fail_after(20):
                 while "chatty: greeting ada" not in logged():

@@ -43,7 +43,7 @@ def test_arguments_and_results_are_never_expanded(
         async with connector:
             # The server echoes the query: what it sends back stays as it sent it.
             answer = await connector.call_tool("search", {"query": "${PF_MCP_TRUST_SECRET}"})
-            assert answer == "calc notes about ${PF_MCP_TRUST_SECRET}"
+            assert answer.text == "calc notes about ${PF_MCP_TRUST_SECRET}"
             for tool in await connector.list_tools():
                 assert SECRET not in tool.description
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from penguiflow_llm_http.testing import RecordedRequest, ScriptedResponse
+
+from penguiflow.llm import LLMResponse
 
 
 def completion(
@@ -69,5 +72,58 @@ def answering(text: str) -> Any:
         if request.json().get("stream"):
             return streamed([text[i : i + 7] for i in range(0, len(text), 7)])
         return completion(text)
+
+    return respond
+
+
+def replying(response: LLMResponse, *, model: str = "gpt-4o-mini-2024-07-18") -> Any:
+    """`response` (text, tool calls, finish reason) as OpenAI sends it: one completion, or
+    streamed chunks when the request streams (each call's id and name first, then its
+    arguments in two pieces), for the kernel's conformance cases."""
+
+    def respond(request: RecordedRequest) -> ScriptedResponse:
+        finish = response.finish_reason or ("tool_calls" if response.tool_calls else "stop")
+        calls = [(call.id, call.name, json.dumps(call.arguments)) for call in response.tool_calls]
+        if not request.json().get("stream"):
+            message: dict[str, Any] = {"role": "assistant", "content": response.text or None}
+            if calls:
+                message["tool_calls"] = [
+                    {"id": id_, "type": "function", "function": {"name": name, "arguments": args}}
+                    for id_, name, args in calls
+                ]
+            return ScriptedResponse(
+                body={
+                    "id": "chatcmpl-c",
+                    "object": "chat.completion",
+                    "model": model,
+                    "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+                    "usage": {"prompt_tokens": 40, "completion_tokens": 9, "total_tokens": 49},
+                }
+            )
+
+        def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+            return {
+                "id": "chatcmpl-c",
+                "object": "chat.completion.chunk",
+                "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+            }
+
+        events: list[dict[str, Any] | str] = [chunk({"role": "assistant", "content": ""})]
+        text = response.text
+        events += [chunk({"content": text[i : i + 5]}) for i in range(0, len(text), 5)]
+        for index, (id_, name, args) in enumerate(calls):
+            start = {"id": id_, "type": "function", "function": {"name": name, "arguments": ""}}
+            events.append(chunk({"tool_calls": [{"index": index, **start}]}))
+            half = len(args) // 2
+            for piece in (args[:half], args[half:]):
+                delta = {"index": index, "function": {"arguments": piece}}
+                events.append(chunk({"tool_calls": [delta]}))
+        events.append(chunk({}, finish))
+        events.append(
+            {"model": model, "choices": [], "usage": {"prompt_tokens": 40, "completion_tokens": 9}}
+        )
+        events.append("[DONE]")
+        return ScriptedResponse.sse(events)
 
     return respond

@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 import pytest
-from openai_server import answering, completion, streamed
+from openai_server import answering, completion, replying, streamed
 from penguiflow_llm_http import PricingTable, RetryPolicy
 from penguiflow_llm_http.testing import ScriptedHTTPServer, ScriptedResponse
 from penguiflow_openai import OpenAIClient, strict_compatible
@@ -17,9 +17,13 @@ from penguiflow.llm import (
     LLMConfigurationError,
     LLMConnectionError,
     LLMHTTPError,
+    LLMImage,
     LLMReplyError,
+    LLMResponse,
     LLMStreamError,
     LLMTimeoutError,
+    LLMTool,
+    LLMToolCall,
 )
 from penguiflow.plugins import resolve_driver
 from penguiflow.testing import LLMAdapterConformance, run_async
@@ -49,14 +53,40 @@ async def complete(client: OpenAIClient, **kwargs: Any) -> Any:
 
 
 class TestOpenAIConformance(LLMAdapterConformance):
+    supports_tools = True
+    supports_images = True
+
     async def make_client(self, replies: list[str]) -> OpenAIClient:
         self.server = ScriptedHTTPServer().start()
         self.server.add(*(answering(reply) for reply in replies))
         return client_for(self.server, api_key="sk-test")
 
+    async def make_tool_client(self, replies: list[LLMResponse]) -> OpenAIClient:
+        self.server = ScriptedHTTPServer().start()
+        self.server.add(*(replying(reply) for reply in replies))
+        return client_for(self.server, api_key="sk-test")
+
     async def close_client(self, client: Any) -> None:
         await client.aclose()
         self.server.stop()
+
+    def sent_requests(self, client: Any) -> list[dict[str, Any]]:
+        return [request.json() for request in self.server.requests]
+
+    def wire_tool(self, tool: LLMTool) -> dict[str, Any]:
+        function = {"name": tool.name, "description": tool.description}
+        return {"type": "function", "function": {**function, "parameters": tool.parameters}}
+
+    def wire_tool_call(self, call: LLMToolCall) -> dict[str, Any]:
+        arguments = json.dumps(call.arguments)
+        function = {"name": call.name, "arguments": arguments}
+        return {"id": call.id, "type": "function", "function": function}
+
+    def wire_tool_result(self, call_id: str, content: str) -> dict[str, Any]:
+        return {"role": "tool", "tool_call_id": call_id, "content": content}
+
+    def wire_image(self, image: LLMImage) -> dict[str, Any]:
+        return {"type": "image_url", "image_url": {"url": image.data_url()}}
 
 
 # -- requests --------------------------------------------------------------------------------

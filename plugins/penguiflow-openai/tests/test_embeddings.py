@@ -3,6 +3,8 @@ as OpenAI does (issue 17, item 12): batching, order, usage, dimensions, errors."
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -12,7 +14,7 @@ from penguiflow_openai import OpenAIEmbeddingsClient
 
 from penguiflow.llm import EmbeddingsClient, LLMConfigurationError, LLMError, LLMHTTPError
 from penguiflow.plugins import resolve_driver
-from penguiflow.testing import run_async
+from penguiflow.testing import EmbeddingsConformance, run_async
 
 FAST = RetryPolicy(max_retries=2, base_delay_s=0.01, max_delay_s=0.02)
 MODEL = "text-embedding-3-small"
@@ -22,7 +24,16 @@ def vector_for(text: str, size: int) -> list[float]:
     return [float(len(text) + n) for n in range(size)]
 
 
-def embeddings_answer(*, size: int = 3, reverse: bool = False) -> Any:
+def content_vector(text: str, size: int) -> list[float]:
+    """A vector that depends on the whole text (not only its length), as the kernel's
+    conformance suite asks, so a vector in the wrong place shows."""
+    digest = hashlib.sha256(text.encode()).digest()
+    return [float(digest[n % len(digest)] + n) for n in range(size)]
+
+
+def embeddings_answer(
+    *, size: int = 3, reverse: bool = False, vectors: Callable[[str, int], list[float]] = vector_for
+) -> Any:
     """Answers each request with one vector per input, as OpenAI does; `reverse` lists the
     data items out of order (their `index` says where each belongs)."""
 
@@ -30,7 +41,7 @@ def embeddings_answer(*, size: int = 3, reverse: bool = False) -> Any:
         body = request.json()
         dims = body.get("dimensions", size)
         data = [
-            {"object": "embedding", "index": i, "embedding": vector_for(text, dims)}
+            {"object": "embedding", "index": i, "embedding": vectors(text, dims)}
             for i, text in enumerate(body["input"])
         ]
         if reverse:
@@ -51,6 +62,26 @@ def embeddings_answer(*, size: int = 3, reverse: bool = False) -> Any:
 def embedder(server: ScriptedHTTPServer, **options: Any) -> OpenAIEmbeddingsClient:
     options.setdefault("retry", FAST)
     return OpenAIEmbeddingsClient(MODEL, base_url=server.url, **options)
+
+
+class TestOpenAIEmbeddingsConformance(EmbeddingsConformance):
+    """The kernel's suite, against a loopback server that answers out of order (by `index`)."""
+
+    batch_size = 2
+    supports_dimensions = True
+
+    async def make_client(self) -> EmbeddingsClient:
+        self.server = ScriptedHTTPServer().start()
+        # The suite's cases make up to about twenty requests each.
+        self.server.add(*[embeddings_answer(reverse=True, vectors=content_vector)] * 40)
+        return embedder(self.server, batch_size=self.batch_size, api_key="sk-test")
+
+    async def close_client(self, client: Any) -> None:
+        await client.aclose()
+        self.server.stop()
+
+    def batches_sent(self, client: EmbeddingsClient) -> list[int]:
+        return [len(request.json()["input"]) for request in self.server.requests]
 
 
 async def embed(client: OpenAIEmbeddingsClient, inputs: Any, **kwargs: Any) -> Any:

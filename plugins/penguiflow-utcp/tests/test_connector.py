@@ -31,8 +31,9 @@ def test_a_manual_is_discovered_and_its_tools_called(manual_url: str) -> None:
         ]
         add = next(s for s in specs if s.name == "notes.add")
         assert add.args_schema["required"] == ["a", "b"] and "utcp" in add.tags
-        assert add.call is not None and await add.call({"a": 2, "b": 40}) == {"sum": 42}
-        assert await c.call_tool("search", {"query": "penguins"}) == {
+        assert add.call is not None
+        assert (await add.call({"a": 2, "b": 40})).structured == {"sum": 42}
+        assert (await c.call_tool("search", {"query": "penguins"})).structured == {
             "hits": ["note about penguins"]
         }
 
@@ -68,7 +69,7 @@ def test_two_manuals_with_the_same_tools_are_namespaced(manual_url: str) -> None
         try:
             names = [s.name for c in (first, second) for s in await c.tool_specs()]
             assert "a.add" in names and "b.add" in names
-            assert await second.call_tool("add", {"a": 1, "b": 1}) == {"sum": 2}
+            assert (await second.call_tool("add", {"a": 1, "b": 1})).structured == {"sum": 2}
         finally:
             await first.aclose()
             await second.aclose()
@@ -93,7 +94,7 @@ def test_the_plugin_hook_contributes_configured_manuals(manual_url: str) -> None
     (notes,) = [c for c in collect_connectors(host, config=config) if isinstance(c, UTCPConnector)]
 
     async def scenario(c: UTCPConnector) -> None:
-        assert await c.call_tool("add", {"a": 3, "b": 4}) == {"sum": 7}
+        assert (await c.call_tool("add", {"a": 3, "b": 4})).structured == {"sum": 7}
 
     run_async(lambda: using(notes, scenario))
     with pytest.raises(ValueError, match="needs url="):

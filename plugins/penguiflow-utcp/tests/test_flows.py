@@ -38,7 +38,7 @@ def test_stopping_a_flow_closes_only_the_clients_it_used(
 
     def calling(*connectors: UTCPConnector) -> Any:
         async def node(message: Any, ctx: Any) -> Any:
-            return [await c.call_tool("add", {"a": 1, "b": 2}) for c in connectors]
+            return [(await c.call_tool("add", {"a": 1, "b": 2})).structured for c in connectors]
 
         name = "call_" + "_".join(c.name for c in connectors)
         return create(Node(node, name=name, policy=NodePolicy(validate="none")).to())
@@ -62,7 +62,7 @@ def test_stopping_a_flow_closes_only_the_clients_it_used(
         one.run()
         two.run()
         # Called by the task that started both flows, after they started: not their work.
-        assert await outside.call_tool("add", {"a": 2, "b": 2}) == {"sum": 4}
+        assert (await outside.call_tool("add", {"a": 2, "b": 2})).structured == {"sum": 4}
         assert await through(one) == [{"sum": 3}, {"sum": 3}]
         assert await through(two) == [{"sum": 3}, {"sum": 3}]
         assert all(map(is_open, (first, second, shared, outside)))
@@ -77,7 +77,7 @@ def test_stopping_a_flow_closes_only_the_clients_it_used(
         assert not is_open(second) and not is_open(shared)
         assert is_open(outside)
         # A closed connector fetches its manual again when used.
-        assert await first.call_tool("add", {"a": 5, "b": 5}) == {"sum": 10}
+        assert (await first.call_tool("add", {"a": 5, "b": 5})).structured == {"sum": 10}
         for connector in (first, second, shared, outside):
             await connector.aclose()
 

@@ -18,11 +18,12 @@ def test_async_with_closes_the_client_and_aclose_is_idempotent(manual_url: str) 
     async def scenario() -> None:
         before = set(asyncio.all_tasks())
         async with UTCPConnector.http("notes", manual_url) as connector:
-            assert await connector.call_tool("add", {"a": 1, "b": 2}) == {"sum": 3}
+            assert (await connector.call_tool("add", {"a": 1, "b": 2})).structured == {"sum": 3}
         assert connector._client is None
         await connector.aclose()
         await connector.aclose()
-        assert await connector.call_tool("add", {"a": 2, "b": 2}) == {"sum": 4}  # reconnects
+        reconnected = await connector.call_tool("add", {"a": 2, "b": 2})
+        assert reconnected.structured == {"sum": 4}
         await connector.aclose()
         assert await leftover_tasks(before) == set()
 
@@ -34,7 +35,7 @@ def test_a_call_past_timeout_s_is_cut_and_the_connector_goes_on(manual_url: str)
         async with UTCPConnector.http("notes", manual_url, timeout_s=0.5) as connector:
             with pytest.raises(UTCPToolError, match=r"notes\.slow did not answer within 0\.5s"):
                 await connector.call_tool("slow", {"seconds": 30})
-            assert await connector.call_tool("add", {"a": 5, "b": 5}) == {"sum": 10}
+            assert (await connector.call_tool("add", {"a": 5, "b": 5})).structured == {"sum": 10}
 
     run_async(scenario)
 

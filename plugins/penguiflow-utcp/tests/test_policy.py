@@ -81,7 +81,7 @@ def test_allowed_hosts_lets_a_tool_call_another_port(
 ) -> None:
     allowed = rule.format(port=port_of(other_manual_url))
     connector = elsewhere(manual_url, base_of(other_manual_url), allowed_hosts=[allowed])
-    assert run(connector, lambda c: c.call_tool("add", {"a": 1, "b": 2})) == {"sum": 3}
+    assert run(connector, lambda c: c.call_tool("add", {"a": 1, "b": 2})).structured == {"sum": 3}
 
 
 @pytest.mark.parametrize("rule", ["127.0.0.1:1", "https://127.0.0.1:{port}", "localhost"])
@@ -149,13 +149,14 @@ def test_a_variable_the_manual_asks_for_is_not_given_unless_allowed(
         assert "'SECRET' (environment variable vars_SECRET)" in message
         assert "nothing was sent" in message and "allowed_variables=" in message
         assert "s3cret-value" not in message
-        assert await c.call_tool("plain", {}) == {"x_secret": None}
+        assert (await c.call_tool("plain", {})).structured == {"x_secret": None}
 
     run(UTCPConnector.http("vars", manual_url + "-variables"), refused)
     assert hits(manual_url).get("/echo-headers", 0) == before + 1  # only `plain` arrived
 
     allowed = UTCPConnector.http("vars", manual_url + "-variables", allowed_variables=["SECRET"])
-    assert run(allowed, lambda c: c.call_tool("whoami", {})) == {"x_secret": "s3cret-value"}
+    answer = run(allowed, lambda c: c.call_tool("whoami", {}))
+    assert answer.structured == {"x_secret": "s3cret-value"}
 
 
 def test_an_allowed_variable_that_is_not_set_is_a_clear_error(
@@ -175,7 +176,7 @@ def test_the_connectors_own_configuration_may_use_variables(
     connector = UTCPConnector.http(
         "private", manual_url + "-private", headers={"X-Token": "${TOKEN}"}
     )
-    assert run(connector, lambda c: c.call_tool("add", {"a": 2, "b": 3})) == {"sum": 5}
+    assert run(connector, lambda c: c.call_tool("add", {"a": 2, "b": 3})).structured == {"sum": 5}
 
 
 # -- configuration ---------------------------------------------------------------------------

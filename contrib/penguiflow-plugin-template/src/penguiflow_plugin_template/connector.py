@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from penguiflow.connectors import ToolResult
 from penguiflow.errors import ConfigurationError, UnknownNameError
 
 __all__ = ["EchoConnector", "EchoTool"]
@@ -29,14 +30,15 @@ class EchoConnector:
             EchoTool("reverse", "Return the `text` argument reversed."),
         ]
 
-    async def call_tool(self, tool: str, arguments: Mapping[str, Any]) -> Any:
+    async def call_tool(self, tool: str, arguments: Mapping[str, Any]) -> ToolResult:
+        """Every connector answers a `ToolResult`: text here; JSON would go in `structured`."""
         text = arguments.get("text")
         if not isinstance(text, str):
             raise ConfigurationError(f"tool {self.name}.{tool} needs a string argument 'text'")
         if tool == "echo":
-            return text
+            return ToolResult(text=text)
         if tool == "reverse":
-            return text[::-1]
+            return ToolResult(text=text[::-1])
         raise UnknownNameError(
             f"connector {self.name!r} has no tool {tool!r}; it has: echo, reverse"
         )

@@ -4,7 +4,8 @@ a scripted client.
 Adapters for real providers are plugins (`penguiflow-openai`, `penguiflow-anthropic`) chosen
 by name through the `penguiflow.llm_adapters` driver group; `scripted` is built in. Native
 tool calling (`LLMTool`, `LLMToolCall`, `ToolCallingLLMClient`), image input (`LLMImage`)
-and embeddings (`EmbeddingsClient`) are described here too. The HTTP
+and embeddings (`EmbeddingsClient`) are described here too; `HashingEmbeddingsClient` is the
+built-in `hashing` embeddings driver (no model, for tests and demos). The HTTP
 toolkit those adapters are built on (`ProviderClient`, `HTTPXTransport`, SSE, retries,
 pricing, model profiles) is the `penguiflow-llm-http` library: looking one of its names up
 here raises an `ImportError` that says so.
@@ -47,6 +48,7 @@ from ._tools import (
     tool_definitions,
 )
 from ._validation import extract_json, validate_reply
+from .hashing import HashingEmbeddingsClient
 from .scripted import ScriptedCall, ScriptedLLMClient, ScriptedReply, ScriptExhaustedError
 
 __all__ = [
@@ -54,6 +56,7 @@ __all__ = [
     "EmbeddingsClient",
     "EmbeddingsResponse",
     "FinishReason",
+    "HashingEmbeddingsClient",
     "JSONLLMClient",
     "LLMConfigurationError",
     "LLMConnectionError",

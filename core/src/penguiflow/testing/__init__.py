@@ -20,6 +20,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._embeddings import EmbeddingsConformance
     from ._hooks import HookPluginConformance
     from ._joins import JoinStrategyConformance
     from ._llm import LLMAdapterConformance
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DistributionSite",
+    "EmbeddingsConformance",
     "HookPluginConformance",
     "JoinStrategyConformance",
     "LLMAdapterConformance",
@@ -51,6 +53,7 @@ __all__ = [
 # penguiflow is installed (the pytest11 plugin), and most runs never touch a suite.
 _HOMES = {
     "DistributionSite": "_sites",
+    "EmbeddingsConformance": "_embeddings",
     "HookPluginConformance": "_hooks",
     "JoinStrategyConformance": "_joins",
     "LLMAdapterConformance": "_llm",

@@ -1,4 +1,5 @@
-"""Conformance suite for LLM adapters (the JSON LLM client protocol)."""
+"""Conformance suite for LLM adapters (the JSON LLM client protocol; native tools and images
+in `_llm_tools`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 from pydantic import BaseModel
 
 from ..llm import JSONLLMClient, LLMMessage
+from ._llm_tools import ToolAndImageCases
 from ._support import close_quietly, run_with_resource
 
 __all__ = ["LLMAdapterConformance"]
@@ -19,10 +21,15 @@ class _Verdict(BaseModel):
     confidence: float
 
 
-class LLMAdapterConformance:
+class LLMAdapterConformance(ToolAndImageCases):
     """Subclass and implement `make_client(replies)`: a client whose model will answer the
     next calls with `replies`, in order (a loopback server speaking the provider's API, for an
-    HTTP adapter)."""
+    HTTP adapter).
+
+    An adapter with native tool calling sets `supports_tools = True`, one that takes images
+    `supports_images = True`, and implements the hooks `ToolAndImageCases` lists
+    (`make_tool_client`, `sent_requests`, `wire_tool`, ...); with a flag False (the default)
+    those cases skip and say why."""
 
     async def make_client(self, replies: list[str]) -> JSONLLMClient:
         raise NotImplementedError("implement make_client(replies) for your adapter")

@@ -3,6 +3,36 @@
 
 from __future__ import annotations
 
+from ._elicitation import (
+    ElicitationAnswer,
+    ElicitationCallback,
+    ElicitationRequest,
+    MCPElicitationError,
+)
+from ._features import (
+    MCPCompletion,
+    MCPPrompt,
+    MCPPromptArgument,
+    MCPPromptError,
+    MCPPromptResult,
+    MCPResource,
+    MCPResourceTemplate,
+    MCPResourceUpdate,
+    MCPSubscription,
+    expand_template,
+)
+from ._notifications import MCPLogLevel, MCPProgress, ProgressCallback
+from ._roots import MCPRoot, MCPRootError
+from ._sync import ToolSync
+from .auth import (
+    FileTokenStorage,
+    InMemoryTokenStorage,
+    MCPAuthorizationError,
+    MCPOAuth,
+    MCPTokenStorageError,
+    TokenProvider,
+    TokenStorage,
+)
 from .config import CONFIG_ENV, MCPConfigError, MCPServerConfig, load_config
 from .connector import (
     MCPConnectionError,
@@ -15,15 +45,42 @@ from .connector import (
 
 __all__ = [
     "CONFIG_ENV",
+    "ElicitationAnswer",
+    "ElicitationCallback",
+    "ElicitationRequest",
+    "FileTokenStorage",
+    "InMemoryTokenStorage",
+    "MCPAuthorizationError",
+    "MCPCompletion",
     "MCPConfigError",
     "MCPConnectionError",
     "MCPConnector",
+    "MCPElicitationError",
     "MCPError",
+    "MCPLogLevel",
+    "MCPOAuth",
+    "MCPProgress",
+    "MCPPrompt",
+    "MCPPromptArgument",
+    "MCPPromptError",
+    "MCPPromptResult",
+    "MCPResource",
     "MCPResourceContent",
+    "MCPResourceTemplate",
+    "MCPResourceUpdate",
+    "MCPRoot",
+    "MCPRootError",
     "MCPServerConfig",
+    "MCPSubscription",
+    "MCPTokenStorageError",
     "MCPTool",
     "MCPToolError",
+    "ProgressCallback",
+    "TokenProvider",
+    "TokenStorage",
+    "ToolSync",
     "catalog_from",
+    "expand_template",
     "load_config",
 ]
 

@@ -1,9 +1,10 @@
-"""What a tool's result becomes: inline values for the prompt, references for the rest.
+"""What a tool's result becomes: a `penguiflow.connectors.ToolResult`, whatever it returned.
 
 Text and structured content small enough (`max_inline_chars`) stay inline. Everything else
 (long text, images, audio, embedded binary resources) is kept in a bounded `ArtifactStore`
 and replaced by a reference the model can see without the data: a binary reference never
-carries a preview, so no base64 ever reaches a prompt.
+carries a preview, so no base64 ever reaches a prompt. `resource_link` blocks become links,
+which `MCPConnector.read_resource` follows.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from penguiflow.connectors import ToolContentRef, ToolResourceLink, ToolResult
 from penguiflow.errors import UnknownNameError
 
-__all__ = ["ArtifactStore", "MCPResourceContent", "content_value", "resource_content"]
+__all__ = ["ArtifactStore", "MCPResourceContent", "resource_content", "tool_result"]
 
 _PREVIEW_CHARS = 200
 
@@ -54,8 +56,16 @@ class ArtifactStore:
     def size_bytes(self) -> int:
         return self._bytes
 
-    def keep(self, mime_type: str, data: bytes | str, **about: Any) -> dict[str, Any]:
-        """Store `data` and return the reference that stands for it."""
+    def keep(
+        self,
+        mime_type: str,
+        data: bytes | str,
+        *,
+        uri: str | None = None,
+        name: str | None = None,
+    ) -> ToolContentRef:
+        """Store `data` and return the reference that stands for it (with a preview only
+        when `data` is text)."""
         ref = uuid.uuid4().hex
         size = len(data.encode("utf-8")) if isinstance(data, str) else len(data)
         self._items[ref] = (mime_type, data, size)
@@ -65,16 +75,14 @@ class ArtifactStore:
         ):
             _, (_, _, evicted) = self._items.popitem(last=False)
             self._bytes -= evicted
-        reference: dict[str, Any] = {
-            "type": "artifact",
-            "ref": f"mcp://{self._owner}/{ref}",
-            "mime_type": mime_type,
-            "size": len(data),
-            **about,
-        }
-        if isinstance(data, str):
-            reference["preview"] = data[:_PREVIEW_CHARS]
-        return reference
+        return ToolContentRef(
+            ref=f"mcp://{self._owner}/{ref}",
+            mime_type=mime_type,
+            size=size,
+            uri=uri,
+            name=name,
+            preview=data[:_PREVIEW_CHARS] if isinstance(data, str) else None,
+        )
 
     def get(self, ref: str) -> tuple[str, bytes | str]:
         key = ref.rsplit("/", 1)[-1]
@@ -103,35 +111,72 @@ def resource_content(contents: Any) -> MCPResourceContent:
     )
 
 
-def content_value(block: Any, store: ArtifactStore, max_inline_chars: int) -> Any:
-    """One content block of a result, as the prompt sees it."""
-    kind = getattr(block, "type", None)
-    if kind == "text":
-        text: str = block.text
-        return text if len(text) <= max_inline_chars else store.keep("text/plain", text)
-    if kind in ("image", "audio"):
-        return store.keep(block.mime_type, _decode(block.data))
-    if kind == "resource":
-        resource = resource_content(block.resource)
-        if isinstance(resource.content, str) and len(resource.content) <= max_inline_chars:
-            return resource.content
-        return store.keep(resource.mime_type, resource.content, uri=resource.uri)
-    if kind == "resource_link":
-        # Not fetched here: the model decides whether it needs the resource, and
-        # `connector.read_resource(uri)` follows the link.
-        link: dict[str, Any] = {"type": "resource_link", "uri": str(block.uri), "name": block.name}
-        for key, value in (
-            ("mime_type", block.mime_type),
-            ("description", block.description),
-            ("size", block.size),
-        ):
-            if value is not None:
-                link[key] = value
-        return link
-    data = block.model_dump_json(by_alias=True)
-    return (
-        store.keep("application/json", data) if len(data) > max_inline_chars else json.loads(data)
+def tool_result(result: Any, store: ArtifactStore, max_inline_chars: int) -> ToolResult:
+    """A successful `CallToolResult` as a `ToolResult` (the caller raises for `is_error`)."""
+    structured = result.structured_content
+    texts: list[str] = []
+    references: list[ToolContentRef] = []
+    links: list[ToolResourceLink] = []
+    if structured is not None:
+        data = json.dumps(structured, ensure_ascii=False, default=str)
+        if len(data) > max_inline_chars:
+            references.append(store.keep("application/json", data))
+            structured = None
+    for block in result.content:
+        kind = getattr(block, "type", None)
+        if kind == "text":
+            text: str = block.text
+            if result.structured_content is not None and _repeats(text, result.structured_content):
+                # The spec asks servers to send structured content as text too, for older
+                # clients; shown twice, it would only double the prompt.
+                continue
+            if len(text) <= max_inline_chars:
+                texts.append(text)
+            else:
+                references.append(store.keep("text/plain", text))
+        elif kind in ("image", "audio"):
+            references.append(store.keep(block.mime_type, _decode(block.data)))
+        elif kind == "resource":
+            resource = resource_content(block.resource)
+            if isinstance(resource.content, str) and len(resource.content) <= max_inline_chars:
+                texts.append(resource.content)
+            else:
+                references.append(
+                    store.keep(resource.mime_type, resource.content, uri=resource.uri)
+                )
+        elif kind == "resource_link":
+            # Not fetched here: the model decides whether it needs the resource, and
+            # `connector.read_resource(uri)` follows the link.
+            links.append(
+                ToolResourceLink(
+                    uri=str(block.uri),
+                    name=block.name,
+                    mime_type=block.mime_type,
+                    description=block.description,
+                    size=block.size,
+                )
+            )
+        else:
+            # A block type newer than this code: its JSON, inline or by reference.
+            data = block.model_dump_json(by_alias=True)
+            if len(data) <= max_inline_chars:
+                texts.append(data)
+            else:
+                references.append(store.keep("application/json", data))
+    return ToolResult(
+        text="\n\n".join(texts),
+        structured=structured,
+        references=tuple(references),
+        links=tuple(links),
     )
+
+
+def _repeats(text: str, structured: Any) -> bool:
+    """Whether a text block is only the structured content serialized as JSON."""
+    try:
+        return bool(json.loads(text) == structured)
+    except ValueError:
+        return False
 
 
 def _decode(data: str) -> bytes:

@@ -17,11 +17,13 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from penguiflow.errors import ConfigurationError, PenguiFlowError
+
+from ._roots import MCPRoot
 
 __all__ = ["CONFIG_ENV", "MCPConfigError", "MCPServerConfig", "load_config"]
 
@@ -63,6 +65,15 @@ class MCPServerConfig(BaseModel):
     max_artifacts: int = Field(default=256, ge=1)
     #: how many bytes of them are held in all (a single larger result is still kept, alone)
     max_artifact_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    #: the lowest level of the server's log messages (`notifications/message`) to receive,
+    #: logged to `penguiflow.mcp.server.<name>`; None leaves the server's own default
+    log_level: (
+        Literal["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"]
+        | None
+    ) = "info"
+    #: directories the server may work in, answered on `roots/list` (paths or file:// URIs,
+    #: or `{uri, name}` tables); None: the roots capability is not offered at all
+    roots: list[MCPRoot] | None = None
 
     @model_validator(mode="after")
     def _check(self) -> MCPServerConfig:

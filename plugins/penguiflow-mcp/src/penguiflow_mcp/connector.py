@@ -5,33 +5,66 @@ or when used from another event loop. Calls are bounded by `max_concurrency`, ea
 `timeout_s`, and retried `retries` times after a dropped connection. `mcp` is imported only
 when a connection is made, so installing this plugin does not slow `import penguiflow`.
 
-Concurrency follows anyio (the MCP SDK is built on it; the backend is asyncio): the session
-is owned by one task, timeouts are cancel scopes, and `aclose()` (or leaving
-`async with connector:`) cancels and awaits the owner task, so no task outlives the connector.
+The session (its owner task, transports, HTTP statuses) is `_session.Session`; `aclose()` (or
+leaving `async with connector:`) ends its owner task and awaits it, so no task outlives the
+connector.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
+import functools
+import inspect
 import logging
+import warnings
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
-from contextlib import AsyncExitStack
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import anyio
 
 from penguiflow.catalog import NodeSpec
-from penguiflow.errors import PenguiFlowError, describe_exception
+from penguiflow.connectors import ToolResult, tool_result_schema
+from penguiflow.current import current_context, current_flow
+from penguiflow.errors import ConfigurationError, describe_exception
 from penguiflow.resources import AsyncResource
 
-from ._flows import current_flow
-from ._results import ArtifactStore, MCPResourceContent, content_value, resource_content
+from ._elicitation import ElicitationCallback, Elicitations
+from ._errors import MCPConnectionError, MCPError, MCPToolError
+from ._features import (
+    MCPCompletion,
+    MCPPrompt,
+    MCPPromptResult,
+    MCPResource,
+    MCPResourceTemplate,
+    MCPResourceUpdate,
+    MCPSubscription,
+    UpdateCallback,
+    prompt_from,
+    prompt_result_from,
+    resource_from,
+    template_from,
+)
+from ._notifications import (
+    ChangeListener,
+    ProgressCallback,
+    ProgressRelay,
+    listen_supported,
+    log_handler,
+    notification_handler,
+)
+from ._results import ArtifactStore, MCPResourceContent, resource_content, tool_result
+from ._roots import MCPRoot, RootsAnswer, quiet_roots_deprecation, to_roots
 from ._schema import ArgumentChecker
-from ._stderr import StderrCapture, server_logger
+from ._session import Session as _Session
+from ._session import describe_failure as _describe
+from ._stderr import server_logger
+from ._sync import ToolSync
+from ._tools import MCPTool
+from ._tools import task_only_message as _task_only
+from ._tools import tool_from_listing as _tool_from_listing
+from .auth import MCPOAuth, TokenProvider, check_auth_options
 from .config import MCPServerConfig
 
 __all__ = [
@@ -46,297 +79,29 @@ __all__ = [
 logger = logging.getLogger("penguiflow.mcp")
 
 
-#: how long a closing session may take to shut down cleanly before it is cancelled
-_CLOSE_GRACE_S = 5.0
-#: the SDK's and HTTP client's own timeouts are set this much later than ours, so that our
-#: cancel scope, not theirs, decides when a call has taken too long (theirs would be taken for
-#: a dropped connection and the call retried)
-_SDK_TIMEOUT_MARGIN_S = 5.0
-
-
-class MCPError(PenguiFlowError, RuntimeError):
-    """Something went wrong with an MCP server; the message names the server."""
-
-
-class MCPConnectionError(MCPError, ConnectionError):
-    """The server could not be started or reached, or dropped the connection."""
-
-
-class MCPToolError(MCPError):
-    """The tool ran and reported an error, or its arguments do not match its schema."""
-
-
-@dataclass(frozen=True, slots=True)
-class MCPTool:
-    """A tool as the server lists it (`name` is the server's own name for it).
-
-    The hints come from the tool's MCP annotations (`readOnlyHint`, `destructiveHint`,
-    `idempotentHint`, `openWorldHint`); None means the server did not say. They are hints
-    from the server, used to describe the tool and to decide whether a call interrupted by
-    a crash may be sent again, never as a security boundary."""
-
-    name: str
-    description: str
-    input_schema: Mapping[str, Any]
-    output_schema: Mapping[str, Any] | None
-    title: str | None = None
-    read_only: bool | None = None
-    destructive: bool | None = None
-    idempotent: bool | None = None
-    open_world: bool | None = None
-
-    @property
-    def retry_safe(self) -> bool:
-        """Whether running the call twice does no harm (read-only or idempotent)."""
-        return bool(self.read_only or self.idempotent)
-
-    @property
-    def side_effects(self) -> Literal["read", "write", "external"]:
-        """The catalog's `side_effects`: "read" for a read-only tool, "write" for one the
-        server marks as changing things, "external" when it says nothing."""
-        if self.read_only:
-            return "read"
-        if self.read_only is False or self.destructive is not None or self.idempotent:
-            return "write"
-        return "external"
-
-    @property
-    def safety_notes(self) -> str | None:
-        if self.read_only:
-            return None
-        if self.destructive:
-            return (
-                "destructive: the server says this tool may delete or overwrite data; "
-                "call it only when the user asked for that"
-            )
-        if self.destructive is False:
-            return "additive: the server says this tool changes data but does not delete any"
-        return None
-
-
-def _tool_from_listing(tool: Any) -> MCPTool:
-    hints = tool.annotations
-    # The spec's defaults (destructiveHint true, idempotentHint false) apply only to tools
-    # that declare annotations; a tool with none is left as "external", unknown.
-    return MCPTool(
-        name=tool.name,
-        description=tool.description or tool.title or tool.name,
-        input_schema=dict(tool.input_schema or {"type": "object"}),
-        output_schema=dict(tool.output_schema) if tool.output_schema else None,
-        title=tool.title or (hints.title if hints is not None else None),
-        read_only=hints.read_only_hint if hints is not None else None,
-        destructive=hints.destructive_hint if hints is not None else None,
-        idempotent=hints.idempotent_hint if hints is not None else None,
-        open_world=hints.open_world_hint if hints is not None else None,
-    )
-
-
-class _Session:
-    """One MCP session, owned by one task.
-
-    The SDK's client must be entered and left in the same task (anyio's rule for task groups
-    and cancel scopes), so an owner task holds it open and other tasks only send requests
-    through it. A connector used without `async with` has no enclosing scope that could own
-    that task, so it runs on its own and `close()` ends it and waits for it."""
-
-    def __init__(self, config: MCPServerConfig) -> None:
-        self.config = config
-        self.client: Any = None
-        self.loop = asyncio.get_running_loop()
-        self._ready = anyio.Event()  # the handshake is done, or the owner has ended
-        self._stop = anyio.Event()
-        self._failure: Exception | None = None
-        self._task: asyncio.Task[None] | None = None
-        #: the last HTTP error status the server answered (the SDK's errors do not carry it)
-        self.http_status: int | None = None
-        #: every HTTP error status answered so far, so a failed request can name the statuses
-        #: answered while it was in flight (`statuses_since`)
-        self.http_errors: list[int] = []
-        #: set when the server answered that it does not know this session (a restarted
-        #: server: 404 per the spec, 400 naming the session from some servers): nothing sent
-        #: with this session id ran, so the request may be sent again on a new session
-        self.lost_status: int | None = None
-        #: the stdio server's stderr (logged to `penguiflow.mcp.server.<name>`), made when
-        #: the process is started
-        self.stderr: StderrCapture | None = None
-
-    @property
-    def alive(self) -> bool:
-        return self.client is not None and self._task is not None and not self._task.done()
-
-    async def open(self) -> None:
-        self._task = self.loop.create_task(self._own(), name=f"penguiflow-mcp:{self.config.name}")
-        try:
-            with anyio.move_on_after(self.config.connect_timeout_s):
-                await self._ready.wait()
-        except BaseException:
-            # Cancelled while connecting: the half-open session must not outlive the caller.
-            with anyio.CancelScope(shield=True):
-                await self.close()
-            raise
-        if self.client is not None:
-            return
-        handshake_done = self._ready.is_set()
-        failure = self._failure
-        await self.close()
-        said = await self._stderr_said()
-        if not handshake_done:
-            raise MCPConnectionError(
-                f"MCP server {self.config.name!r} did not complete the MCP handshake within "
-                f"{self.config.connect_timeout_s:g}s; is {self._target()} an MCP server, and "
-                f"does it speak MCP on stdout (not logs)?{said}"
-            )
-        reason = _describe(failure) if failure is not None else "it closed the connection"
-        raise MCPConnectionError(
-            f"MCP server {self.config.name!r} could not be started or reached at "
-            f"{self._target()}: {reason}{self._status_hint()}{said}"
-        ) from failure
-
-    async def _stderr_said(self) -> str:
-        """What the server wrote on stderr before it failed, for the error (the reason a
-        server dies at start is there, not in the protocol's "Connection closed")."""
-        if self.stderr is None:
-            return ""
-        await self.stderr.drain()
-        tail = self.stderr.tail()
-        return f"; its stderr ended with: {tail}" if tail else "; it wrote nothing on stderr"
-
-    def _status_hint(self) -> str:
-        status = self.http_status
-        if status in (401, 403):
-            return (
-                f" (HTTP {status}: the server refused the credentials; check bearer_token "
-                "or api_key)"
-            )
-        if status is not None:
-            return f" (HTTP {status})"
-        return ""
-
-    def _target(self) -> str:
-        if self.config.command is not None:
-            return " ".join([self.config.command, *self.config.args])
-        return str(self.config.url)
-
-    async def _own(self) -> None:
-        """The owner task: open the client, serve until asked to stop, close it. Failures
-        are recorded for `open()` (or logged, once serving); cancellation propagates."""
-        try:
-            async with AsyncExitStack() as stack:
-                self.client = await self._enter_client(stack)
-                if self.stderr is not None:
-                    # The server holds its own copy now; ours would hide its exit from the
-                    # reader.
-                    self.stderr.release()
-                self._ready.set()
-                await self._stop.wait()
-        except Exception as exc:  # an anyio group of Exceptions is an Exception too
-            self._failure = exc
-            if self._ready.is_set():
-                logger.warning(
-                    "MCP server %r dropped the connection: %s", self.config.name, _describe(exc)
-                )
-        finally:
-            self.client = None
-            if self.stderr is not None:
-                self.stderr.release()
-            self._ready.set()  # wakes open() whatever happened
-
-    async def _enter_client(self, stack: AsyncExitStack) -> Any:
-        from mcp import Client
-
-        read_timeout = self.config.timeout_s + _SDK_TIMEOUT_MARGIN_S
-        if self.config.command is not None:
-            from mcp.client.stdio import StdioServerParameters, stdio_client
-
-            target = StdioServerParameters(
-                command=self.config.command,
-                args=list(self.config.args),
-                env=self.config.resolved_env() or None,
-                cwd=self.config.cwd,
-            )
-            self.stderr = StderrCapture(server_logger("penguiflow.mcp", self.config.name))
-            stdio = stdio_client(target, errlog=self.stderr.writer)
-            return await stack.enter_async_context(Client(stdio, read_timeout_seconds=read_timeout))
-        import httpx2
-        from mcp.client.streamable_http import streamable_http_client
-
-        async def record(response: Any) -> None:
-            status = response.status_code
-            if status < 400:
-                return
-            self.http_status = status
-            self.http_errors.append(status)
-            if response.request.headers.get("mcp-session-id") and (
-                status == 404 or (status == 400 and await _names_the_session(response))
-            ):
-                self.lost_status = status
-
-        http = await stack.enter_async_context(
-            httpx2.AsyncClient(
-                headers=self.config.resolved_headers(),
-                # Later than our scope too, like the SDK's timeout (see _SDK_TIMEOUT_MARGIN_S).
-                timeout=httpx2.Timeout(read_timeout, connect=self.config.connect_timeout_s),
-                event_hooks={"response": [record]},
-            )
-        )
-        transport = streamable_http_client(str(self.config.url), http_client=http)
-        return await stack.enter_async_context(Client(transport, read_timeout_seconds=read_timeout))
-
-    def statuses_since(self, mark: int) -> str:
-        """` (HTTP 404)`-style text for the error statuses answered since `mark`, or ""."""
-        statuses = sorted(set(self.http_errors[mark:]))
-        return f" (HTTP {', '.join(map(str, statuses))})" if statuses else ""
-
-    async def close(self) -> None:
-        """End the owner task and wait until it has ended (idempotent). A serving session gets
-        `_CLOSE_GRACE_S` to leave the SDK's context cleanly (a stdio server is terminated,
-        HTTP streams are closed); after that, or when the caller is cancelled meanwhile, the
-        owner is cancelled, and awaited all the same."""
-        self._stop.set()
-        task = self._task
-        if task is None or task.done():
-            return
-        try:
-            if self.client is not None:
-                with anyio.move_on_after(_CLOSE_GRACE_S):
-                    await asyncio.wait([task])
-        finally:
-            if not task.done():
-                task.cancel()
-            with anyio.CancelScope(shield=True):
-                await asyncio.wait([task])
-
-
-async def _names_the_session(response: Any) -> bool:
-    """Whether a 400 answer says the session is unknown (as servers built on the TypeScript
-    SDK answer a session id they do not know: "Bad Request: No valid session ID provided").
-    The body is read here; the SDK reads it again from httpx's cache."""
-    try:
-        body = (await response.aread()).decode("utf-8", "replace").lower()
-    except Exception:  # a body we cannot read is not evidence of a lost session
-        return False
-    return "session" in body
-
-
-def _describe(exc: BaseException) -> str:
-    """The innermost useful message of an exception (anyio groups wrap the real cause);
-    safe with exceptions whose `__str__` raises."""
-    seen = exc
-    while isinstance(seen, BaseExceptionGroup) and seen.exceptions:
-        seen = seen.exceptions[0]
-    text, kind = describe_exception(seen), type(seen).__name__
-    return text if text.startswith(kind) else f"{kind}: {text}"
-
-
 class MCPConnector(AsyncResource):
     """The tools of one MCP server (a `penguiflow.connectors.Connector`).
 
     `await connector.aclose()` closes the session (idempotent); `async with connector:` closes
     it on the way out. A closed connector stays usable: the next call opens a new session."""
 
-    def __init__(self, config: MCPServerConfig) -> None:
+    def __init__(
+        self,
+        config: MCPServerConfig,
+        *,
+        oauth: MCPOAuth | None = None,
+        token_provider: TokenProvider | None = None,
+        on_progress: ProgressCallback | None = None,
+        sampling: Any = None,
+        elicitation: ElicitationCallback | None = None,
+    ) -> None:
+        check_auth_options(config, oauth=oauth, token_provider=token_provider)
         self.config = config
         self.name = config.name
+        #: authorization for an HTTP server (see `penguiflow_mcp.auth`); keyword arguments,
+        #: not config fields, since callables and token stores cannot live in a TOML file
+        self._oauth = oauth
+        self._token_provider = token_provider
         self._session: _Session | None = None
         #: the loop `_opening` and `_gate` were made for: made again for each event loop, so
         #: a lock or a gate slot held by a call on a loop that died cannot block another loop
@@ -353,6 +118,16 @@ class MCPConnector(AsyncResource):
             max_items=config.max_artifacts,
             max_bytes=config.max_artifact_bytes,
         )
+        #: resources, prompts, progress, logging, list changes (see `_notification_options`)
+        self._on_progress = on_progress
+        self._listings: dict[str, list[Any]] = {}
+        self._subscriptions: dict[str, list[MCPSubscription]] = {}
+        self._tools_changed: list[Callable[[MCPConnector], Awaitable[None] | None]] = []
+        #: client capabilities (see `_capability_options`): the LLM client answering
+        #: `sampling/createMessage` (a `penguiflow.llm.JSONLLMClient`), elicitation, roots
+        self._sampling = sampling
+        self._elicitations = Elicitations(config.name, elicitation)
+        self._roots: list[MCPRoot] | None = list(config.roots) if config.roots is not None else None
 
     def __repr__(self) -> str:
         return f"MCPConnector({self.name!r}, {self.config.transport})"
@@ -367,8 +142,9 @@ class MCPConnector(AsyncResource):
             self._checkers = {}
         return list(self._tools.values())
 
-    async def call_tool(self, tool: str, arguments: Mapping[str, Any]) -> Any:
-        """Call `tool` with `arguments` (checked against its schema first)."""
+    async def call_tool(self, tool: str, arguments: Mapping[str, Any]) -> ToolResult:
+        """Call `tool` with `arguments` (checked against its schema first); its result as a
+        `ToolResult` (text, structured content, references, links), whatever it returned."""
         await self.list_tools()
         tools = self._tools or {}
         spec = tools.get(tool)
@@ -376,6 +152,8 @@ class MCPConnector(AsyncResource):
             raise MCPToolError(
                 f"MCP server {self.name!r} has no tool {tool!r}; it has: {', '.join(sorted(tools))}"
             )
+        if spec.task_support == "required":
+            raise MCPToolError(_task_only(self.name, [tool]))
         args = dict(arguments)
         checker = self._checkers.get(tool)
         if checker is None:
@@ -389,14 +167,25 @@ class MCPConnector(AsyncResource):
             )
         _, gate = self._for_this_loop()
         async with gate:
-            return await self._call_with_retries(tool, args)
+            # An elicitation during the call is attributed to it; what it leaves (the
+            # planner's pause, a bad answer) is raised once the server has answered.
+            with self._elicitations.tracking(tool) as elicited:
+                result = await self._call_with_retries(tool, args)
+            await self._elicitations.settle(elicited)
+            return result
 
     # -- catalog -------------------------------------------------------------------------------
 
     async def tool_specs(self) -> list[NodeSpec]:
         """Every tool as a `NodeSpec` named `<server>.<tool>`, calling through this connector."""
         specs = []
-        for tool in await self.list_tools():
+        tools = await self.list_tools()
+        task_only = [t.name for t in tools if t.task_support == "required"]
+        if task_only:
+            logger.info("left out of the catalog: %s", _task_only(self.name, task_only))
+        for tool in tools:
+            if tool.task_support == "required":
+                continue
             extra: dict[str, Any] = {"mcp_server": self.name, "mcp_tool": tool.name}
             if tool.title:
                 extra["title"] = tool.title
@@ -404,7 +193,9 @@ class MCPConnector(AsyncResource):
                 f"{self.name}.{tool.name}",
                 desc=tool.description,
                 input_schema=tool.input_schema,
-                output_schema=tool.output_schema,
+                # What the call answers: a ToolResult's JSON, whose `structured` follows
+                # the tool's own outputSchema when it declares one.
+                output_schema=tool_result_schema(tool.output_schema),
                 call=_bound(self, tool.name),
                 side_effects=tool.side_effects,
                 tags=("mcp", self.name),
@@ -428,6 +219,266 @@ class MCPConnector(AsyncResource):
         read = await self._request(f"read the resource {uri!r}", lambda c: c.read_resource(uri))
         return [resource_content(contents) for contents in read.contents]
 
+    # -- resources, prompts, completions, list changes ------------------------------------------
+
+    async def list_resources(self) -> list[MCPResource]:
+        """The server's resources, every page of them (kept until the server says the list
+        changed, or the session is reopened)."""
+        resources: list[MCPResource] = await self._paged(
+            "resources",
+            "list its resources",
+            "resources",
+            resource_from,
+            lambda c, cursor: c.list_resources(cursor=cursor, cache_mode="bypass"),
+        )
+        return resources
+
+    async def list_resource_templates(self) -> list[MCPResourceTemplate]:
+        """The server's resource templates, every page of them (`template.expand(**values)`
+        gives a URI to `read_resource`)."""
+        templates: list[MCPResourceTemplate] = await self._paged(
+            "templates",
+            "list its resource templates",
+            "resource_templates",
+            template_from,
+            lambda c, cursor: c.list_resource_templates(cursor=cursor, cache_mode="bypass"),
+        )
+        return templates
+
+    async def list_prompts(self) -> list[MCPPrompt]:
+        """The server's prompts, every page of them (kept until the server says the list
+        changed, or the session is reopened)."""
+        prompts: list[MCPPrompt] = await self._paged(
+            "prompts",
+            "list its prompts",
+            "prompts",
+            prompt_from,
+            lambda c, cursor: c.list_prompts(cursor=cursor, cache_mode="bypass"),
+        )
+        return prompts
+
+    async def get_prompt(
+        self, name: str, arguments: Mapping[str, str] | None = None
+    ) -> MCPPromptResult:
+        """The prompt `name` rendered with `arguments`, as penguiflow `LLMMessage`s. Missing
+        required or unknown arguments raise `MCPPromptError` before anything is sent; an
+        unknown prompt raises `MCPError` listing the server's prompts."""
+        prompts = {prompt.name: prompt for prompt in await self.list_prompts()}
+        prompt = prompts.get(name)
+        if prompt is None:
+            raise MCPError(
+                f"MCP server {self.name!r} has no prompt {name!r}; it has: "
+                f"{', '.join(sorted(prompts)) or 'none'}"
+            )
+        args = {key: str(value) for key, value in (arguments or {}).items()}
+        prompt.check(self.name, args)
+        got = await self._request(f"render the prompt {name!r}", lambda c: c.get_prompt(name, args))
+        return prompt_result_from(name, got)
+
+    async def complete(
+        self,
+        argument: str,
+        value: str = "",
+        *,
+        prompt: str | None = None,
+        template: str | None = None,
+        context: Mapping[str, str] | None = None,
+    ) -> MCPCompletion:
+        """Values the server suggests for `argument` of a `prompt` (its name) or a resource
+        `template` (its URI template), given what was typed so far (`value`) and the other
+        arguments already chosen (`context`). Pass exactly one of prompt= and template=."""
+        from mcp_types import PromptReference, ResourceTemplateReference
+
+        if (prompt is None) == (template is None):
+            raise ConfigurationError(
+                "complete() needs exactly one of prompt= (a prompt name) or template= (a "
+                "resource URI template)"
+            )
+        ref: Any = (
+            PromptReference(type="ref/prompt", name=prompt)
+            if prompt is not None
+            else ResourceTemplateReference(type="ref/resource", uri=str(template))
+        )
+        what = f"complete {argument!r} of {'prompt ' + repr(prompt) if prompt else template!r}"
+        result = await self._request(
+            what,
+            lambda c: c.complete(
+                ref, {"name": argument, "value": value}, dict(context) if context else None
+            ),
+        )
+        found = result.completion
+        return MCPCompletion(
+            values=tuple(found.values), total=found.total, has_more=bool(found.has_more)
+        )
+
+    async def subscribe_resource(
+        self, uri: str, *, on_update: UpdateCallback | None = None
+    ) -> MCPSubscription:
+        """Subscribe to updates of the resource at `uri`: an `MCPSubscription` to iterate
+        (`async for update in sub`), and/or `on_update(update)` called for each update (in
+        the session's notification handler: keep it short, and do not await the server from
+        it). `sub.aclose()` or `unsubscribe_resource(uri)` ends it."""
+        subscription = MCPSubscription(
+            self.name, uri, unsubscribe=self._drop_subscription, on_update=on_update
+        )
+        first = uri not in self._subscriptions
+        self._subscriptions.setdefault(uri, []).append(subscription)
+        if first:
+            try:
+                session = await self._connected()
+                if not self._listening(session):
+                    await self._request(
+                        f"subscribe to {uri!r}",
+                        lambda c: _quiet(c.session.subscribe_resource, uri),
+                    )
+                elif session.changes is not None:
+                    # 2026-07-28 has no resources/subscribe: the listen stream's filter
+                    # names the URIs, and is fixed when the stream opens.
+                    await session.changes.relisten_and_wait()
+            except BaseException:
+                self._subscriptions.pop(uri, None)
+                raise
+        return subscription
+
+    async def unsubscribe_resource(self, uri: str) -> None:
+        """End every subscription to `uri` (idempotent)."""
+        for subscription in list(self._subscriptions.get(uri, ())):
+            await subscription.aclose()
+
+    def on_tools_changed(
+        self, callback: Callable[[MCPConnector], Awaitable[None] | None]
+    ) -> Callable[[], None]:
+        """Call `callback(connector)` when the server says its tool list changed (after the
+        cached listing is dropped: the next `list_tools()`/`tool_specs()` lists again).
+        It runs in the session's notification handler: record the change there and list
+        later, since awaiting the server from it would wait on itself. Returns a function
+        that removes the callback."""
+        self._tools_changed.append(callback)
+
+        def remove() -> None:
+            if callback in self._tools_changed:
+                self._tools_changed.remove(callback)
+
+        return remove
+
+    async def sync_tools(self, planner: Any) -> ToolSync:
+        """Keep `planner`'s `<server>.*` tools equal to the server's: they are replaced now,
+        and again each time the server says its tool list changed (running planner runs
+        see the new tools from their next step). Returns the `ToolSync`; `aclose()` on it
+        (or `async with`) stops following. `planner` needs `replace_tools(prefix, specs)`
+        (`penguiflow_planner.ReactPlanner`)."""
+        sync = ToolSync(self, planner)
+        try:
+            await sync.start()
+        except BaseException:
+            await sync.aclose()
+            raise
+        return sync
+
+    async def _paged(
+        self,
+        key: str,
+        what: str,
+        field: str,
+        convert: Callable[[Any], Any],
+        fetch: Callable[[Any, str | None], Awaitable[Any]],
+    ) -> Any:
+        cached = self._listings.get(key)
+        if cached is not None:
+            return list(cached)
+        items: list[Any] = []
+        cursor: str | None = None
+        seen: set[str] = set()
+        while True:
+            page = await self._request(what, functools.partial(_page, fetch, cursor))
+            items += [convert(item) for item in getattr(page, field)]
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+            if cursor in seen:
+                raise MCPError(
+                    f"MCP server {self.name!r} sent the cursor {cursor!r} twice while asked "
+                    f"to {what}; its paging is broken"
+                )
+            seen.add(cursor)
+        self._listings[key] = items
+        return list(items)
+
+    def _drop_listings(self, *keys: str) -> None:
+        for key in keys:
+            self._listings.pop(key, None)
+
+    async def _tools_list_changed(self, _params: Any) -> None:
+        self._tools = None
+        self._checkers = {}
+        for callback in list(self._tools_changed):
+            try:
+                outcome = callback(self)
+                if inspect.isawaitable(outcome):
+                    await outcome
+            except Exception as exc:
+                logger.warning(
+                    "MCP server %r: an on_tools_changed callback failed: %s",
+                    self.name,
+                    describe_exception(exc),
+                )
+
+    async def _resource_updated(self, params: Any) -> None:
+        uri = str(params.uri)
+        for subscription in list(self._subscriptions.get(uri, ())):
+            await subscription.deliver(MCPResourceUpdate(self.name, uri))
+
+    async def _drop_subscription(self, subscription: MCPSubscription) -> None:
+        subscriptions = self._subscriptions.get(subscription.uri, [])
+        if subscription in subscriptions:
+            subscriptions.remove(subscription)
+        if subscriptions or subscription.uri not in self._subscriptions:
+            return
+        del self._subscriptions[subscription.uri]
+        session = self._session
+        if session is None or not session.alive:
+            return  # nothing to tell: the next session will not subscribe to it
+        if self._listening(session):
+            if session.changes is not None:
+                session.changes.relisten()
+            return
+        try:
+            await self._request(
+                f"unsubscribe from {subscription.uri!r}",
+                lambda c: _quiet(c.session.unsubscribe_resource, subscription.uri),
+            )
+        except MCPError as exc:
+            logger.info("%s (the subscription is dropped here all the same)", exc)
+
+    @staticmethod
+    def _listening(session: _Session) -> bool:
+        """Whether `session` hears of changes and updates on a listen stream (2026-07-28)."""
+        return session.changes is not None and listen_supported(session.client)
+
+    async def _session_opened(self, session: _Session, *, reopened: bool) -> None:
+        """A new session: set the server's log level and subscribe again to the resources
+        subscribed to before. Failures are logged: the session works without them. After a
+        reconnect the server may be another one (restarted, upgraded): listings are dropped
+        and `on_tools_changed` listeners told, as if it had announced a change."""
+        if reopened:
+            self._listings.clear()
+            await self._tools_list_changed(None)
+        client = session.client
+        try:
+            if self.config.log_level is not None and client.server_capabilities.logging:
+                with anyio.move_on_after(self.config.timeout_s):
+                    await _quiet(client.session.set_logging_level, self.config.log_level)
+            # A listen stream (2026-07-28) carries the subscribed URIs in its filter.
+            for uri in [] if self._listening(session) else list(self._subscriptions):
+                with anyio.move_on_after(self.config.timeout_s):
+                    await _quiet(client.session.subscribe_resource, uri)
+        except Exception as exc:
+            logger.warning(
+                "MCP server %r: setting its log level or subscribing again failed: %s",
+                self.name,
+                describe_exception(exc),
+            )
+
     def release_flow(self, flow: Any) -> bool:
         """`flow` stopped: whether the session should close now, that is whether `flow`
         used this connector and no other running flow did. A session only code outside any
@@ -445,7 +496,89 @@ class MCPConnector(AsyncResource):
         if session is not None and session.loop is asyncio.get_running_loop():
             await session.close()
 
+    # -- client capabilities -------------------------------------------------------------------
+
+    @property
+    def roots(self) -> list[MCPRoot] | None:
+        """The roots answered on `roots/list` (None: the capability is not offered)."""
+        return list(self._roots) if self._roots is not None else None
+
+    async def set_roots(self, roots: Any) -> None:
+        """Replace the roots (paths, `file://` URIs, `MCPRoot`s or `{uri, name}` mappings)
+        and tell the server (`notifications/roots/list_changed`), which asks for them again.
+        A session opened without the roots capability (no `roots` configured) is closed,
+        so the next call opens one that offers it."""
+        new = to_roots(roots)
+        offered = self._roots is not None
+        if self._roots is None:
+            self._roots = new
+        else:
+            self._roots[:] = new  # the open session's RootsAnswer holds this very list
+        session = self._session
+        if session is None or session.loop is not asyncio.get_running_loop() or not session.alive:
+            return
+        if not offered:
+            await self.aclose()
+            self._tools = None  # the server lists tools by the client's capabilities
+            return
+        try:
+            with quiet_roots_deprecation():
+                await session.client.send_roots_list_changed()
+        except Exception as exc:
+            # The new roots are kept and answered on the next roots/list; a dropped session
+            # is reopened on next use and the server asks for them then.
+            logger.warning(
+                "MCP server %r: could not send roots/list_changed: %s",
+                self.name,
+                describe_exception(exc),
+            )
+
     # -- internals -----------------------------------------------------------------------------
+
+    def _client_options(self) -> dict[str, Any]:
+        """The SDK `Client` keyword arguments of a new session: handlers of the server's
+        notifications, and the client capabilities this connector answers."""
+        options: dict[str, Any] = {}
+        options.update(self._notification_options())
+        options.update(self._capability_options())
+        return options
+
+    def _notification_options(self) -> dict[str, Any]:
+        """Handlers of server notifications (logging, progress, list changes, updates)."""
+        return {
+            "logging_callback": log_handler(server_logger("penguiflow.mcp", self.name), self.name),
+            "message_handler": notification_handler(self.name, self._change_routes()),
+            # 2026-07-28 servers take the level on each request; older ones by
+            # logging/setLevel, sent in `_session_opened`
+            "log_level": self.config.log_level,
+        }
+
+    def _change_routes(self) -> dict[str, Callable[[Any], Awaitable[None] | None]]:
+        """Where list changes and resource updates go, whether they come as notifications
+        (servers before 2026-07-28) or on a `subscriptions/listen` stream (`ChangeListener`)."""
+        routes: dict[str, Callable[[Any], Awaitable[None] | None]] = {
+            "notifications/tools/list_changed": self._tools_list_changed,
+            "notifications/resources/list_changed": lambda _: self._drop_listings(
+                "resources", "templates"
+            ),
+            "notifications/prompts/list_changed": lambda _: self._drop_listings("prompts"),
+            "notifications/resources/updated": self._resource_updated,
+        }
+        return routes
+
+    def _capability_options(self) -> dict[str, Any]:
+        """Callbacks of the client capabilities (sampling, elicitation, roots). The SDK
+        advertises a capability only when its callback is given: sampling only with an LLM
+        client, roots only when configured; elicitation always, since without a callback a
+        planner can still pause for a human."""
+        options: dict[str, Any] = {"elicitation_callback": self._elicitations}
+        if self._sampling is not None:
+            from ._sampling import SamplingAnswer
+
+            options["sampling_callback"] = SamplingAnswer(self._sampling, self.name)
+        if self._roots is not None:
+            options["list_roots_callback"] = RootsAnswer(self._roots)
+        return options
 
     def _for_this_loop(self) -> tuple[anyio.Lock, anyio.Semaphore]:
         """The opening lock and the concurrency gate of the running loop, made once per loop
@@ -472,8 +605,17 @@ class MCPConnector(AsyncResource):
                 return session
             if session is not None and session.loop is loop:
                 await session.close()
-            fresh = _Session(self.config)
+            fresh = _Session(
+                self.config,
+                oauth=self._oauth,
+                token_provider=self._token_provider,
+                client_options=self._client_options(),
+                changes=ChangeListener(
+                    self.name, self._change_routes(), lambda: list(self._subscriptions)
+                ),
+            )
             await fresh.open()
+            await self._session_opened(fresh, reopened=session is not None)
             self._session = fresh
             self._tools = None if session is not None else self._tools
             return fresh
@@ -524,7 +666,7 @@ class MCPConnector(AsyncResource):
             "after it was reopened"
         )
 
-    async def _call_with_retries(self, tool: str, args: dict[str, Any]) -> Any:
+    async def _call_with_retries(self, tool: str, args: dict[str, Any]) -> ToolResult:
         spec = (self._tools or {})[tool]
         attempt = 0
         reopened = False
@@ -581,33 +723,28 @@ class MCPConnector(AsyncResource):
             return self._result(tool, result)
 
     async def _call_once(self, session: _Session, tool: str, args: dict[str, Any]) -> Any:
-        with anyio.move_on_after(self.config.timeout_s):
-            return await session.client.call_tool(tool, args)
+        # Every call carries a progress token; the relay reads the caller's context here.
+        progress = ProgressRelay(
+            self.name, tool, on_progress=self._on_progress, ctx=current_context()
+        )
+        try:
+            with anyio.move_on_after(self.config.timeout_s):
+                return await session.client.call_tool(tool, args, progress_callback=progress)
+        finally:
+            await progress.finish()
         # Only this scope's timeout gets here; the caller's cancellation propagates. The
         # session stays open: the SDK drops the late answer.
         raise MCPToolError(
             f"{self.name}.{tool} did not answer within {self.config.timeout_s:g}s (timeout_s)"
         )
 
-    def _result(self, tool: str, result: Any) -> Any:
-        texts = [c.text for c in result.content if getattr(c, "type", None) == "text"]
+    def _result(self, tool: str, result: Any) -> ToolResult:
         if result.is_error:
+            texts = [c.text for c in result.content if getattr(c, "type", None) == "text"]
             raise MCPToolError(
                 f"{self.name}.{tool} reported an error: {' '.join(texts) or 'no details'}"
             )
-        if result.structured_content is not None:
-            structured = result.structured_content
-            size = len(json.dumps(structured, default=str))
-            if size <= self.config.max_inline_chars:
-                return structured
-            return self._artifacts.keep("application/json", json.dumps(structured, default=str))
-        parts = [
-            content_value(content, self._artifacts, self.config.max_inline_chars)
-            for content in result.content
-        ]
-        if len(parts) == 1:
-            return parts[0]
-        return parts
+        return tool_result(result, self._artifacts, self.config.max_inline_chars)
 
 
 def _is_protocol_error(exc: BaseException) -> bool:
@@ -618,8 +755,24 @@ def _is_protocol_error(exc: BaseException) -> bool:
     return isinstance(exc, SDKError) and exc.error.code not in (CONNECTION_CLOSED, REQUEST_TIMEOUT)
 
 
+async def _page(
+    fetch: Callable[[Any, str | None], Awaitable[Any]], cursor: str | None, client: Any
+) -> Any:
+    return await fetch(client, cursor)
+
+
+def _quiet(method: Callable[..., Awaitable[Any]], *args: Any) -> Awaitable[Any]:
+    """Call one of the SDK's deprecated methods (resources/subscribe, logging/setLevel:
+    deprecated as of protocol 2026-07-28, still how 2025 servers work) without its warning."""
+    from mcp.shared.exceptions import MCPDeprecationWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MCPDeprecationWarning)
+        return method(*args)
+
+
 def _bound(connector: MCPConnector, tool: str) -> Any:
-    async def call(arguments: Mapping[str, Any]) -> Any:
+    async def call(arguments: Mapping[str, Any]) -> ToolResult:
         return await connector.call_tool(tool, arguments)
 
     return call

@@ -16,13 +16,11 @@ from typing import Any
 
 from penguiflow.hookspecs import hookimpl
 
-from ._flows import entered, left
 from .config import CONFIG_ENV, MCPServerConfig, load_config
 from .connector import MCPConnector
 
 __all__ = [
     "penguiflow_flow_shutdown",
-    "penguiflow_flow_startup",
     "penguiflow_register_connectors",
 ]
 
@@ -50,17 +48,10 @@ def penguiflow_register_connectors(
 
 
 @hookimpl
-def penguiflow_flow_startup(flow: Any) -> None:
-    """Mark the code `flow` runs as the flow's, so connectors know which flows use them."""
-    entered(flow)
-
-
-@hookimpl
 def penguiflow_flow_shutdown(flow: Any) -> None:
     """Close the sessions `flow` used that no other running flow uses (hooks are
     synchronous, so the closing runs as tasks on the flow's loop). Sessions of other flows,
     and those opened outside any flow, stay open."""
-    left(flow)
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:

@@ -75,14 +75,9 @@ class RunLoop:
         tool_context = trajectory.tool_context if trajectory.tool_context is not None else {}
         trajectory.tool_context = tool_context
         run.activated = planner._tool_search.activations_for(tool_context, restored=run.activated)
-        self.catalog = RunCatalog(
-            planner._specs,
-            search=planner._tool_search,
-            visibility=visibility,
-            tool_context=tool_context,
-            activated=run.activated,
-            emit=self.emit,
-        )
+        self._visibility = visibility
+        self._catalog_generation = planner._catalog_generation
+        self.catalog = self._run_catalog()
         self.guidance = GuidanceTracker(
             trajectory.metadata.setdefault("guidance", {}), templates=planner._templates
         )
@@ -260,8 +255,30 @@ class RunLoop:
                 step=max(len(trajectory.steps) - 1, 0),  # the step just taken
             )
 
+    def _follow_catalog(self) -> None:
+        """The planner's tools changed (`replace_tools`) since this run's catalog was
+        built: build it again, so the prompt of the next step lists the new tools and a
+        tool the model picks is looked up in the new list (a tool that appeared while the
+        model was deciding is found; one that went is refused like an unknown tool)."""
+        if self._catalog_generation != self.planner._catalog_generation:
+            self._catalog_generation = self.planner._catalog_generation
+            self.catalog = self._run_catalog()
+
+    def _run_catalog(self) -> RunCatalog:
+        planner = self.planner
+        tool_context = self.run.trajectory.tool_context
+        return RunCatalog(
+            planner._specs,
+            search=planner._tool_search,
+            visibility=self._visibility,
+            tool_context=tool_context if tool_context is not None else {},
+            activated=self.run.activated,
+            emit=self.emit,
+        )
+
     def _inputs(self, seq: int) -> DecisionInputs:
         planner = self.planner
+        self._follow_catalog()
         records = tool_records(
             self.catalog.prompt_specs(), planner._tool_examples, planner._record_cache
         )
@@ -355,6 +372,7 @@ class RunLoop:
         return await self._single(action, seq)
 
     async def _resolve(self, name: str) -> tuple[NodeSpec | None, str | None]:
+        self._follow_catalog()
         spec = await self.catalog.resolve(name)
         if spec is not None:
             return spec, None

@@ -13,7 +13,7 @@ import contextvars
 import logging
 import warnings
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -328,6 +328,9 @@ class ReactPlanner(AsyncResource):
         self._session_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
+        #: bumped when the catalog changes (`replace_tools`, `extend_tool_catalog`): a run in
+        #: progress rebuilds its `RunCatalog` at its next step when it differs from its own
+        self._catalog_generation = 0
 
     # -- PenguiFlow's API ----------------------------------------------------------------------
 
@@ -335,6 +338,17 @@ class ReactPlanner(AsyncResource):
     def catalog(self) -> list[NodeSpec]:
         """The tools this planner offers (after its `tool_policy`)."""
         return list(self._specs)
+
+    def replace_tools(self, replaced: str | Iterable[str], specs: Sequence[NodeSpec]) -> list[str]:
+        """Swap tools for `specs`: `replaced` is a namespace (`"github"`: every `github.*`
+        tool, such as a connector's) or the exact names to take out. The `tool_policy`
+        applies to the new specs; returns the names offered of them. Runs in progress see
+        the change from their next step. A new name that clashes with a tool that stays
+        raises `ConfigurationError`. See `penguiflow_mcp.MCPConnector.sync_tools` for a
+        connector that keeps a planner up to date."""
+        from .catalog_extension import replace_tool_catalog
+
+        return replace_tool_catalog(self, replaced, specs)
 
     @property
     def join_strategy(self) -> str | JoinStrategy | None:

@@ -27,10 +27,11 @@ from typing import Any
 import anyio
 
 from penguiflow.catalog import NodeSpec, argument_errors
+from penguiflow.connectors import ToolResult, tool_result_schema
+from penguiflow.current import current_flow
 from penguiflow.errors import ConfigurationError, PenguiFlowError, describe_exception
 from penguiflow.resources import AsyncResource
 
-from ._flows import current_flow
 from ._policy import (
     VARIABLE_NAME,
     HostRule,
@@ -41,6 +42,7 @@ from ._policy import (
     placeholder_in_authority,
     resolve_url,
 )
+from ._results import tool_result
 
 __all__ = [
     "UTCPConnectionError",
@@ -239,7 +241,9 @@ class UTCPConnector(AsyncResource):
         assert self._tools is not None
         return list(self._tools.values())
 
-    async def call_tool(self, tool: str, arguments: Mapping[str, Any]) -> Any:
+    async def call_tool(self, tool: str, arguments: Mapping[str, Any]) -> ToolResult:
+        """Call `tool` with `arguments` (checked against its schema and the connector's
+        policy first); its answer as a `ToolResult`: text as `text`, JSON as `structured`."""
         client = await self._connected()
         assert self._tools is not None
         spec = self._tools.get(tool)
@@ -256,9 +260,11 @@ class UTCPConnector(AsyncResource):
                 f"{'; '.join(errors)}"
             )
         self._check_call(client, tool, args)
+        answered = False
         try:
             with anyio.move_on_after(self.timeout_s):
-                return await client.call_tool(f"{self.name}.{tool}", args)
+                value = await client.call_tool(f"{self.name}.{tool}", args)
+                answered = True
         except TimeoutError as exc:  # the client's own (an OSError too): not unreachable
             raise UTCPToolError(f"{self.name}.{tool} timed out: {describe_exception(exc)}") from exc
         except OSError as exc:
@@ -267,10 +273,15 @@ class UTCPConnector(AsyncResource):
             ) from exc
         except Exception as exc:
             raise UTCPToolError(f"{self.name}.{tool} failed: {_describe(exc)}") from exc
-        # Only this scope's timeout gets here; the caller's cancellation propagates.
-        raise UTCPToolError(
-            f"{self.name}.{tool} did not answer within {self.timeout_s:g}s (timeout_s)"
-        )
+        if not answered:
+            # Only this scope's timeout gets here; the caller's cancellation propagates.
+            raise UTCPToolError(
+                f"{self.name}.{tool} did not answer within {self.timeout_s:g}s (timeout_s)"
+            )
+        try:
+            return tool_result(value)
+        except ValueError as exc:
+            raise UTCPToolError(f"{self.name}.{tool}: {describe_exception(exc)}") from exc
 
     # -- what a manual's tools may do ----------------------------------------------------------
 
@@ -355,7 +366,9 @@ class UTCPConnector(AsyncResource):
                     f"{self.name}.{tool.name}",
                     desc=tool.description,
                     input_schema=tool.input_schema,
-                    output_schema=tool.output_schema,
+                    # What the call answers: a ToolResult's JSON, whose `structured`
+                    # follows the tool's declared outputs when the manual gives them.
+                    output_schema=tool_result_schema(tool.output_schema),
                     call=_bound(self, tool.name),
                     tags=("utcp", self.name, *tool.tags),
                     extra={"utcp_manual": self.name, "utcp_tool": tool.name},
@@ -431,7 +444,7 @@ def _schema(value: Any) -> dict[str, Any] | None:
 
 
 def _bound(connector: UTCPConnector, tool: str) -> Any:
-    async def call(arguments: Mapping[str, Any]) -> Any:
+    async def call(arguments: Mapping[str, Any]) -> ToolResult:
         return await connector.call_tool(tool, arguments)
 
     return call

@@ -23,12 +23,10 @@ from typing import Any
 from penguiflow.errors import ConfigurationError
 from penguiflow.hookspecs import hookimpl
 
-from ._flows import entered, left
 from .connector import UTCPConnector
 
 __all__ = [
     "penguiflow_flow_shutdown",
-    "penguiflow_flow_startup",
     "penguiflow_register_connectors",
 ]
 
@@ -76,17 +74,9 @@ def penguiflow_register_connectors(
 
 
 @hookimpl
-def penguiflow_flow_startup(flow: Any) -> None:
-    """Mark the work `flow` is about to start as the flow's, so connectors record who uses
-    them."""
-    entered(flow)
-
-
-@hookimpl
 def penguiflow_flow_shutdown(flow: Any) -> None:
     """Close the clients of the connectors `flow` used and no other running flow uses.
     Hooks are synchronous, so each closing runs as a task on the flow's loop."""
-    left(flow)
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:  # stopped outside a loop: nothing of this loop's to close

@@ -11,7 +11,7 @@ import sys
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
 port = int(sys.argv[1])
@@ -142,6 +142,25 @@ async def slow(request: Request) -> JSONResponse:
     return JSONResponse({"slept": seconds})
 
 
+#: an output schema with definitions of its own, referred to from the root
+SUM_OUTPUTS = {"type": "object", "properties": {"sum": {"$ref": "#/$defs/count"}},
+               "$defs": {"count": {"type": "integer"}}}  # fmt: skip
+
+
+async def manual_results(request: Request) -> JSONResponse:
+    """Tools answering text and JSON, for the result shape."""
+    return JSONResponse(
+        manual_of(
+            tool("greet", "/greet", "Greet someone.", QUERY),
+            tool("sum", "/add", "Add two integers.", NUMBERS, SUM_OUTPUTS),
+        )
+    )
+
+
+async def greet(request: Request) -> PlainTextResponse:
+    return PlainTextResponse(f"hello {request.query_params['query']}")
+
+
 async def slow_manual(request: Request) -> JSONResponse:
     """A manual that takes 30 s to arrive."""
     await asyncio.sleep(30)
@@ -156,6 +175,8 @@ app = Starlette(
         Route("/broken", broken),
         Route("/slow", slow),
         Route("/utcp-slow", slow_manual),
+        Route("/utcp-results", manual_results),
+        Route("/greet", greet),
         Route("/utcp-elsewhere", manual_elsewhere),
         Route("/utcp-any-host", manual_any_host),
         Route("/utcp-oauth", manual_oauth),

@@ -14,7 +14,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 #: Modules whose every `__all__` name must appear in docs/.
-PUBLIC_MODULES = ("penguiflow", "penguiflow.runtime", "penguiflow.joins", "penguiflow.current")
+PUBLIC_MODULES = (
+    "penguiflow",
+    "penguiflow.runtime",
+    "penguiflow.joins",
+    "penguiflow.current",
+    "penguiflow.observability",
+    "penguiflow.tracecontext",
+)
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 
 

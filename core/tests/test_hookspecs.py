@@ -42,7 +42,8 @@ def test_hookspecs_exist_and_are_marked() -> None:
     names = {name for name, _ in hook_functions(hookspecs)}
     assert names == {"penguiflow_addhooks", "penguiflow_configure",
                      "penguiflow_register_connectors", "penguiflow_observability_sinks",
-                     "penguiflow_flow_startup", "penguiflow_flow_shutdown"}  # fmt: skip
+                     "penguiflow_event_sinks", "penguiflow_flow_startup",
+                     "penguiflow_flow_shutdown"}  # fmt: skip
     for module in all_hookspec_modules():
         for _, function in hook_functions(module):
             assert hasattr(function, "penguiflow_spec")

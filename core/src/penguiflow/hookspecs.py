@@ -28,6 +28,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from .middlewares import Middleware
+    from .observability import EventSink
     from .plugins import ConnectorRegistrar
 
 __all__ = ["PROJECT", "FlowRole", "hookimpl", "hookspec"]
@@ -85,6 +86,16 @@ def penguiflow_observability_sinks(flow: FlowArg, role: FlowRole) -> list[Middle
     `role` says which process this is (`local`, `client` or `worker`, see `FlowRole`); each
     process of a distributed flow calls the hook for the events it sees. Return an empty list
     to observe nothing for this flow."""
+
+
+@hookspec
+def penguiflow_event_sinks(config: dict[str, Any]) -> list[EventSink]:
+    """Return event sinks: async callables given every `penguiflow.observability.Event` this
+    process publishes (flow, planner, LLM, connector, session and remote events alike).
+
+    Called once per process (again after `penguiflow.plugins.reset_hooks`), with the host's
+    configuration; return an empty list to receive nothing. A sink must be quick or hand the
+    event to a queue of its own: producers await it. A failing sink is logged, never raised."""
 
 
 @hookspec

@@ -90,7 +90,6 @@ async def test_a_cancelled_tool_call_cancels_the_remote_task(
 
     (echo, _) = await a2a_agent_tools(sdk_agent, transport=transport)
     assert echo.call is not None
-    call = asyncio.ensure_future(echo.call({"message": "block"}))
     async with httpx.AsyncClient() as client:
 
         async def working_tasks() -> list[str]:
@@ -105,8 +104,12 @@ async def test_a_cancelled_tool_call_cancels_the_remote_task(
                 if task["status"]["state"] == "TASK_STATE_WORKING"
             ]
 
+        # Taken before the call starts: a call that reached the server during this first
+        # listing would otherwise count as "before" and never be seen starting (a race that
+        # showed on a loaded machine).
+        before = set(await working_tasks())
+        call = asyncio.ensure_future(echo.call({"message": "block"}))
         async with asyncio.timeout(20):
-            before = set(await working_tasks())
             while not (set(await working_tasks()) - before) and not call.done():
                 await asyncio.sleep(0.02)
             started = set(await working_tasks()) - before

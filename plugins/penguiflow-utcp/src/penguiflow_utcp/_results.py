@@ -12,8 +12,14 @@ import json
 from typing import Any
 
 from penguiflow.connectors import ToolResult
+from penguiflow.errors import PenguiFlowError
 
-__all__ = ["tool_result"]
+__all__ = ["BinaryAnswerError", "tool_result"]
+
+
+class BinaryAnswerError(PenguiFlowError, ValueError):
+    """A tool answered binary data, which a `ToolResult` cannot carry inline (the connector
+    reports it as the tool's error)."""
 
 
 def tool_result(value: Any) -> ToolResult:
@@ -27,7 +33,7 @@ def tool_result(value: Any) -> ToolResult:
         try:
             return ToolResult(text=bytes(value).decode("utf-8"))
         except UnicodeDecodeError:
-            raise ValueError(
+            raise BinaryAnswerError(
                 f"the tool answered {len(value)} bytes of binary data, which a ToolResult "
                 "cannot carry inline; have the tool answer JSON or text (a URL to the data, "
                 "for instance)"

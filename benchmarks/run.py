@@ -98,6 +98,38 @@ async def bench_chain(n: int, repeat: int, *, validate: bool = False) -> dict[st
     )
 
 
+async def bench_chain_sink(n: int, repeat: int) -> dict[str, Any]:
+    """The chain with one no-op event sink installed (`add_event_sink`): every node invocation
+    becomes a span and every message carries a traceparent. Reported as a ratio to the same
+    chain with no sink, measured in the same run."""
+    from penguiflow.observability import add_event_sink
+
+    items = workloads.messages(n)
+    bare = await best_of(repeat, lambda: _bare.chain(items, hops=HOPS, in_flight=64))
+    plain = await best_of(repeat, lambda: workloads.chain(items, hops=HOPS, in_flight=64))
+
+    async def noop(event: object) -> None:
+        return None
+
+    remove = add_event_sink(noop)
+    try:
+        sunk = await best_of(repeat, lambda: workloads.chain(items, hops=HOPS, in_flight=64))
+    finally:
+        remove()
+    hops = n * HOPS
+    return line(
+        "chain_sink",
+        n,
+        sunk,
+        bare,
+        hops=HOPS,
+        in_flight=64,
+        per_hop_us=round(sunk / hops * 1e6, 3),
+        no_sink_per_hop_us=round(plain / hops * 1e6, 3),
+        ratio_to_no_sink=round(sunk / plain, 2),
+    )
+
+
 async def bench_roundtrip(n: int, repeat: int) -> dict[str, Any]:
     items = workloads.messages(n)
     bare = await best_of(repeat, lambda: _bare.chain(items, hops=HOPS, in_flight=1))
@@ -176,6 +208,7 @@ async def run_all(
     plan: list[tuple[str, Callable[[], Awaitable[dict[str, Any]]]]] = [
         ("chain", lambda: bench_chain(sizes["chain"], repeat)),
         ("chain_validated", lambda: bench_chain(sizes["chain"], repeat, validate=True)),
+        ("chain_sink", lambda: bench_chain_sink(sizes["chain"], repeat)),
         ("roundtrip", lambda: bench_roundtrip(sizes["roundtrip"], repeat)),
         ("fanout_join", lambda: bench_fanout(sizes["fanout"], repeat)),
         ("controller", lambda: bench_controller(sizes["controller"], repeat)),

@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EXPECTED = {
     "chain",
     "chain_validated",
+    "chain_sink",
     "roundtrip",
     "fanout_join",
     "controller",

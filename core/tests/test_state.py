@@ -117,7 +117,7 @@ def test_capabilities_are_discoverable() -> None:
     assert capabilities(EventsOnly()) == frozenset()
     assert set(CAPABILITIES) >= {"planner_state", "memory_state", "tasks", "steering",
                                  "trajectories", "planner_events", "artifacts",
-                                 "conversation_bindings"}  # fmt: skip
+                                 "conversation_bindings", "audit"}  # fmt: skip
     assert "tasks" in capabilities(state_module.InMemoryStateStore())
 
 
@@ -131,6 +131,7 @@ async def test_tasks_need_an_id() -> None:
 
 def test_public_names() -> None:
     assert sorted(state_module.__all__) == [
+        "AuditRecord",
         "CAPABILITIES",
         "InMemoryStateStore",
         "RemoteBinding",
@@ -142,6 +143,7 @@ def test_public_names() -> None:
         "StoreRequestError",
         "StoredEvent",
         "SupportsArtifacts",
+        "SupportsAudit",
         "SupportsConversationBindings",
         "SupportsMemoryState",
         "SupportsPlannerEvents",
@@ -150,11 +152,13 @@ def test_public_names() -> None:
         "SupportsTasks",
         "SupportsTrajectories",
         "capabilities",
+        "check_audit_query",
         "check_binding_query",
         "event_fingerprint",
         "log_cursor",
         "missing_capabilities",
         "require_capabilities",
+        "select_audit",
         "task_id_of",
     ]
     for name in state_module.__all__:

@@ -14,6 +14,11 @@ injects what the caller needs, the caller never imports the manager).
 User code runs inside the caller's task (no task per invocation). A trace cancelled while its
 message is being processed interrupts the invocation through its `Lane`: the lane's task is
 cancelled and the engine turns that back into `TraceCancelled` with `Task.uncancel()`.
+
+When event sinks listen (`penguiflow.observability`), each attempt of a node at a message is a
+span: a child of the message's context (`message_span`), current while the node runs and its
+results are sent (`using_span` semantics), so the node's events carry it, what the node calls
+(an LLM, a tool) is its child, and the runtime stamps it on the messages the node sends.
 """
 
 from __future__ import annotations
@@ -34,6 +39,9 @@ from .errors import (
     describe_exception,
     describe_exception_repr,
 )
+from .observability import _current_tenant, _sinks
+from .tracecontext import _current as _current_span
+from .tracecontext import message_span
 from .types import WM, FinalAnswer, Message
 
 if TYPE_CHECKING:
@@ -214,6 +222,8 @@ class NodeEngine:
         `trace_id` is `getattr(message, "trace_id", None)`, which the caller needs anyway.
         (One function on purpose: a frame less per message on the hot path.)"""
         token = None
+        span_token = tenant_token = None
+        parent = None
         if trace_id is not None:
             if isinstance(message, Message):
                 deadline = message.deadline_s
@@ -224,6 +234,11 @@ class NodeEngine:
                 await self._note(ctx, trace_id, "trace_cancel_drop")
                 return
             token = current_trace.set(trace_id)
+            if _sinks.snapshot:
+                # Someone listens: this message's attempts become spans under its context.
+                parent = message_span(message)
+                headers = getattr(message, "headers", None)
+                tenant_token = _current_tenant.set(getattr(headers, "tenant", None))
         node = self.node
         observed = self._observed
         record = self._record
@@ -234,6 +249,14 @@ class NodeEngine:
                 # The first attempt follows the check above with no await in between.
                 if attempt and trace_id is not None and self._is_cancelled(trace_id):
                     raise TraceCancelled(trace_id)
+                if parent is not None:
+                    # One span per attempt: a retry is a sibling of the attempt that failed.
+                    # Reset once, in `finally`, by the first token.
+                    span = parent.child()
+                    if span_token is None:
+                        span_token = _current_span.set(span)
+                    else:
+                        _current_span.set(span)
                 if breaker is not None and await self._circuit_gate(
                     message, ctx, trace_id, attempt
                 ):
@@ -293,6 +316,10 @@ class NodeEngine:
         finally:
             if token is not None:
                 current_trace.reset(token)
+            if span_token is not None:
+                _current_span.reset(span_token)
+            if tenant_token is not None:
+                _current_tenant.reset(tenant_token)
 
     async def fail_internal(
         self, message: Any, ctx: Any, trace_id: str | None, exc: BaseException

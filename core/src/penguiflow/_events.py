@@ -1,7 +1,8 @@
-"""Delivering `FlowEvent`s: to the log, a state store and each middleware.
+"""Delivering `FlowEvent`s: to the log, a state store, each middleware and the process's
+event sinks (`penguiflow.observability`, as an `Event` carrying the current span and tenant).
 
 Runtimes build an event only when `observed(level)` says someone listens, then `publish` it.
-Listeners never break the runtime: a failing store or middleware is logged, never raised.
+Listeners never break the runtime: a failing store, middleware or sink is logged, never raised.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from . import observability
 from .errors import describe_exception_repr
+from .tracecontext import current_span
 
 if TYPE_CHECKING:
     from .metrics import FlowEvent
@@ -21,6 +24,9 @@ if TYPE_CHECKING:
 __all__ = ["EventPublisher", "logger"]
 
 logger = logging.getLogger("penguiflow.core")
+
+_sinks = observability._sinks
+_current_tenant = observability._current_tenant
 
 # Keys a LogRecord owns; an event extra with one of these names would make logging raise.
 _RESERVED_LOG_KEYS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
@@ -42,6 +48,14 @@ class EventPublisher:
         #: saves in flight per trace, and who waits for a trace to have none
         self._saving: dict[str, int] = {}
         self._settled: dict[str, list[asyncio.Future[None]]] = {}
+        # Read the hook's sinks now (and again when the flow starts: `refresh`), so that
+        # `observed` can look at the snapshot alone on the per-message path.
+        observability.event_sinks()
+
+    @staticmethod
+    def refresh() -> None:
+        """Re-read the event sinks if the hook host changed (called when a flow starts)."""
+        observability.event_sinks()
 
     async def settled(self, trace_id: str) -> None:
         """Return once no event of `trace_id` is being saved: a history read right after a
@@ -53,7 +67,11 @@ class EventPublisher:
 
     def observed(self, level: int) -> bool:
         """Whether an event at `level` would reach anyone (cheap; checked before building)."""
-        return bool(self.middlewares) or self.state_store is not None or logger.isEnabledFor(level)
+        return (
+            bool(self.middlewares or _sinks.snapshot)
+            or self.state_store is not None
+            or logger.isEnabledFor(level)
+        )
 
     async def publish(self, event: FlowEvent, level: int, exc: BaseException | None) -> None:
         if logger.isEnabledFor(level):
@@ -89,6 +107,21 @@ class EventPublisher:
                         "exception": _safe_repr(mw_exc),
                     },
                 )
+        if _sinks.snapshot:
+            await _to_sinks(event)
+
+
+async def _to_sinks(event: FlowEvent) -> None:
+    # The engine runs each invocation in its span (`using_span`): events recorded during it
+    # carry that span and its parent; events outside one (a worker stopping) carry none.
+    span = current_span()
+    envelope = observability.Event.from_flow_event(
+        event,
+        span=span,
+        parent_span_id=span.parent_span_id if span is not None else None,
+        tenant=_current_tenant.get(),
+    )
+    await observability.publish(envelope)
 
 
 def _snapshot(middlewares: list[Middleware]) -> Sequence[Middleware]:

@@ -41,6 +41,8 @@ from .errors import (
     UsageError,
     describe_exception,
 )
+from .observability import _sinks
+from .tracecontext import stamp_message
 from .types import WM, Message, StreamChunk
 
 if TYPE_CHECKING:
@@ -198,6 +200,8 @@ class PenguiFlow(FlowResource):
                     "or give them NodePolicy(validate='none'))"
                 )
         emit_errors = self._emit_errors_to_rookery
+        # Event sinks may have changed (reset_hooks, a plugin): read them before any message.
+        self._events.refresh()
         workers = [
             NodeWorker(
                 NodeEngine(
@@ -295,7 +299,12 @@ class PenguiFlow(FlowResource):
     # -- emitting ------------------------------------------------------------------------------
 
     async def emit(self, msg: Any, to: Any = None, *, trace_id: str | None = None) -> None:
-        """Send `msg` into the flow (to every ingress node, or `to`), waiting for capacity."""
+        """Send `msg` into the flow (to every ingress node, or `to`), waiting for capacity.
+
+        Called inside a span (`penguiflow.tracecontext`: a web request's, a node's), a
+        `Message` without a traceparent of its own gets that span's in `meta`, so the flow's
+        work joins the caller's trace."""
+        msg = stamp_message(msg)
         if trace_id is None:
             await self._emit_outside(msg, to)
             return
@@ -327,6 +336,7 @@ class PenguiFlow(FlowResource):
                 "emit_nowait(trace_id=...) is not supported; use await emit(..., trace_id=...)"
             )
         self._check_not_stopped("emit_nowait")
+        msg = stamp_message(msg)
         if self._is_wm_duplicate(msg):
             return
         self._opensea_ctx.emit_nowait(msg, to)
@@ -366,6 +376,9 @@ class PenguiFlow(FlowResource):
         enqueue of the flow goes through here or `_send_nowait`)."""
         if self._stopped and not self._running:
             self._check_not_stopped("emit")
+        if _sinks.snapshot:
+            # Someone listens, so a running node has a span: what it sends carries it.
+            item = stamp_message(item)
         traces = self._traces
         item_trace = getattr(item, "trace_id", None)
         for floe in floes:
@@ -397,6 +410,8 @@ class PenguiFlow(FlowResource):
         return self._send_many(ctx._outgoing.values(), result)
 
     def _send_nowait(self, floe: Floe, item: Any) -> None:
+        if _sinks.snapshot:
+            item = stamp_message(item)
         item, trace_id = self._admit(floe.target, item)
         try:
             floe.queue.put_nowait(item)

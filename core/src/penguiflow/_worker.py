@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from ._engine import Lane, NodeEngine
 from .current import using_context
+from .tracecontext import using_span
 
 if TYPE_CHECKING:
     from ._context import Context
@@ -45,8 +46,10 @@ class NodeWorker:
 
     async def run(self) -> None:
         # This task is the node's alone: what the node calls finds its ctx with
-        # penguiflow.current.current_context().
-        with using_context(self.ctx):
+        # penguiflow.current.current_context(). The task was created with a copy of the
+        # context run() was called in: a span current there (a web request's) belongs to that
+        # caller, not to every message this worker will handle, so it is cleared.
+        with using_context(self.ctx), using_span(None):
             await self._serve()
 
     async def _serve(self) -> None:

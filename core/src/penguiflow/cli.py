@@ -1,18 +1,21 @@
-"""The `penguiflow` command line: `penguiflow plugins list|check [--json]`, `penguiflow worker`."""
+"""The `penguiflow` command line: `penguiflow plugins list|check [--json]`, `penguiflow worker`,
+`penguiflow health URL`."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import signal
 import sys
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ._version import __version__
+
+if TYPE_CHECKING:
+    from .health import HealthServer
 
 __all__ = ["cli", "main"]
 
@@ -250,6 +253,29 @@ def _echo_table(columns: tuple[str, ...], rows: list[list[str]]) -> None:
     show_default=True,
     help="What the worker logs to stderr (takeovers, retries and dead letters are WARNING).",
 )
+@click.option(
+    "--log-format",
+    "log_format",
+    type=click.Choice(["text", "json"], case_sensitive=False),
+    default="text",
+    show_default=True,
+    help="Readable lines, or one JSON object per line; both carry trace and span ids.",
+)
+@click.option(
+    "--health-port",
+    "health_port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve GET /healthz (alive) and /readyz (the runtime's server reachable, the worker "
+    "consuming, plugins loaded) on this port; 0 picks a free one (printed). Off by default.",
+)
+@click.option(
+    "--health-host",
+    "health_host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address the health endpoints bind (0.0.0.0 to let an orchestrator's probes in).",
+)
 def worker_command(
     target: str,
     runtime_spec: str,
@@ -257,6 +283,9 @@ def worker_command(
     concurrency: int | None,
     connect_timeout: float | None,
     log_level: str,
+    log_format: str,
+    health_port: int | None,
+    health_host: str,
 ) -> None:
     """Run the nodes of the flow TARGET ('module:attribute') for a distributed runtime.
 
@@ -265,14 +294,12 @@ def worker_command(
     messages not yet started stay queued for other workers.
     """
     from .errors import PenguiFlowError, describe_exception
-    from .logging import ExtraFormatter
+    from .logging import configure_command_logging
     from .plugins import resolve_driver
     from .resources import redact_url
     from .runtime import WorkerRuntime, load_flow_target
 
-    handler = logging.StreamHandler()
-    handler.setFormatter(ExtraFormatter("%(levelname)s:%(name)s:%(message)s"))
-    logging.basicConfig(level=log_level.upper(), handlers=[handler], force=True)
+    configure_command_logging(log_level, log_format.lower())
     try:
         flow_target = load_flow_target(target)
         for name in nodes:
@@ -296,9 +323,12 @@ def worker_command(
             "penguiflow-redis; from a checkout: pip install ./plugins/penguiflow-redis)"
         )
 
+    consuming: list[str] = []
+
     def ready(description: str) -> None:
         # The driver describes itself: mask any URL it quotes, whoever wrote the driver.
-        click.echo(f"penguiflow worker ready: {redact_url(description)}", err=True)
+        consuming.append(redact_url(description))
+        click.echo(f"penguiflow worker ready: {consuming[-1]}", err=True)
 
     async def serve() -> None:
         stop = asyncio.Event()
@@ -308,9 +338,24 @@ def worker_command(
         options: dict[str, Any] = {}
         if connect_timeout is not None:
             options["connect_timeout_s"] = connect_timeout
-        await driver.serve_worker(
-            flow_target, nodes=nodes, concurrency=concurrency, stop=stop, on_ready=ready, **options
-        )
+        health = None
+        if health_port is not None:
+            health = await _worker_health(
+                driver, flow_target, stop, consuming, health_host, health_port
+            )
+            click.echo(f"penguiflow worker health: {health.url}", err=True)
+        try:
+            await driver.serve_worker(
+                flow_target,
+                nodes=nodes,
+                concurrency=concurrency,
+                stop=stop,
+                on_ready=ready,
+                **options,
+            )
+        finally:
+            if health is not None:
+                await health.aclose()
 
     try:
         asyncio.run(serve())
@@ -319,6 +364,97 @@ def worker_command(
         sys.exit(1)
     click.echo("penguiflow worker stopped", err=True)
     sys.stdout.flush()
+
+
+async def _worker_health(
+    driver: Any,
+    flow_target: Any,
+    stop: asyncio.Event,
+    consuming: list[str],
+    host: str,
+    port: int,
+) -> HealthServer:
+    """The worker's health server: the shared checks, the driver's own (the redis runtime:
+    Redis answers) and `worker` (the consumer loop runs: it has started and is not stopping)."""
+    from .health import SupportsHealthChecks, default_checks, serve_health
+
+    checks = default_checks(state_store=getattr(flow_target.flow, "state_store", None))
+    if isinstance(driver, SupportsHealthChecks):
+        for name, check in driver.health_checks().items():
+            checks.add(name, check)
+
+    async def worker() -> str:
+        from .health import HealthCheckFailed
+
+        if stop.is_set():
+            raise HealthCheckFailed("stopping: finishing the messages in progress")
+        if not consuming:
+            raise HealthCheckFailed("starting: waiting for the runtime's server")
+        return f"consuming {consuming[-1]}"
+
+    checks.add("worker", worker)
+    try:
+        return await serve_health(checks, host=host, port=port)
+    except OSError as exc:
+        raise click.UsageError(
+            f"cannot serve health on {host}:{port}: {exc.strerror or exc}; choose another "
+            "--health-port (0 picks a free one) or --health-host"
+        ) from None
+
+
+@cli.command("health")
+@click.argument("url")
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=click.FloatRange(min=0, min_open=True),
+    default=5.0,
+    show_default=True,
+    help="Seconds to wait for the answer.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the answer's JSON body as it came.")
+def health_command(url: str, timeout_s: float, as_json: bool) -> None:
+    """Check whether the PenguiFlow process at URL is ready.
+
+    URL names a server (http://127.0.0.1:8000, or host:port), whose /readyz is asked, or a
+    readiness endpoint itself (any URL with a path). Prints each check and its result. Exit
+    code 0: ready; 1: answered, not ready; 2: nothing answered (down, wrong address).
+    """
+    from ._health_probe import probe, readiness_url
+    from .errors import ConfigurationError
+
+    try:
+        target = readiness_url(url)
+    except ConfigurationError as exc:
+        raise click.UsageError(str(exc)) from None
+    answer = probe(target, timeout_s=timeout_s)
+    if answer.status is None:
+        click.echo(f"penguiflow health: cannot reach {target}: {answer.error}", err=True)
+        sys.exit(2)
+    ready = 200 <= answer.status < 300
+    if as_json:
+        click.echo(json.dumps(answer.body, indent=2) if answer.body is not None else answer.text)
+    else:
+        word = "ready" if ready else "not ready"
+        click.echo(f"{word}: {target} answered {answer.status}")
+        _echo_checks(answer.body, answer.text)
+    sys.exit(0 if ready else 1)
+
+
+def _echo_checks(body: Any, text: str) -> None:
+    checks = body.get("checks") if isinstance(body, dict) else None
+    if not isinstance(checks, dict) or not checks:
+        shown = text.strip()
+        if shown:
+            click.echo("  " + (shown if len(shown) <= 200 else shown[:200] + "..."))
+        return
+    rows = []
+    for name, result in checks.items():
+        result = result if isinstance(result, dict) else {"status": str(result)}
+        rows.append([str(result.get("status", "?")), str(name), str(result.get("detail", ""))])
+    widths = [max(len(row[i]) for row in rows) for i in range(2)]
+    for status, name, detail in rows:
+        click.echo(f"  {status.ljust(widths[0])}  {name.ljust(widths[1])}  {detail}".rstrip())
 
 
 def main() -> None:

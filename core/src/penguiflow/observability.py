@@ -14,27 +14,39 @@ must not break what is observed.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+import os
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from .errors import describe_exception
-from .tracecontext import SpanContext
+from .errors import InvalidTypeError, UsageError, describe_exception
+from .tracecontext import SpanContext, new_span_id
 
 if TYPE_CHECKING:
     from .metrics import FlowEvent
 
 __all__ = [
+    "CAPTURE_CONTENT_ENV",
+    "CONTENT_LIMIT",
     "FAMILIES",
     "Event",
     "EventSink",
+    "Observation",
     "add_event_sink",
+    "capture_content",
+    "clip_content",
     "enabled",
     "event_sinks",
+    "observe",
     "publish",
+    "publish_point",
 ]
 
 logger = logging.getLogger("penguiflow.observability")
@@ -54,6 +66,9 @@ _FLOW_ATTRIBUTES = (
     "trace_cancelled",
 )
 _FLOW_MEASUREMENTS = ("queue_depth_in", "queue_depth_out")
+#: the flow events that end a node invocation (one attempt): the only ones given a duration,
+#: so exporters see one span per invocation, not one per event that mentions it
+_FLOW_UNITS = frozenset({"node_success", "node_error", "node_timeout"})
 
 
 def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -111,40 +126,61 @@ class Event:
         tenant: str | None = None,
     ) -> Event:
         """The envelope of a `FlowEvent` (family "flow", name its `event_type`); nothing is
-        lost: `to_flow_event()` gives it back equal. A latency becomes `duration_ms`."""
+        lost: `to_flow_event()` gives it back equal.
+
+        The events that end an invocation (node_success, node_error, node_timeout) are units
+        of work: their latency becomes `duration_ms` and `ts` their start (the FlowEvent's
+        own time, when the invocation ended, is kept as attribute `recorded_ts`). Any other
+        latency (node_failed repeats its last attempt's) stays an attribute, `latency_ms`."""
         attributes: dict[str, Any] = {name: getattr(event, name) for name in _FLOW_ATTRIBUTES}
         attributes["extra"] = dict(event.extra)
         measurements = {name: float(getattr(event, name)) for name in _FLOW_MEASUREMENTS}
-        return cls(
-            family="flow",
-            name=event.event_type,
-            ts=event.ts,
-            duration_ms=event.latency_ms,
-            trace_id=event.trace_id,
-            span=span,
-            parent_span_id=parent_span_id,
-            tenant=tenant,
-            attributes=attributes,
-            measurements=measurements,
-        )
+        latency = event.latency_ms
+        ts = event.ts
+        duration_ms: float | None = None
+        if latency is not None:
+            if event.event_type in _FLOW_UNITS:
+                duration_ms = latency
+                attributes["recorded_ts"] = ts
+                ts -= latency / 1000.0
+            else:
+                attributes["latency_ms"] = latency
+        # Built field by field: the dictionaries are ours already, so the copies the
+        # constructor makes are skipped (this runs for every flow event while sinks listen).
+        envelope = object.__new__(cls)
+        setattr_ = object.__setattr__
+        setattr_(envelope, "family", "flow")
+        setattr_(envelope, "name", event.event_type)
+        setattr_(envelope, "ts", ts)
+        setattr_(envelope, "duration_ms", duration_ms)
+        setattr_(envelope, "trace_id", event.trace_id)
+        setattr_(envelope, "span", span)
+        setattr_(envelope, "parent_span_id", parent_span_id)
+        setattr_(envelope, "tenant", tenant)
+        setattr_(envelope, "attributes", MappingProxyType(attributes))
+        setattr_(envelope, "measurements", MappingProxyType(measurements))
+        return envelope
 
     def to_flow_event(self) -> FlowEvent:
         """The `FlowEvent` this envelope was made from (family "flow" only)."""
         from .metrics import FlowEvent
 
         if self.family != "flow":
-            raise ValueError(
+            raise UsageError(
                 f"only flow events convert to FlowEvent; this one is {self.qualified_name!r}"
             )
         attributes = self.attributes
+        latency = self.duration_ms
+        if latency is None:
+            latency = attributes.get("latency_ms")
         return FlowEvent(
             event_type=self.name,
-            ts=self.ts,
+            ts=float(attributes.get("recorded_ts", self.ts)),
             node_name=attributes.get("node_name"),
             node_id=attributes.get("node_id"),
             trace_id=self.trace_id,
             attempt=int(attributes.get("attempt", 0)),
-            latency_ms=self.duration_ms,
+            latency_ms=latency,
             queue_depth_in=int(self.measurements.get("queue_depth_in", 0)),
             queue_depth_out=int(self.measurements.get("queue_depth_out", 0)),
             outgoing_edges=int(attributes.get("outgoing_edges", 0)),
@@ -162,42 +198,48 @@ EventSink = Callable[[Event], Awaitable[None]]
 
 class _Sinks:
     """The sinks of this process: those the hook contributed (reloaded when the hook host
-    changes, see `penguiflow.plugins.reset_hooks`) and those added in code."""
+    changes, see `penguiflow.plugins.reset_hooks`) and those added in code.
 
-    __slots__ = ("added", "contributed", "host_seen", "snapshot")
+    `snapshot` is what events go to. The runtimes read it directly on their per-message path
+    (one attribute read) after `current()` refreshed it when their flow started; everything
+    else calls `current()`, which notices a new hook host first."""
+
+    __slots__ = ("added", "contributed", "hooks", "host_seen", "snapshot")
 
     def __init__(self) -> None:
         self.added: list[EventSink] = []
         self.contributed: tuple[EventSink, ...] = ()
-        #: the hook host `contributed` was read from (a 1-tuple; empty before the first read)
-        self.host_seen: tuple[Any, ...] = ()
+        #: penguiflow.plugins._hooks once imported (its `_active` is the process's host);
+        #: kept so the check below is two attribute reads, not an import statement
+        self.hooks: Any = None
+        #: the hook host `contributed` was read from
+        self.host_seen: Any = None
         self.snapshot: tuple[EventSink, ...] = ()
 
     def current(self) -> tuple[EventSink, ...]:
-        from .plugins import _hooks
-
-        host = _hooks._active
-        if not self.host_seen or self.host_seen[0] is not host:
+        hooks = self.hooks
+        if hooks is None or hooks._active is not self.host_seen:
             self._reload()
         return self.snapshot
 
     def _reload(self) -> None:
         from .plugins import _hooks, active_hooks
 
-        host = active_hooks()
+        self.hooks = _hooks
         contributed: list[EventSink] = []
+        try:
+            host = active_hooks()
+        except Exception as exc:  # strict mode: the flow's own start reports it
+            logger.error(
+                "hook plugins failed to load; events go only to sinks added in code: %s",
+                describe_exception(exc),
+            )
+            host = None
         if host is not None:
-            try:
-                for sinks in host.hook.penguiflow_event_sinks(config=host.config):
-                    contributed.extend(sinks or ())
-            except Exception as exc:  # strict mode raised already in the host; be safe here
-                logger.error(
-                    "penguiflow_event_sinks failed; events go only to sinks added in code: %s",
-                    describe_exception(exc),
-                )
+            contributed = _contributed(host)
         self.contributed = tuple(contributed)
         # Remember the host as it is now (active_hooks may have just loaded it).
-        self.host_seen = (_hooks._active,)
+        self.host_seen = _hooks._active
         self.snapshot = (*self.contributed, *self.added)
 
     def add(self, sink: EventSink) -> Callable[[], None]:
@@ -212,7 +254,35 @@ class _Sinks:
         return remove
 
 
+def _contributed(host: Any) -> list[EventSink]:
+    """Every plugin's sinks, through pluggy (ordering, wrappers and tracing apply). The hook
+    is guarded like the lifecycle hooks (`penguiflow.plugins._guard`): a plugin whose
+    implementation raises is recorded as failed, logged and skipped, so the others' sinks
+    still receive events; in strict mode it raises. What is not callable is logged and left
+    out."""
+    caller = getattr(host.hook, "penguiflow_event_sinks", None)
+    if caller is None:
+        return []
+    sinks: list[EventSink] = []
+    for returned in caller(config=host.config):
+        for sink in returned or ():
+            if callable(sink):
+                sinks.append(sink)
+            else:
+                logger.error(
+                    "a penguiflow_event_sinks implementation returned %s %r, not an async "
+                    "callable taking an Event; it is left out",
+                    type(sink).__name__,
+                    sink,
+                )
+    return sinks
+
+
 _sinks = _Sinks()
+
+#: The tenant of the message a node is processing (from its headers), set by the node engine
+#: only while sinks listen: the runtimes put it on that invocation's flow events.
+_current_tenant: ContextVar[str | None] = ContextVar("penguiflow_current_tenant", default=None)
 
 
 def event_sinks() -> tuple[EventSink, ...]:
@@ -221,7 +291,8 @@ def event_sinks() -> tuple[EventSink, ...]:
 
 
 def enabled() -> bool:
-    """Whether anyone listens: producers check this before building an event."""
+    """Whether anyone listens: producers check this before building an event (a few
+    attribute reads; the hook's sinks are read again after `reset_hooks`)."""
     return bool(_sinks.current())
 
 
@@ -229,7 +300,7 @@ def add_event_sink(sink: EventSink) -> Callable[[], None]:
     """Send every event this process publishes to `sink` too; returns a function that
     removes it. For tests and applications; plugins use the `penguiflow_event_sinks` hook."""
     if not callable(sink):
-        raise TypeError(
+        raise InvalidTypeError(
             f"an event sink must be an async callable taking an Event, got {type(sink).__name__}"
         )
     return _sinks.add(sink)
@@ -243,8 +314,221 @@ async def publish(event: Event) -> None:
             await sink(event)
         except Exception as exc:
             logger.warning(
-                "event sink %r failed on %s: %s",
-                sink,
+                "event sink %s failed on %s: %s: %s",
+                _sink_name(sink),
                 event.qualified_name,
+                type(exc).__name__,
                 describe_exception(exc),
             )
+
+
+def _sink_name(sink: Any) -> str:
+    # A sink's repr is user code too: one that raises must not hide which sink failed.
+    name = getattr(sink, "__qualname__", None) or type(sink).__qualname__
+    module = getattr(sink, "__module__", None) or type(sink).__module__
+    return f"{module}.{name}"
+
+
+# -- content capture -----------------------------------------------------------------------------
+
+#: the environment variable that turns content capture on (`1`, `true`, `yes` or `on`)
+CAPTURE_CONTENT_ENV = "PENGUIFLOW_CAPTURE_CONTENT"
+#: the most characters of one piece of content an event carries when capture is on
+CONTENT_LIMIT = 4096
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+
+
+def capture_content() -> bool:
+    """Whether events may carry content (prompts, replies, tool arguments and results,
+    queries): only when `PENGUIFLOW_CAPTURE_CONTENT` is `1`/`true`/`yes`/`on`. Off by
+    default, because content may hold personal data and every sink (a tracing backend, a
+    log) would keep it. Read on each call, so a test or an operator can flip it at run time;
+    producers call it only after `enabled()` said someone listens."""
+    return os.environ.get(CAPTURE_CONTENT_ENV, "").strip().lower() in _TRUE
+
+
+def clip_content(value: Any, limit: int = CONTENT_LIMIT) -> str:
+    """`value` as text for an event attribute (strings as they are, anything else as JSON),
+    cut to `limit` characters with a marker saying how much was left out."""
+    if isinstance(value, str):
+        text = value
+    else:
+        try:
+            text = json.dumps(value, ensure_ascii=False, default=str)
+        except (TypeError, ValueError):
+            text = describe_exception(value) if isinstance(value, BaseException) else repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}...[{len(text) - limit} more characters]"
+
+
+# -- units of work -------------------------------------------------------------------------------
+# Every producer (planner, LLM clients, connectors, remote calls, session tasks) observes its
+# units of work the same way: one span under the current one, set as current while the work
+# runs, and one event published when it ends. Written once here so they cannot drift apart.
+
+
+class Observation:
+    """One unit of work being observed; made by `observe(...)` and used as
+    `async with observe("llm", "call", ...) as unit:`.
+
+    While the block runs, `unit.span` is the current span (`penguiflow.tracecontext`), so
+    work inside it (an LLM call inside a tool) gets it as parent. When the block ends, one
+    `Event` is published with `ts` = the start, `duration_ms`, the span and its parent, the
+    attributes and measurements set meanwhile (`unit.attributes[...] = ...`), and
+    `attributes["status"]`: "ok", or "error" with `error` and `error_type` when the block
+    raised (or when `unit.fail(...)` said so). When nobody listens (`enabled()` is false)
+    nothing is measured, no span is made and `unit.span` is None: the block runs as is."""
+
+    __slots__ = (
+        "_started",
+        "_token",
+        "active",
+        "attributes",
+        "family",
+        "measurements",
+        "name",
+        "parent_span_id",
+        "span",
+        "tenant",
+        "trace_id",
+        "ts",
+    )
+
+    def __init__(
+        self,
+        family: str,
+        name: str,
+        *,
+        trace_id: str | None = None,
+        tenant: str | None = None,
+        attributes: Mapping[str, Any] | None = None,
+        parent: SpanContext | None = None,
+    ) -> None:
+        self.family = family
+        self.name = name
+        self.trace_id = trace_id
+        self.tenant = tenant
+        self.attributes: dict[str, Any] = dict(attributes or {})
+        self.measurements: dict[str, float] = {}
+        self.active = False
+        self.span: SpanContext | None = parent  # the parent until the block starts
+        self.parent_span_id: str | None = None
+        self.ts = 0.0
+        self._started = 0.0
+        self._token: Any = None
+
+    def fail(self, error: BaseException | str, error_type: str | None = None) -> None:
+        """Mark the work failed without raising (a tool call whose failure became an
+        observation, say): status "error", `error` text and `error_type`."""
+        if isinstance(error, BaseException):
+            text = describe_exception(error)
+            error_type = error_type or type(error).__name__
+        else:
+            text = error
+        self.attributes["status"] = "error"
+        self.attributes["error"] = text
+        self.attributes["error_type"] = error_type or "Error"
+
+    async def __aenter__(self) -> Observation:
+        if not enabled():
+            self.span = None
+            return self
+        from .tracecontext import _current, current_span, root_span
+
+        parent = self.span if self.span is not None else current_span()
+        if parent is None and self.trace_id:
+            parent = root_span(self.trace_id)
+        if parent is not None:
+            self.span = parent.child()
+            self.parent_span_id = parent.span_id
+        else:  # nothing to join: this work starts a trace of its own
+            self.span = SpanContext(secrets.token_hex(16), new_span_id())
+        self.active = True
+        self.ts = time.time()
+        self._started = time.perf_counter()
+        self._token = _current.set(self.span)
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if not self.active:
+            return
+        from .tracecontext import _current
+
+        self.active = False
+        duration_ms = (time.perf_counter() - self._started) * 1000.0
+        # Exited in another context (a generator closed elsewhere): nothing to restore there.
+        with contextlib.suppress(ValueError):
+            _current.reset(self._token)
+        if exc is not None and self.attributes.get("status") != "error":
+            if isinstance(exc, Exception):
+                self.fail(exc)
+            else:  # cancelled (or interrupted): not the work's own failure
+                self.attributes["status"] = "cancelled"
+        self.attributes.setdefault("status", "ok")
+        event = Event(
+            family=self.family,
+            name=self.name,
+            ts=self.ts,
+            duration_ms=duration_ms,
+            trace_id=self.trace_id,
+            span=self.span,
+            parent_span_id=self.parent_span_id,
+            tenant=self.tenant,
+            attributes=self.attributes,
+            measurements=self.measurements,
+        )
+        import anyio
+
+        # Shielded: a cancelled unit of work is still reported (sinks do not block).
+        with anyio.CancelScope(shield=True):
+            await publish(event)
+
+
+def observe(
+    family: str,
+    name: str,
+    *,
+    trace_id: str | None = None,
+    tenant: str | None = None,
+    attributes: Mapping[str, Any] | None = None,
+    parent: SpanContext | None = None,
+) -> Observation:
+    """Observe one unit of work as `family.name` (see `Observation`). Its span is a child of
+    `parent`, else of the current span, else of the root span of `trace_id`; with none of
+    them it starts a new trace."""
+    return Observation(
+        family, name, trace_id=trace_id, tenant=tenant, attributes=attributes, parent=parent
+    )
+
+
+async def publish_point(
+    family: str,
+    name: str,
+    *,
+    trace_id: str | None = None,
+    tenant: str | None = None,
+    attributes: Mapping[str, Any] | None = None,
+    measurements: Mapping[str, float] | None = None,
+    ts: float | None = None,
+) -> None:
+    """Publish something that happened at one moment (a pause, a finish, a state change):
+    no duration, and `span` = the span it happened in (the current one), as flow events
+    such as `node_start` carry their invocation's span. Does nothing when nobody listens."""
+    if not enabled():
+        return
+    from .tracecontext import current_span
+
+    await publish(
+        Event(
+            family=family,
+            name=name,
+            ts=time.time() if ts is None else ts,
+            trace_id=trace_id,
+            span=current_span(),
+            tenant=tenant,
+            attributes=attributes or {},
+            measurements=measurements or {},
+        )
+    )

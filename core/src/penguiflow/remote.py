@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 from .errors import InvalidTypeError, UsageError
 from .node import Node, NodePolicy
+from .observability import observe
 from .state import RemoteBinding
 from .types import Message
 
@@ -259,67 +260,86 @@ def RemoteNode(  # a factory named like the node kind it builds, as users know i
                 "remote_agent_url": agent_url,
             },
         )
-        events = 0
-        try:
-            if streaming:
-                result: Any = None
-                async for event in transport.stream(request):
-                    await bind(call, event.context_id, event.task_id, event.agent_url)
-                    if event.text is not None:
-                        meta = dict(event.meta) if event.meta else None
-                        await ctx.emit_chunk(
-                            parent=message, text=event.text, done=event.done, meta=meta
-                        )
-                        chunk_meta = sorted(event.meta) if event.meta else None
-                        await call.record(
-                            "remote_stream_event",
-                            logging.DEBUG,
-                            None,
-                            {
-                                "remote_stream_seq": events,
-                                "remote_chunk_bytes": len(event.text.encode()) or None,
-                                "remote_chunk_done": event.done,
-                                "remote_chunk_meta_keys": chunk_meta,
-                            },
-                        )
-                    if event.result is not None:
-                        result = event.result
-                    events += 1
-            else:
-                response = await transport.send(request)
-                await bind(call, response.context_id, response.task_id, response.agent_url)
-                result = response.result
-        except (asyncio.CancelledError, GeneratorExit):
-            raise
-        except Exception as exc:
-            from .core import TraceCancelled
-
-            if not isinstance(exc, TraceCancelled):
-                await call.record(
-                    "remote_call_error",
-                    logging.ERROR,
-                    call.latency(),
-                    {"remote_error": repr(exc), "remote_status": "error"},
-                )
-            raise
-        finally:
-            watcher = call.watcher
-            if watcher is not None:
-                if runtime.ensure_trace_event(message.trace_id).is_set():
-                    with contextlib.suppress(Exception, asyncio.CancelledError):
-                        await asyncio.shield(watcher)
+        attributes = {
+            "side": "client",
+            "agent_url": agent_url,
+            "skill": skill,
+            "streaming": streaming,
+            "node": name,
+        }
+        # One remote.call unit of work: its span is current while the transport runs, so the
+        # request carries it (`traceparent`) and the remote agent's work joins this trace.
+        async with observe(
+            "remote",
+            "call",
+            trace_id=message.trace_id,
+            tenant=message.headers.tenant,
+            attributes=attributes,
+        ) as unit:
+            events = 0
+            try:
+                if streaming:
+                    result: Any = None
+                    async for event in transport.stream(request):
+                        await bind(call, event.context_id, event.task_id, event.agent_url)
+                        if event.text is not None:
+                            meta = dict(event.meta) if event.meta else None
+                            await ctx.emit_chunk(
+                                parent=message, text=event.text, done=event.done, meta=meta
+                            )
+                            chunk_meta = sorted(event.meta) if event.meta else None
+                            await call.record(
+                                "remote_stream_event",
+                                logging.DEBUG,
+                                None,
+                                {
+                                    "remote_stream_seq": events,
+                                    "remote_chunk_bytes": len(event.text.encode()) or None,
+                                    "remote_chunk_done": event.done,
+                                    "remote_chunk_meta_keys": chunk_meta,
+                                },
+                            )
+                        if event.result is not None:
+                            result = event.result
+                        events += 1
                 else:
-                    watcher.cancel()
-        await call.record(
-            "remote_call_success",
-            logging.INFO,
-            call.latency(),
-            {
-                "remote_response_bytes": _json_size(result),
-                "remote_stream_events": events,
-                "remote_status": "success",
-            },
-        )
+                    response = await transport.send(request)
+                    await bind(call, response.context_id, response.task_id, response.agent_url)
+                    result = response.result
+            except (asyncio.CancelledError, GeneratorExit):
+                raise
+            except Exception as exc:
+                from .core import TraceCancelled
+
+                if not isinstance(exc, TraceCancelled):
+                    await call.record(
+                        "remote_call_error",
+                        logging.ERROR,
+                        call.latency(),
+                        {"remote_error": repr(exc), "remote_status": "error"},
+                    )
+                raise
+            finally:
+                watcher = call.watcher
+                if watcher is not None:
+                    if runtime.ensure_trace_event(message.trace_id).is_set():
+                        with contextlib.suppress(Exception, asyncio.CancelledError):
+                            await asyncio.shield(watcher)
+                    else:
+                        watcher.cancel()
+            await call.record(
+                "remote_call_success",
+                logging.INFO,
+                call.latency(),
+                {
+                    "remote_response_bytes": _json_size(result),
+                    "remote_stream_events": events,
+                    "remote_status": "success",
+                },
+            )
+            if unit.active:
+                unit.attributes.update(call.ids())
+                unit.measurements["stream_events"] = float(events)
         return result
 
     node = Node(invoke, name=name, policy=node_policy)

@@ -4,9 +4,10 @@ One user request is one trace, whatever processes it crosses. PenguiFlow carries
 context as a W3C `traceparent` (`00-<trace id>-<span id>-<flags>`):
 
 - in the running code, as a context variable (`current_span()`, `using_span(...)`);
-- on a `Message`, in `message.meta["traceparent"]` (stamped by `flow.emit` when the caller
-  runs inside a span, so a message travels with its context through queues, Redis envelopes
-  and subflows);
+- on a `Message`, in `message.meta["traceparent"]` (`stamp_message`: done by `flow.emit`
+  when the caller runs inside a span, and by the runtimes for what a node sends while it runs
+  in its span, so a message travels with its context through queues, Redis envelopes and
+  subflows);
 - on HTTP requests, as the `traceparent` header (`inject(headers)` / `extract(headers)`):
   LLM and MCP requests, A2A calls to remote agents.
 
@@ -20,60 +21,91 @@ spans.
 from __future__ import annotations
 
 import hashlib
+import random
 import re
-import secrets
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from .errors import PenguiFlowError
 
 __all__ = [
     "TRACEPARENT",
     "SpanContext",
+    "SpanContextError",
     "current_span",
     "extract",
     "inject",
     "message_span",
     "new_span_id",
     "root_span",
+    "stamp_message",
     "using_span",
 ]
+
+_M = TypeVar("_M")
 
 #: the header and `Message.meta` key that carries the context
 TRACEPARENT = "traceparent"
 
-_TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$")
-_HEX32 = re.compile(r"^[0-9a-f]{32}$")
+# W3C: lower-case hex only (an upper-case traceparent is invalid, as in OpenTelemetry's own
+# propagator); surrounding spaces and tabs are tolerated.
+_TRACEPARENT = re.compile(
+    r"[ \t]*([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-[^ \t]*)?[ \t]*"
+)
+# fullmatch only: `$` would also accept a trailing newline
+_HEX32 = re.compile(r"[0-9a-f]{32}")
+_HEX16 = re.compile(r"[0-9a-f]{16}")
 _ZERO_TRACE = "0" * 32
 _ZERO_SPAN = "0" * 16
 
 
 def new_span_id() -> str:
     """A random, non-zero 16-hex-digit span id."""
+    # random.getrandbits, as OpenTelemetry's id generator: span ids need uniqueness, not
+    # secrecy, and a system call per span measured ten times slower on the per-message path
+    # (the generator is seeded from the OS, and again in a forked child).
     while True:
-        span_id = secrets.token_hex(8)
-        if span_id != _ZERO_SPAN:
-            return span_id
+        bits = random.getrandbits(64)
+        if bits:
+            return f"{bits:016x}"
+
+
+class SpanContextError(PenguiFlowError, ValueError):
+    """A `SpanContext` was given ids that are not W3C trace context ids (the message names the
+    field and the form it must have). `SpanContext.parse` never raises it: a peer's bad header
+    is ignored instead."""
 
 
 @dataclass(frozen=True, slots=True)
 class SpanContext:
     """One span of one distributed trace: `trace_id` (32 lower-case hex digits, not all
-    zero), `span_id` (16, not all zero) and whether the trace is `sampled`."""
+    zero), `span_id` (16, not all zero) and whether the trace is `sampled`.
+
+    `parent_span_id` is the span this one was made under by `child()` (None for a context
+    read from a `traceparent` or derived by `root_span`): producers put it on their events.
+    It takes no part in equality: two contexts are the same span when their ids are."""
 
     trace_id: str
     span_id: str
     sampled: bool = True
+    parent_span_id: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        if not _HEX32.match(self.trace_id) or self.trace_id == _ZERO_TRACE:
-            raise ValueError(
+        if not _HEX32.fullmatch(self.trace_id) or self.trace_id == _ZERO_TRACE:
+            raise SpanContextError(
                 f"trace_id must be 32 lower-case hex digits, not all zero; got {self.trace_id!r}"
             )
-        if len(self.span_id) != 16 or self.span_id == _ZERO_SPAN or not _is_hex(self.span_id):
-            raise ValueError(
+        if not _HEX16.fullmatch(self.span_id) or self.span_id == _ZERO_SPAN:
+            raise SpanContextError(
                 f"span_id must be 16 lower-case hex digits, not all zero; got {self.span_id!r}"
+            )
+        parent = self.parent_span_id
+        if parent is not None and not _HEX16.fullmatch(parent):
+            raise SpanContextError(
+                f"parent_span_id must be None or 16 lower-case hex digits; got {parent!r}"
             )
 
     @property
@@ -83,7 +115,15 @@ class SpanContext:
 
     def child(self) -> SpanContext:
         """A new span of the same trace (its parent is this one)."""
-        return SpanContext(self.trace_id, new_span_id(), self.sampled)
+        # Built without __post_init__: every id is already valid, and this runs per node
+        # invocation while sinks listen.
+        child = object.__new__(SpanContext)
+        setattr_ = object.__setattr__
+        setattr_(child, "trace_id", self.trace_id)
+        setattr_(child, "span_id", new_span_id())
+        setattr_(child, "sampled", self.sampled)
+        setattr_(child, "parent_span_id", self.span_id)
+        return child
 
     @classmethod
     def parse(cls, value: object) -> SpanContext | None:
@@ -91,7 +131,7 @@ class SpanContext:
         a valid traceparent (never raises: a peer's bad header must not fail a request)."""
         if not isinstance(value, str):
             return None
-        match = _TRACEPARENT.match(value.strip().lower())
+        match = _TRACEPARENT.fullmatch(value)
         if match is None:
             return None
         version, trace_id, span_id, flags, rest = match.groups()
@@ -101,10 +141,6 @@ class SpanContext:
         if trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:
             return None
         return cls(trace_id, span_id, bool(int(flags, 16) & 1))
-
-
-def _is_hex(value: str) -> bool:
-    return all(c in "0123456789abcdef" for c in value)
 
 
 _current: ContextVar[SpanContext | None] = ContextVar("penguiflow_current_span", default=None)
@@ -127,11 +163,13 @@ def using_span(span: SpanContext | None) -> Iterator[SpanContext | None]:
 
 def root_span(trace_id: str) -> SpanContext:
     """The context of a PenguiFlow trace that came with none: its W3C trace id is
-    `trace_id` itself when that is 32 hex digits (PenguiFlow's are: a uuid4's hex), else a
+    `trace_id` itself when that is 32 lower-case hex digits (PenguiFlow's are: a uuid4's
+    hex), else a
     hash of it; the root span id is a hash of it. Every process derives the same ids."""
-    lowered = trace_id.lower()
     digest = hashlib.sha256(trace_id.encode("utf-8")).hexdigest()
-    w3c = lowered if _HEX32.match(lowered) and lowered != _ZERO_TRACE else digest[:32]
+    # Only an id that already is a valid W3C trace id is used as is: lower-casing one would
+    # put two PenguiFlow traces differing in case into one W3C trace.
+    w3c = trace_id if _HEX32.fullmatch(trace_id) and trace_id != _ZERO_TRACE else digest[:32]
     span_id = digest[32:48]
     if span_id == _ZERO_SPAN:  # one chance in 2**64; any fixed non-zero id will do
         span_id = "0" * 15 + "1"
@@ -150,6 +188,43 @@ def message_span(message: Any) -> SpanContext | None:
     if isinstance(trace_id, str) and trace_id:
         return root_span(trace_id)
     return None
+
+
+def stamp_message(message: _M, span: SpanContext | None = None) -> _M:
+    """`message` as it should leave the running code: carrying `span` (default: the current
+    span) as `meta["traceparent"]`, so whatever handles it next joins the trace.
+
+    A message that carries a valid traceparent of its own keeps it (the user set it), except one
+    inherited from the message `span` was made for (a copy of a node's input: its traceparent
+    names `span`'s parent), which is replaced. The message is copied, never changed in place
+    (a message fanned out to several nodes is one object). A value that is not a `Message`,
+    and everything outside a span, is returned as it is."""
+    if span is None:
+        span = _current.get()
+        if span is None:
+            return message
+    meta = getattr(message, "meta", None)
+    if not isinstance(meta, dict):
+        return message
+    carried = meta.get(TRACEPARENT)
+    value = span.traceparent
+    if carried is not None:
+        if carried == value:
+            return message
+        flags = value[-3:]
+        inherited = f"00-{span.trace_id}-{span.parent_span_id}{flags}"
+        # The usual case (a node's output copied from its input) without parsing.
+        own = SpanContext.parse(carried) if carried != inherited else None
+        # An invalid traceparent is read as none anywhere (`message_span`): replace it too.
+        if own is not None and (
+            own.span_id != span.parent_span_id or own.trace_id != span.trace_id
+        ):
+            return message
+    copy = getattr(message, "model_copy", None)
+    if copy is None:
+        return message
+    stamped: _M = copy(update={"meta": {**meta, TRACEPARENT: value}})
+    return stamped
 
 
 def inject(headers: MutableMapping[str, str], span: SpanContext | None = None) -> None:

@@ -15,7 +15,7 @@ FACADE = {
     "ProfileRegistry", "ProviderClient", "ProviderCodec", "ProviderReply", "ProviderRequest",
     "RetryPolicy", "SSEEvent", "SSEParser", "SchemaMode", "StreamDelta", "TokenProvider",
     "ToolCallDelta", "Transport", "check_request_options", "iter_sse", "model_driver",
-    "parse_retry_after",
+    "parse_retry_after", "gen_ai_system", "record_response", "record_usage",
     "redact_secrets", "repair_instructions", "require_model", "resolve_credential",
     "schema_instructions", "schema_name", "schema_of",
 }  # fmt: skip

@@ -16,7 +16,15 @@ from penguiflow.state import RemoteBinding, StateStore, StoreClosedError
 from penguiflow.testing import StateStoreConformance, run_async
 
 ALL = frozenset(
-    {"planner_state", "memory_state", "tasks", "steering", "trajectories", "conversation_bindings"}
+    {
+        "planner_state",
+        "memory_state",
+        "tasks",
+        "steering",
+        "trajectories",
+        "conversation_bindings",
+        "audit",
+    }
 )
 
 

@@ -12,7 +12,15 @@ from penguiflow.state import StateStore, StoreClosedError
 from penguiflow.testing import StateStoreConformance, run_async
 
 ALL = frozenset(
-    {"planner_state", "memory_state", "tasks", "steering", "trajectories", "conversation_bindings"}
+    {
+        "planner_state",
+        "memory_state",
+        "tasks",
+        "steering",
+        "trajectories",
+        "conversation_bindings",
+        "audit",
+    }
 )
 
 

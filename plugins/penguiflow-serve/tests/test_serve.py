@@ -23,8 +23,13 @@ from penguiflow_serve import bind_socket, display_url, load_target, resolve_targ
 
 def test_public_names() -> None:
     assert sorted(penguiflow_serve.__all__) == [
+        "LOG_FORMATS",
+        "LOG_LEVELS",
+        "TraceContextMiddleware",
         "bind_socket",
+        "configure_logging",
         "display_url",
+        "health_routes",
         "load_target",
         "resolve_target",
         "serve_app",

@@ -28,12 +28,14 @@ from urllib.parse import urlsplit
 from penguiflow.errors import ConfigurationError, InvalidTypeError
 from penguiflow.resources import AsyncResource
 from penguiflow.state import (
+    AuditRecord,
     RemoteBinding,
     SessionLogs,
     StoreClosedError,
     StoredEvent,
     check_binding_query,
     event_fingerprint,
+    select_audit,
     task_id_of,
 )
 
@@ -278,3 +280,25 @@ class JsonLinesStateStore(SessionLogs, AsyncResource):
         async with self._open():
             encoded: str | None = await self._latest("artifact", ref)
         return base64.b64decode(encoded) if encoded is not None else None
+
+    # -- SupportsAudit -------------------------------------------------------------------------
+
+    async def save_audit(self, record: AuditRecord) -> None:
+        async with self._open():
+            # Idempotent by id: a record saved again (a retry) is kept once.
+            if all(r["record"]["id"] != record.id for r in await self._records("audit")):
+                await self._write("audit", record=record.to_dict())
+
+    async def list_audit(
+        self,
+        tenant: str | None,
+        *,
+        session_id: str | None = None,
+        since: float | None = None,
+        limit: int = 100,
+    ) -> Sequence[AuditRecord]:
+        async with self._open():
+            records = await self._records("audit")
+        # The kernel's rule (checks, tenant filter, most recent `limit`, oldest first).
+        saved = [AuditRecord.from_dict(r["record"]) for r in records]
+        return select_audit(saved, tenant, session_id=session_id, since=since, limit=limit)

@@ -29,6 +29,7 @@ logger = logging.getLogger("penguiflow.plugins")
 GUARDED_HOOKS = (
     "penguiflow_configure",
     "penguiflow_observability_sinks",
+    "penguiflow_event_sinks",
     "penguiflow_flow_startup",
     "penguiflow_flow_shutdown",
 )

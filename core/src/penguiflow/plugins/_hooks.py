@@ -15,6 +15,8 @@ declares (pytest's `pytest_addhooks` model) whatever their names sort as:
 4. the lifecycle hooks and `penguiflow_configure` are guarded per implementation (see
    `_guard`): outside strict mode one plugin's failure is recorded and skipped;
 5. `penguiflow_configure(config=host.config)` is called once, as a historic hook.
+6. every plugin that failed to load and was skipped is put in the audit trail
+   (`penguiflow.audit`, action `plugin.load_failed`).
 """
 
 from __future__ import annotations
@@ -189,7 +191,32 @@ def load_hooks(
 
     guard_hooks(host, strict=settings.strict)
     _configure(host)
+    _audit_failures(host)
     return host
+
+
+def _audit_failures(host: HookHost) -> None:
+    """Put every plugin that failed to load (and was skipped) in the audit trail."""
+    failed = [record for record in host.records if record.status == "failed"]
+    if not failed:
+        return
+    from .. import audit  # imported only when something failed: loading stays light
+
+    for record in failed:
+        audit.record_soon(
+            "plugin.load_failed",
+            source="plugins",
+            target=record.name,
+            outcome="failed",
+            details={
+                "group": record.group,
+                "entry_point": record.value,
+                "distribution": record.distribution,
+                "version": record.version,
+                "error": record.error,
+                "remedy": record.remedy,
+            },
+        )
 
 
 def _configure(host: HookHost) -> None:

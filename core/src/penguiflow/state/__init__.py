@@ -2,10 +2,10 @@
 
 Also the helpers for store authors: the `SessionLogs` mixin (task-update and steering logs),
 the rules every store applies (`event_fingerprint`, `task_id_of`, `check_binding_query`,
-`log_cursor`) and the errors a store raises (`StoreClosedError` after `aclose()`,
-`StoreRequestError` for arguments it cannot serve). A third-party store needs nothing else
-from the kernel. `InMemoryStateStore` is imported on first use
-(`from penguiflow.state import InMemoryStateStore`).
+`log_cursor`, `check_audit_query`, `select_audit`) and the errors a store raises
+(`StoreClosedError` after `aclose()`, `StoreRequestError` for arguments it cannot serve).
+A third-party store needs nothing else from the kernel. `InMemoryStateStore` is imported on
+first use (`from penguiflow.state import InMemoryStateStore`).
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import SchemaVersionError, StateStoreError, StoreClosedError, StoreRequestError
 from ._logs import SessionLogs
-from ._models import RemoteBinding, StoredEvent
+from ._models import AuditRecord, RemoteBinding, StoredEvent
 from ._protocols import (
     CAPABILITIES,
     StateStore,
     SupportsArtifacts,
+    SupportsAudit,
     SupportsConversationBindings,
     SupportsMemoryState,
     SupportsPlannerEvents,
@@ -30,13 +31,21 @@ from ._protocols import (
     missing_capabilities,
     require_capabilities,
 )
-from ._rules import check_binding_query, event_fingerprint, log_cursor, task_id_of
+from ._rules import (
+    check_audit_query,
+    check_binding_query,
+    event_fingerprint,
+    log_cursor,
+    select_audit,
+    task_id_of,
+)
 
 if TYPE_CHECKING:
     from .in_memory import InMemoryStateStore
 
 __all__ = [
     "CAPABILITIES",
+    "AuditRecord",
     "InMemoryStateStore",
     "RemoteBinding",
     "SchemaVersionError",
@@ -47,6 +56,7 @@ __all__ = [
     "StoreRequestError",
     "StoredEvent",
     "SupportsArtifacts",
+    "SupportsAudit",
     "SupportsConversationBindings",
     "SupportsMemoryState",
     "SupportsPlannerEvents",
@@ -55,11 +65,13 @@ __all__ = [
     "SupportsTasks",
     "SupportsTrajectories",
     "capabilities",
+    "check_audit_query",
     "check_binding_query",
     "event_fingerprint",
     "log_cursor",
     "missing_capabilities",
     "require_capabilities",
+    "select_audit",
     "task_id_of",
 ]
 

@@ -11,12 +11,13 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from ..errors import InvalidTypeError
-from ._models import RemoteBinding, StoredEvent
+from ._models import AuditRecord, RemoteBinding, StoredEvent
 
 __all__ = [
     "CAPABILITIES",
     "StateStore",
     "SupportsArtifacts",
+    "SupportsAudit",
     "SupportsConversationBindings",
     "SupportsMemoryState",
     "SupportsPlannerEvents",
@@ -139,6 +140,29 @@ class SupportsConversationBindings(Protocol):
     async def mark_binding_terminal(self, *, trace_id: str, task_id: str) -> None: ...
 
 
+@runtime_checkable
+class SupportsAudit(Protocol):
+    """The audit trail: who changed what an agent may do or did (`AuditRecord`s).
+
+    `save_audit` stores a record once per `record.id` (saving it again changes nothing).
+    `list_audit(tenant)` returns the records of that tenant only (`None`: the records that
+    belong to no tenant, never every tenant's), of one session when `session_id` is given,
+    saved at or after `since` (seconds since the epoch): the most recent `limit`, oldest
+    first (by `ts`, then save order). `check_audit_query` and `select_audit` in
+    `penguiflow.state` apply these rules."""
+
+    async def save_audit(self, record: AuditRecord) -> None: ...
+
+    async def list_audit(
+        self,
+        tenant: str | None,
+        *,
+        session_id: str | None = None,
+        since: float | None = None,
+        limit: int = 100,
+    ) -> Sequence[AuditRecord]: ...
+
+
 CAPABILITIES: dict[str, type] = {
     "planner_state": SupportsPlannerState,
     "memory_state": SupportsMemoryState,
@@ -148,6 +172,7 @@ CAPABILITIES: dict[str, type] = {
     "planner_events": SupportsPlannerEvents,
     "artifacts": SupportsArtifacts,
     "conversation_bindings": SupportsConversationBindings,
+    "audit": SupportsAudit,
 }
 
 

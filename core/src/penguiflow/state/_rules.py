@@ -8,13 +8,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+from collections.abc import Iterable
 from dataclasses import asdict
 from typing import Any
 
 from ._errors import StoreRequestError
-from ._models import StoredEvent
+from ._models import AuditRecord, StoredEvent
 
-__all__ = ["check_binding_query", "event_fingerprint", "log_cursor", "task_id_of"]
+__all__ = [
+    "check_audit_query",
+    "check_binding_query",
+    "event_fingerprint",
+    "log_cursor",
+    "select_audit",
+    "task_id_of",
+]
 
 
 def event_fingerprint(event: StoredEvent) -> str:
@@ -70,3 +79,51 @@ def log_cursor(since_id: str | int | None) -> int:
             f"got {since_id!r}"
         )
     return int(text)
+
+
+def check_audit_query(tenant: object, since: object, limit: object) -> None:
+    """Refuse `list_audit` arguments a store cannot serve, the same way in every store.
+
+    `tenant` is a string or None (None selects the records that belong to no tenant, such
+    as plugin load failures: never every tenant's); `since` a finite number of seconds
+    since the epoch or None; `limit` an integer >= 1. Raises `StoreRequestError`."""
+    if tenant is not None and not isinstance(tenant, str):
+        raise StoreRequestError(
+            f"list_audit needs a tenant id (a str) or None for records without a tenant; "
+            f"got {type(tenant).__name__} {tenant!r}"
+        )
+    if since is not None and (
+        isinstance(since, bool)
+        or not isinstance(since, int | float)
+        or not math.isfinite(float(since))
+    ):
+        raise StoreRequestError(
+            f"since must be a time in seconds since the epoch (a finite number, e.g. "
+            f"time.time() - 3600) or None; got {since!r}"
+        )
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise StoreRequestError(f"limit must be an integer >= 1; got {limit!r}")
+
+
+def select_audit(
+    records: Iterable[AuditRecord],
+    tenant: str | None,
+    *,
+    session_id: str | None = None,
+    since: float | None = None,
+    limit: int = 100,
+) -> list[AuditRecord]:
+    """What `list_audit` returns from `records` (given in save order): the records of
+    `tenant` (and of `session_id`, when given) saved at or after `since`, the most recent
+    `limit` of them, oldest first (by `ts`, then save order). For stores that filter in
+    Python; a database store applies the same rule in its query."""
+    check_audit_query(tenant, since, limit)
+    chosen = [
+        (record.ts, index, record)
+        for index, record in enumerate(records)
+        if record.tenant == tenant
+        and (session_id is None or record.session_id == session_id)
+        and (since is None or record.ts >= since)
+    ]
+    chosen.sort(key=lambda item: (item[0], item[1]))
+    return [record for _, _, record in chosen[-limit:]]

@@ -10,8 +10,8 @@ from typing import Any
 from ..resources import AsyncResource
 from ._errors import StoreClosedError
 from ._logs import SessionLogs
-from ._models import RemoteBinding, StoredEvent
-from ._rules import check_binding_query, task_id_of
+from ._models import AuditRecord, RemoteBinding, StoredEvent
+from ._rules import check_audit_query, check_binding_query, select_audit, task_id_of
 
 __all__ = ["InMemoryStateStore"]
 
@@ -30,6 +30,7 @@ class InMemoryStateStore(SessionLogs, AsyncResource):
         self._tasks: dict[str, dict[str, dict[str, Any]]] = {}
         self._logs: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
         self._trajectories: dict[str, dict[str, Any]] = {}
+        self._audit: dict[str, AuditRecord] = {}  # by id, in save order
         self._sequence = 0
         self._lock = asyncio.Lock()
         self._closed = False
@@ -53,6 +54,7 @@ class InMemoryStateStore(SessionLogs, AsyncResource):
             self._tasks.clear()
             self._logs.clear()
             self._trajectories.clear()
+            self._audit.clear()
 
     async def save_event(self, event: StoredEvent) -> None:
         async with self._open():
@@ -160,3 +162,25 @@ class InMemoryStateStore(SessionLogs, AsyncResource):
         async with self._open():
             trajectory = self._trajectories.get(trace_id)
             return copy.deepcopy(trajectory) if trajectory is not None else None
+
+    # -- audit trail -----------------------------------------------------------------------------
+
+    async def save_audit(self, record: AuditRecord) -> None:
+        async with self._open():
+            if record.id not in self._audit:
+                self._audit[record.id] = AuditRecord.from_dict(copy.deepcopy(record.to_dict()))
+
+    async def list_audit(
+        self,
+        tenant: str | None,
+        *,
+        session_id: str | None = None,
+        since: float | None = None,
+        limit: int = 100,
+    ) -> Sequence[AuditRecord]:
+        check_audit_query(tenant, since, limit)
+        async with self._open():
+            chosen = select_audit(
+                self._audit.values(), tenant, session_id=session_id, since=since, limit=limit
+            )
+            return [AuditRecord.from_dict(copy.deepcopy(r.to_dict())) for r in chosen]

@@ -32,15 +32,15 @@ from ..errors import ConfigurationError, InvalidTypeError, describe_exception
 from ..resources import AsyncResource, redact_url
 from ._errors import SchemaVersionError, StoreClosedError
 from ._logs import SessionLogs
-from ._models import RemoteBinding, StoredEvent
-from ._rules import check_binding_query, event_fingerprint, task_id_of
+from ._models import AuditRecord, RemoteBinding, StoredEvent
+from ._rules import check_audit_query, check_binding_query, event_fingerprint, task_id_of
 from .exact_json import dumps_exact
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStateStore"]
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -92,6 +92,18 @@ _MIGRATIONS: dict[int, str] = {
         trace_id TEXT PRIMARY KEY,
         payload TEXT NOT NULL
     );
+    """,
+    3: """
+    CREATE TABLE IF NOT EXISTS audit (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        ts REAL NOT NULL,
+        tenant TEXT,
+        session_id TEXT,
+        record TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS audit_by_tenant ON audit (tenant, ts, seq);
+    CREATE INDEX IF NOT EXISTS audit_by_session ON audit (tenant, session_id, ts, seq);
     """,
 }
 
@@ -490,6 +502,43 @@ class SQLiteStateStore(SessionLogs, AsyncResource):
 
     async def get_trajectory(self, trace_id: str) -> dict[str, Any] | None:
         return await self._get("trajectories", "trace_id", trace_id)
+
+    # -- SupportsAudit -------------------------------------------------------------------------
+
+    async def save_audit(self, record: AuditRecord) -> None:
+        text = dumps_exact(record.to_dict(), what="audit_record", store=_STORE)
+        row = (record.id, record.ts, record.tenant, record.session_id, text)
+
+        def insert(db: sqlite3.Connection) -> None:
+            with db:
+                db.execute(
+                    "INSERT OR IGNORE INTO audit (id, ts, tenant, session_id, record) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    row,
+                )
+
+        await self._call(insert)
+
+    async def list_audit(
+        self,
+        tenant: str | None,
+        *,
+        session_id: str | None = None,
+        since: float | None = None,
+        limit: int = 100,
+    ) -> Sequence[AuditRecord]:
+        check_audit_query(tenant, since, limit)
+
+        def select(db: sqlite3.Connection) -> list[AuditRecord]:
+            # `IS` matches NULL too: tenant None selects the records without a tenant.
+            rows = db.execute(
+                "SELECT record FROM audit WHERE tenant IS ? AND (? IS NULL OR session_id = ?) "
+                "AND (? IS NULL OR ts >= ?) ORDER BY ts DESC, seq DESC LIMIT ?",
+                (tenant, session_id, session_id, since, since, limit),
+            ).fetchall()
+            return [AuditRecord.from_dict(json.loads(r[0])) for r in reversed(rows)]
+
+        return await self._call(select)
 
     # table and column names below are constants of this module, never user input
     async def _put(

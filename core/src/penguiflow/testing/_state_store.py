@@ -10,7 +10,14 @@ import pytest
 
 from ..errors import PenguiFlowError, describe_exception
 from ..resources import aclose_resource
-from ..state import RemoteBinding, StateStore, StoredEvent, capabilities
+from ..state import (
+    AuditRecord,
+    RemoteBinding,
+    StateStore,
+    StoredEvent,
+    StoreRequestError,
+    capabilities,
+)
 from ._support import run_with_resource
 
 __all__ = ["StateStoreConformance"]
@@ -287,6 +294,78 @@ class StateStoreConformance:
 
         self._run(scenario)
 
+    def test_audit_records_are_kept_per_tenant_and_session(self) -> None:
+        def audit(n: int, tenant: str | None, session: str | None, ts: float) -> AuditRecord:
+            return AuditRecord(
+                action="steering.cancel",
+                source="session",
+                tenant=tenant,
+                user="ann",
+                session_id=session,
+                target=f"task-{n}",
+                outcome="applied",
+                details={"n": n, "nested": {"list": [1, "two", None, True]}},
+                trace_id="t" * 32,
+                ts=ts,
+                id=f"rec-{n}",
+            )
+
+        async def scenario(store: Any) -> None:
+            self._needs(store, "audit")
+            base = 1_800_000_000.0
+            # Saved out of time order: listing orders by ts, then save order (n=3 and n=4
+            # share a ts and keep their save order).
+            plan = [(2, "acme", "s1", base + 2), (0, "acme", "s1", base),
+                    (1, "acme", "s2", base + 1), (3, "acme", "s1", base + 3),
+                    (4, "acme", "s1", base + 3), (5, "globex", "s1", base + 1),
+                    (6, None, None, base + 4)]  # fmt: skip
+            for n, tenant, session, ts in plan:
+                await store.save_audit(audit(n, tenant, session, ts))
+            await store.save_audit(audit(0, "acme", "s1", base))  # saved again: kept once
+            listed = await store.list_audit("acme")
+            assert [r.id for r in listed] == ["rec-0", "rec-1", "rec-2", "rec-3", "rec-4"]
+            assert listed[0] == audit(0, "acme", "s1", base)  # every field round-trips
+            in_s1 = await store.list_audit("acme", session_id="s1")
+            assert [r.id for r in in_s1] == ["rec-0", "rec-2", "rec-3", "rec-4"]
+            recent = await store.list_audit("acme", session_id="s1", since=base + 2, limit=2)
+            assert [r.id for r in recent] == ["rec-3", "rec-4"]  # the most recent two
+            assert [r.id for r in await store.list_audit("acme", since=base + 2)] == [
+                "rec-2", "rec-3", "rec-4"]  # fmt: skip
+            # One tenant never sees another's records; None is "no tenant", not "all".
+            assert [r.id for r in await store.list_audit("globex")] == ["rec-5"]
+            assert [r.id for r in await store.list_audit(None)] == ["rec-6"]
+            assert list(await store.list_audit("nobody")) == []
+            # Ids that hold a store's separators (or U+0000) name nobody else's records.
+            odd = [("a:b", "c"), ("a", "b:c"), ("a%3Ab", "c"), ("nul\x00t", "s\x00")]
+            for n, (tenant, session) in enumerate(odd, start=10):
+                await store.save_audit(audit(n, tenant, session, base))
+            for n, (tenant, session) in enumerate(odd, start=10):
+                assert [r.id for r in await store.list_audit(tenant)] == [f"rec-{n}"]
+                found = await store.list_audit(tenant, session_id=session)
+                assert [(r.tenant, r.session_id) for r in found] == [(tenant, session)]
+            for bad in ({"limit": 0}, {"limit": -1}, {"since": float("nan")}, {"since": "x"}):
+                with pytest.raises(StoreRequestError):
+                    await store.list_audit("acme", **bad)
+
+        self._run(scenario)
+
+    def test_a_reopened_store_keeps_audit_records(self) -> None:
+        async def scenario(store: Any) -> None:
+            self._needs(store, "audit")
+            await store.save_audit(AuditRecord(action="planner.pause", source="planner",
+                                               tenant="acme", id="kept"))  # fmt: skip
+            try:
+                reopened: Any = await self.reopen_store(store)
+            except NotImplementedError:
+                pytest.skip("not a durable store (reopen_store not implemented)")
+            try:
+                assert [r.id for r in await reopened.list_audit("acme")] == ["kept"]
+            finally:
+                if reopened is not store:
+                    await self.close_store(reopened)
+
+        self._run(scenario)
+
     # -- closing ---------------------------------------------------------------------------
 
     async def _aclose(self, store: StateStore) -> None:
@@ -317,6 +396,7 @@ class StateStoreConformance:
             "planner_events": ("list_planner_events", lambda: store.list_planner_events("x")),
             "artifacts": ("get_artifact", lambda: store.get_artifact("x")),
             "conversation_bindings": ("list_bindings", lambda: store.list_bindings("x")),
+            "audit": ("list_audit", lambda: store.list_audit("x")),
         }
         calls += [call for name, call in optional.items() if name in offered]
         for method, call in calls:

@@ -14,8 +14,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from penguiflow_serve import TraceContextMiddleware
 from pydantic import ValidationError
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -460,4 +462,5 @@ def build_app(
         *_rest_routes(b, rest_prefix + "/{tenant}"),
         Route(jsonrpc_path, b.jsonrpc, methods=["POST"]),
     ]
-    return Starlette(routes=routes)
+    # A caller's `traceparent` makes the work it asks for part of its trace.
+    return Starlette(routes=routes, middleware=[Middleware(TraceContextMiddleware)])

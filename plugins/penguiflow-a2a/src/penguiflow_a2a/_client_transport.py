@@ -18,6 +18,7 @@ import httpx
 from penguiflow.errors import ConfigurationError, UsageError, describe_exception
 from penguiflow.remote import RemoteCallRequest, RemoteCallResult, RemoteStreamEvent
 from penguiflow.resources import AsyncResource
+from penguiflow.tracecontext import inject
 
 from ._client_codec import (
     ResultBuilder,
@@ -173,6 +174,9 @@ class A2AHttpTransport(AsyncResource):
     ) -> httpx.Response:
         """Sends `request`, retrying only connections that could not be opened."""
         self._check_open()
+        # The caller's trace goes with the request (RemoteNode's remote.call span), so the
+        # agent runs the task as part of it.
+        inject(request.headers)
         attempt = 0
         while True:
             try:

@@ -182,6 +182,15 @@ def a2a() -> None:
     type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
     default="warning",
     show_default=True,
+    help="What the server logs to stderr: PenguiFlow's records, the plugins' and uvicorn's "
+    "(its access lines at info and below).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"], case_sensitive=False),
+    default="text",
+    show_default=True,
+    help="Readable lines, or one JSON object per line; both carry trace and span ids.",
 )
 def serve(
     target: str,
@@ -193,6 +202,7 @@ def serve(
     no_auth: bool,
     allow_private_push: bool,
     log_level: str,
+    log_format: str,
 ) -> None:
     """Serve TARGET as an A2A agent over HTTP+JSON and JSON-RPC.
 
@@ -208,6 +218,7 @@ def serve(
             "a2a serve needs penguiflow-serve, uvicorn and starlette: pip install "
             "'penguiflow-a2a[server]'"
         ) from None
+    penguiflow_serve.configure_logging(log_level, log_format)
     tokens = _tokens(token_file, no_auth)
     sock = penguiflow_serve.bind_socket(host, port)
     url = penguiflow_serve.display_url(host, sock.getsockname()[1])

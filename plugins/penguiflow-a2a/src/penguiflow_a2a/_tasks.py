@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from penguiflow.errors import describe_exception
+from penguiflow.observability import observe
 
 from ._auth import Principal
 from ._errors import (
@@ -393,6 +394,30 @@ class TaskManager:
         return record, live
 
     async def _run(self, record: TaskRecord, live: _Live) -> None:
+        context = live.context
+        attributes = {
+            "side": "server",
+            "skill": context.skill or "",
+            "resuming": context.resuming,
+            "task_id": record.task.id,
+            "context_id": record.task.context_id,
+        }
+        # The server's side of a remote call: its span (a child of the caller's, when the
+        # request carried a traceparent) is current while the executor runs.
+        tenant = context.tenant or None
+        async with observe("remote", "call", tenant=tenant, attributes=attributes) as unit:
+            await self._run_task(record, live)
+            if unit.active:
+                state = record.task.status.state
+                unit.attributes["state"] = state.value
+                if state in (TaskState.FAILED, TaskState.REJECTED):
+                    unit.attributes["status"] = "error"
+                    unit.attributes["error"] = f"the task ended {state.value}"
+                    unit.attributes["error_type"] = "TaskFailed"
+                elif state is TaskState.CANCELED:
+                    unit.attributes["status"] = "cancelled"
+
+    async def _run_task(self, record: TaskRecord, live: _Live) -> None:
         updater = TaskUpdater(self, record)
         try:
             if record.task.status.state != TaskState.WORKING:

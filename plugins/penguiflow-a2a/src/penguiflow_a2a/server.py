@@ -27,9 +27,11 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from penguiflow_serve import health_routes
 from starlette.applications import Starlette
 
 from penguiflow.errors import ConfigurationError
+from penguiflow.health import default_checks
 from penguiflow.runtime import Flow
 from penguiflow.state import SupportsTasks
 
@@ -145,6 +147,10 @@ def create_a2a_app(
     ``state_store`` persists tasks (any store with the ``SupportsTasks`` capability);
     ``push_sender`` enables push notifications (`penguiflow_a2a._push.PushSender`);
     ``base_url`` fills the card's interfaces when it lists none.
+
+    ``GET /healthz`` (alive) and ``GET /readyz`` (plugins loaded, ``state_store`` writable;
+    503 when not) answer without authentication; ``app.state.health`` (a
+    `penguiflow.health.HealthChecks`) takes checks of your own.
     """
     _check_card(agent_card, "agent_card")
     if extended_agent_card is not None:
@@ -183,4 +189,8 @@ def create_a2a_app(
 
     app.router.lifespan_context = lifespan
     app.state.a2a_manager = manager
+    # Probes come without credentials: these two routes sit outside the authenticated ones.
+    checks = default_checks(state_store=state_store)
+    app.router.routes.extend(health_routes(checks))
+    app.state.health = checks
     return app

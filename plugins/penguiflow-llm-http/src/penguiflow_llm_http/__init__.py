@@ -9,6 +9,8 @@ writes a codec, and registers a driver in `penguiflow.llm_adapters` with `model_
 What does not depend on HTTP stays in the kernel's `penguiflow.llm`: the `JSONLLMClient`
 protocol, the message and response models, reply validation (`validate_reply`) and the
 `LLMError` tree, which the toolkit raises. Test helpers are in `penguiflow_llm_http.testing`.
+Every call is observed as an `llm.call` event (`record_response`, `record_usage`: the
+OpenTelemetry GenAI attributes) and its requests carry the W3C `traceparent`.
 `redact_secrets` keeps a credential out of errors in whatever encoding a provider echoes it.
 """
 
@@ -25,6 +27,7 @@ from ._engine import (
     ToolCallDelta,
     Transport,
 )
+from ._observe import gen_ai_system, record_response, record_usage
 from ._pricing import ModelPrice, PriceTuple, PricingTable
 from ._redact import redact_secrets
 from ._refusals import REFUSAL_STATUSES, REFUSAL_WORDS, is_mode_refusal
@@ -66,10 +69,13 @@ __all__ = [
     "ToolCallDelta",
     "Transport",
     "check_request_options",
+    "gen_ai_system",
     "is_mode_refusal",
     "iter_sse",
     "model_driver",
     "parse_retry_after",
+    "record_response",
+    "record_usage",
     "redact_secrets",
     "repair_instructions",
     "require_model",

@@ -42,8 +42,10 @@ from penguiflow.llm import (
     tool_definitions,
     validate_reply,
 )
+from penguiflow.observability import Observation, capture_content, clip_content, observe
 from penguiflow.resources import AsyncResource
 
+from ._observe import gen_ai_system, record_response
 from ._pricing import PricingTable
 from ._retry import RetryPolicy
 from ._schema import ModelProfile, SchemaMode, repair_instructions, schema_name, schema_of
@@ -245,8 +247,44 @@ class ProviderClient(AsyncResource):
         A reply that does not match is sent back to the model with its validation errors up
         to `max_repairs` times, then `LLMReplyError` is raised. Usage and cost add up every
         attempt. With `stream=True` each attempt's text goes to `on_stream_chunk` as it
-        arrives and `(\"\", True)` ends it."""
+        arrives and `(\"\", True)` ends it.
+
+        When someone observes (`penguiflow.observability`), the call is one `llm.call` event
+        with the OpenTelemetry GenAI attributes, and its requests carry its `traceparent`."""
+        async with observe("llm", "call", attributes=self._call_attributes(stream)) as unit:
+            response = await self._complete(
+                unit, messages, response_format, stream, on_stream_chunk, on_reasoning_chunk,
+                tools, tool_choice,
+            )  # fmt: skip
+            if unit.active:
+                record_response(unit, response)
+            return response
+
+    def _call_attributes(self, stream: bool) -> dict[str, Any]:
+        return {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.system": gen_ai_system(self.codec.name),
+            "gen_ai.request.model": self.model,
+            "stream": stream,
+            "retries": 0,
+        }
+
+    async def _complete(
+        self,
+        unit: Observation,
+        messages: Sequence[LLMMessage | Mapping[str, Any]],
+        response_format: ResponseFormat,
+        stream: bool,
+        on_stream_chunk: StreamCallback | None,
+        on_reasoning_chunk: StreamCallback | None,
+        tools: Sequence[ToolLike] | None,
+        tool_choice: ToolChoice | None,
+    ) -> LLMResponse:
         conversation = normalize_messages(messages)
+        if unit.active and capture_content():
+            unit.attributes["gen_ai.input.messages"] = clip_content(
+                [message.model_dump(mode="json", exclude_defaults=True) for message in conversation]
+            )
         extra = self._tool_arguments(conversation, tools, tool_choice)
         schema = schema_of(response_format)
         name = schema_name(response_format, schema) if schema is not None else "response"
@@ -267,9 +305,11 @@ class ProviderClient(AsyncResource):
             )
             try:
                 if stream:
-                    reply = await self._stream(request, mode, on_stream_chunk, on_reasoning_chunk)
+                    reply = await self._stream(
+                        request, mode, on_stream_chunk, on_reasoning_chunk, unit
+                    )
                 else:
-                    reply = await self._send(request, mode)
+                    reply = await self._send(request, mode, unit)
             except LLMHTTPError as exc:
                 if schema is not None and self._refuses(exc, mode):
                     assert mode is not None  # _refuses says no without a mode
@@ -344,6 +384,8 @@ class ProviderClient(AsyncResource):
                     errors=errors,
                 )
             repairs += 1
+            if unit.active:
+                unit.attributes["repairs"] = repairs
             conversation = [
                 *conversation,
                 LLMMessage(role="assistant", content=reply.text),
@@ -421,7 +463,9 @@ class ProviderClient(AsyncResource):
 
     # -- one request, with retries --------------------------------------------------------------
 
-    async def _send(self, request: ProviderRequest, mode: SchemaMode | None) -> ProviderReply:
+    async def _send(
+        self, request: ProviderRequest, mode: SchemaMode | None, unit: Observation | None = None
+    ) -> ProviderReply:
         attempt = 0
         while True:
             attempt += 1
@@ -441,13 +485,19 @@ class ProviderClient(AsyncResource):
                         body=self._redact(str(body))[:500],
                     ) from None  # the cause may quote the body unredacted; its text is above
             except (LLMHTTPError, LLMConnectionError, LLMTimeoutError) as exc:
-                await self._wait_or_raise(exc, attempt, mode)
+                await self._wait_or_raise(exc, attempt, mode, unit)
                 continue
             if request.reply_prefix:
                 reply = dataclasses.replace(reply, text=request.reply_prefix + reply.text)
             return reply
 
-    async def _wait_or_raise(self, exc: Exception, attempt: int, mode: SchemaMode | None) -> None:
+    async def _wait_or_raise(
+        self,
+        exc: Exception,
+        attempt: int,
+        mode: SchemaMode | None,
+        unit: Observation | None = None,
+    ) -> None:
         retry_after = None
         if isinstance(exc, LLMHTTPError):
             # A refused mode (llama.cpp answers some with a 500) is not retried: the same
@@ -466,6 +516,8 @@ class ProviderClient(AsyncResource):
             self.retry.max_retries,
             delay,
         )
+        if unit is not None and unit.active:
+            unit.attributes["retries"] = int(unit.attributes.get("retries", 0)) + 1
         await asyncio.sleep(delay)
 
     async def _stream(
@@ -474,6 +526,7 @@ class ProviderClient(AsyncResource):
         mode: SchemaMode | None,
         on_chunk: StreamCallback | None,
         on_reasoning: StreamCallback | None,
+        unit: Observation | None = None,
     ) -> ProviderReply:
         attempt = 0
         while True:
@@ -493,7 +546,7 @@ class ProviderClient(AsyncResource):
                     ) from exc
                 if isinstance(exc, LLMStreamError):
                     exc = LLMConnectionError(describe_exception(exc))
-                await self._wait_or_raise(exc, attempt, mode)
+                await self._wait_or_raise(exc, attempt, mode, unit)
                 continue
             await _call(on_chunk, "", True)
             return reply

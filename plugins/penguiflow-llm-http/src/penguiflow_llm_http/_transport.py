@@ -23,6 +23,7 @@ from penguiflow.llm import (
     LLMTimeoutError,
 )
 from penguiflow.resources import AsyncResource
+from penguiflow.tracecontext import inject
 
 from ._credentials import Credential, TokenProvider, resolve_credential
 from ._redact import redact_secrets
@@ -116,6 +117,9 @@ class HTTPXTransport(AsyncResource):
 
     async def _request_headers(self, *, force_refresh: bool = False) -> dict[str, str]:
         headers = {"content-type": "application/json", **self._headers}
+        # The caller's trace goes with the request (the llm.call span, when observed), so a
+        # gateway or a traced model server joins the same trace.
+        inject(headers)
         token = await self._credential.token(force_refresh=force_refresh)
         if token:
             # Remembered before it is sent, so the answer to this request is redacted.

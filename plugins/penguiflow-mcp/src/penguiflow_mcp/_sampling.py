@@ -14,7 +14,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from penguiflow.errors import describe_exception
+from penguiflow.errors import PenguiFlowError, describe_exception
 from penguiflow.llm import JSONLLMClient, LLMImage, LLMMessage
 
 __all__ = ["SamplingAnswer", "stop_reason"]
@@ -39,7 +39,7 @@ def stop_reason(finish_reason: str | None) -> str | None:
     return _STOP_REASONS.get(finish_reason, finish_reason)
 
 
-class _Unsupported(Exception):
+class _Unsupported(PenguiFlowError):
     """A part of the request this client cannot pass to the model (audio, tool use)."""
 
 

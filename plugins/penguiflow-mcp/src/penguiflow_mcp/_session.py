@@ -8,6 +8,7 @@ task, so no task outlives the connector that made the session.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
@@ -16,6 +17,7 @@ from typing import Any
 import anyio
 
 from penguiflow.errors import describe_exception
+from penguiflow.tracecontext import TRACEPARENT, SpanContext, inject
 
 from ._errors import MCPConnectionError
 from ._notifications import (
@@ -236,7 +238,7 @@ class Session:
                 headers=self.config.resolved_headers(),
                 # Later than our scope too, like the SDK's timeout (see SDK_TIMEOUT_MARGIN_S).
                 timeout=httpx2.Timeout(read_timeout, connect=self.config.connect_timeout_s),
-                event_hooks={"response": [record]},
+                event_hooks={"request": [trace_header], "response": [record]},
                 auth=self._http_auth(),
             )
         )
@@ -268,6 +270,35 @@ class Session:
                 task.cancel()
             with anyio.CancelScope(shield=True):
                 await asyncio.wait([task])
+
+
+async def trace_header(request: Any) -> None:
+    """httpx2 request hook: the `traceparent` header of the trace the request belongs to.
+
+    The SDK sends requests from its own tasks, where the caller's current span is not set;
+    a tool call carries the caller's span in its `params._meta.traceparent` (see
+    `MCPConnector._call_once`), so the header is read from there. Other requests get the
+    current span, when the sending task has one."""
+    if any(key.lower() == TRACEPARENT for key in request.headers):
+        return
+    carried = _meta_traceparent(request)
+    if carried is not None:
+        request.headers[TRACEPARENT] = carried
+        return
+    inject(request.headers)
+
+
+def _meta_traceparent(request: Any) -> str | None:
+    if request.method != "POST":
+        return None
+    try:
+        body = json.loads(request.content)
+    except (ValueError, TypeError, UnicodeDecodeError, RuntimeError):
+        return None  # not JSON, or a streamed body (never a tool call)
+    params = body.get("params") if isinstance(body, dict) else None
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    value = meta.get(TRACEPARENT) if isinstance(meta, dict) else None
+    return value if SpanContext.parse(value) is not None else None
 
 
 async def _names_the_session(response: Any) -> bool:

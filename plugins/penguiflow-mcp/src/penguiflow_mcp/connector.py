@@ -28,7 +28,9 @@ from penguiflow.catalog import NodeSpec
 from penguiflow.connectors import ToolResult, tool_result_schema
 from penguiflow.current import current_context, current_flow
 from penguiflow.errors import ConfigurationError, describe_exception
+from penguiflow.observability import Observation, capture_content, clip_content, observe
 from penguiflow.resources import AsyncResource
+from penguiflow.tracecontext import TRACEPARENT, current_span
 
 from ._elicitation import ElicitationCallback, Elicitations
 from ._errors import MCPConnectionError, MCPError, MCPToolError
@@ -166,12 +168,17 @@ class MCPConnector(AsyncResource):
                 f"{'; '.join(errors)}"
             )
         _, gate = self._for_this_loop()
-        async with gate:
+        attributes = {"connector": "mcp", "server": self.name, "tool": tool, "retried": 0}
+        async with gate, observe("connector", "call", attributes=attributes) as unit:
+            if unit.active and capture_content():
+                unit.attributes["arguments"] = clip_content(args)
             # An elicitation during the call is attributed to it; what it leaves (the
             # planner's pause, a bad answer) is raised once the server has answered.
             with self._elicitations.tracking(tool) as elicited:
-                result = await self._call_with_retries(tool, args)
+                result = await self._call_with_retries(tool, args, unit)
             await self._elicitations.settle(elicited)
+            if unit.active and capture_content():
+                unit.attributes["result"] = clip_content(result.text)
             return result
 
     # -- catalog -------------------------------------------------------------------------------
@@ -666,7 +673,9 @@ class MCPConnector(AsyncResource):
             "after it was reopened"
         )
 
-    async def _call_with_retries(self, tool: str, args: dict[str, Any]) -> ToolResult:
+    async def _call_with_retries(
+        self, tool: str, args: dict[str, Any], unit: Observation | None = None
+    ) -> ToolResult:
         spec = (self._tools or {})[tool]
         attempt = 0
         reopened = False
@@ -690,6 +699,7 @@ class MCPConnector(AsyncResource):
                     # The server answered before running anything: it did not know the
                     # session. Safe to send again, whatever the tool does.
                     reopened = True
+                    _count_retry(unit)
                     await self._forget(session, f"call {tool}")
                     continue
                 status = session.statuses_since(mark)
@@ -719,6 +729,7 @@ class MCPConnector(AsyncResource):
                     tool,
                     "read-only" if spec.read_only else "idempotent",
                 )
+                _count_retry(unit)
                 continue
             return self._result(tool, result)
 
@@ -728,8 +739,14 @@ class MCPConnector(AsyncResource):
             self.name, tool, on_progress=self._on_progress, ctx=current_context()
         )
         try:
+            # The caller's trace goes in the request's `_meta` (the MCP convention, so a stdio
+            # server sees it too); over HTTP it also becomes the `traceparent` header.
+            span = current_span()
+            meta: Any = {TRACEPARENT: span.traceparent} if span is not None else None
             with anyio.move_on_after(self.config.timeout_s):
-                return await session.client.call_tool(tool, args, progress_callback=progress)
+                return await session.client.call_tool(
+                    tool, args, progress_callback=progress, meta=meta
+                )
         finally:
             await progress.finish()
         # Only this scope's timeout gets here; the caller's cancellation propagates. The
@@ -745,6 +762,11 @@ class MCPConnector(AsyncResource):
                 f"{self.name}.{tool} reported an error: {' '.join(texts) or 'no details'}"
             )
         return tool_result(result, self._artifacts, self.config.max_inline_chars)
+
+
+def _count_retry(unit: Observation | None) -> None:
+    if unit is not None and unit.active:
+        unit.attributes["retried"] = int(unit.attributes.get("retried", 0)) + 1
 
 
 def _is_protocol_error(exc: BaseException) -> bool:

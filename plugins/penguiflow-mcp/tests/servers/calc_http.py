@@ -123,6 +123,15 @@ def crash() -> str:
     os._exit(3)
 
 
+#: the `traceparent` headers of the POST requests received, in order (issue 18's tests)
+TRACEPARENTS: list[str] = []
+
+
+@server.tool(description="The traceparent headers received so far.", structured_output=False)
+def traceparents() -> str:
+    return json.dumps(TRACEPARENTS)
+
+
 app = server.streamable_http_app()
 
 
@@ -135,6 +144,8 @@ async def with_auth(scope, receive, send):  # type: ignore[no-untyped-def]
                         "headers": [(b"content-type", b"application/json")]})  # fmt: skip
             await send({"type": "http.response.body", "body": body})
             return
+        if scope["method"] == "POST" and b"traceparent" in headers:
+            TRACEPARENTS.append(headers[b"traceparent"].decode())
     if "answers-400" in mode:
         send = _as_400(send)
     if "legacy" in mode and scope["type"] == "http" and scope["method"] == "POST":

@@ -20,6 +20,7 @@ from penguiflow_llm_http import (
     RetryPolicy,
     TokenProvider,
     model_driver,
+    record_usage,
     require_model,
 )
 
@@ -32,6 +33,7 @@ from penguiflow.llm import (
     LLMTimeoutError,
     LLMUsage,
 )
+from penguiflow.observability import Observation, observe
 from penguiflow.resources import AsyncResource
 
 # Retries are logged where the chat clients log theirs.
@@ -123,10 +125,31 @@ class OpenAIEmbeddingsClient(AsyncResource):
     async def embed(
         self, inputs: Sequence[str], *, dimensions: int | None = None
     ) -> EmbeddingsResponse:
-        """A vector per string of `inputs`, in order."""
+        """A vector per string of `inputs`, in order. Observed (`penguiflow.observability`)
+        as one `llm.call` event with `gen_ai.operation.name` "embeddings"."""
         texts = _check_inputs(inputs)
         _check_dimensions(dimensions)
+        attributes = {
+            "gen_ai.operation.name": "embeddings",
+            "gen_ai.system": "openai",
+            "gen_ai.request.model": self.model,
+            "stream": False,
+            "retries": 0,
+            "inputs": len(texts),
+        }
+        async with observe("llm", "call", attributes=attributes) as unit:
+            response = await self._embed(texts, dimensions, unit)
+            if unit.active:
+                unit.attributes["gen_ai.response.model"] = response.model
+                record_usage(unit, response.usage, response.cost_usd)
+            return response
+
+    async def _embed(
+        self, texts: list[str], dimensions: int | None, unit: Observation
+    ) -> EmbeddingsResponse:
         wanted = dimensions if dimensions is not None else self.dimensions
+        if wanted is not None and unit.active:
+            unit.attributes["gen_ai.embeddings.dimension.count"] = wanted
         vectors: list[list[float]] = []
         usage = LLMUsage()
         reported = False
@@ -136,7 +159,7 @@ class OpenAIEmbeddingsClient(AsyncResource):
             body: dict[str, Any] = {"model": self.model, "input": batch, "encoding_format": "float"}
             if wanted is not None:
                 body["dimensions"] = wanted
-            answer = await self._post(body)
+            answer = await self._post(body, unit)
             found, batch_usage, model = self._read(answer, len(batch), start, wanted)
             vectors += found
             if batch_usage is not None:
@@ -148,7 +171,7 @@ class OpenAIEmbeddingsClient(AsyncResource):
             vectors=vectors, usage=total, cost_usd=self.pricing.cost(model, total), model=model
         )
 
-    async def _post(self, body: Mapping[str, Any]) -> Any:
+    async def _post(self, body: Mapping[str, Any], unit: Observation | None = None) -> Any:
         attempt = 0
         while True:
             attempt += 1
@@ -167,6 +190,8 @@ class OpenAIEmbeddingsClient(AsyncResource):
                     self.retry.max_retries,
                     delay,
                 )
+                if unit is not None and unit.active:
+                    unit.attributes["retries"] = int(unit.attributes.get("retries", 0)) + 1
                 await asyncio.sleep(delay)
 
     def _read(

@@ -20,9 +20,11 @@ from penguiflow.catalog import NodeSpec
 from penguiflow.errors import describe_exception
 from penguiflow.joins import BranchOutcome, JoinRequest, JoinStrategy
 from penguiflow.memory import MemoryKey
+from penguiflow.observability import capture_content, clip_content, enabled, observe
 from penguiflow.runtime import CircuitBreaker
 
 from ._actions import ParallelJoin, PlannerAction
+from ._audit import audited_tool_action, record_tool_call
 from ._background_support import spawn_in_background
 from ._events import EmitFn
 from ._executor import PauseRequested, run_tool
@@ -146,7 +148,44 @@ class ToolRunner:
         action_seq: int,
         extra_tool_context: Mapping[str, Any] | None = None,
     ) -> CallResult:
-        """Call `spec` with `args` (already checked) and report it with events."""
+        """Call `spec` with `args` (already checked) and report it with events; observed as
+        one `tool.call` unit of work, the tool's code running inside its span."""
+        if not enabled():
+            return await self._call(
+                spec, args, call_id=call_id, action_seq=action_seq,
+                extra_tool_context=extra_tool_context,
+            )  # fmt: skip
+        attributes = {
+            "tool": spec.name,
+            "side_effects": spec.side_effects,
+            "tool_call_id": call_id,
+            "action_seq": action_seq,
+        }
+        async with observe("tool", "call", trace_id=self._trace_id, attributes=attributes) as unit:
+            if capture_content():
+                unit.attributes["arguments"] = clip_content(args)
+            result = await self._call(
+                spec, args, call_id=call_id, action_seq=action_seq,
+                extra_tool_context=extra_tool_context,
+            )  # fmt: skip
+            if result.pause is not None:
+                unit.attributes["paused"] = True
+            elif not result.ok:
+                failure = result.failure or {}
+                unit.fail(result.error or "tool failed", str(failure.get("error_code") or ""))
+            elif capture_content():
+                unit.attributes["result"] = clip_content(result.observation)
+            return result
+
+    async def _call(
+        self,
+        spec: NodeSpec,
+        args: dict[str, Any],
+        *,
+        call_id: str,
+        action_seq: int,
+        extra_tool_context: Mapping[str, Any] | None,
+    ) -> CallResult:
         name = spec.name
         result = CallResult(name=name, args=args, call_id=call_id)
         await self._emit(
@@ -191,6 +230,20 @@ class ToolRunner:
             await self._call_inline(spec, args, ctx, result)
         result.streams = {key: list(chunks) for key, chunks in ctx.streams.items()}
         await self._report(result, action_seq)
+        action = audited_tool_action(spec)
+        if action is not None:  # writes and destructive tools go to the audit trail
+            await record_tool_call(
+                action,
+                spec=spec,
+                call_id=call_id,
+                args=args,
+                outcome="ok" if result.ok else ("paused" if result.pause else "error"),
+                error=result.error,
+                tool_context=tool_context,
+                memory_key=self._memory_key,
+                trace_id=self._trace_id,
+                store=self._state_store,
+            )
         return result
 
     async def _call_inline(

@@ -24,15 +24,18 @@ from pydantic import ValidationError
 
 from penguiflow.catalog import NodeSpec
 from penguiflow.llm import LLMError
+from penguiflow.observability import Observation, capture_content, clip_content, enabled, observe
 
 from ._acting import ToolRunner, run_parallel
 from ._actions import ParallelJoin, PlannerAction
+from ._audit import record_pause
 from ._decide import Decider, DecisionInputs, ModelCallFailed, RepairFailed
 from ._endings import Endings
 from ._events import PlannerEvent, publish
 from ._failures import describe_failure, is_failure
 from ._final import build_payload, ensure_structured
 from ._guidance import GuidanceTracker
+from ._observe import publish_planner_event, record_usage
 from ._prompt import build_system_prompt, tool_records
 from ._reflection import reflect
 from ._results import PlannerFinish, PlannerPause, token_ref
@@ -54,6 +57,23 @@ SHIELD_GRACE_S = 5.0
 
 _PAUSE_REASONS = ("approval_required", "await_input", "external_event", "constraints_conflict")
 Outcome = PlannerFinish | PlannerPause
+
+
+def _record_outcome(unit: Observation, outcome: Outcome) -> None:
+    """How a run ended, on its `planner.run` event: `outcome` ("finish" or "pause") and
+    `reason` (the precise finish reason, or the pause's); a finish that is a failure is an
+    error."""
+    if isinstance(outcome, PlannerPause):
+        unit.attributes.update(outcome="pause", reason=outcome.reason)
+        return
+    metadata = outcome.metadata
+    unit.attributes.update(
+        outcome="finish",
+        reason=str(metadata.get("finish_reason") or outcome.reason),
+        public_reason=outcome.reason,
+    )
+    if metadata.get("error") is not None and not outcome.ok:
+        unit.fail(str(metadata["error"])[:512], "PlannerFinish")
 
 
 class RunLoop:
@@ -163,12 +183,32 @@ class RunLoop:
             sinks=self.planner._sinks(),
             callback=self.planner.event_callback,
         )
+        await publish_planner_event(event, trace_id=self.run.trace_id)
 
     # -- the run -----------------------------------------------------------------------------
 
     async def execute(
         self, *, resumed: str | None = None, user_input: str | None = None
     ) -> Outcome:
+        """The run, observed as one `planner.run` unit of work (see `_observe`): its steps
+        and tool calls are children of its span."""
+        run = self.run
+        attributes: dict[str, Any] = {
+            "run_id": run.run_id,
+            "resumed": resumed is not None,
+            "query_length": len(run.trajectory.query),
+        }
+        async with observe("planner", "run", trace_id=run.trace_id, attributes=attributes) as unit:
+            if unit.active and capture_content():
+                unit.attributes["query"] = clip_content(run.trajectory.query)
+            outcome = await self._execute(resumed=resumed, user_input=user_input)
+            if unit.active:
+                _record_outcome(unit, outcome)
+                record_usage(unit, run.usage)
+                unit.attributes["steps"] = len(run.trajectory.steps)
+            return outcome
+
+    async def _execute(self, *, resumed: str | None, user_input: str | None) -> Outcome:
         """The run's steps under its deadline. When the deadline passes, whatever is in flight
         is cancelled and awaited, and the run ends `budget_exhausted` (`deadline`)."""
         run = self.run
@@ -214,46 +254,65 @@ class RunLoop:
                     "hop_budget" if run.usage.hop_exhausted else "max_iters"
                 )
             seq = run.next_action_seq()
-            await self.emit("step_start", {"action_seq": seq})
-            started = settings.time_source()
-            run.in_flight = "model call"
-            try:
-                action = await self.decider.decide(trajectory, self._inputs(seq))
-            except ModelCallFailed as failed:
-                return await self._model_failed(failed.cause)
-            except RepairFailed as failed:
-                return await self.endings.end(
-                    "repair_failed",
-                    {"errors": failed.errors, "last_reply": failed.last_reply},
-                    error=f"the model's replies were unusable {settings.repair_attempts + 1} "
-                    "times in a row",
-                )
-            run.thought = action.thought
-            if action.is_finish:
-                if has_pending(self.steering):
-                    trajectory.steps.append(
-                        TrajectoryStep(
-                            action=action,
-                            observation="Finish deferred: new steering arrived; take it into "
-                            "account, then answer.",
-                        )
-                    )
-                    continue
-                return await self._finish(action, seq)
-            outcome = await self._act(action, seq)
+            if enabled():
+                async with observe(
+                    "planner", "step", trace_id=run.trace_id, attributes={"action_seq": seq}
+                ) as unit:
+                    outcome = await self._step(seq)
+                    unit.attributes["step"] = max(len(trajectory.steps) - 1, 0)
+                    if isinstance(outcome, PlannerFinish) and not outcome.ok:
+                        unit.fail(str(outcome.metadata.get("error") or outcome.reason))
+            else:
+                outcome = await self._step(seq)
             if outcome is not None:
                 return outcome
-            if self.pending_pause is not None:
-                return self.pending_pause
-            elapsed_ms = (settings.time_source() - started) * 1000.0
-            await self.emit(
-                "step_complete",
-                {},
-                thought=action.thought or None,
-                node_name=action.next_node,
-                latency_ms=elapsed_ms,
-                step=max(len(trajectory.steps) - 1, 0),  # the step just taken
+
+    async def _step(self, seq: int) -> Outcome | None:
+        """One step: the model decides, and the decision is carried out. None: go on."""
+        run = self.run
+        trajectory = run.trajectory
+        settings = self.settings
+        await self.emit("step_start", {"action_seq": seq})
+        started = settings.time_source()
+        run.in_flight = "model call"
+        try:
+            action = await self.decider.decide(trajectory, self._inputs(seq))
+        except ModelCallFailed as failed:
+            return await self._model_failed(failed.cause)
+        except RepairFailed as failed:
+            return await self.endings.end(
+                "repair_failed",
+                {"errors": failed.errors, "last_reply": failed.last_reply},
+                error=f"the model's replies were unusable {settings.repair_attempts + 1} "
+                "times in a row",
             )
+        run.thought = action.thought
+        if action.is_finish:
+            if has_pending(self.steering):
+                trajectory.steps.append(
+                    TrajectoryStep(
+                        action=action,
+                        observation="Finish deferred: new steering arrived; take it into "
+                        "account, then answer.",
+                    )
+                )
+                return None
+            return await self._finish(action, seq)
+        outcome = await self._act(action, seq)
+        if outcome is not None:
+            return outcome
+        if self.pending_pause is not None:
+            return self.pending_pause
+        elapsed_ms = (settings.time_source() - started) * 1000.0
+        await self.emit(
+            "step_complete",
+            {},
+            thought=action.thought or None,
+            node_name=action.next_node,
+            latency_ms=elapsed_ms,
+            step=max(len(trajectory.steps) - 1, 0),  # the step just taken
+        )
+        return None
 
     def _follow_catalog(self) -> None:
         """The planner's tools changed (`replace_tools`) since this run's catalog was
@@ -613,4 +672,14 @@ class RunLoop:
                 "pause", {"reason": reason, "payload": body, "pause_ref": token_ref(token)}
             )
             await self.endings.persist()
+            await record_pause(
+                token=token,
+                ref=token_ref(token),
+                reason=reason,
+                payload=body,
+                tool_context=run.trajectory.tool_context,
+                memory_key=run.memory_key,
+                trace_id=run.trace_id,
+                store=planner.state_store,
+            )
         return PlannerPause(reason=reason, payload=body, resume_token=token)  # type: ignore[arg-type]

@@ -27,6 +27,7 @@ from penguiflow.runtime import CircuitBreaker
 from penguiflow.state import require_capabilities
 
 from ._actions import PlannerAction
+from ._audit import acting_for, record_resume
 from ._background_support import (
     background_catalog,
     background_enabled,
@@ -426,7 +427,8 @@ class ReactPlanner(AsyncResource):
                 )  # fmt: skip
                 if patch:
                     trajectory.llm_context = {**(trajectory.llm_context or {}), **patch}
-            return await self._execute(loop)
+            with acting_for(named):  # the audit trail's tenant and user
+                return await self._execute(loop)
 
     async def resume(
         self,
@@ -459,19 +461,31 @@ class ReactPlanner(AsyncResource):
         key = self._memory.resolve_key(memory_key, tools) if memory_key or tools else None
         ref = token_ref(token)
         claimant = owner if owner is not None else (key if key is not None else memory_key)
-        taken = await take_paused(self.state_store, token, claimant, ref)
+        audit_who: dict[str, Any] = {
+            "token": token, "ref": ref, "user_input": user_input, "tool_context": tools,
+            "memory_key": key if key is not None else memory_key, "store": self.state_store,
+        }  # fmt: skip
+        try:
+            taken = await take_paused(self.state_store, token, claimant, ref)
+        except Exception as refused:  # an unknown or used token, or someone else's pause
+            await record_resume(outcome="refused", trace_id=None, error=refused, **audit_who)
+            raise
         try:
             run = resumed_run(taken, tool_context=tools)
         except BaseException:
             await self._restore(token, taken, ref)  # unreadable here; perhaps not elsewhere
             raise
+        acting = run.memory_key or audit_who["memory_key"]
+        audit_who.update(tool_context=run.trajectory.tool_context, memory_key=acting)
+        await record_resume(outcome="ok", trace_id=run.trace_id, **audit_who)
         run.usage.use_clock(self._settings.time_source)
         run.usage.restart_clock()
         run.trajectory.resume_user_input = user_input
         async with self._session_lock(run.session_id):
             loop = RunLoop(self, run, visibility=tool_visibility, steering=steering)
             try:
-                outcome = await self._execute(loop, resumed=ref, user_input=user_input)
+                with acting_for(acting):
+                    outcome = await self._execute(loop, resumed=ref, user_input=user_input)
             except BaseException:
                 # The caller cancelled the continuation: the paused run is not lost with it
                 # (unless the continuation already called a tool, answered or paused again).

@@ -19,11 +19,13 @@ from typing import Any
 from penguiflow.errors import ConfigurationError
 from penguiflow.resources import AsyncResource, redact_url
 from penguiflow.state import (
+    AuditRecord,
     RemoteBinding,
     SchemaVersionError,
     SessionLogs,
     StoreClosedError,
     StoredEvent,
+    check_audit_query,
     check_binding_query,
     event_fingerprint,
     task_id_of,
@@ -34,7 +36,7 @@ from ._nul import escape_nul, needs_unescape, unescape_nul
 
 __all__ = ["SCHEMA_VERSION", "PostgresStateStore"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _MIGRATION_LOCK = 0x70656E67  # advisory lock id for migrations
 
 _MIGRATIONS: dict[int, str] = {
@@ -76,6 +78,18 @@ _MIGRATIONS: dict[int, str] = {
         UNIQUE (log, scope, entry_key)
     );
     CREATE TABLE IF NOT EXISTS {s}.trajectories (trace_id TEXT PRIMARY KEY, payload JSONB NOT NULL);
+    """,
+    2: """
+    CREATE TABLE IF NOT EXISTS {s}.audit (
+        seq BIGSERIAL PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        ts DOUBLE PRECISION NOT NULL,
+        tenant TEXT,
+        session_id TEXT,
+        record JSONB NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS audit_by_tenant ON {s}.audit (tenant, ts, seq);
+    CREATE INDEX IF NOT EXISTS audit_by_session ON {s}.audit (tenant, session_id, ts, seq);
     """,
 }
 
@@ -361,3 +375,38 @@ class PostgresStateStore(SessionLogs, AsyncResource):
             log, scope, after,
         )  # fmt: skip
         return [{**_loads(r["payload"]), "id": str(r["id"])} for r in rows]
+
+    # -- SupportsAudit -------------------------------------------------------------------------
+
+    async def save_audit(self, record: AuditRecord) -> None:
+        text = _dumps_state(record.to_dict(), "audit_record")
+        # TEXT columns refuse U+0000 too: the lookup columns hold the escaped form.
+        tenant, session = escape_nul(record.tenant), escape_nul(record.session_id)
+        db = await self._db()
+        await db.execute(
+            f"INSERT INTO {self.schema}.audit (id, ts, tenant, session_id, record) "
+            "VALUES ($1, $2, $3, $4, $5::jsonb) ON CONFLICT (id) DO NOTHING",
+            escape_nul(record.id), record.ts, tenant, session, text,
+        )  # fmt: skip
+
+    async def list_audit(
+        self,
+        tenant: str | None,
+        *,
+        session_id: str | None = None,
+        since: float | None = None,
+        limit: int = 100,
+    ) -> Sequence[AuditRecord]:
+        check_audit_query(tenant, since, limit)
+        db = await self._db()
+        # `IS NOT DISTINCT FROM` matches NULL too: tenant None selects the records without one.
+        rows = await db.fetch(
+            f"SELECT record::text AS record FROM {self.schema}.audit "
+            "WHERE tenant IS NOT DISTINCT FROM $1::text "
+            "AND ($2::text IS NULL OR session_id = $2::text) "
+            "AND ($3::float8 IS NULL OR ts >= $3::float8) "
+            "ORDER BY ts DESC, seq DESC LIMIT $4",
+            escape_nul(tenant), escape_nul(session_id),
+            None if since is None else float(since), limit,
+        )  # fmt: skip
+        return [AuditRecord.from_dict(_loads(r["record"])) for r in reversed(rows)]

@@ -28,6 +28,7 @@ from penguiflow.node import Node
 from penguiflow.registry import ModelRegistry
 from penguiflow.resources import redact_url
 from penguiflow.runtime import FlowDefinition, FlowLifecycle, FlowResource, FlowTarget
+from penguiflow.tracecontext import stamp_message
 from penguiflow.types import FinalAnswer, Message, StreamChunk
 
 from ._backlog import BacklogGate
@@ -258,6 +259,8 @@ class RedisFlow(FlowResource):
         of the same trace again is safe, the runtime recognises it (for `dedup_ttl_s`, and
         until the trace's result arrives) and does not enqueue it twice."""
         self._check_running("emit")
+        # Inside a span (a web request's): the message joins that trace on every worker.
+        msg = stamp_message(msg)
         if trace_id is not None:
             msg = _stamp_trace(msg, trace_id)
             self._trace_inboxes.setdefault(trace_id, _Inbox())

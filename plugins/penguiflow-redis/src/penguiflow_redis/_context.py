@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 from penguiflow.core import ROOKERY
 from penguiflow.errors import UsageError
 from penguiflow.node import Node
+from penguiflow.observability import enabled
 from penguiflow.runtime import chunk_message, unknown_target
+from penguiflow.tracecontext import stamp_message
 from penguiflow.types import Message, StreamChunk
 
 if TYPE_CHECKING:
@@ -101,6 +103,10 @@ class WorkerContext:
         return streams
 
     def _envelope(self, item: Any, *, chunk: bool = False) -> str:
+        if enabled():
+            # The node engine runs the node in its span while sinks listen: what the node
+            # sends carries it, so the next worker's span is its child (same as in process).
+            item = stamp_message(item)
         trace = getattr(item, "trace_id", None) or self._trace
         return self._pool.envelope(item, trace, self._reply, chunk=chunk)
 

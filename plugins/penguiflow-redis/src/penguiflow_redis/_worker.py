@@ -29,6 +29,7 @@ from typing import Any
 
 from pydantic_core import from_json, to_json
 
+from penguiflow import observability
 from penguiflow.current import using_context
 from penguiflow.errors import FlowErrorCode, UsageError, describe_exception
 from penguiflow.middlewares import Middleware
@@ -49,6 +50,7 @@ from ._codec import PayloadCodec
 from ._commits import CommitBatcher
 from ._context import WorkerContext
 from ._outbox import RedisOutbox
+from ._stats import dead_letter_event, report_quietly
 from ._streams import GROUP, JOIN_SCRIPT, FlowKeys, RedisRuntimeUnavailable, ensure_group
 
 __all__ = ["WorkerPool", "WorkerSettings", "connection_errors"]
@@ -80,6 +82,9 @@ class WorkerSettings:
     shutdown_grace_s: float = 10.0
     connect_timeout_s: float = 30.0
     forget_consumers_after_s: float = 600.0
+    #: how often the streams' lengths, pending entries and dead letters are published as
+    #: events (only while event sinks listen: see `_stats`)
+    stats_interval_s: float = 5.0
 
 
 class WorkerPool:
@@ -208,6 +213,7 @@ class WorkerPool:
                         loops.start_soon(self._consume, name)
                     loops.start_soon(self._listen_for_cancels)
                     loops.start_soon(self._renew_claims)
+                    loops.start_soon(self._report_streams)
                     if on_ready is not None:
                         on_ready(
                             f"nodes {', '.join(self.nodes)} of {self.keys.namespace} on "
@@ -447,6 +453,12 @@ class WorkerPool:
                     self._log_outage(exc)
             await asyncio.sleep(every)
 
+    async def _report_streams(self) -> None:
+        """Publish the served streams' statistics now and then (see `_stats`)."""
+        while True:
+            await report_quietly(self._client, self.keys, self.nodes)
+            await asyncio.sleep(self.settings.stats_interval_s)
+
     async def _alive(self, consumers: list[str]) -> set[str]:
         """Which of `consumers` are running workers (their heartbeat has not expired)."""
         if not consumers:
@@ -657,6 +669,9 @@ class WorkerPool:
                 cleanup += [self.keys.join_bucket(join, trace_id)]
                 cleanup += [self.keys.join_closing(join, trace_id)]
         await self._move_to_dead_letters(stream, entry_id, raw, text, notify, cleanup)
+        if observability.enabled():
+            reason = "decode_error" if metadata.get("decode_error") else "deaths"
+            await observability.publish(dead_letter_event(self.keys, name, reason))
 
     async def _move_to_dead_letters(
         self,

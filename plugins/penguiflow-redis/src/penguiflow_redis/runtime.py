@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -52,7 +52,9 @@ class RedisRuntime(AsyncResource):
     before it gives up with an error (30); `forget_consumers_after_s`, after how long a silent
     consumer holding nothing (a dead worker) is removed from a node's group (600);
     `dedup_ttl_s`, how long a trace's emitted messages are remembered so that emitting one
-    again after an ambiguous failure does not enqueue it twice (3600).
+    again after an ambiguous failure does not enqueue it twice (3600); `stats_interval_s`, how
+    often a worker publishes its streams' backlog, pending entries and dead letters as
+    observability events, while event sinks listen (5).
     """
 
     name = "redis"
@@ -76,6 +78,7 @@ class RedisRuntime(AsyncResource):
         connect_timeout_s: float = 30.0,
         forget_consumers_after_s: float = 600.0,
         dedup_ttl_s: float = 3600.0,
+        stats_interval_s: float = 5.0,
     ) -> None:
         if not url.lower().startswith(("redis://", "rediss://", "unix://")):
             raise ConfigurationError(
@@ -98,6 +101,7 @@ class RedisRuntime(AsyncResource):
             "connect_timeout_s": connect_timeout_s,
             "forget_consumers_after_s": forget_consumers_after_s,
             "dedup_ttl_s": dedup_ttl_s,
+            "stats_interval_s": stats_interval_s,
         }
         defaults = _DEFAULTS
         for key, value in from_url.items():
@@ -121,10 +125,12 @@ class RedisRuntime(AsyncResource):
         connect_timeout_s = float(explicit["connect_timeout_s"])
         forget_consumers_after_s = float(explicit["forget_consumers_after_s"])
         dedup_ttl_s = float(explicit["dedup_ttl_s"])
+        stats_interval_s = float(explicit["stats_interval_s"])
         for option, value in (
             ("connect_timeout_s", connect_timeout_s),
             ("forget_consumers_after_s", forget_consumers_after_s),
             ("dedup_ttl_s", dedup_ttl_s),
+            ("stats_interval_s", stats_interval_s),
         ):
             if not value > 0:
                 raise ConfigurationError(f"{option} must be positive, got {value}")
@@ -158,6 +164,7 @@ class RedisRuntime(AsyncResource):
             max_deliveries=max_deliveries,
             connect_timeout_s=connect_timeout_s,
             forget_consumers_after_s=forget_consumers_after_s,
+            stats_interval_s=stats_interval_s,
         )
 
     def __repr__(self) -> str:
@@ -202,6 +209,25 @@ class RedisRuntime(AsyncResource):
 
     async def aclose(self) -> None:
         """The runtime holds no connection itself (its flows and workers do)."""
+
+    def health_checks(self) -> dict[str, Callable[[], Awaitable[str | None]]]:
+        """`redis`: the server answers PING (what `penguiflow worker --health-port` serves
+        as readiness, with the kernel's `penguiflow.health` checks)."""
+        url = self.url
+
+        async def redis_check() -> str:
+            import redis.asyncio as redis
+
+            # A connection of its own per probe: the worker's may be busy in a blocking read,
+            # and a probe must not wait behind it.
+            client = redis.Redis.from_url(url, socket_connect_timeout=1.5, socket_timeout=1.5)
+            try:
+                await client.ping()
+            finally:
+                await client.aclose()
+            return f"{redact_url(url)} answers"
+
+        return {"redis": redis_check}
 
     async def serve_worker(
         self,
@@ -259,6 +285,7 @@ _DEFAULTS: dict[str, object] = {
     "connect_timeout_s": 30.0,
     "forget_consumers_after_s": 600.0,
     "dedup_ttl_s": 3600.0,
+    "stats_interval_s": 5.0,
 }
 _CONVERTERS: dict[str, Callable[[str], object]] = {
     "prefix": str,
@@ -275,6 +302,7 @@ _CONVERTERS: dict[str, Callable[[str], object]] = {
     "connect_timeout_s": float,
     "forget_consumers_after_s": float,
     "dedup_ttl_s": float,
+    "stats_interval_s": float,
 }
 
 

@@ -4,7 +4,9 @@ Key layout, all under `<prefix>:` — events: a sorted set per trace (score = ti
 the canonical JSON, so saving an identical event twice stores it once); bindings: a hash per
 trace plus a context-id index; memory, planner tokens and trajectories: plain strings; tasks:
 a hash per session plus an insertion-order sorted set; logs: a sorted set per (log, session)
-scored by an id from one counter, with a hash making `update_id` / `event_id` idempotent.
+scored by an id from one counter, with a hash making `update_id` / `event_id` idempotent;
+audit records: a hash by record id, indexed by sorted sets per tenant and per (tenant,
+session) scored by time.
 
 Close it with `await store.aclose()` or `async with store:`; a closed store raises
 `StoreClosedError` instead of letting redis-py quietly open new connections.
@@ -16,14 +18,17 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
+from urllib.parse import quote
 
 from penguiflow.errors import ConfigurationError
 from penguiflow.resources import AsyncResource, redact_url
 from penguiflow.state import (
+    AuditRecord,
     RemoteBinding,
     SessionLogs,
     StoreClosedError,
     StoredEvent,
+    check_audit_query,
     check_binding_query,
     task_id_of,
 )
@@ -215,3 +220,50 @@ class RedisStateStore(SessionLogs, AsyncResource):
         members = await self._redis.zrangebyscore(self._key("log", log, scope), f"({after}", "+inf")
         records = [json.loads(m) for m in members]
         return [{**r["entry"], "id": r["id"]} for r in records]
+
+    # -- audit trail ---------------------------------------------------------------------------
+
+    def _audit_index(self, tenant: str | None, session_id: str | None = None) -> str:
+        # Ids are percent-escaped so no tenant or session can name another's index (`:` is
+        # escaped); "t=" keeps a tenant apart from "none", the records without one.
+        who = "none" if tenant is None else "t=" + quote(tenant, safe="")
+        if session_id is None:
+            return self._key("audit-by", who)
+        return self._key("audit-by", who, "s=" + quote(session_id, safe=""))
+
+    async def save_audit(self, record: AuditRecord) -> None:
+        order = await self._redis.incr(self._key("seq"))
+        stored = _state({"order": order, "record": record.to_dict()}, "audit_record")
+        if not await self._redis.hsetnx(self._key("audit"), record.id, stored):
+            # Saved before: index it again under its first order, so a save cut short
+            # between the two steps is completed by the retry (the same member and score).
+            order = json.loads(await self._redis.hget(self._key("audit"), record.id))["order"]
+        # Members sort by their zero-padded order within one timestamp: save order.
+        member = f"{order:020d}:{record.id}"
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.zadd(self._audit_index(record.tenant), {member: record.ts})
+        if record.session_id is not None:
+            pipe.zadd(self._audit_index(record.tenant, record.session_id), {member: record.ts})
+        await pipe.execute()
+
+    async def list_audit(
+        self,
+        tenant: str | None,
+        *,
+        session_id: str | None = None,
+        since: float | None = None,
+        limit: int = 100,
+    ) -> Sequence[AuditRecord]:
+        check_audit_query(tenant, since, limit)
+        newest_first = await self._redis.zrevrangebyscore(
+            self._audit_index(tenant, session_id),
+            "+inf",
+            "-inf" if since is None else repr(float(since)),
+            start=0,
+            num=limit,
+        )
+        if not newest_first:
+            return []
+        ids = [member.split(":", 1)[1] for member in reversed(newest_first)]
+        raw = await self._redis.hmget(self._key("audit"), ids)
+        return [AuditRecord.from_dict(json.loads(r)["record"]) for r in raw if r is not None]

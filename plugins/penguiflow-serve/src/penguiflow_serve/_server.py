@@ -42,12 +42,17 @@ async def serve_app(
     """Serve `app` on `sock` until SIGINT or SIGTERM (a second one stops at once), then
     return. Open streams (SSE, WebSocket) get `graceful_shutdown_s` to end before they are
     cut: they would otherwise hold the shutdown for as long as clients stay. Run it from the
-    main thread's event loop (signal handlers are installed there)."""
+    main thread's event loop (signal handlers are installed there).
+
+    uvicorn gets no logging configuration of its own (`log_config=None`): its records go to
+    the handlers `configure_logging` installed, in the command's format; `log_level` still
+    sets its loggers' levels."""
     import uvicorn
 
     config = uvicorn.Config(
         app,
         log_level=log_level.lower(),
+        log_config=None,
         lifespan="on",
         timeout_graceful_shutdown=graceful_shutdown_s,
     )

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from penguiflow_planner import PlannerPause
 
 from penguiflow.errors import describe_exception
+from penguiflow.observability import enabled, observe, publish_point
 
 from ._errors import TaskTimeoutError
 from .models import (
@@ -45,6 +46,10 @@ __all__ = ["SessionExecutionMixin"]
 
 # The session's logger: records keep the name they had before this module was split out.
 _LOGGER = logging.getLogger("penguiflow_sessions.session")
+
+
+#: `_status_update` reasons for states a running task passes through (not where it ends)
+_PASSING_STATES = frozenset({"queued", "running"})
 
 
 def _is_pause(result: TaskResult) -> bool:
@@ -104,6 +109,13 @@ class SessionExecutionMixin:
     # -- statuses and telemetry -------------------------------------------------------------
 
     async def _status_update(self, state: TaskState, reason: str) -> None:
+        if reason in _PASSING_STATES and enabled():
+            # A state the task passes through: a moment inside its span. The state it ends
+            # in is on its `session.task` unit of work (see `_execute`).
+            await publish_point(
+                "session", "task", trace_id=state.trace_id, tenant=self._tenant(),
+                attributes={**self._task_attributes(state), "state": reason},
+            )  # fmt: skip
         content = {
             "status": state.status.value,
             "reason": reason,
@@ -191,7 +203,45 @@ class SessionExecutionMixin:
                 ) from exc
             raise
 
+    def _tenant(self) -> str | None:
+        """The session's tenant (the server puts `tenant_id` in its tool context)."""
+        get_context = getattr(self, "get_context", None)
+        if get_context is None:
+            return None
+        tenant = get_context()[1].get("tenant_id")
+        return str(tenant) if tenant not in (None, "") else None
+
+    def _task_attributes(self, state: TaskState) -> dict[str, Any]:
+        return {
+            "session_id": self.session_id,
+            "task_id": state.task_id,
+            "kind": state.task_type.value,
+            "priority": state.priority,
+        }
+
     async def _execute(
+        self, state: TaskState, inbox: SteeringInbox, pipeline: TaskPipeline
+    ) -> TaskResult:
+        """Run the task, observed as one `session.task` unit of work (`penguiflow.
+        observability`) ending in its final state; its pipeline runs inside its span."""
+        if not enabled():
+            return await self._execute_task(state, inbox, pipeline)
+        attributes = self._task_attributes(state)
+        async with observe(
+            "session", "task", trace_id=state.trace_id, tenant=self._tenant(),
+            attributes=attributes,
+        ) as unit:  # fmt: skip
+            try:
+                return await self._execute_task(state, inbox, pipeline)
+            finally:
+                status = state.status
+                unit.attributes["state"] = status.value.lower()
+                if status is TaskStatus.CANCELLED:
+                    unit.attributes["status"] = "cancelled"
+                elif status is TaskStatus.FAILED and unit.attributes.get("status") != "error":
+                    unit.fail(state.error or "the task failed", "TaskFailed")
+
+    async def _execute_task(
         self, state: TaskState, inbox: SteeringInbox, pipeline: TaskPipeline
     ) -> TaskResult:
         acquired = False

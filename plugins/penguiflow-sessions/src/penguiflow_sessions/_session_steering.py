@@ -5,6 +5,11 @@ session match -> sanitise -> validate -> target (a pending patch or parked contr
 APPROVE/REJECT, else a known task) -> dedupe by event id -> persist -> approve/reject ->
 control policy (a destructive event from a non-user source is parked until approved) ->
 PRIORITIZE / PAUSE / RESUME / CANCEL (with the cascade) -> push into the task's inbox.
+
+Every event that gets past the checks is put in the audit trail (`penguiflow.audit`) with
+how it ended: `steering.<type>` (outcome `applied`, `parked` awaiting approval, or `ignored`)
+and `approval.approve` / `approval.reject` for decisions; its payload only with content
+capture on.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import asyncio
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from penguiflow import audit
 from penguiflow.errors import UsageError
 
 from ._errors import DuplicateSteeringEventError
@@ -57,6 +63,8 @@ class SessionSteeringMixin:
     if TYPE_CHECKING:
         # Provided by StreamingSession or the other mixin; declared for the type checker.
         def _check_open(self, action: str) -> None: ...
+
+        def get_context(self) -> tuple[dict[str, Any], dict[str, Any]]: ...
 
         async def _publish_for(
             self, task_id: str, kind: UpdateType, content: Any, trace_id: str | None = None
@@ -156,9 +164,18 @@ class SessionSteeringMixin:
         self._remember_event(event.task_id, event.event_id)
         await self._state_store.save_steering(event)
         if decision is not None:
-            return await self._decide(event, *decision)
+            decided = await self._decide(event, *decision)
+            if event.event_type is SteeringEventType.APPROVE:
+                outcome = "applied" if decided else "ignored"  # ignored: the task had ended
+            else:
+                outcome = "rejected"
+            await self._audit(
+                event, f"approval.{event.event_type.value.lower()}", outcome, decides=decision[0]
+            )
+            return decided
         assert state is not None
         if self._control_policy.requires_confirmation(event):
+            await self._audit(event, None, "parked")
             self._pending_controls[event.event_id] = event
             await self._publish_for(
                 event.task_id,
@@ -173,7 +190,35 @@ class SessionSteeringMixin:
                 event.trace_id,
             )
             return False
-        return await self._apply(event, state)
+        applied = await self._apply(event, state)
+        await self._audit(event, None, "applied" if applied else "ignored")
+        return applied
+
+    async def _audit(
+        self, event: SteeringEvent, action: str | None, outcome: str, **details: Any
+    ) -> None:
+        """Put `event` in the audit trail, as the session's tenant and user."""
+        _, tool_context = self.get_context()
+        store = self._state_store
+        await audit.record(
+            action or f"steering.{event.event_type.value.lower()}",
+            source="session",
+            tenant=tool_context.get("tenant_id"),
+            user=tool_context.get("user_id"),
+            session_id=self.session_id,
+            target=event.task_id,
+            outcome=outcome,
+            details={
+                "event_id": event.event_id,
+                "event_type": event.event_type.value,
+                "sender": event.source,
+                **details,
+            },
+            content={"payload": event.payload},
+            trace_id=event.trace_id,
+            # A kernel store behind the session adapter keeps the trail when it can.
+            store=getattr(store, "store", store),
+        )
 
     async def _decide(self, event: SteeringEvent, kind: str, key: str) -> bool:
         approve = event.event_type is SteeringEventType.APPROVE
@@ -283,6 +328,7 @@ class SessionSteeringMixin:
             self._remember_event(child_id, propagated.event_id)
             await self._state_store.save_steering(propagated)
             await self._cancel(child, reason, propagated)
+            await self._audit(propagated, None, "applied", propagated_from=parent_id)
 
     async def cancel_task(self, task_id: str, *, reason: str | None = None) -> bool:
         """Cancel a task (and its `cascade` children) as the user; False when it had

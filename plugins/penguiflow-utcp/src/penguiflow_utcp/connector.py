@@ -30,7 +30,9 @@ from penguiflow.catalog import NodeSpec, argument_errors
 from penguiflow.connectors import ToolResult, tool_result_schema
 from penguiflow.current import current_flow
 from penguiflow.errors import ConfigurationError, PenguiFlowError, describe_exception
+from penguiflow.observability import capture_content, clip_content, observe
 from penguiflow.resources import AsyncResource
+from penguiflow.tracecontext import TRACEPARENT, current_span
 
 from ._policy import (
     VARIABLE_NAME,
@@ -187,6 +189,7 @@ class UTCPConnector(AsyncResource):
             from utcp.utcp_client import UtcpClient  # type: ignore[import-untyped]
 
             client = await UtcpClient.create(config={"manual_call_templates": []})
+            _send_trace_context(client)
             try:
                 result = await self._register(client)
                 origin = origin_of(str(getattr(result.manual_call_template, "url", "") or ""))
@@ -243,7 +246,19 @@ class UTCPConnector(AsyncResource):
 
     async def call_tool(self, tool: str, arguments: Mapping[str, Any]) -> ToolResult:
         """Call `tool` with `arguments` (checked against its schema and the connector's
-        policy first); its answer as a `ToolResult`: text as `text`, JSON as `structured`."""
+        policy first); its answer as a `ToolResult`: text as `text`, JSON as `structured`.
+        Observed as one `connector.call` event; an HTTP request it makes carries its span
+        as `traceparent`."""
+        attributes = {"connector": "utcp", "server": self.name, "tool": tool, "retried": 0}
+        async with observe("connector", "call", attributes=attributes) as unit:
+            if unit.active and capture_content():
+                unit.attributes["arguments"] = clip_content(dict(arguments))
+            result = await self._call_tool(tool, arguments)
+            if unit.active and capture_content():
+                unit.attributes["result"] = clip_content(result.text or result.structured)
+            return result
+
+    async def _call_tool(self, tool: str, arguments: Mapping[str, Any]) -> ToolResult:
         client = await self._connected()
         assert self._tools is not None
         spec = self._tools.get(tool)
@@ -428,6 +443,33 @@ def _serializer() -> Any:
     from utcp.data.call_template import CallTemplateSerializer  # type: ignore[import-untyped]
 
     return CallTemplateSerializer()
+
+
+def _send_trace_context(client: Any) -> None:
+    """Make every HTTP-family call of `client` carry the caller's span as `traceparent`.
+
+    UTCP has no request hook; its client builds a fresh copy of a tool's call template for
+    each call (`_substitute_call_template_variables`, where `${VAR}`s are filled), in the
+    caller's task. The header is added to that copy, so the stored template never changes
+    and concurrent calls each send their own span. A UTCP release without that method is
+    left as it is: calls still work, without the header."""
+    substitute = getattr(client, "_substitute_call_template_variables", None)
+    if not callable(substitute):
+        return
+
+    def with_trace(template: Any, namespace: str | None = None) -> Any:
+        filled = substitute(template, namespace)
+        span = current_span()
+        headers = getattr(filled, "headers", None)
+        if (
+            span is not None
+            and (headers is None or isinstance(headers, dict))
+            and not any(key.lower() == TRACEPARENT for key in headers or {})
+        ):
+            filled.headers = {**(headers or {}), TRACEPARENT: span.traceparent}
+        return filled
+
+    client._substitute_call_template_variables = with_trace
 
 
 def _template(data: Mapping[str, Any]) -> Any:

@@ -117,7 +117,10 @@ async def manual_private(request: Request) -> JSONResponse:
 
 async def echo_headers(request: Request) -> JSONResponse:
     HITS["/echo-headers"] = HITS.get("/echo-headers", 0) + 1
-    return JSONResponse({"x_secret": request.headers.get("x-secret")})
+    body = {"x_secret": request.headers.get("x-secret")}
+    if "traceparent" in request.headers:  # issue 18: the caller's trace context
+        body["traceparent"] = request.headers["traceparent"]
+    return JSONResponse(body)
 
 
 async def hits(request: Request) -> JSONResponse:

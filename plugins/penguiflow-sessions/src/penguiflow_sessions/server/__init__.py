@@ -5,12 +5,14 @@ WebSocket, its JSON wire format, and authentication. Needs the `server` extra
 from __future__ import annotations
 
 try:
+    import penguiflow_serve  # noqa: F401  (the health routes)
     import starlette  # noqa: F401
 except ImportError as exc:  # pragma: no cover - depends on what is installed
     from penguiflow.errors import MissingPluginError
 
     raise MissingPluginError(
-        "penguiflow_sessions.server needs Starlette: pip install 'penguiflow-sessions[server]' "
+        "penguiflow_sessions.server needs Starlette and penguiflow-serve: pip install "
+        "'penguiflow-sessions[server]' "
         "(from a checkout: pip install './plugins/penguiflow-sessions[server]')"
     ) from exc
 

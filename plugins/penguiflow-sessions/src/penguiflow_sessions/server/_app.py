@@ -8,13 +8,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
+from penguiflow_serve import TraceContextMiddleware, health_routes
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 
 from penguiflow.errors import ConfigurationError
+from penguiflow.health import HealthChecks, default_checks
 
 from ._auth import AuthenticationError, Authenticator, Principal
 from ._errors import ServerError, error_body, from_exception
@@ -93,9 +96,6 @@ class _Api:
             ) from None
 
     # -- endpoints ---------------------------------------------------------------------------
-
-    async def health(self, request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
 
     async def create_session(self, request: Request) -> Response:
         principal = await self.principal(request)
@@ -260,7 +260,10 @@ def create_app(
     `manager` (a new `SessionManager` by default). Foreground turns run `planner` (a
     `ReactPlanner`, forked for every turn), or `turn_pipeline` (any task pipeline); with
     neither, `POST .../messages` answers 501 and the rest works. `app.state.session_host` is
-    the `SessionHost`; closing the app (its lifespan) closes the sessions it opened."""
+    the `SessionHost`; closing the app (its lifespan) closes the sessions it opened.
+    `GET /healthz` and `GET /readyz` answer probes without authentication; readiness checks
+    the plugins and the manager's state store, and `app.state.health` (a
+    `penguiflow.health.HealthChecks`) takes checks of your own."""
     if not isinstance(authenticator, Authenticator):
         raise ConfigurationError(
             "create_app(authenticator=...) needs an object with `async authenticate(connection)`"
@@ -291,9 +294,10 @@ def create_app(
         finally:
             await host.aclose()
 
+    checks = _health_checks(manager)
     sid = "/sessions/{session_id}"
     routes = [
-        Route("/healthz", _guarded(api.health), methods=["GET"]),
+        *health_routes(checks),
         Route("/sessions", _guarded(api.create_session), methods=["POST"]),
         Route(sid, _guarded(api.get_session), methods=["GET"]),
         Route(sid, _guarded(api.delete_session), methods=["DELETE"]),
@@ -307,7 +311,24 @@ def create_app(
         WebSocketRoute(sid + "/ws", websocket_endpoint),
     ]
     app = Starlette(
-        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _http_error}
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error},
+        # A caller's `traceparent` makes the turns and tasks it starts part of its trace.
+        middleware=[Middleware(TraceContextMiddleware)],
     )
     app.state.session_host = host
+    app.state.health = checks
     return app
+
+
+def _health_checks(manager: SessionManager) -> HealthChecks:
+    """Readiness: plugins loaded, and the sessions' store writable (or reachable, for a
+    store that cannot be written to without side effects)."""
+    from ..persistence import StateStoreSessionAdapter
+
+    # The manager keeps the store its sessions share; None means each keeps its own in memory.
+    store = getattr(manager, "_state_store", None)
+    if isinstance(store, StateStoreSessionAdapter):
+        store = store.store  # probe the kernel store itself: it has memory_state to write
+    return default_checks(state_store=store)

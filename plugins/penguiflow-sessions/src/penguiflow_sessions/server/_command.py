@@ -87,9 +87,24 @@ def _authenticator(token_file: str | None, no_auth: bool) -> tuple[Any, str | No
     type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
     default="warning",
     show_default=True,
+    help="What the server logs to stderr: PenguiFlow's records, the plugins' and uvicorn's "
+    "(its access lines at info and below).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"], case_sensitive=False),
+    default="text",
+    show_default=True,
+    help="Readable lines, or one JSON object per line; both carry trace and span ids.",
 )
 def serve_session(
-    target: str, host: str, port: int, token_file: str | None, no_auth: bool, log_level: str
+    target: str,
+    host: str,
+    port: int,
+    token_file: str | None,
+    no_auth: bool,
+    log_level: str,
+    log_format: str,
 ) -> None:
     """Serve sessions over HTTP, Server-Sent Events and WebSocket (docs/sessions-server.md).
 
@@ -105,6 +120,7 @@ def serve_session(
             "serve-session needs penguiflow-serve, uvicorn and starlette: pip install "
             "'penguiflow-sessions[server]'"
         ) from None
+    penguiflow_serve.configure_logging(log_level, log_format)
     authenticator, generated = _authenticator(token_file, no_auth)
     sock = penguiflow_serve.bind_socket(host, port)
     url = penguiflow_serve.display_url(host, sock.getsockname()[1])

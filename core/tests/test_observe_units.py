@@ -188,3 +188,31 @@ async def test_a_failed_remote_call_is_an_error_event(events: list[Event]) -> No
     [call] = [e for e in events if e.qualified_name == "remote.call"]
     assert call.attributes["status"] == "error"
     assert call.attributes["error_type"] == "ConnectionError"
+
+
+async def test_the_scripted_llm_client_publishes_llm_calls(events: list[Event]) -> None:
+    """Like the HTTP adapters: runs on the scripted client show LLM spans and usage."""
+    from penguiflow.llm import ScriptedLLMClient
+
+    client = ScriptedLLMClient(["a reply of some length"], model="scripted-model")
+    parent = root_span("a" * 32).child()
+    with using_span(parent):
+        response = await client.complete(messages=[{"role": "user", "content": "hello there"}])
+    assert response.text == "a reply of some length"
+    (call,) = [e for e in events if e.family == "llm"]
+    assert call.name == "call"
+    assert call.parent_span_id == parent.span_id and call.span is not None
+    assert call.duration_ms is not None
+    assert call.attributes["gen_ai.request.model"] == "scripted-model"
+    assert call.attributes["gen_ai.response.finish_reasons"] == ("stop",)
+    assert call.attributes["status"] == "ok"
+    assert call.measurements["output_tokens"] == float(len(response.text) // 4)
+
+
+async def test_the_scripted_llm_client_publishes_nothing_unobserved() -> None:
+    from penguiflow.llm import ScriptedLLMClient
+    from penguiflow.observability import enabled
+
+    assert not enabled()
+    client = ScriptedLLMClient(["ok"])
+    assert (await client.complete(messages=[{"role": "user", "content": "x"}])).text == "ok"

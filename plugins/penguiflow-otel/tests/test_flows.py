@@ -113,6 +113,8 @@ async def test_a_planner_run_with_a_tool_is_nested_under_its_node(installed: Exp
     name_of = {hex_ids(s)[1]: s.name for s in exported}
     parents = sorted({(s.name, name_of.get(hex_ids(s)[2] or "", "root")) for s in exported})
     assert parents == [
+        # the scripted client publishes llm.call like the HTTP adapters
+        ("chat scripted", "planner.step"),
         ("execute_tool search", "planner.step"),
         ("node agent", "root"),
         ("planner.run", "node agent"),

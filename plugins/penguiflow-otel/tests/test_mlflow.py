@@ -166,6 +166,7 @@ async def test_a_planner_run_is_one_trace_in_mlflow(
     names = {span.span_id: span.name for span in spans}
     parents = sorted({(s.name, names.get(s.parent_id, "root")) for s in spans})
     assert parents == [
+        ("chat scripted", "planner.step"),  # the planner's own calls, on the scripted client
         ("chat scripted-model", "node agent"),
         ("execute_tool search", "planner.step"),
         ("node agent", "root"),
@@ -179,4 +180,5 @@ async def test_a_planner_run_is_one_trace_in_mlflow(
     chat = next(span for span in spans if span.name == "chat scripted-model")
     assert chat.inputs == [{"role": "user", "content": "hello"}]
     usage = trace.info.token_usage or {}
-    assert usage.get("input_tokens") == 7 and usage.get("output_tokens") == 3
+    # MLflow sums the chat spans' usage: the agent's own call plus the planner's.
+    assert usage.get("input_tokens", 0) > 7 and usage.get("output_tokens", 0) > 3

@@ -70,6 +70,35 @@ class ScriptedLLMClient(AsyncResource):
         stream: bool = False,
         on_stream_chunk: StreamCallback | None = None,
     ) -> LLMResponse:
+        from ..observability import observe
+
+        # An `llm.call` event like the HTTP adapters' (GenAI attributes), so traces and
+        # metrics of a run on the scripted client look like a real one's.
+        attributes = {
+            "gen_ai.system": "scripted",
+            "gen_ai.operation.name": "chat",
+            "gen_ai.request.model": self.model,
+            "stream": stream,
+        }
+        async with observe("llm", "call", attributes=attributes) as unit:
+            response = await self._reply(messages, response_format, stream, on_stream_chunk)
+            if unit.active:
+                unit.attributes["gen_ai.response.model"] = response.model
+                finish = response.finish_reason or "stop"
+                unit.attributes["gen_ai.response.finish_reasons"] = (finish,)
+                if response.usage is not None:
+                    unit.measurements["input_tokens"] = float(response.usage.input_tokens)
+                    unit.measurements["output_tokens"] = float(response.usage.output_tokens)
+                unit.measurements["cost_usd"] = 0.0
+            return response
+
+    async def _reply(
+        self,
+        messages: Sequence[LLMMessage | Mapping[str, Any]],
+        response_format: ResponseFormat,
+        stream: bool,
+        on_stream_chunk: StreamCallback | None,
+    ) -> LLMResponse:
         normalized = normalize_messages(messages)
         self.calls.append(ScriptedCall(normalized, response_format, stream))
         if not self._replies:

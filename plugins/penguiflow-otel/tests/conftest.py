@@ -37,6 +37,15 @@ def _isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     penguiflow_otel.shutdown()
 
 
+@pytest.fixture(scope="session")
+def mlflow_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real MLflow tracking server's URL (see mlflow_server.py), one per session: it takes
+    a minute to start. Skips the test without mlflow (fails it under PENGUIFLOW_OTEL_MLFLOW=1)."""
+    from mlflow_server import serve_mlflow
+
+    yield from serve_mlflow(tmp_path_factory.mktemp("mlflow"))
+
+
 @dataclass
 class Exported:
     """A sink exporting to memory: `spans.get_finished_spans()`, `metrics.get_metrics_data()`."""

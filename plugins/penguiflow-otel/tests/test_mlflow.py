@@ -3,96 +3,21 @@ a tool (which calls an LLM), through MLflow's OTLP/HTTP endpoint configured by O
 variables only; the trace is read back through MLflow's own client.
 
 Needs mlflow (tox -e otel-mlflow installs it); skipped without it, unless
-PENGUIFLOW_OTEL_MLFLOW=1 says it must run (CI)."""
+PENGUIFLOW_OTEL_MLFLOW=1 says it must run (CI). The server: `mlflow_url` in conftest.py."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+from mlflow_server import require_mlflow
 
 from penguiflow import Headers, Message, Node, NodePolicy, create
 from penguiflow.observability import observe
 from penguiflow.plugins import PluginSettings, load_hooks, reset_hooks
 from penguiflow.tracecontext import root_span
-
-REQUIRED = os.environ.get("PENGUIFLOW_OTEL_MLFLOW") == "1"
-
-
-def _mlflow() -> Any:
-    try:
-        import mlflow
-    except ImportError:
-        if REQUIRED:
-            raise
-        pytest.skip("mlflow is not installed (tox -e otel-mlflow installs it)")
-    return mlflow
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def mlflow_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    _mlflow()
-    folder = tmp_path_factory.mktemp("mlflow")
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = (folder / "server.log").open("wb")
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{folder / 'mlflow.db'}",
-            "--default-artifact-root",
-            str(folder / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        cwd=folder,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 240  # a cold start takes a minute on a busy machine
-        while True:
-            if server.poll() is not None:
-                raise AssertionError(
-                    f"mlflow server exited: {Path(folder / 'server.log').read_text()[-3000:]}"
-                )
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError("mlflow server did not answer /health in 240 s")
-            time.sleep(0.5)  # polling a starting process: the deadline above bounds it
-        yield url
-    finally:
-        server.terminate()
-        server.wait(30)
-        log.close()
 
 
 def planner_in_a_flow() -> Any:
@@ -124,7 +49,7 @@ def planner_in_a_flow() -> Any:
 async def test_a_planner_run_is_one_trace_in_mlflow(
     mlflow_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    mlflow = _mlflow()
+    mlflow = require_mlflow()
     import penguiflow_otel
 
     # What a user sets: MLflow's OTLP endpoint and the experiment header (MLflow answers 422

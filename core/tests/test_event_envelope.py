@@ -386,3 +386,87 @@ async def test_each_attempt_is_a_span_and_failures_say_why(sink: Collect) -> Non
     assert error.span.trace_id == TRACE and error.duration_ms is not None
     assert "first try fails" in error.attributes["extra"]["exception"]
     assert retry.span == error.span and retry.duration_ms is None
+
+
+async def test_events_are_the_same_whether_or_not_a_flowevent_is_built(sink: Collect) -> None:
+    """With only sinks listening the runtime builds their Event straight from the fields (no
+    FlowEvent); with a middleware it converts the FlowEvent. Both must give the same Event."""
+
+    async def maybe_fails(message: Message, ctx: Any) -> Message:
+        if message.payload == "fail":
+            raise ValueError("asked to fail")
+        return message
+
+    async def run(with_middleware: bool) -> list[Event]:
+        seen: list[FlowEvent] = []
+
+        async def middleware(event: FlowEvent) -> None:
+            seen.append(event)
+
+        start = len(sink.events)
+        a = Node(
+            maybe_fails,
+            name="a",
+            policy=NodePolicy(validate="none", max_retries=1, backoff_base=0.0),
+        )
+        (b,) = chain("b")
+        flow = create(a.to(b), b.to(), middlewares=[middleware] if with_middleware else [])
+        flow.run()
+        try:
+            await flow.emit(message())
+            await flow.fetch()
+            await flow.emit(Message(payload="fail", headers=Headers(tenant="acme")))
+            await flow.emit(message())
+            await flow.fetch()
+        finally:
+            await flow.stop()
+        events = sink.events[start:]
+        # The middleware saw the FlowEvents the sinks' Events convert back to.
+        assert not with_middleware or [e.to_flow_event() for e in events] == seen
+        return events
+
+    def comparable(event: Event) -> tuple[Any, ...]:
+        attributes = dict(event.attributes)
+        attributes.pop("recorded_ts", None)
+        extra = dict(attributes.pop("extra"))
+        extra.pop("flow_error", None)  # carries the trace id
+        return (
+            event.family,
+            event.name,
+            event.duration_ms is None,
+            event.trace_id is None,
+            event.span is None,
+            event.parent_span_id is None,
+            event.tenant,
+            sorted(attributes),
+            {k: v for k, v in attributes.items() if k in ("node_name", "attempt", "queue_maxsize")},
+            sorted(extra),
+            dict(event.measurements).keys(),
+            type(event.attributes),
+            type(event.measurements),
+        )
+
+    direct = await run(with_middleware=False)
+    converted = await run(with_middleware=True)
+
+    def in_order(events: list[Event]) -> list[tuple[Any, ...]]:
+        # Workers stop in no particular order: their node_cancelled events are compared apart.
+        return [comparable(e) for e in events if e.name != "node_cancelled"]
+
+    def stopping(events: list[Event]) -> list[str]:
+        return sorted(repr(comparable(e)) for e in events if e.name == "node_cancelled")
+
+    assert in_order(direct) == in_order(converted)
+    assert stopping(direct) == stopping(converted)
+    assert {e.name for e in direct} >= {"node_start", "node_success", "node_error", "node_retry"}
+    for event in direct:  # read-only, like every Event
+        with pytest.raises(TypeError):
+            event.attributes["node_name"] = "x"  # type: ignore[index]
+
+
+def test_from_flow_event_on_a_subclass_builds_the_subclass() -> None:
+    class Mine(Event):
+        pass
+
+    envelope = Mine.from_flow_event(flow_event())
+    assert type(envelope) is Mine and envelope.to_flow_event() == flow_event()

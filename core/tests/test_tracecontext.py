@@ -8,11 +8,15 @@ import sys
 from typing import Any
 
 import pytest
+from pydantic import PrivateAttr
 
 from penguiflow.tracecontext import (
+    _STAMPED_MAX,
     TRACEPARENT,
     SpanContext,
     SpanContextError,
+    _parent_of,
+    _stamped,
     current_span,
     extract,
     inject,
@@ -22,7 +26,7 @@ from penguiflow.tracecontext import (
     stamp_message,
     using_span,
 )
-from penguiflow.types import Headers, Message
+from penguiflow.types import Headers, Message, StreamChunk
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 SPAN = "00f067aa0ba902b7"
@@ -197,6 +201,72 @@ def test_stamp_message_copies_and_respects_what_the_user_set() -> None:
         assert stamp_message({"meta": {}}) == {"meta": {}}
         already = stamp_message(message)
         assert stamp_message(already) is already
+
+
+class Tagged(Message):
+    """A subclass with a private attribute: stamped through `model_copy`, which keeps it."""
+
+    _note: str = PrivateAttr(default="")
+
+
+def test_a_stamped_copy_is_the_copy_model_copy_makes() -> None:
+    """`stamp_message` builds the copy of a Message or StreamChunk directly (faster than
+    `model_copy`); it must be the very copy `model_copy(update={"meta": ...})` gives."""
+    span = SpanContext(TRACE, SPAN).child()
+    message = make_message(meta={"k": [1]}, deadline_s=5.0)
+    chunk = StreamChunk(stream_id="s", seq=1, text="t")
+    for original in (message, chunk):
+        stamped = stamp_message(original, span)
+        meta = {**original.meta, TRACEPARENT: span.traceparent}
+        expected = original.model_copy(update={"meta": meta})
+        assert type(stamped) is type(original) and stamped == expected
+        assert stamped.model_fields_set == expected.model_fields_set
+        assert stamped.__pydantic_extra__ is None and stamped.__pydantic_private__ is None
+        assert stamped.model_dump() == expected.model_dump()
+        assert original.meta.get(TRACEPARENT) is None  # never changed in place
+        # A shallow copy, as model_copy: the other fields are the same objects.
+        assert stamped.__dict__.keys() == original.__dict__.keys()
+    fresh = Message(payload="x", headers=Headers(tenant="acme"))
+    assert stamp_message(fresh, span).model_fields_set == {"payload", "headers", "meta"}
+    # A subclass goes through model_copy, which keeps its private attribute.
+    tagged = Tagged(payload="x", headers=Headers(tenant="acme"))
+    tagged._note = "mine"
+    stamped_tagged = stamp_message(tagged, span)
+    assert isinstance(stamped_tagged, Tagged) and stamped_tagged._note == "mine"
+    assert stamped_tagged.meta[TRACEPARENT] == span.traceparent
+
+
+def test_the_parent_of_a_stamped_message_is_read_back_with_the_same_ids() -> None:
+    span = SpanContext(TRACE, SPAN).child()
+    unsampled = SpanContext(TRACE, SPAN, sampled=False).child()
+    for stamped in (stamp_message(make_message(), span), stamp_message(make_message(), unsampled)):
+        parent = _parent_of(stamped)
+        parsed = message_span(stamped)
+        assert parent == parsed and parent is not None and parsed is not None
+        assert parent.sampled == parsed.sampled
+    # Not stamped here (another process, the user): parsed, as message_span does.
+    theirs = make_message(meta={TRACEPARENT: VALID})
+    assert _parent_of(theirs) == SpanContext(TRACE, SPAN)
+    bare = make_message()
+    assert _parent_of(bare) == root_span(bare.trace_id)
+    assert _parent_of("a plain payload") is None
+    # What is remembered is bounded.
+    for _ in range(_STAMPED_MAX + 10):
+        stamp_message(make_message(), SpanContext(TRACE, SPAN).child())
+    assert 0 < len(_stamped) <= _STAMPED_MAX
+
+
+def test_parse_builds_the_context_the_constructor_would() -> None:
+    parsed = SpanContext.parse(VALID)
+    assert parsed == SpanContext(TRACE, SPAN) and parsed.parent_span_id is None
+    assert type(parsed) is SpanContext and hash(parsed) == hash(SpanContext(TRACE, SPAN))
+
+    class Mine(SpanContext):
+        pass
+
+    assert type(Mine.parse(VALID)) is Mine
+    root = root_span("not a w3c id")
+    assert root == SpanContext(root.trace_id, root.span_id)
 
 
 # -- HTTP --------------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ from .errors import (
 )
 from .observability import _current_tenant, _sinks
 from .tracecontext import _current as _current_span
-from .tracecontext import message_span
+from .tracecontext import _parent_of
 from .types import WM, FinalAnswer, Message
 
 if TYPE_CHECKING:
@@ -236,7 +236,7 @@ class NodeEngine:
             token = current_trace.set(trace_id)
             if _sinks.snapshot:
                 # Someone listens: this message's attempts become spans under its context.
-                parent = message_span(message)
+                parent = _parent_of(message)  # message_span, without re-parsing our own
                 headers = getattr(message, "headers", None)
                 tenant_token = _current_tenant.set(getattr(headers, "tenant", None))
         node = self.node

@@ -73,6 +73,12 @@ class EventPublisher:
             or logger.isEnabledFor(level)
         )
 
+    def sinks_only(self, level: int) -> bool:
+        """Whether an event at `level` goes to the event sinks alone (no middleware, no state
+        store, not logged): a runtime may then skip the `FlowEvent` and build the sinks'
+        `Event` directly (`observability._flow_envelope`)."""
+        return not self.middlewares and self.state_store is None and not logger.isEnabledFor(level)
+
     async def publish(self, event: FlowEvent, level: int, exc: BaseException | None) -> None:
         if logger.isEnabledFor(level):
             _log(event, level, exc)

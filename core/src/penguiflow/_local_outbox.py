@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from ._graph import Endpoint
 from .metrics import FlowEvent
+from .observability import _current_tenant, _flow_envelope, _sink_failed, _sinks
+from .tracecontext import _current as _current_span
 
 if TYPE_CHECKING:
     from ._context import Context
@@ -80,9 +82,54 @@ class LocalOutbox:
         inflight = 0
         if trace_id is not None:
             state = self._traces.states.get(trace_id)
-            pending = state.pending if state is not None else 0
-            cancelled = state is not None and state.cancelled
-            inflight = self.inflight(trace_id)
+            if state is None:
+                pending = 0
+            else:
+                pending = state.pending
+                cancelled = state.cancelled
+            for lane in self.lanes:  # `inflight`, inlined (this runs twice a hop)
+                if lane.invoking == trace_id:
+                    inflight += 1
+        # `ctx.queue_depth_in()` / `_out()`, inlined for the same reason (an edge's queue is
+        # an `EdgeQueue`, whose deque `qsize()` measures).
+        depth_in = 0
+        for floe in ctx._incoming.values():
+            depth_in += len(floe.queue._queue)
+        outgoing = ctx._outgoing
+        depth_out = 0
+        for floe in outgoing.values():
+            depth_out += len(floe.queue._queue)
+        events = self._events
+        if events.sinks_only(level):
+            # Only event sinks listen: no FlowEvent, the sinks' Event straight from the fields
+            # (what `Event.from_flow_event` would make of the FlowEvent).
+            span = _current_span.get()
+            envelope = _flow_envelope(
+                event_type,
+                time.time(),
+                node_name,
+                node_id,
+                trace_id,
+                attempt,
+                latency_ms,
+                depth_in,
+                depth_out,
+                len(outgoing),
+                self._queue_maxsize,
+                pending,
+                inflight,
+                cancelled,
+                dict(extra) if extra else {},
+                span,
+                span.parent_span_id if span is not None else None,
+                _current_tenant.get(),
+            )
+            for sink in _sinks.snapshot:
+                try:
+                    await sink(envelope)
+                except Exception as sink_exc:
+                    _sink_failed(sink, envelope, sink_exc)
+            return
         event = FlowEvent(
             event_type=event_type,
             ts=time.time(),
@@ -91,13 +138,13 @@ class LocalOutbox:
             trace_id=trace_id,
             attempt=attempt,
             latency_ms=latency_ms,
-            queue_depth_in=ctx.queue_depth_in(),
-            queue_depth_out=ctx.queue_depth_out(),
-            outgoing_edges=ctx.outgoing_count(),
+            queue_depth_in=depth_in,
+            queue_depth_out=depth_out,
+            outgoing_edges=len(outgoing),
             queue_maxsize=self._queue_maxsize,
             trace_pending=pending,
             trace_inflight=inflight,
             trace_cancelled=cancelled,
             extra=extra or {},
         )
-        await self._events.publish(event, level, exc)
+        await events.publish(event, level, exc)

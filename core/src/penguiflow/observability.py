@@ -54,18 +54,6 @@ logger = logging.getLogger("penguiflow.observability")
 #: the families PenguiFlow itself publishes (plugins may add their own)
 FAMILIES = ("flow", "planner", "llm", "tool", "connector", "session", "remote", "audit")
 
-#: FlowEvent fields kept as attributes, and as measurements, by `Event.from_flow_event`
-_FLOW_ATTRIBUTES = (
-    "node_name",
-    "node_id",
-    "attempt",
-    "outgoing_edges",
-    "queue_maxsize",
-    "trace_pending",
-    "trace_inflight",
-    "trace_cancelled",
-)
-_FLOW_MEASUREMENTS = ("queue_depth_in", "queue_depth_out")
 #: the flow events that end a node invocation (one attempt): the only ones given a duration,
 #: so exporters see one span per invocation, not one per event that mentions it
 _FLOW_UNITS = frozenset({"node_success", "node_error", "node_timeout"})
@@ -132,34 +120,41 @@ class Event:
         of work: their latency becomes `duration_ms` and `ts` their start (the FlowEvent's
         own time, when the invocation ended, is kept as attribute `recorded_ts`). Any other
         latency (node_failed repeats its last attempt's) stays an attribute, `latency_ms`."""
-        attributes: dict[str, Any] = {name: getattr(event, name) for name in _FLOW_ATTRIBUTES}
-        attributes["extra"] = dict(event.extra)
-        measurements = {name: float(getattr(event, name)) for name in _FLOW_MEASUREMENTS}
-        latency = event.latency_ms
-        ts = event.ts
-        duration_ms: float | None = None
-        if latency is not None:
-            if event.event_type in _FLOW_UNITS:
-                duration_ms = latency
-                attributes["recorded_ts"] = ts
-                ts -= latency / 1000.0
-            else:
-                attributes["latency_ms"] = latency
-        # Built field by field: the dictionaries are ours already, so the copies the
-        # constructor makes are skipped (this runs for every flow event while sinks listen).
-        envelope = object.__new__(cls)
-        setattr_ = object.__setattr__
-        setattr_(envelope, "family", "flow")
-        setattr_(envelope, "name", event.event_type)
-        setattr_(envelope, "ts", ts)
-        setattr_(envelope, "duration_ms", duration_ms)
-        setattr_(envelope, "trace_id", event.trace_id)
-        setattr_(envelope, "span", span)
-        setattr_(envelope, "parent_span_id", parent_span_id)
-        setattr_(envelope, "tenant", tenant)
-        setattr_(envelope, "attributes", MappingProxyType(attributes))
-        setattr_(envelope, "measurements", MappingProxyType(measurements))
-        return envelope
+        envelope = _flow_envelope(
+            event.event_type,
+            event.ts,
+            event.node_name,
+            event.node_id,
+            event.trace_id,
+            event.attempt,
+            event.latency_ms,
+            event.queue_depth_in,
+            event.queue_depth_out,
+            event.outgoing_edges,
+            event.queue_maxsize,
+            event.trace_pending,
+            event.trace_inflight,
+            event.trace_cancelled,
+            dict(event.extra),
+            span,
+            parent_span_id,
+            tenant,
+        )
+        if cls is Event:
+            return envelope
+        # A subclass: its own constructor (and checks) apply.
+        return cls(
+            family=envelope.family,
+            name=envelope.name,
+            ts=envelope.ts,
+            duration_ms=envelope.duration_ms,
+            trace_id=envelope.trace_id,
+            span=envelope.span,
+            parent_span_id=envelope.parent_span_id,
+            tenant=envelope.tenant,
+            attributes=envelope.attributes,
+            measurements=envelope.measurements,
+        )
 
     def to_flow_event(self) -> FlowEvent:
         """The `FlowEvent` this envelope was made from (family "flow" only)."""
@@ -190,6 +185,88 @@ class Event:
             trace_cancelled=bool(attributes.get("trace_cancelled", False)),
             extra=dict(attributes.get("extra") or {}),
         )
+
+
+def _flow_envelope(
+    event_type: str,
+    ts: float,
+    node_name: str | None,
+    node_id: str | None,
+    trace_id: str | None,
+    attempt: int,
+    latency_ms: float | None,
+    queue_depth_in: int,
+    queue_depth_out: int,
+    outgoing_edges: int,
+    queue_maxsize: int,
+    trace_pending: int | None,
+    trace_inflight: int,
+    trace_cancelled: bool,
+    extra: dict[str, Any],
+    span: SpanContext | None,
+    parent_span_id: str | None,
+    tenant: str | None,
+) -> Event:
+    """The `Event` of a flow event given by its `FlowEvent` fields (`extra` is taken, not
+    copied): `Event.from_flow_event`, and the runtimes when only sinks listen (then no
+    `FlowEvent` is built at all). Private to the kernel."""
+    attributes: dict[str, Any] = {
+        "node_name": node_name,
+        "node_id": node_id,
+        "attempt": attempt,
+        "outgoing_edges": outgoing_edges,
+        "queue_maxsize": queue_maxsize,
+        "trace_pending": trace_pending,
+        "trace_inflight": trace_inflight,
+        "trace_cancelled": trace_cancelled,
+        "extra": extra,
+    }
+    duration_ms: float | None = None
+    if latency_ms is not None:
+        if event_type in _FLOW_UNITS:
+            duration_ms = latency_ms
+            attributes["recorded_ts"] = ts
+            ts -= latency_ms / 1000.0
+        else:
+            attributes["latency_ms"] = latency_ms
+    # Built field by field through the slots: the dictionaries are ours already, so the
+    # copies the constructor makes are skipped (this runs for every flow event while sinks
+    # listen; a slot's own setter measured faster than object.__setattr__).
+    envelope = object.__new__(Event)
+    _set_family(envelope, "flow")
+    _set_name(envelope, event_type)
+    _set_ts(envelope, ts)
+    _set_duration_ms(envelope, duration_ms)
+    _set_trace_id(envelope, trace_id)
+    _set_span(envelope, span)
+    _set_parent_span_id(envelope, parent_span_id)
+    _set_tenant(envelope, tenant)
+    _set_attributes(envelope, MappingProxyType(attributes))
+    _set_measurements(
+        envelope,
+        MappingProxyType(
+            {"queue_depth_in": float(queue_depth_in), "queue_depth_out": float(queue_depth_out)}
+        ),
+    )
+    return envelope
+
+
+def _slot_setter(name: str) -> Callable[[Event, Any], None]:
+    # The slot's member descriptor; its __set__ ignores the frozen dataclass's __setattr__.
+    setter: Callable[[Event, Any], None] = vars(Event)[name].__set__
+    return setter
+
+
+_set_family = _slot_setter("family")
+_set_name = _slot_setter("name")
+_set_ts = _slot_setter("ts")
+_set_duration_ms = _slot_setter("duration_ms")
+_set_trace_id = _slot_setter("trace_id")
+_set_span = _slot_setter("span")
+_set_parent_span_id = _slot_setter("parent_span_id")
+_set_tenant = _slot_setter("tenant")
+_set_attributes = _slot_setter("attributes")
+_set_measurements = _slot_setter("measurements")
 
 
 #: An event sink: an async callable given each published `Event`.
@@ -313,13 +390,17 @@ async def publish(event: Event) -> None:
         try:
             await sink(event)
         except Exception as exc:
-            logger.warning(
-                "event sink %s failed on %s: %s: %s",
-                _sink_name(sink),
-                event.qualified_name,
-                type(exc).__name__,
-                describe_exception(exc),
-            )
+            _sink_failed(sink, event, exc)
+
+
+def _sink_failed(sink: Any, event: Event, exc: Exception) -> None:
+    logger.warning(
+        "event sink %s failed on %s: %s: %s",
+        _sink_name(sink),
+        event.qualified_name,
+        type(exc).__name__,
+        describe_exception(exc),
+    )
 
 
 def _sink_name(sink: Any) -> str:

@@ -115,15 +115,9 @@ class SpanContext:
 
     def child(self) -> SpanContext:
         """A new span of the same trace (its parent is this one)."""
-        # Built without __post_init__: every id is already valid, and this runs per node
-        # invocation while sinks listen.
-        child = object.__new__(SpanContext)
-        setattr_ = object.__setattr__
-        setattr_(child, "trace_id", self.trace_id)
-        setattr_(child, "span_id", new_span_id())
-        setattr_(child, "sampled", self.sampled)
-        setattr_(child, "parent_span_id", self.span_id)
-        return child
+        # Every id is already valid: skip the checks (this runs per node invocation while
+        # sinks listen).
+        return _trusted(self.trace_id, new_span_id(), self.sampled, self.span_id)
 
     @classmethod
     def parse(cls, value: object) -> SpanContext | None:
@@ -140,7 +134,33 @@ class SpanContext:
             return None
         if trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:
             return None
-        return cls(trace_id, span_id, bool(int(flags, 16) & 1))
+        sampled = bool(int(flags, 16) & 1)
+        if cls is not SpanContext:  # a subclass gets its own constructor
+            return cls(trace_id, span_id, sampled)
+        # The pattern checked both ids already (the next hop parses every message's).
+        return _trusted(trace_id, span_id, sampled, None)
+
+
+def _trusted(trace_id: str, span_id: str, sampled: bool, parent_span_id: str | None) -> SpanContext:
+    """A `SpanContext` of ids already known valid, built without re-checking them."""
+    span = object.__new__(SpanContext)
+    # Through the slots' own setters (a frozen dataclass refuses plain assignment; these
+    # measured faster than object.__setattr__).
+    _set_trace_id(span, trace_id)
+    _set_span_id(span, span_id)
+    _set_sampled(span, sampled)
+    _set_parent_span_id(span, parent_span_id)
+    return span
+
+
+def _slot_setter(name: str) -> Any:
+    return vars(SpanContext)[name].__set__
+
+
+_set_trace_id = _slot_setter("trace_id")
+_set_span_id = _slot_setter("span_id")
+_set_sampled = _slot_setter("sampled")
+_set_parent_span_id = _slot_setter("parent_span_id")
 
 
 _current: ContextVar[SpanContext | None] = ContextVar("penguiflow_current_span", default=None)
@@ -173,14 +193,16 @@ def root_span(trace_id: str) -> SpanContext:
     span_id = digest[32:48]
     if span_id == _ZERO_SPAN:  # one chance in 2**64; any fixed non-zero id will do
         span_id = "0" * 15 + "1"
-    return SpanContext(w3c, span_id)
+    # Both ids are valid by construction (checked above, or hex digits of the digest).
+    return _trusted(w3c, span_id, True, None)
 
 
 def message_span(message: Any) -> SpanContext | None:
     """The context a message carries: its `meta["traceparent"]`, else the root span of its
     PenguiFlow trace id; None for a value with neither (a bare payload)."""
     meta = getattr(message, "meta", None)
-    if isinstance(meta, Mapping):
+    # (`type(...) is dict` first: a Message's meta is one, and the ABC check costs more)
+    if type(meta) is dict or isinstance(meta, Mapping):
         carried = SpanContext.parse(meta.get(TRACEPARENT))
         if carried is not None:
             return carried
@@ -188,6 +210,27 @@ def message_span(message: Any) -> SpanContext | None:
     if isinstance(trace_id, str) and trace_id:
         return root_span(trace_id)
     return None
+
+
+#: The spans stamped on messages, by the traceparent written, so the node that receives one
+#: reads its parent span back without parsing (`_parent_of`; the ids a traceparent names are
+#: the same whoever reads them). Bounded: emptied when full; a traceparent not found is parsed.
+_stamped: dict[str, SpanContext] = {}
+_STAMPED_MAX = 1024
+
+
+def _parent_of(message: Any) -> SpanContext | None:
+    """`message_span(message)` for the node engine: the same ids, but a span this process
+    stamped comes back as it was (with its own `parent_span_id`), not parsed again. Only
+    the ids of the result are used (as the parent of the node's span)."""
+    meta = getattr(message, "meta", None)
+    if type(meta) is dict:
+        carried = meta.get(TRACEPARENT)
+        if carried is not None:
+            span = _stamped.get(carried)
+            if span is not None:
+                return span
+    return message_span(message)
 
 
 def stamp_message(message: _M, span: SpanContext | None = None) -> _M:
@@ -220,10 +263,52 @@ def stamp_message(message: _M, span: SpanContext | None = None) -> _M:
             own.span_id != span.parent_span_id or own.trace_id != span.trace_id
         ):
             return message
+    stamped = _stamped
+    if len(stamped) >= _STAMPED_MAX:
+        stamped.clear()
+    stamped[value] = span
+    return _with_meta(message, {**meta, TRACEPARENT: value})
+
+
+#: The kernel's own message models (set on first use: importing them here would load
+#: pydantic with this module)
+_plain_models: tuple[type, ...] = ()
+
+
+def _with_meta(message: _M, meta: dict[str, Any]) -> _M:
+    """A copy of `message` whose `meta` is `meta` (what `model_copy(update=...)` gives).
+
+    For `Message` and `StreamChunk` the copy is built directly, about twice as fast as
+    `model_copy` (this runs for every message a node sends while sinks listen). It is the
+    same shallow copy: those models have no private attributes and ignore extra fields, so
+    one is its field dictionary and the set of fields it was given (`test_tracecontext.py`
+    compares the two). Any other model, a subclass included, goes through `model_copy`."""
+    global _plain_models
+    if not _plain_models:
+        from .types import Message, StreamChunk
+
+        _plain_models = (Message, StreamChunk)
+    cls = type(message)
+    state: Any = message
+    if (
+        cls in _plain_models
+        and state.__pydantic_extra__ is None
+        and state.__pydantic_private__ is None
+    ):
+        fields = dict(state.__dict__)
+        fields["meta"] = meta
+        copied = cls.__new__(cls)
+        # object.__setattr__: BaseModel's own __setattr__ would validate.
+        setattr_ = object.__setattr__
+        setattr_(copied, "__dict__", fields)
+        setattr_(copied, "__pydantic_fields_set__", {*state.__pydantic_fields_set__, "meta"})
+        setattr_(copied, "__pydantic_extra__", None)
+        setattr_(copied, "__pydantic_private__", None)
+        return copied
     copy = getattr(message, "model_copy", None)
     if copy is None:
         return message
-    stamped: _M = copy(update={"meta": {**meta, TRACEPARENT: value}})
+    stamped: _M = copy(update={"meta": meta})
     return stamped
 
 

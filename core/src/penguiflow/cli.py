@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ._version import __version__
+from .logging import LOG_FORMATS
 
 if TYPE_CHECKING:
     from .health import HealthServer
@@ -256,7 +257,7 @@ def _echo_table(columns: tuple[str, ...], rows: list[list[str]]) -> None:
 @click.option(
     "--log-format",
     "log_format",
-    type=click.Choice(["text", "json"], case_sensitive=False),
+    type=click.Choice(LOG_FORMATS, case_sensitive=False),
     default="text",
     show_default=True,
     help="Readable lines, or one JSON object per line; both carry trace and span ids.",

@@ -17,6 +17,8 @@ from typing import Any
 
 import click
 
+from penguiflow.logging import LOG_FORMATS
+
 __all__ = ["a2a", "serve"]
 
 TOKENS_ENV = "PENGUIFLOW_A2A_TOKENS"
@@ -187,7 +189,7 @@ def a2a() -> None:
 )
 @click.option(
     "--log-format",
-    type=click.Choice(["text", "json"], case_sensitive=False),
+    type=click.Choice(LOG_FORMATS, case_sensitive=False),
     default="text",
     show_default=True,
     help="Readable lines, or one JSON object per line; both carry trace and span ids.",

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from typing import IO
 
+from penguiflow.logging import LOG_FORMATS
+
 __all__ = ["LOG_FORMATS", "LOG_LEVELS", "configure_logging"]
 
-#: What `--log-format` accepts (the kernel's formats).
-LOG_FORMATS = ("text", "json")
+# `LOG_FORMATS` (what `--log-format` accepts) is the kernel's: one list for every command.
 #: What `--log-level` accepts.
 LOG_LEVELS = ("debug", "info", "warning", "error")
 

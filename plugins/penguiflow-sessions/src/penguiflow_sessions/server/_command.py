@@ -14,6 +14,8 @@ from typing import Any
 
 import click
 
+from penguiflow.logging import LOG_FORMATS
+
 __all__ = ["serve_session"]
 
 TOKENS_ENV = "PENGUIFLOW_SESSION_TOKENS"
@@ -92,7 +94,7 @@ def _authenticator(token_file: str | None, no_auth: bool) -> tuple[Any, str | No
 )
 @click.option(
     "--log-format",
-    type=click.Choice(["text", "json"], case_sensitive=False),
+    type=click.Choice(LOG_FORMATS, case_sensitive=False),
     default="text",
     show_default=True,
     help="Readable lines, or one JSON object per line; both carry trace and span ids.",

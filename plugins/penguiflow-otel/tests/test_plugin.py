@@ -4,13 +4,19 @@ host, configured by OTEL_* variables, exporting over real OTLP/HTTP to a receive
 
 from __future__ import annotations
 
+import logging
 import os
+import socket
 import subprocess
 import sys
 import textwrap
+import threading
+from collections.abc import Sequence
 
 import penguiflow_otel
 import pytest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from otlp_receiver import otlp_receiver
 from penguiflow_otel import OTelConfigError, OTelSink, default_sink, exporter_names
 
@@ -208,3 +214,96 @@ def test_spans_still_queued_are_exported_when_the_process_exits() -> None:
         subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=60)
         (span,) = receiver.wait_for_spans(1)
     assert span.name == "planner.step" and span.trace_id == TRACE
+
+
+class _StuckExporter(SpanExporter):
+    """An exporter whose export blocks until released: a collector that never answers."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.entered.set()
+        self.release.wait(60)
+        return SpanExportResult.FAILURE
+
+    def shutdown(self) -> None:
+        self.release.set()
+
+
+@pytest.mark.anyio
+async def test_shutdown_stops_waiting_for_an_export_that_hangs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    exporter = _StuckExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=600_000))
+    sink = OTelSink(tracer_provider=provider, metrics=False, shutdown_timeout_s=0.2)
+    try:
+        for event in run_events():
+            await sink(event)
+        with caplog.at_level(logging.WARNING, logger="penguiflow_otel"):
+            assert sink.shutdown() is False
+        assert exporter.entered.is_set()  # it was exporting, and we did not wait for it
+        assert "did not finish within 0.2s" in caplog.text
+        assert "PENGUIFLOW_OTEL_SHUTDOWN_TIMEOUT_S" in caplog.text
+        assert sink.shutdown() is True  # idempotent: nothing left to wait for
+    finally:
+        exporter.release.set()
+        provider.shutdown()
+
+
+def test_the_shutdown_bound_comes_from_the_environment_or_the_configuration(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert penguiflow_otel.shutdown_timeout_s({}) == penguiflow_otel.DEFAULT_SHUTDOWN_TIMEOUT_S
+    assert penguiflow_otel.shutdown_timeout_s({"PENGUIFLOW_OTEL_SHUTDOWN_TIMEOUT_S": "1.5"}) == 1.5
+    with pytest.raises(OTelConfigError, match="PENGUIFLOW_OTEL_SHUTDOWN_TIMEOUT_S='soon'"):
+        penguiflow_otel.shutdown_timeout_s({"PENGUIFLOW_OTEL_SHUTDOWN_TIMEOUT_S": "soon"})
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "console")
+    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "none")
+    penguiflow_otel.shutdown()
+    sink = default_sink({"otel": {"shutdown_timeout_s": 2}})
+    assert sink is not None and sink.shutdown_timeout_s == 2.0
+    penguiflow_otel.shutdown()
+    with pytest.raises(OTelConfigError, match="shutdown_timeout_s must be a number"):
+        default_sink({"otel": {"shutdown_timeout_s": "2s"}})
+
+
+def test_a_process_exits_promptly_when_no_collector_answers() -> None:
+    """Regression: a worker whose collector was down took over 15 s to exit (the exporters
+    retry for their own timeout at each flush); the exit flush is bounded and says so."""
+    script = textwrap.dedent(
+        f"""
+        import asyncio
+        from penguiflow import observability
+        from penguiflow.observability import Event
+        from penguiflow.plugins import load_hooks, reset_hooks
+        from penguiflow.tracecontext import root_span
+
+        reset_hooks(load_hooks())
+        root = root_span({TRACE!r})
+        event = Event("planner", "step", ts=1.0, duration_ms=5, span=root.child(),
+                      parent_span_id=root.span_id, trace_id={TRACE!r})
+        asyncio.run(observability.publish(event))
+        """
+    )
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PENGUIFLOW_"))}
+    env.update(
+        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{port}",
+        OTEL_EXPORTER_OTLP_TIMEOUT="120",  # unbounded, the exit would retry for minutes
+        OTEL_METRICS_EXPORTER="none",
+        OTEL_BSP_SCHEDULE_DELAY="600000",
+        PENGUIFLOW_OTEL_SHUTDOWN_TIMEOUT_S="0.5",
+        PENGUIFLOW_STRICT_PLUGINS="1",
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=90
+    )
+    assert done.returncode == 0, done.stderr
+    assert "did not finish within 0.5s" in done.stderr
+    assert f"127.0.0.1:{port}" in done.stderr

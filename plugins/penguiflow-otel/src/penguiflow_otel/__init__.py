@@ -14,18 +14,30 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._exporters import OTelConfigError, exporter_names
     from ._metrics import METRIC_NAMES
-    from ._sink import SCOPE, OTelSink, default_sink, sdk_disabled, shutdown
+    from ._sink import (
+        DEFAULT_SHUTDOWN_TIMEOUT_S,
+        SCOPE,
+        SHUTDOWN_TIMEOUT_ENV,
+        OTelSink,
+        default_sink,
+        sdk_disabled,
+        shutdown,
+        shutdown_timeout_s,
+    )
     from ._spans import span_attributes, span_kind, span_name
 
 __all__ = [
+    "DEFAULT_SHUTDOWN_TIMEOUT_S",
     "METRIC_NAMES",
     "SCOPE",
+    "SHUTDOWN_TIMEOUT_ENV",
     "OTelConfigError",
     "OTelSink",
     "default_sink",
     "exporter_names",
     "sdk_disabled",
     "shutdown",
+    "shutdown_timeout_s",
     "span_attributes",
     "span_kind",
     "span_name",
@@ -40,6 +52,9 @@ _HOMES = {
     "default_sink": "._sink",
     "sdk_disabled": "._sink",
     "shutdown": "._sink",
+    "shutdown_timeout_s": "._sink",
+    "DEFAULT_SHUTDOWN_TIMEOUT_S": "._sink",
+    "SHUTDOWN_TIMEOUT_ENV": "._sink",
     "span_attributes": "._spans",
     "span_kind": "._spans",
     "span_name": "._spans",

@@ -29,7 +29,16 @@ from ._exporters import load_exporters
 from ._metrics import EventMetrics
 from ._spans import SpanConverter
 
-__all__ = ["SCOPE", "OTelSink", "default_sink", "sdk_disabled", "shutdown"]
+__all__ = [
+    "DEFAULT_SHUTDOWN_TIMEOUT_S",
+    "SCOPE",
+    "SHUTDOWN_TIMEOUT_ENV",
+    "OTelSink",
+    "default_sink",
+    "sdk_disabled",
+    "shutdown",
+    "shutdown_timeout_s",
+]
 
 logger = logging.getLogger("penguiflow_otel")
 
@@ -37,6 +46,11 @@ _Provider = TypeVar("_Provider", TracerProvider, MeterProvider)
 
 #: the instrumentation scope of every span and metric this plugin makes
 SCOPE = "penguiflow"
+
+#: how long `OTelSink.shutdown()` (and so a process's exit) waits for the last export
+DEFAULT_SHUTDOWN_TIMEOUT_S = 5.0
+#: the environment variable that changes it (seconds; 0 or less: do not wait at all)
+SHUTDOWN_TIMEOUT_ENV = "PENGUIFLOW_OTEL_SHUTDOWN_TIMEOUT_S"
 
 
 def _penguiflow_version() -> str | None:
@@ -51,6 +65,23 @@ def sdk_disabled(environ: Mapping[str, str] | None = None) -> bool:
     any case)."""
     environ = os.environ if environ is None else environ
     return environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
+
+
+def shutdown_timeout_s(environ: Mapping[str, str] | None = None) -> float:
+    """The exit flush's bound from `PENGUIFLOW_OTEL_SHUTDOWN_TIMEOUT_S` (default 5 s)."""
+    from ._exporters import OTelConfigError
+
+    environ = os.environ if environ is None else environ
+    raw = environ.get(SHUTDOWN_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_SHUTDOWN_TIMEOUT_S
+    try:
+        return float(raw)
+    except ValueError:
+        raise OTelConfigError(
+            f"{SHUTDOWN_TIMEOUT_ENV}={raw!r} is not a number of seconds; set it to e.g. 5, "
+            "or unset it for the default"
+        ) from None
 
 
 def _span_processor(provider: TracerProvider) -> SpanProcessor:
@@ -72,7 +103,9 @@ def _tracer_provider_from_env() -> TracerProvider | None:
         return None
     # Resource.create() reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES; the batch
     # processor reads OTEL_BSP_*; each exporter its OTEL_EXPORTER_* settings.
-    provider = TracerProvider(resource=Resource.create())
+    # The sink shuts its providers down itself, within a bound: the SDK's own exit hook
+    # would wait on an unreachable collector for as long as the exporters retry.
+    provider = TracerProvider(resource=Resource.create(), shutdown_on_exit=False)
     for exporter in exporters:
         assert isinstance(exporter, SpanExporter)
         provider.add_span_processor(BatchSpanProcessor(exporter))
@@ -88,7 +121,7 @@ def _meter_provider_from_env() -> MeterProvider | None:
         assert isinstance(exporter, MetricExporter)
         # reads OTEL_METRIC_EXPORT_INTERVAL / OTEL_METRIC_EXPORT_TIMEOUT
         readers.append(PeriodicExportingMetricReader(exporter))
-    return MeterProvider(metric_readers=readers, resource=Resource.create())
+    return MeterProvider(metric_readers=readers, resource=Resource.create(), shutdown_on_exit=False)
 
 
 class OTelSink(AsyncResource):
@@ -108,6 +141,11 @@ class OTelSink(AsyncResource):
     (built from the environment: `BatchSpanProcessor`), metrics to in-memory aggregations.
     `force_flush()` exports what is queued, `shutdown()` (or `aclose()`) flushes and stops;
     both are idempotent, and a sink still open at interpreter exit is shut down then.
+
+    `shutdown()` waits at most `shutdown_timeout_s` (default: `PENGUIFLOW_OTEL_SHUTDOWN_TIMEOUT_S`,
+    else 5 s): the OTLP exporters retry an unreachable collector for up to their own timeout per
+    export, so an unbounded exit flush kept a stopping worker alive for tens of seconds. Spans
+    not exported by then are lost, and a warning says how many seconds were waited and where.
     """
 
     def __init__(
@@ -118,7 +156,11 @@ class OTelSink(AsyncResource):
         traces: bool = True,
         metrics: bool = True,
         max_metric_values: int = 200,
+        shutdown_timeout_s: float | None = None,
     ) -> None:
+        self.shutdown_timeout_s = (
+            _shutdown_timeout_from_env() if shutdown_timeout_s is None else shutdown_timeout_s
+        )
         self._owned: list[TracerProvider | MeterProvider] = []
         self._closed = False
         self._lock = threading.Lock()
@@ -199,17 +241,47 @@ class OTelSink(AsyncResource):
         """`force_flush` in a worker thread, so the event loop goes on meanwhile."""
         return await asyncio.to_thread(self.force_flush, timeout_millis)
 
-    def shutdown(self) -> None:
+    def shutdown(self, timeout_s: float | None = None) -> bool:
         """Flush, then shut down the providers the sink built itself (an application's own
-        providers are only flushed: they are the application's to shut down). Idempotent;
-        the sink ignores events from then on."""
+        providers are only flushed: they are the application's to shut down), waiting at most
+        `timeout_s` (default `self.shutdown_timeout_s`). True when everything finished in
+        time. Idempotent; the sink ignores events from then on."""
         with self._lock:
             if self._closed:
-                return
+                return True
             self._closed = True
         atexit.unregister(self.shutdown)
+        bound = self.shutdown_timeout_s if timeout_s is None else timeout_s
+        # The exporters block (retrying) while a collector is unreachable, and a thread stuck
+        # in a socket cannot be interrupted: the flush runs in a daemon thread we stop waiting
+        # for, so neither an exit nor an aclose() hangs on the network.
+        finished = threading.Event()
+
+        def run() -> None:
+            try:
+                self._flush_and_stop(max(bound, 0.0))
+            finally:
+                finished.set()
+
         try:
-            self.force_flush()
+            threading.Thread(target=run, name="penguiflow-otel:shutdown", daemon=True).start()
+        except RuntimeError:  # no new threads this late in interpreter shutdown
+            run()
+        if finished.wait(max(bound, 0.0)):
+            return True
+        logger.warning(
+            "penguiflow-otel: the last export did not finish within %gs (is the collector at "
+            "%s reachable?); spans and metrics not yet exported are dropped. Raise %s to wait "
+            "longer",
+            bound,
+            _endpoint_hint(),
+            SHUTDOWN_TIMEOUT_ENV,
+        )
+        return False
+
+    def _flush_and_stop(self, bound: float) -> None:
+        try:
+            self.force_flush(int(bound * 1000))
         except Exception as exc:  # exit paths must go on to shut the providers down
             logger.warning("penguiflow-otel: flushing failed: %s", describe_exception(exc))
         for provider in self._owned:
@@ -226,6 +298,21 @@ class OTelSink(AsyncResource):
         """`shutdown()` in a worker thread (it may wait on the network)."""
         if not self._closed:
             await asyncio.to_thread(self.shutdown)
+
+
+# `OTelSink.__init__` has a parameter of the same name as `shutdown_timeout_s`.
+_shutdown_timeout_from_env = shutdown_timeout_s
+
+
+def _endpoint_hint() -> str:
+    """Where spans go, for messages: the OTLP endpoint the environment names."""
+    for name in ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"):
+        value = os.environ.get(name, "").strip()
+        if value:
+            from penguiflow.resources import redact_url
+
+            return redact_url(value)
+    return "the OTLP default, http://localhost:4318"
 
 
 _default: OTelSink | None = None
@@ -247,19 +334,31 @@ def default_sink(config: Mapping[str, Any] | None = None) -> OTelSink | None:
         raise OTelConfigError(
             f"the [otel] plugin configuration must be a table, got {type(section).__name__}"
         )
+    timeout = section.get("shutdown_timeout_s")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)):
+        from ._exporters import OTelConfigError
+
+        raise OTelConfigError(
+            f"[otel] shutdown_timeout_s must be a number of seconds, got {timeout!r}"
+        )
     with _default_lock:
         if _default is None or _default._closed:
             _default = OTelSink(
-                traces=bool(section.get("traces", True)), metrics=bool(section.get("metrics", True))
+                traces=bool(section.get("traces", True)),
+                metrics=bool(section.get("metrics", True)),
+                shutdown_timeout_s=None if timeout is None else float(timeout),
             )
         sink = _default
     return sink if sink.exports else None
 
 
-def shutdown() -> None:
-    """Flush and shut down the hook's sink (`default_sink`), if one was built; idempotent."""
+def shutdown(timeout_s: float | None = None) -> bool:
+    """Flush and shut down the hook's sink (`default_sink`), if one was built, waiting at
+    most `timeout_s` (default: the sink's `shutdown_timeout_s`); idempotent. True when
+    everything was exported in time (or there was nothing to shut down)."""
     global _default
     with _default_lock:
         sink, _default = _default, None
-    if sink is not None:
-        sink.shutdown()
+    if sink is None:
+        return True
+    return sink.shutdown(timeout_s)

@@ -12,11 +12,11 @@ import pytest
 
 from penguiflow import audit
 from penguiflow.errors import InvalidTypeError
-from penguiflow.observability import Event, add_event_sink
+from penguiflow.observability import Event
 from penguiflow.plugins import PluginSettings, load_hooks
 from penguiflow.state import AuditRecord, InMemoryStateStore, StoreRequestError, select_audit
 from penguiflow.state.sqlite import SQLiteStateStore
-from penguiflow.testing import DistributionSite
+from penguiflow.testing import DistributionSite, collect_events
 from penguiflow.tracecontext import SpanContext, using_span
 
 PAUSE_TOKEN = "9f2c41d0a7b35e6c8d1f0a2b3c4d5e6f"
@@ -163,22 +163,13 @@ async def test_a_failing_store_is_logged_never_raised(caplog: pytest.LogCaptureF
 
 
 async def test_records_are_published_as_audit_events_under_the_current_span() -> None:
-    seen: list[Event] = []
-
-    async def sink(event: Event) -> None:
-        seen.append(event)
-
-    remove = add_event_sink(sink)
     span = SpanContext("b" * 32, "c" * 16)
-    try:
-        with using_span(span):
-            entry = await audit.record(
-                "approval.reject", source="session", tenant="acme", user="ann",
-                session_id="s1", target="task-1", outcome="rejected", trace_id="d" * 32,
-                details={"secret": "hunter2"},
-            )  # fmt: skip
-    finally:
-        remove()
+    with collect_events() as seen, using_span(span):
+        entry = await audit.record(
+            "approval.reject", source="session", tenant="acme", user="ann",
+            session_id="s1", target="task-1", outcome="rejected", trace_id="d" * 32,
+            details={"secret": "hunter2"},
+        )  # fmt: skip
     (event,) = seen
     assert (event.family, event.name, event.qualified_name) == (
         "audit", "approval.reject", "audit.approval.reject")  # fmt: skip

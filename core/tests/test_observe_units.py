@@ -14,7 +14,6 @@ from penguiflow.node import NodePolicy
 from penguiflow.observability import (
     CONTENT_LIMIT,
     Event,
-    add_event_sink,
     capture_content,
     clip_content,
     observe,
@@ -26,20 +25,15 @@ from penguiflow.remote import (
     RemoteNode,
     RemoteStreamEvent,
 )
+from penguiflow.testing import collect_events
 from penguiflow.tracecontext import SpanContext, current_span, root_span, using_span
 from penguiflow.types import Headers, Message
 
 
 @pytest.fixture
 def events() -> Iterator[list[Event]]:
-    seen: list[Event] = []
-
-    async def sink(event: Event) -> None:
-        seen.append(event)
-
-    remove = add_event_sink(sink)
-    yield seen
-    remove()
+    with collect_events() as seen:
+        yield seen
 
 
 async def test_a_unit_is_a_child_span_current_while_it_runs(events: list[Event]) -> None:

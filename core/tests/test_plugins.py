@@ -58,6 +58,11 @@ def test_settings_from_env_and_config() -> None:
     assert settings.is_disabled("anything", "redis")
     assert settings.is_disabled("penguiflow.state_stores", "memory")
     assert not settings.is_disabled("penguiflow.message_buses", "memory")
+    # a distribution name disables every entry point it installs, whatever they are called
+    by_package = PluginSettings.from_env({"PENGUIFLOW_DISABLE_PLUGINS": "Penguiflow_Prometheus"})
+    assert by_package.is_disabled("penguiflow", "prometheus", "penguiflow-prometheus")
+    assert not by_package.is_disabled("penguiflow", "prometheus", "penguiflow-otel")
+    assert not by_package.is_disabled("penguiflow", "prometheus")
     merged = PluginSettings().merged(disabled=["x"], strict=True)
     assert merged.disabled == {"x"} and merged.strict
     assert PluginSettings.from_env({}) == PluginSettings()

@@ -14,8 +14,9 @@ from penguiflow_a2a.server import create_a2a_app
 from server_support import card_for, serve
 
 from penguiflow import Message, Node, NodePolicy, create
-from penguiflow.observability import Event, add_event_sink
+from penguiflow.observability import Event
 from penguiflow.remote import RemoteNode
+from penguiflow.testing import collect_events
 from penguiflow.tracecontext import SpanContext, current_span, root_span
 from penguiflow.types import Headers
 
@@ -32,15 +33,9 @@ def recording_flow() -> Any:
 
 @pytest.fixture
 def events() -> Iterator[list[Event]]:
-    seen: list[Event] = []
-
-    async def sink(event: Event) -> None:
-        seen.append(event)
-
     SEEN.clear()
-    remove = add_event_sink(sink)
-    yield seen
-    remove()
+    with collect_events() as seen:
+        yield seen
 
 
 def remote_calls(events: list[Event], side: str) -> list[Event]:

@@ -23,8 +23,8 @@ from penguiflow_llm_http import (
 from penguiflow_llm_http.testing import ScriptedHTTPServer, ScriptedResponse
 
 from penguiflow.llm import LLMHTTPError, LLMMessage, LLMUsage
-from penguiflow.observability import Event, add_event_sink
-from penguiflow.testing import run_async
+from penguiflow.observability import Event
+from penguiflow.testing import collect_events, run_async
 from penguiflow.tracecontext import SpanContext, root_span, using_span
 
 USER = [{"role": "user", "content": "my secret question"}]
@@ -79,14 +79,8 @@ def server() -> Iterator[ScriptedHTTPServer]:
 
 @pytest.fixture
 def events() -> Iterator[list[Event]]:
-    seen: list[Event] = []
-
-    async def sink(event: Event) -> None:
-        seen.append(event)
-
-    remove = add_event_sink(sink)
-    yield seen
-    remove()
+    with collect_events() as seen:
+        yield seen
 
 
 def client(url: str) -> ProviderClient:

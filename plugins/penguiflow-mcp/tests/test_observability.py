@@ -11,21 +11,15 @@ import pytest
 from conftest import HTTPServer
 from penguiflow_mcp import MCPConnector, MCPServerConfig, MCPToolError
 
-from penguiflow.observability import Event, add_event_sink
-from penguiflow.testing import run_async
+from penguiflow.observability import Event
+from penguiflow.testing import collect_events, run_async
 from penguiflow.tracecontext import SpanContext, root_span, using_span
 
 
 @pytest.fixture
 def events() -> Iterator[list[Event]]:
-    seen: list[Event] = []
-
-    async def sink(event: Event) -> None:
-        seen.append(event)
-
-    remove = add_event_sink(sink)
-    yield seen
-    remove()
+    with collect_events() as seen:
+        yield seen
 
 
 def calls(events: list[Event]) -> list[Event]:

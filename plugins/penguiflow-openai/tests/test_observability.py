@@ -8,8 +8,7 @@ from penguiflow_llm_http import RetryPolicy
 from penguiflow_llm_http.testing import ScriptedHTTPServer, ScriptedResponse
 from penguiflow_openai import OpenAIEmbeddingsClient
 
-from penguiflow.observability import Event, add_event_sink
-from penguiflow.testing import run_async
+from penguiflow.testing import collect_events, run_async
 from penguiflow.tracecontext import SpanContext, root_span, using_span
 
 ANSWER = {
@@ -24,11 +23,6 @@ ANSWER = {
 
 
 def test_an_embeddings_call_is_an_llm_call_event_and_sends_its_traceparent() -> None:
-    seen: list[Event] = []
-
-    async def sink(event: Event) -> None:
-        seen.append(event)
-
     parent = root_span("a" * 32).child()
 
     async def embed(url: str) -> Any:
@@ -41,15 +35,11 @@ def test_an_embeddings_call_is_an_llm_call_event_and_sends_its_traceparent() -> 
             with using_span(parent):
                 return await client.embed(["private text one", "private text two"])
 
-    remove = add_event_sink(sink)
-    try:
-        with ScriptedHTTPServer() as server:
-            server.add(ScriptedResponse(status=503, body={}), ScriptedResponse(body=ANSWER))
-            run_async(lambda: embed(server.url))
-            headers = [request.headers.get("traceparent") for request in server.requests]
-    finally:
-        remove()
-    [event] = [e for e in seen if e.qualified_name == "llm.call"]
+    with collect_events() as seen, ScriptedHTTPServer() as server:
+        server.add(ScriptedResponse(status=503, body={}), ScriptedResponse(body=ANSWER))
+        run_async(lambda: embed(server.url))
+        headers = [request.headers.get("traceparent") for request in server.requests]
+    [event] = seen.named("llm.call")
     assert event.attributes["gen_ai.operation.name"] == "embeddings"
     assert event.attributes["gen_ai.system"] == "openai"
     assert event.attributes["gen_ai.request.model"] == "text-embedding-3-small"

@@ -16,7 +16,8 @@ from tools import catalog as shared_catalog
 
 from penguiflow import ModelRegistry, Node, NodePolicy, build_catalog, tool
 from penguiflow.llm import ScriptedLLMClient
-from penguiflow.observability import Event, add_event_sink
+from penguiflow.observability import Event
+from penguiflow.testing import collect_events
 from penguiflow.tracecontext import SpanContext, current_span, root_span, using_span
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -75,15 +76,9 @@ def completion(text: str) -> ScriptedResponse:
 
 @pytest.fixture
 def events() -> Iterator[list[Event]]:
-    seen: list[Event] = []
-
-    async def sink(event: Event) -> None:
-        seen.append(event)
-
     SEEN_IN_TOOL.clear()
-    remove = add_event_sink(sink)
-    yield seen
-    remove()
+    with collect_events() as seen:
+        yield seen
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ import pytest
 from _server_support import TOKENS, auth, serving, wait_for
 from penguiflow_sessions.server import BearerTokenAuthenticator, create_app
 
-from penguiflow.observability import Event, add_event_sink
+from penguiflow.observability import Event
+from penguiflow.testing import collect_events
 from penguiflow.tracecontext import SpanContext, current_span, root_span
 
 SEEN: list[SpanContext | None] = []
@@ -26,15 +27,9 @@ async def turn(runtime: Any) -> Any:
 
 @pytest.fixture
 def events() -> Iterator[list[Event]]:
-    seen: list[Event] = []
-
-    async def sink(event: Event) -> None:
-        seen.append(event)
-
     SEEN.clear()
-    remove = add_event_sink(sink)
-    yield seen
-    remove()
+    with collect_events() as seen:
+        yield seen
 
 
 def tasks(events: list[Event]) -> list[Event]:

@@ -9,21 +9,15 @@ from typing import Any
 import pytest
 from penguiflow_utcp import UTCPConnector, UTCPToolError
 
-from penguiflow.observability import Event, add_event_sink
-from penguiflow.testing import run_async
+from penguiflow.observability import Event
+from penguiflow.testing import collect_events, run_async
 from penguiflow.tracecontext import SpanContext, root_span, using_span
 
 
 @pytest.fixture
 def events() -> Iterator[list[Event]]:
-    seen: list[Event] = []
-
-    async def sink(event: Event) -> None:
-        seen.append(event)
-
-    remove = add_event_sink(sink)
-    yield seen
-    remove()
+    with collect_events() as seen:
+        yield seen
 
 
 def test_a_call_is_a_connector_call_and_its_request_carries_its_span(

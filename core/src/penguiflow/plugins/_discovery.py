@@ -136,7 +136,7 @@ def discover(group: str, kind: str, settings: PluginSettings) -> list[Candidate]
         dist_name, version = entry.distribution, entry.version
         status: PluginStatus = "available"
         error = remedy = None
-        if settings.is_disabled(group, entry_point.name):
+        if settings.is_disabled(group, entry_point.name, dist_name):
             status = "disabled"
             remedy = "remove it from PENGUIFLOW_DISABLE_PLUGINS (or the plugin config) to use it"
         elif entry.problem is not None:

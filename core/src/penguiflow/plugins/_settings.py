@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
@@ -17,8 +18,9 @@ _TRUE = frozenset({"1", "true", "yes", "on"})
 @dataclass(frozen=True, slots=True)
 class PluginSettings:
     """`disabled` holds entry-point names (`redis`), group-qualified ones
-    (`penguiflow.state_stores:redis`), a whole group (`penguiflow:*`) or everything (`*`);
-    a disabled plugin is never imported. In `strict` mode a
+    (`penguiflow.state_stores:redis`), a whole group (`penguiflow:*`), distribution names
+    (`penguiflow-prometheus`: every entry point that distribution installs) or everything
+    (`*`); a disabled plugin is never imported. In `strict` mode a
     plugin that fails to load raises instead of being recorded and skipped."""
 
     disabled: frozenset[str] = frozenset()
@@ -41,11 +43,21 @@ class PluginSettings:
             strict=self.strict if strict is None else strict,
         )
 
-    def is_disabled(self, group: str, name: str) -> bool:
+    def is_disabled(self, group: str, name: str, distribution: str | None = None) -> bool:
+        """Whether the entry point `name` of `group`, installed by `distribution`, is off."""
         disabled = self.disabled
-        return bool(disabled) and (
-            name in disabled
-            or f"{group}:{name}" in disabled
-            or f"{group}:*" in disabled
-            or "*" in disabled
-        )
+        if not disabled:
+            return False
+        if name in disabled or f"{group}:{name}" in disabled:
+            return True
+        if f"{group}:*" in disabled or "*" in disabled:
+            return True
+        # Users name the package they installed (`penguiflow-prometheus`), whatever its
+        # entry points are called; spellings differ only as PEP 503 allows.
+        return distribution is not None and _normalized(distribution) in {
+            _normalized(item) for item in disabled
+        }
+
+
+def _normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._embeddings import EmbeddingsConformance
+    from ._events import EventLog, collect_events
     from ._hooks import HookPluginConformance
     from ._joins import JoinStrategyConformance
     from ._llm import LLMAdapterConformance
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DistributionSite",
     "EmbeddingsConformance",
+    "EventLog",
     "HookPluginConformance",
     "JoinStrategyConformance",
     "LLMAdapterConformance",
@@ -43,6 +45,7 @@ __all__ = [
     "MessageBusConformance",
     "RuntimeConformance",
     "StateStoreConformance",
+    "collect_events",
     "distribution_site",
     "leftover_tasks",
     "require_server",
@@ -54,6 +57,8 @@ __all__ = [
 _HOMES = {
     "DistributionSite": "_sites",
     "EmbeddingsConformance": "_embeddings",
+    "EventLog": "_events",
+    "collect_events": "_events",
     "HookPluginConformance": "_hooks",
     "JoinStrategyConformance": "_joins",
     "LLMAdapterConformance": "_llm",

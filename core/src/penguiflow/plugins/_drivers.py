@@ -47,6 +47,8 @@ DRIVER_KINDS: dict[str, DriverKind] = {
             by_scheme=True,
             providers={
                 "redis": "penguiflow-redis",
+                "redis+cluster": "penguiflow-redis",
+                "redis+sentinel": "penguiflow-redis",
                 "postgresql": "penguiflow-postgres",
                 "postgres": "penguiflow-postgres",
             },
@@ -56,7 +58,11 @@ DRIVER_KINDS: dict[str, DriverKind] = {
             "penguiflow.message_buses",
             "message bus",
             by_scheme=True,
-            providers={"redis": "penguiflow-redis"},
+            providers={
+                "redis": "penguiflow-redis",
+                "redis+cluster": "penguiflow-redis",
+                "redis+sentinel": "penguiflow-redis",
+            },
         ),
         DriverKind(
             "runtime",

@@ -1,6 +1,8 @@
 """Redis key layout of one distributed flow, and the atomic commit of a processed entry.
 
-Every key of a flow lives under `<prefix>:<flow name>`:
+Every key of a flow lives under `<prefix>:<flow name>`, followed by its shard's hash tag
+(`:{pf<k>.<n>}`, see `_shards`) when the flow has several shards or runs on a Redis Cluster; a
+trace's keys all live in one shard. With one plain server and one shard there is no tag:
 - `...:in:<node>`: the node's input stream, read by the consumer group `workers`. An entry is
   deleted once processed, so its length is the node's backlog (what backpressure bounds).
 - `...:reply:<client>`: results and stream chunks for one client process.
@@ -19,7 +21,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from penguiflow.errors import PenguiFlowError
+from penguiflow.errors import ConfigurationError, PenguiFlowError
+
+from ._shards import shard_tags
 
 __all__ = [
     "COMMIT_SCRIPT",
@@ -29,6 +33,7 @@ __all__ = [
     "FlowKeys",
     "RedisRuntimeUnavailable",
     "ensure_group",
+    "flow_keys",
 ]
 
 GROUP = "workers"
@@ -118,46 +123,91 @@ class RedisRuntimeUnavailable(PenguiFlowError, ConnectionError):
 
 @dataclass(frozen=True, slots=True)
 class FlowKeys:
-    """Key names of one flow (`prefix:name`)."""
+    """Key names of one shard of one flow (`prefix:name`).
+
+    `tag` is the shard's Redis Cluster hash tag (`_shards.shard_tag`), put in every key as
+    `<namespace>:{<tag>}:...` so that all the keys of one shard share one slot (a Lua script or
+    a transaction may only touch one slot on a cluster). The empty tag (one plain server, one
+    shard) gives the names used before shards existed. Use `flow_keys` for every shard."""
 
     namespace: str
+    tag: str = ""
+
+    def __post_init__(self) -> None:
+        if self.tag and ("{" in self.namespace or "}" in self.namespace):
+            # Redis hashes the first {...} of a key: a brace in the prefix or the flow name
+            # would become the tag and put the shards' keys in the wrong slots.
+            raise ConfigurationError(
+                f"the flow namespace {self.namespace!r} holds '{{' or '}}', which Redis would "
+                "take as the keys' hash tag; choose a prefix and flow_name without braces "
+                "(for example prefix='penguiflow')"
+            )
+
+    @property
+    def base(self) -> str:
+        """What every key of this shard starts with."""
+        return f"{self.namespace}:{{{self.tag}}}" if self.tag else self.namespace
 
     def node_stream(self, node: str) -> str:
-        return f"{self.namespace}:in:{node}"
+        return f"{self.base}:in:{node}"
 
     def is_reply_stream(self, key: str) -> bool:
-        return key.startswith(f"{self.namespace}:reply:")
+        return key.startswith(f"{self.base}:reply:")
 
     def reply_stream(self, client: str) -> str:
-        return f"{self.namespace}:reply:{client}"
+        return f"{self.base}:reply:{client}"
 
     def join_bucket(self, node: str, trace_id: str) -> str:
-        return f"{self.namespace}:join:{node}:{trace_id}"
+        return f"{self.base}:join:{node}:{trace_id}"
 
     def join_closing(self, node: str, trace_id: str) -> str:
-        return f"{self.namespace}:join:{node}:{trace_id}:closing"
+        return f"{self.base}:join:{node}:{trace_id}:closing"
 
     def cancelled(self, trace_id: str | None) -> str:
-        return f"{self.namespace}:cancelled:{trace_id or ''}"
+        return f"{self.base}:cancelled:{trace_id or ''}"
 
     @property
     def cancel_channel(self) -> str:
-        return f"{self.namespace}:cancel"
+        """Pub/sub channel of this shard's cancellations (a sharded channel on a cluster:
+        SPUBLISH/SSUBSCRIBE route it by its tag, like the shard's keys)."""
+        return f"{self.base}:cancel"
 
     @property
     def dead_letters(self) -> str:
-        return f"{self.namespace}:dead"
+        return f"{self.base}:dead"
 
     def alive(self, consumer: str) -> str:
-        """A worker's heartbeat: present (with a time to live) while the worker runs."""
-        return f"{self.namespace}:alive:{consumer}"
+        """A worker's heartbeat: present (with a time to live) while the worker runs.
+
+        Kept in each shard the worker reads, next to the entries it holds there, so taking
+        over a shard's entries never depends on another server."""
+        return f"{self.base}:alive:{consumer}"
 
     def emitted(self, trace_id: str) -> str:
-        return f"{self.namespace}:emitted:{trace_id}"
+        return f"{self.base}:emitted:{trace_id}"
 
     def deaths(self, node: str, entry_id: str) -> str:
         """How many workers died holding an entry (see `WorkerPool._claim_stale`)."""
-        return f"{self.namespace}:deaths:{node}:{entry_id}"
+        return f"{self.base}:deaths:{node}:{entry_id}"
+
+
+def flow_keys(
+    namespace: str, shards: int = 1, *, tagged: bool | None = None
+) -> tuple[FlowKeys, ...]:
+    """The keys of every shard of the flow `namespace`, in shard order.
+
+    `tagged` defaults to `shards > 1`; pass True on a Redis Cluster, where even one shard
+    needs a tag (its keys must share a slot). Untagged, a single shard keeps the key names
+    used before shards existed."""
+    if tagged is None:
+        tagged = shards > 1
+    if not tagged:
+        if shards != 1:
+            raise ConfigurationError(
+                f"{shards} shards need hash tags to keep their keys apart; pass tagged=True"
+            )
+        return (FlowKeys(namespace),)
+    return tuple(FlowKeys(namespace, tag) for tag in shard_tags(shards))
 
 
 async def ensure_group(client: Any, stream: str) -> None:

@@ -1,5 +1,8 @@
 """`redis://host:port/db`: a message bus that appends every envelope to a Redis Stream.
 
+Also `redis+sentinel://...` and `redis+cluster://...` (see `_connect`): the bus is one stream,
+one key, so a cluster needs nothing more.
+
 Other processes read the stream (XREAD / consumer groups) to observe a flow's traffic. The
 stream is capped (`maxlen`, approximate trimming) so an unread bus cannot grow without bound.
 Close it with `await bus.aclose()` or `async with bus:`; a closed bus raises `BusClosedError`.
@@ -14,7 +17,8 @@ from penguiflow.bus import BusClosedError, BusEnvelope
 from penguiflow.errors import ConfigurationError
 from penguiflow.resources import AsyncResource, redact_url
 
-from .store import _redis_url
+from ._connect import open_connections
+from .store import _address
 
 __all__ = ["RedisMessageBus", "envelope_from_fields", "envelope_to_fields"]
 
@@ -67,15 +71,15 @@ class RedisMessageBus(AsyncResource):
         maxlen: int = 100_000,
         **redis_options: Any,
     ) -> None:
-        url = _redis_url(url)
+        address = _address(url)
         if maxlen < 1:
             raise ConfigurationError(f"maxlen must be >= 1 (got {maxlen})")
-        from redis.asyncio import Redis  # imported when chosen, never at discovery
-
-        self.url = url
+        self.url = address.url
         self.stream = stream or f"{prefix}:bus"
         self.maxlen = maxlen
-        self._client: Any = Redis.from_url(url, decode_responses=True, **redis_options)
+        # redis-py is imported here, when the driver is chosen, never at discovery.
+        self._connections = open_connections(address, decode_responses=True, **redis_options)
+        self._client: Any = self._connections.client
         self._closed = False
 
     def __repr__(self) -> str:
@@ -103,7 +107,7 @@ class RedisMessageBus(AsyncResource):
         if self._closed:
             return
         self._closed = True
-        await self._client.aclose()
+        await self._connections.aclose()
 
     async def close(self) -> None:
         """The same as `aclose()`; kept for code written before `aclose()` existed."""

@@ -1,5 +1,10 @@
 """`redis://host:port/db`: a state store on Redis (redis-py's asyncio client).
 
+Also `redis+sentinel://h:26379,h:26380/<master>/<db>` (follows failovers) and
+`redis+cluster://h:7000,h:7001` (see `_connect`). On a cluster every key of one store carries
+the hash tag `{<prefix>}`, so the store lives in one slot (one master) and its transactions
+work there as on one server; give stores different prefixes to spread them over the masters.
+
 Key layout, all under `<prefix>:` — events: a sorted set per trace (score = timestamp, member =
 the canonical JSON, so saving an identical event twice stores it once); bindings: a hash per
 trace plus a context-id index; memory, planner tokens and trajectories: plain strings; tasks:
@@ -34,19 +39,16 @@ from penguiflow.state import (
 )
 from penguiflow.state.exact_json import dumps_exact
 
+from ._connect import RedisAddress, open_connections, parse_redis_url
+
 __all__ = ["RedisStateStore"]
 
 
-def _redis_url(url: str) -> str:
-    """`url` with its scheme in lowercase (schemes are case-insensitive, and redis-py accepts
-    only lowercase ones); a URL of another scheme is refused, its password masked."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or scheme.lower() not in ("redis", "rediss", "unix"):
-        raise ConfigurationError(
-            f"bad Redis URL {redact_url(url)!r}: use redis://host:port/db (or rediss:// for "
-            "TLS, unix:///path/to/redis.sock for a socket)"
-        )
-    return f"{scheme.lower()}://{rest}"
+def _address(url: str) -> RedisAddress:
+    """The one place a store or a bus writes to: a server, a cluster or a Sentinel set (a
+    list of independent servers is the runtime's, and refused). Schemes are case-insensitive;
+    a refused URL is shown with its password masked."""
+    return parse_redis_url(url, what="Redis URL", several=False)
 
 
 def _dumps(value: Any) -> str:
@@ -68,16 +70,19 @@ class RedisStateStore(SessionLogs, AsyncResource):
     """A durable, shareable state store; every capability of `penguiflow.state`."""
 
     def __init__(self, url: str, *, prefix: str = "penguiflow", **redis_options: Any) -> None:
-        url = _redis_url(url)
-        if not prefix or ":" in prefix:
+        address = _address(url)
+        if not prefix or any(c in prefix for c in ":{}"):
             raise ConfigurationError(
-                f"prefix must be a non-empty string without ':' (got {prefix!r})"
+                f"prefix must be a non-empty string without ':', '{{' or '}}' (got {prefix!r})"
             )
-        from redis.asyncio import Redis  # imported when chosen, never at discovery
-
-        self.url = url
+        self.url = address.url
         self.prefix = prefix
-        self._client: Any = Redis.from_url(url, decode_responses=True, **redis_options)
+        # On a cluster, one hash tag for the whole store: its multi-key transactions (a
+        # binding and its context index, a task and its order) must stay in one slot.
+        self._base = f"{{{prefix}}}" if address.kind == "cluster" else prefix
+        # redis-py is imported here, when the driver is chosen, never at discovery.
+        self._connections = open_connections(address, decode_responses=True, **redis_options)
+        self._client: Any = self._connections.client
         self._closed = False
 
     def __repr__(self) -> str:
@@ -92,14 +97,14 @@ class RedisStateStore(SessionLogs, AsyncResource):
         return self._client
 
     def _key(self, *parts: str) -> str:
-        return ":".join((self.prefix, *parts))
+        return ":".join((self._base, *parts))
 
     async def aclose(self) -> None:
         """Close the connection pool (idempotent); later calls raise `StoreClosedError`."""
         if self._closed:
             return
         self._closed = True
-        await self._client.aclose()
+        await self._connections.aclose()
 
     async def close(self) -> None:
         """The same as `aclose()`; kept for code written before `aclose()` existed."""

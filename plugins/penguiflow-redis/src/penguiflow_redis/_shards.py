@@ -101,7 +101,7 @@ def slot_range(shard: int, shards: int) -> range:
     """The k-th of `shards` equal ranges of the slots (the one `shard_tag` aims at)."""
     _check_count(shards)
     if not 0 <= shard < shards:
-        raise ValueError(f"shard {shard} is not one of 0..{shards - 1}")
+        raise ConfigurationError(f"shard {shard} is not one of 0..{shards - 1}")
     return range(shard * SLOTS // shards, (shard + 1) * SLOTS // shards)
 
 

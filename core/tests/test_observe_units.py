@@ -62,6 +62,23 @@ async def test_without_a_current_span_the_trace_ids_root_span_is_the_parent(
     assert fresh.parent_span_id is None and fresh.span is not None  # a trace of its own
 
 
+async def test_work_without_a_trace_id_joins_the_trace_it_runs_in(events: list[Event]) -> None:
+    # An LLM client does not know the planner's trace id: its call must still belong to the
+    # step it runs in, in the same trace (issue 20: the playground's tokens per step were 0).
+    async with observe("planner", "run", trace_id="run-1"):
+        async with observe("planner", "step") as step, observe("llm", "call"):
+            pass
+        async with observe("tool", "call", trace_id="other"), observe("llm", "call"):
+            pass
+    async with observe("llm", "call"):
+        pass
+    call, step_event, other_call, other, run, outside = events
+    assert step.span is not None and call.parent_span_id == step.span.span_id
+    assert call.trace_id == step_event.trace_id == run.trace_id == "run-1"
+    assert (other.trace_id, other_call.trace_id) == ("other", "other")
+    assert outside.trace_id is None  # the trace ended with its block
+
+
 async def test_a_failure_and_a_cancellation_are_reported(events: list[Event]) -> None:
     with pytest.raises(ValueError):
         async with observe("tool", "call"):

@@ -361,6 +361,11 @@ _sinks = _Sinks()
 #: only while sinks listen: the runtimes put it on that invocation's flow events.
 _current_tenant: ContextVar[str | None] = ContextVar("penguiflow_current_tenant", default=None)
 
+#: The PenguiFlow trace id of the unit of work being observed (set by `Observation` while its
+#: block runs): work observed inside it without a trace id of its own (an LLM client called
+#: by a planner step) joins that trace, as its span joins the step's span.
+_observed_trace: ContextVar[str | None] = ContextVar("penguiflow_observed_trace", default=None)
+
 
 def event_sinks() -> tuple[EventSink, ...]:
     """The sinks every published event goes to: the hook's, then those added in code."""
@@ -465,6 +470,7 @@ class Observation:
     __slots__ = (
         "_started",
         "_token",
+        "_trace_token",
         "active",
         "attributes",
         "family",
@@ -499,6 +505,7 @@ class Observation:
         self.ts = 0.0
         self._started = 0.0
         self._token: Any = None
+        self._trace_token: Any = None
 
     def fail(self, error: BaseException | str, error_type: str | None = None) -> None:
         """Mark the work failed without raising (a tool call whose failure became an
@@ -526,6 +533,13 @@ class Observation:
             self.parent_span_id = parent.span_id
         else:  # nothing to join: this work starts a trace of its own
             self.span = SpanContext(secrets.token_hex(16), new_span_id())
+        # Without a trace id of its own, the work belongs to the trace of the work it runs
+        # in: its event must reach whoever watches that trace (a live view, a trace store),
+        # not only carry a span under it.
+        if self.trace_id is None:
+            self.trace_id = _observed_trace.get()
+        else:
+            self._trace_token = _observed_trace.set(self.trace_id)
         self.active = True
         self.ts = time.time()
         self._started = time.perf_counter()
@@ -542,6 +556,10 @@ class Observation:
         # Exited in another context (a generator closed elsewhere): nothing to restore there.
         with contextlib.suppress(ValueError):
             _current.reset(self._token)
+        if self._trace_token is not None:
+            with contextlib.suppress(ValueError):
+                _observed_trace.reset(self._trace_token)
+            self._trace_token = None
         if exc is not None and self.attributes.get("status") != "error":
             if isinstance(exc, Exception):
                 self.fail(exc)
@@ -578,7 +596,8 @@ def observe(
 ) -> Observation:
     """Observe one unit of work as `family.name` (see `Observation`). Its span is a child of
     `parent`, else of the current span, else of the root span of `trace_id`; with none of
-    them it starts a new trace."""
+    them it starts a new trace. Without `trace_id`, its event carries the trace id of the
+    observed work it runs in (an LLM call inside a planner step: the planner run's)."""
     return Observation(
         family, name, trace_id=trace_id, tenant=tenant, attributes=attributes, parent=parent
     )

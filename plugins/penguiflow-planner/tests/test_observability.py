@@ -142,6 +142,25 @@ async def test_a_run_is_a_tree_of_spans_with_the_llm_and_tool_calls_in_it(
         assert private not in text
 
 
+async def test_an_llm_call_in_a_step_is_in_the_runs_trace_under_the_steps_span(
+    events: list[Event],
+) -> None:
+    # The scripted client (like every client) knows no PenguiFlow trace id: its llm.call
+    # must still be filed under the run's trace, or a view of that trace (the playground's
+    # tokens and cost per step) never sees it.
+    llm = ScriptedLLMClient([act("lookup", text="penguins"), answer("Penguins swim.")])
+    planner = ReactPlanner(llm_client=llm, catalog=catalog())
+    result = await planner.run("penguins?", tool_context={"trace_id": "run-trace-1"})
+    assert isinstance(result, PlannerFinish) and result.ok
+    steps = named(events, "planner.step")
+    llm_calls = named(events, "llm.call")
+    assert len(steps) == len(llm_calls) == 2
+    for step, call in zip(steps, llm_calls, strict=True):
+        assert step.span is not None and call.parent_span_id == step.span.span_id
+        assert call.trace_id == step.trace_id == "run-trace-1"
+        assert call.measurements["input_tokens"] > 0
+
+
 async def test_content_capture_puts_the_query_and_tool_io_on_events(
     events: list[Event], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -30,6 +30,10 @@ class Notes(BaseModel):
     text: str
 
 
+class Branches(BaseModel):
+    results: list[Any] = []
+
+
 def _call(node: str, text: str, thought: str) -> str:
     return json.dumps({"thought": thought, "next_node": node, "args": {"text": text}})
 
@@ -54,6 +58,12 @@ def decide(messages: list[LLMMessage]) -> str:
         if done < wanted:
             return _call("tick", str(done + 1), f"step {done + 1} of {wanted}")
         return _finish(f"ticked {wanted} times")
+    if "#parallel#" in seen:
+        if "OBS-MERGED" in seen:
+            return _finish("Merged both topics.")
+        steps = [{"node": "research", "args": {"text": t}} for t in ("penguins", "puffins")]
+        plan = {"steps": steps, "join": {"node": "merge"}}
+        return json.dumps({"thought": "Both at once.", "next_node": "parallel", "args": plan})
     if "#slow#" in seen and "OBS-SLOW" not in seen:
         return _call("slow", "wait", "This takes a while.")
     if "#fail#" in seen:
@@ -89,11 +99,17 @@ def _tools() -> list[Any]:
         await gate.wait()
         return Notes(text="OBS-SLOW done")
 
+    @tool(desc="Combine the results of a parallel plan.", side_effects="pure")
+    async def merge(args: Branches, ctx: Any) -> Notes:
+        return Notes(text=f"OBS-MERGED {len(args.results)} results")
+
     registry = ModelRegistry()
     nodes = []
     for func in (research, publish, tick, slow):
         registry.register(func.__name__, Topic, Notes)
         nodes.append(Node(func, name=func.__name__))
+    registry.register("merge", Branches, Notes)
+    nodes.append(Node(merge, name="merge"))
     return build_catalog(nodes, registry)
 
 
@@ -104,6 +120,33 @@ def build_planner() -> ReactPlanner:
         catalog=_tools(),
         llm_max_retries=0,
         max_iters=60,
+    )
+
+
+def build_streaming_planner() -> ReactPlanner:
+    """The same planner, streaming its final answer in small chunks as the model writes it."""
+    return ReactPlanner(
+        llm_client=ScriptedLLMClient([decide] * 1000, chunk_size=4),
+        catalog=_tools(),
+        llm_max_retries=0,
+        max_iters=60,
+        stream_final_response=True,
+    )
+
+
+def build_planner_with_memory() -> ReactPlanner:
+    """A planner that remembers its turns (truncation) in a state store of its own, not the
+    playground's: the Memory view must still show them."""
+    from penguiflow_planner.memory import ShortTermMemoryConfig
+
+    from penguiflow.state import InMemoryStateStore
+
+    return ReactPlanner(
+        llm_client=ScriptedLLMClient([decide] * 1000),
+        catalog=_tools(),
+        llm_max_retries=0,
+        state_store=InMemoryStateStore(),
+        short_term_memory=ShortTermMemoryConfig(strategy="truncation"),
     )
 
 

@@ -3,6 +3,7 @@ pauses approved, rejected and answered, tasks, history, graph, memory, errors.""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -194,8 +195,12 @@ async def test_tasks_cancel_inject_prioritize_groups(
 async def test_graph_info_memory_health(client: httpx.AsyncClient) -> None:
     info = (await client.get("/api/info")).json()
     assert info["kind"] == "planner"
+    # Given as an object, it is named by its class, never "<object>".
+    assert info["label"] == "planner · a ReactPlanner from penguiflow_planner._planner"
+    assert info["budgets"]["max_iters"] == 60 and info["budgets"]["hop_budget"] is None
     graph = (await client.get("/api/graph")).json()
-    assert {n["id"] for n in graph["nodes"]} == {"planner", "research", "publish", "tick", "slow"}
+    nodes = {n["id"] for n in graph["nodes"]}
+    assert nodes == {"planner", "research", "publish", "tick", "slow", "merge"}
     assert {"source": "planner", "target": "publish"} in graph["edges"]
     memory = (await client.get("/api/sessions/s7/memory")).json()
     assert isinstance(memory["context_version"], int)
@@ -268,3 +273,129 @@ def test_page_assets_ship_in_the_package() -> None:
         text = (static / name).read_text(encoding="utf-8")
         assert "http://" not in text.replace("http://www.w3.org/2000/svg", "")
         assert "https://" not in text
+
+
+async def _served(factory: Any, **options: Any) -> Any:
+    from penguiflow_playground import create_playground_app
+
+    return create_playground_app(factory(), **options)
+
+
+async def test_info_names_the_served_target() -> None:
+    from playground_agents import build_planner
+
+    app = await _served(build_planner, target="playground_agents:build_planner")
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://pg") as client:
+            info = (await client.get("/api/info")).json()
+    assert info["target"] == "playground_agents:build_planner"
+    assert info["label"] == "planner · playground_agents:build_planner"
+
+
+async def test_steps_carry_tokens_of_their_llm_calls(client: httpx.AsyncClient) -> None:
+    turn = (await client.post("/api/sessions/k1/chat", json={"query": "#steps2#"})).json()
+    assert (await _finished(client, "k1", turn["task_id"]))["status"] == "COMPLETE"
+    trace = (await client.get(f"/api/history/{turn['trace_id']}")).json()
+    calls = [e for e in trace["events"] if e["family"] == "llm"]
+    assert len(calls) == 3 and all(e["trace_id"] == turn["trace_id"] for e in calls)
+    steps = trace["steps"]
+    assert [s["tool"] for s in steps] == ["tick", "tick", None]
+    assert all(s["tokens"] > 0 for s in steps)
+    assert all(s["cost_usd"] == 0.0 for s in steps)  # the scripted client costs nothing
+
+
+async def test_parallel_branches_and_their_join_are_steps_calls(
+    client: httpx.AsyncClient,
+) -> None:
+    turn = (await client.post("/api/sessions/p1/chat", json={"query": "#parallel#"})).json()
+    task = await _finished(client, "p1", turn["task_id"])
+    assert task["status"] == "COMPLETE", task
+    trace = (await client.get(f"/api/history/{turn['trace_id']}")).json()
+    calls = trace["steps"][0]["calls"]
+    branches = [c for c in calls if c["role"] == "branch"]
+    assert [c["tool"] for c in branches] == ["research", "research"]
+    assert sorted(json.loads(c["args"])["text"] for c in branches) == ["penguins", "puffins"]
+    [join] = [c for c in calls if c["role"] == "join"]
+    assert join["tool"] == "merge" and "OBS-MERGED 2" in join["observation"]
+
+
+async def test_chat_streams_the_answer_in_chunks() -> None:
+    from playground_agents import build_streaming_planner
+
+    app = await _served(build_streaming_planner)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://pg") as client:
+            turn = (await client.post("/api/sessions/st/chat", json={"query": "hi"})).json()
+            task = await _finished(client, "st", turn["task_id"])
+            updates = (
+                await client.get("/api/sessions/st/updates", params={"task_id": turn["task_id"]})
+            ).json()["updates"]
+    answer = task["result"]["raw_answer"]
+    assert answer == "Hello from the scripted planner."
+    # What the page appends to the bubble: RESULT pieces on the answer channels, in order.
+    pieces = [
+        u["content"]["text"]
+        for u in updates
+        if u["update_type"] == "RESULT"
+        and u["content"].get("channel") in ("answer", "revision")
+        and u["content"].get("text")
+    ]
+    assert len(pieces) > 3 and "".join(pieces) == answer
+    done = [
+        i
+        for i, u in enumerate(updates)
+        if u["update_type"] == "STATUS_CHANGE" and u["content"].get("status") == "COMPLETE"
+    ]
+    first_piece = next(i for i, u in enumerate(updates) if u["update_type"] == "RESULT")
+    assert not done or first_piece < done[0]  # streamed before the turn ended
+
+
+async def test_memory_comes_from_the_planners_own_memory() -> None:
+    from playground_agents import build_planner_with_memory
+
+    app = await _served(build_planner_with_memory)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://pg") as client:
+            assert (await client.get("/api/sessions/m1/memory")).json()["memory"] is None
+            for query in ("first question", "second question"):
+                turn = (await client.post("/api/sessions/m1/chat", json={"query": query})).json()
+                await _finished(client, "m1", turn["task_id"])
+            memory = (await client.get("/api/sessions/m1/memory")).json()["memory"]
+            other = (await client.get("/api/sessions/m2/memory")).json()["memory"]
+    assert [t["user_message"] for t in memory["turns"]] == ["first question", "second question"]
+    assert other is None  # another session's key remembers nothing
+
+
+async def test_tasks_progress_and_groups(client: httpx.AsyncClient, planner_app: Any) -> None:
+    from penguiflow_sessions.models import TaskType, UpdateType
+    from penguiflow_sessions.server import Principal
+
+    session = await planner_app.state.session_host.open(Principal("local", "local"), "g1")
+    group = await session.resolve_or_create_group(group_name="crawl")
+
+    async def background(runtime: Any) -> None:
+        await runtime.emit(UpdateType.PROGRESS, {"done": 3, "total": 10})
+        while True:
+            await runtime.steering.next()
+
+    first = await session.spawn_task(
+        background, task_type=TaskType.BACKGROUND, description="part 1", group_id=group.group_id
+    )
+    second = await session.spawn_task(
+        background, task_type=TaskType.BACKGROUND, description="part 2", group_id=group.group_id
+    )
+
+    async def progressed() -> bool:
+        tasks = (await client.get("/api/sessions/g1/tasks")).json()["tasks"]
+        return all(t["progress"] == {"done": 3, "total": 10} for t in tasks) and len(tasks) == 2
+
+    await eventually(progressed)
+    [listed] = (await client.get("/api/sessions/g1/groups")).json()["groups"]
+    assert listed["name"] == "crawl" and sorted(listed["task_ids"]) == sorted([first, second])
+    for task_id in (first, second):
+        cancel = await client.post(f"/api/sessions/g1/tasks/{task_id}/cancel", json={})
+        assert cancel.status_code == 202
+        assert (await _finished(client, "g1", task_id))["status"] == "CANCELLED"

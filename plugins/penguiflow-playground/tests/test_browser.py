@@ -138,7 +138,9 @@ def _app(tmp_path: Path) -> Any:
     from penguiflow.state.sqlite import SQLiteStateStore
 
     store = SQLiteStateStore(f"sqlite:///{tmp_path / 'playground.db'}")
-    return create_playground_app(build_planner(), state_store=store)
+    return create_playground_app(
+        build_planner(), state_store=store, target="playground_agents:build_planner"
+    )
 
 
 def _view(driver: Any, name: str) -> None:
@@ -153,7 +155,8 @@ def test_chat_pause_approve_live_tasks_history(browser: Any, tmp_path: Path, sho
         wait_until(
             lambda: driver.find_element(By.TAG_NAME, "body").get_attribute("data-ready"), "ready"
         )
-        assert "planner" in driver.find_element(By.ID, "agent-info").text
+        header = driver.find_element(By.ID, "agent-info").text
+        assert header == "planner · playground_agents:build_planner"
 
         # Chat: the planner researches, then pauses for approval; approved from the page.
         box = driver.find_element(By.ID, "chat-input")
@@ -186,6 +189,31 @@ def test_chat_pause_approve_live_tasks_history(browser: Any, tmp_path: Path, sho
         assert "OBS-NOTES" in rows[0].find_element(By.CSS_SELECTOR, ".observation").text
         research = driver.find_element(By.CSS_SELECTOR, '#live-graph g[data-node="research"]')
         assert "n=1" in research.text
+        # Tokens per step (the scripted client's LLM calls are in the run's trace) and what
+        # the run has left of its budgets.
+        assert int(rows[0].find_element(By.CSS_SELECTOR, ".tokens").text) > 0
+        budgets = driver.find_element(By.ID, "live-budgets").text
+        assert "left: steps" in budgets and "of 60" in budgets and "deadline" in budgets
+
+        # A parallel plan: two branches and their join, drawn in one step.
+        _view(driver, "chat")
+        box.send_keys("Research both #parallel#")
+        driver.find_element(By.ID, "chat-send").click()
+        wait_until(
+            lambda: (
+                len(driver.find_elements(By.CSS_SELECTOR, '.msg.assistant[data-done="COMPLETE"]'))
+                == 2
+            ),
+            "the parallel turn's answer",
+        )
+        _view(driver, "live")
+        plan = wait_until(
+            lambda: driver.find_element(By.CSS_SELECTOR, "#live-steps td.tool.parallel"),
+            "the parallel step",
+        )
+        wait_until(lambda: len(plan.find_elements(By.CSS_SELECTOR, "li.branch")) == 2, "branches")
+        join = plan.find_element(By.CSS_SELECTOR, "li.join")
+        assert "merge" in join.text and "OBS-MERGED 2" in join.text
         driver.save_screenshot(str(shots / "live.png"))
 
         # Tasks: a background task is cancelled from the page.
@@ -221,9 +249,13 @@ def test_chat_pause_approve_live_tasks_history(browser: Any, tmp_path: Path, sho
         # History: the past trace opened as a timeline and steps.
         _view(driver, "history")
         trace_row = wait_until(
-            lambda: driver.find_element(By.CSS_SELECTOR, "#history-list .trace-row"), "a trace"
+            lambda: next(
+                row
+                for row in driver.find_elements(By.CSS_SELECTOR, "#history-list .trace-row")
+                if "Please #publish# the Q3 summary" in row.text
+            ),
+            "the first turn's trace",
         )
-        assert "Please #publish# the Q3 summary" in trace_row.text
         trace_row.click()
         steps = wait_until(
             lambda: driver.find_elements(By.CSS_SELECTOR, "#trace-steps tr.trace-step"),

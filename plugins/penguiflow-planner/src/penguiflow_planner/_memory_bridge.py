@@ -213,6 +213,28 @@ class PlannerMemory(AsyncResource):
             )
             return {}
 
+    async def snapshot(self, key: MemoryKey) -> dict[str, Any] | None:
+        """What is remembered for `key`, as JSON-able data, without changing anything; None
+        when nothing is. A memory of ours reads what the state store holds (what this
+        process or another saved), else what this process keeps; a strategy gives its
+        snapshot; a memory object passed in, its `to_dict()` when it has one."""
+        if not self.enabled or self._closed:
+            return None
+        if self._strategy is not None:
+            taken = await self._strategy.snapshot(key)
+            data = taken.model_dump(mode="json")
+            return data if data.get("summary") or data.get("turns") else None
+        if self._shared is not None:
+            to_dict = getattr(self._shared, "to_dict", None)
+            return dict(to_dict()) if callable(to_dict) else None
+        if self._store is not None:
+            async with self._lock(key):
+                saved = await read_memory_state(self._store, key)
+            if saved is not None:
+                return dict(saved)
+        memory = self._memories.get(key.as_string())
+        return memory.to_dict() if memory is not None else None
+
     async def record_turn(
         self,
         key: MemoryKey | None,

@@ -352,6 +352,29 @@ class ReactPlanner(AsyncResource):
         return replace_tool_catalog(self, replaced, specs)
 
     @property
+    def budgets(self) -> PlannerBudgets:
+        """This planner's limits on each run (read-only): `max_iters`, `hop_budget`,
+        `deadline_s`, `max_tokens`, `cost_budget_usd`, whether they were given as keywords
+        or as `budgets=PlannerBudgets(...)`. A UI shows what a run has left against them."""
+        return self._settings.budgets
+
+    async def memory_snapshot(
+        self,
+        *,
+        memory_key: MemoryKey | None = None,
+        tool_context: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any] | None:
+        """The short-term memory this planner keeps for a key, as JSON-able data; None when
+        it has none (no memory configured, no key, nothing remembered yet). The key is
+        resolved as `run()` resolves it: `memory_key`, else the one `tool_context` names
+        through the memory's isolation paths. Reading changes nothing (a memory kept in the
+        state store is read from there, so what a fork remembered is seen too)."""
+        key = self._memory.resolve_key(memory_key, tool_context)
+        if key is None:
+            return None
+        return await self._memory.snapshot(key)
+
+    @property
     def join_strategy(self) -> str | JoinStrategy | None:
         """The join strategy for parallel plans that name none (None: PenguiFlow's
         observation of every branch, no join)."""

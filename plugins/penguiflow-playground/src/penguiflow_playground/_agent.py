@@ -23,6 +23,11 @@ class Agent:
     value: Any
     target: str = "<object>"
 
+    @property
+    def label(self) -> str:
+        """What the page's header shows: the kind and what was served, `planner · myapp:build`."""
+        return f"{self.kind} · {self.target}"
+
 
 def _is_flow(value: Any) -> bool:
     from penguiflow.runtime import FlowDefinition
@@ -37,9 +42,20 @@ def is_servable(value: Any) -> bool:
     return isinstance(value, ReactPlanner) or _is_flow(value)
 
 
-def agent_of(value: Any, target: str = "<object>") -> Agent:
-    """`value` as an `Agent`; a `ConfigurationError` says what was given and what is needed."""
+def describe(value: Any) -> str:
+    """A name for an agent given as an object (not by `module:attr`): its class, where it is
+    defined, so the page says what it serves rather than `<object>`."""
+    cls = type(value)
+    return f"a {cls.__name__} from {cls.__module__}"
+
+
+def agent_of(value: Any, target: str | None = None) -> Agent:
+    """`value` as an `Agent` served as `target` (`module:attr`; when None, the object's
+    class); a `ConfigurationError` says what was given and what is needed."""
     from penguiflow_planner import ReactPlanner
+
+    if target is None:
+        target = describe(value)
 
     if isinstance(value, ReactPlanner):
         return Agent("planner", value, target)

@@ -324,7 +324,18 @@ class PlaygroundApi:
 
     async def info(self, request: Request) -> Response:
         await self.principal(request)
-        return JSONResponse({"kind": self.agent.kind, "target": self.agent.target})
+        info: dict[str, Any] = {
+            "kind": self.agent.kind,
+            "target": self.agent.target,
+            "label": self.agent.label,
+            "budgets": None,
+        }
+        if self.agent.kind == "planner":
+            # The limits each run has, for the Live view's "left" line (None: no limit).
+            from dataclasses import asdict
+
+            info["budgets"] = asdict(self.agent.value.budgets)
+        return JSONResponse(info)
 
     async def graph(self, request: Request) -> Response:
         await self.principal(request)
@@ -346,8 +357,8 @@ class PlaygroundApi:
         principal = await self.principal(request)
         session_id = self.session_id(request)
         session = await self.host.open(principal, session_id)
-        llm_context, _ = session.get_context()
-        snapshot = await self._memory_snapshot(principal, session.session_id)
+        llm_context, tool_context = session.get_context()
+        snapshot = await self._memory_snapshot(principal, session.session_id, tool_context)
         return JSONResponse(
             {
                 "session_id": session_id,
@@ -360,9 +371,22 @@ class PlaygroundApi:
             }
         )
 
-    async def _memory_snapshot(self, principal: Any, scoped_session: str) -> Any:
-        # The planner's short-term memory of this session's key, when it keeps it in the
-        # playground's state store (a planner built with that store); else None.
+    async def _memory_snapshot(
+        self, principal: Any, scoped_session: str, tool_context: dict[str, Any]
+    ) -> Any:
+        if self.agent.kind == "planner":
+            # Asked of the planner itself: it knows where it keeps its memory (its own state
+            # store, a memory object, a strategy) and how a turn's key is made. The context
+            # is the one a foreground turn of this session runs with (PlannerTaskPipeline).
+            tools = {
+                "tenant_id": principal.tenant,
+                "user_id": principal.user,
+                **tool_context,
+                "session_id": scoped_session,
+            }
+            return _jsonable(await self.agent.value.memory_snapshot(tool_context=tools))
+        # A flow has no planner memory of its own: what is saved under the session's key in
+        # the playground's store, if anything.
         store = self.hub.store
         if store is None or not callable(getattr(store, "load_memory_state", None)):
             return None

@@ -51,9 +51,11 @@ def create_playground_app(
     state_store: Any | None = None,
     token: str | None = None,
     manager: Any | None = None,
+    target: str | None = None,
 ) -> Starlette:
     """The playground for `agent` (an `Agent`, a `ReactPlanner` or a flow built with
-    `penguiflow.create`).
+    `penguiflow.create`). `target` is what the page's header names it by (`penguiflow dev`
+    passes its `module:attr`); by default an `Agent`'s own, else the object's class.
 
     `state_store` (a kernel state store; in memory when None) keeps the sessions, their
     tasks and updates, and the recorded traces the History view searches. With `token`,
@@ -66,7 +68,9 @@ def create_playground_app(
     from penguiflow_sessions.server import create_app
 
     if not isinstance(agent, Agent):
-        agent = agent_of(agent)
+        agent = agent_of(agent, target)
+    elif target is not None:
+        agent = Agent(agent.kind, agent.value, target)
     if token is not None and not token.strip():
         raise ConfigurationError("the playground token is empty; pass a non-empty --token")
     if manager is None:

@@ -83,8 +83,9 @@ _STEP_FIELDS = {
 
 def trace_steps(events: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """The planner's steps in a trace: per step its thought, tool, arguments, observation,
-    errors, latency, and the tokens and cost of the LLM calls made inside it (matched
-    through the step's span). Empty for a trace that ran no planner."""
+    errors, latency, the tokens and cost of the LLM calls made inside it (matched through
+    the step's span), and its tool `calls` (each with its role: `call`, a parallel plan's
+    `branch`, or the plan's `join`). Empty for a trace that ran no planner."""
     views = list(events)
     steps: dict[int, dict[str, Any]] = {}
     step_of_span: dict[str, int] = {}
@@ -102,9 +103,33 @@ def trace_steps(events: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 "latency_ms": None,
                 "tokens": 0.0,
                 "cost_usd": 0.0,
+                "calls": [],
             },
         )
 
+    def call(entry: dict[str, Any], call_id: str) -> dict[str, Any]:
+        calls: list[dict[str, Any]] = entry["calls"]
+        for known in calls:
+            if known["call_id"] == call_id:
+                return known
+        made: dict[str, Any] = {
+            "call_id": call_id,
+            "tool": None,
+            "role": _call_role(call_id),
+            "args": None,
+            "observation": None,
+        }
+        entry["calls"].append(made)
+        return made
+
+    # A step's number is the one its `step_start` moment says: the `planner.step` unit's own
+    # `step` attribute names the last trajectory step recorded, which for a step that
+    # finishes the run (it records none) is the step before.
+    for view in views:
+        attributes = view.get("attributes") or {}
+        starts = view.get("family") == "planner" and view.get("name") == "step_start"
+        if starts and isinstance(attributes.get("step"), int) and view.get("span_id"):
+            step_of_span[str(view["span_id"])] = attributes["step"]
     for view in views:
         if view.get("family") != "planner":
             continue
@@ -112,9 +137,9 @@ def trace_steps(events: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         raw = attributes.get("step")
         if not isinstance(raw, int):
             continue
+        if view.get("name") == "step":
+            raw = step_of_span.get(str(view.get("span_id")), raw)
         entry = step(raw)
-        if view.get("name") == "step" and view.get("span_id"):
-            step_of_span[str(view["span_id"])] = raw
         if view.get("span_id") and view.get("name") != "run":
             step_of_span.setdefault(str(view["span_id"]), raw)
         if attributes.get("thought"):
@@ -128,6 +153,12 @@ def trace_steps(events: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             entry["args"] = attributes["args_json"]
         if target == "observation" and attributes.get("result_json") is not None:
             entry["observation"] = attributes["result_json"]
+        call_id = attributes.get("tool_call_id")
+        if target is not None and isinstance(call_id, str):
+            made = call(entry, call_id)
+            made["tool"] = attributes.get("tool_name") or made["tool"]
+            field = "args" if target == "args" else "observation"
+            made[field] = attributes.get("args_json" if target == "args" else "result_json")
         if attributes.get("error"):
             entry["errors"].append(str(attributes["error"]))
         latency = (view.get("measurements") or {}).get("latency_ms")
@@ -146,3 +177,13 @@ def trace_steps(events: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         )
         entry["cost_usd"] += float(measurements.get("cost_usd", 0.0))
     return [steps[n] for n in sorted(steps)]
+
+
+def _call_role(call_id: str) -> str:
+    # The planner names a parallel plan's calls `call_<seq>_parallel_<i>` and its join
+    # `call_<seq>_join` (penguiflow-planner's _acting): a branch, the join, or a single call.
+    if "_parallel_" in call_id:
+        return "branch"
+    if call_id.endswith("_join"):
+        return "join"
+    return "call"

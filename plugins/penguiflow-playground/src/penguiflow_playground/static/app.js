@@ -2,7 +2,7 @@
 // its pauses answered), Tasks (cancel, inject context, prioritize; groups) and Memory. Live
 // and History are in their own modules.
 import { api, banner, el, short, streamUrl } from "./api.js";
-import { loadGraph, startLive } from "./live.js";
+import { loadGraph, setBudgets, startLive } from "./live.js";
 import { openTrace, searchHistory } from "./history.js";
 
 const started = performance.now();
@@ -209,7 +209,8 @@ sessionInput.addEventListener("change", () => {
 async function boot() {
   try {
     const info = await api("/api/info");
-    document.getElementById("agent-info").textContent = `${info.kind} · ${info.target}`;
+    document.getElementById("agent-info").textContent = info.label;
+    setBudgets(info.budgets);
     await loadGraph();
     openSession();
   } catch (err) {

@@ -45,6 +45,7 @@ function draw() {
   document.getElementById("live-count").textContent = String(eventCount);
   renderSteps();
   renderCounts();
+  renderBudgets();
   const now = Date.now();
   for (const event of batch) window.__pg.latencies.push(now - event.emitted_at * 1000);
   window.__pg.drawn += batch.length;
@@ -53,20 +54,62 @@ function draw() {
 function stepRow(trace, step) {
   const key = `${trace}:${step}`;
   if (!steps.has(key)) {
-    steps.set(key, { trace, step, thought: "", tool: "", args: "", observation: "", errors: [], ms: null, tokens: 0, cost: 0, dirty: true });
+    steps.set(key, { trace, step, thought: "", tool: "", args: "", observation: "", errors: [], ms: null, tokens: 0, cost: 0, calls: new Map(), dirty: true });
   }
   return steps.get(key);
 }
 
+// -- budgets left ----------------------------------------------------------------------------
+// The planner's limits (from /api/info) against what the latest run has used so far: steps,
+// tool calls, tokens and cost from its events, the deadline from its start.
+let budgets = null;
+let usage = null;
+export function setBudgets(limits) { budgets = limits; }
+
+function runUsage(event) {
+  if (!usage || usage.trace !== event.trace_id) usage = { trace: event.trace_id, steps: new Set(), hops: 0, tokens: 0, cost: 0, started: event.ts };
+  usage.started = Math.min(usage.started, event.ts);
+  return usage;
+}
+
+function left(limit, used, digits = 0) {
+  if (limit == null) return "no limit";
+  const rest = Math.max(limit - used, 0);
+  return `${digits ? rest.toFixed(digits) : rest} of ${limit}`;
+}
+
+function renderBudgets() {
+  if (!budgets || !usage) return;
+  const deadline = budgets.deadline_s == null ? "no limit"
+    : `${Math.max(budgets.deadline_s - (Date.now() / 1000 - usage.started), 0).toFixed(1)} s of ${budgets.deadline_s} s`;
+  document.getElementById("live-budgets").textContent =
+    `left: steps ${left(budgets.max_iters, usage.steps.size)} · tool calls ${left(budgets.hop_budget, usage.hops)}` +
+    ` · tokens ${left(budgets.max_tokens, usage.tokens)} · cost $${left(budgets.cost_budget_usd, usage.cost, 4)} · deadline ${deadline}`;
+}
+
+// A parallel plan's calls are `call_<seq>_parallel_<i>`, its join `call_<seq>_join`.
+function callRole(id) { return id.includes("_parallel_") ? "branch" : id.endsWith("_join") ? "join" : "call"; }
+
 function apply(event) {
   const a = event.attributes || {};
+  if (event.family === "planner" && event.trace_id) runUsage(event);
   if (event.family === "planner" && Number.isInteger(a.step)) {
-    const row = stepRow(event.trace_id, a.step);
-    if (event.span_id && event.name !== "run") stepOfSpan.set(event.span_id, `${event.trace_id}:${a.step}`);
+    // A step's number is its step_start's: the planner.step unit itself names the last
+    // recorded step, which for the finishing step is the one before.
+    const known = event.name === "step" ? stepOfSpan.get(event.span_id) : null;
+    const row = known && steps.has(known) ? steps.get(known) : stepRow(event.trace_id, a.step);
+    if (event.span_id && event.name !== "run" && !stepOfSpan.has(event.span_id)) stepOfSpan.set(event.span_id, `${event.trace_id}:${row.step}`);
+    if (event.trace_id) runUsage(event).steps.add(row.step);
     if (a.thought) row.thought = a.thought;
     if (a.tool_name || a.tool) row.tool = a.tool_name || a.tool;
     if (event.name === "tool_call_start" && a.args_json) row.args = a.args_json;
     if (event.name === "tool_call_result" && a.result_json) row.observation = a.result_json;
+    if (a.tool_call_id && (event.name === "tool_call_start" || event.name === "tool_call_result")) {
+      if (!row.calls.has(a.tool_call_id)) row.calls.set(a.tool_call_id, { role: callRole(a.tool_call_id), tool: a.tool_name, args: "", observation: "" });
+      const call = row.calls.get(a.tool_call_id);
+      if (event.name === "tool_call_start") call.args = a.args_json || "";
+      else call.observation = a.result_json || "";
+    }
     if (a.error) row.errors.push(a.error);
     if (event.name === "step_complete" && event.measurements?.latency_ms != null) row.ms = event.measurements.latency_ms;
     if (event.name.startsWith("repair") || event.name === "planner_repair_attempt") row.errors.push(`repair: ${event.name}`);
@@ -81,7 +124,13 @@ function apply(event) {
       row.cost += m.cost_usd || 0;
       row.dirty = true;
     }
+    if (event.trace_id && usage && usage.trace === event.trace_id) {
+      const m = event.measurements || {};
+      usage.tokens += (m.input_tokens || 0) + (m.output_tokens || 0);
+      usage.cost += m.cost_usd || 0;
+    }
   }
+  if (event.family === "tool" && event.name === "call" && usage && usage.trace === event.trace_id) usage.hops += 1;
   if (event.family === "planner" && event.name === "run" && event.measurements) {
     const m = event.measurements;
     document.getElementById("live-usage").textContent =
@@ -122,14 +171,23 @@ function renderSteps() {
       tr = el("tr", { id, class: "step", "data-step": row.step, "data-trace": row.trace });
       body.append(tr);
     }
+    const parallel = [...row.calls.values()].some((call) => call.role !== "call");
+    // A parallel plan: its branches side by side, then the join that combined them.
+    const toolCell = parallel
+      ? el("td", { class: "tool parallel" }, el("ul", { class: "branches" },
+        ...[...row.calls.values()].map((call) => el("li", { class: call.role, title: short(call.args) },
+          call.role === "join" ? "⤷ join: " : "∥ ", call.tool || "?", call.observation ? ` → ${short(call.observation, 60)}` : ""))))
+      : el("td", { class: "tool" }, row.tool);
     tr.replaceChildren(
       el("td", {}, row.step + 1),
       el("td", {}, short(row.thought)),
-      el("td", { class: "tool" }, row.tool),
+      toolCell,
       el("td", {}, short(row.args)),
       el("td", { class: "observation" }, short(row.observation)),
       el("td", { class: "err" }, row.errors.join("; ")),
-      el("td", {}, row.ms != null ? row.ms.toFixed(1) : "", row.tokens ? ` · ${row.tokens} tok` : ""),
+      el("td", {}, row.ms != null ? row.ms.toFixed(1) : ""),
+      el("td", { class: "tokens" }, String(row.tokens)),
+      el("td", { class: "cost" }, `$${row.cost.toFixed(4)}`),
     );
   }
 }

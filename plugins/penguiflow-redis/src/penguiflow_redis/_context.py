@@ -3,9 +3,10 @@
 What happens to a message in a node (retries, budgets, final answers...) is the kernel's node
 engine; this context only turns sends into stream outputs. Outputs of one message are collected
 and written together with the input's ack (see `_streams.COMMIT_SCRIPT`), so a retried or
-redelivered message never sends them twice. Stream chunks are the exception: they are sent at
-once, because streaming is their point; the client drops a chunk it has already seen (same
-stream id and sequence number).
+redelivered message never sends them twice. An output to a node this worker runs next itself
+(operator chaining, see `_chain`) is kept as the object it is, in `chained`, instead of being
+encoded. Stream chunks are the exception: they are sent at once, because streaming is their
+point; the client drops a chunk it has already seen (same stream id and sequence number).
 """
 
 from __future__ import annotations
@@ -36,16 +37,37 @@ _NO_FETCH = (
 class WorkerContext:
     """Collects what one message's processing sends; mirrors the local `Context` API."""
 
-    __slots__ = ("_node", "_pool", "_reply", "_stream_seq", "_trace", "outputs")
+    __slots__ = (
+        "_chain",
+        "_node",
+        "_pool",
+        "_reply",
+        "_stream_seq",
+        "_trace",
+        "chained",
+        "outputs",
+    )
 
-    def __init__(self, pool: WorkerPool, node: Node, trace_id: str | None, reply: str) -> None:
+    def __init__(
+        self,
+        pool: WorkerPool,
+        node: Node,
+        trace_id: str | None,
+        reply: str,
+        *,
+        chain: bool = False,
+    ) -> None:
+        """With `chain`, outputs to the nodes `pool.chains.targets` go to `chained`."""
         self._pool = pool
         self._node = node
         self._trace = trace_id
         self._reply = reply
+        self._chain = chain
         self._stream_seq: dict[str, int] = {}
         #: (stream, encoded envelope) pairs, written when the message commits
         self.outputs: list[tuple[str, str]] = []
+        #: (node, item) pairs this worker runs next, in this task (see `_chain`)
+        self.chained: list[tuple[str, Any]] = []
 
     def __repr__(self) -> str:
         return f"WorkerContext(node={self._node.name!r}, trace={self._trace!r})"
@@ -63,6 +85,11 @@ class WorkerContext:
         """The trace of the message being processed."""
         return self._trace
 
+    @property
+    def reply(self) -> str:
+        """The reply stream of the client that emitted the trace."""
+        return self._reply
+
     # -- what events report about this context ------------------------------------------------
 
     def outgoing_count(self) -> int:
@@ -78,32 +105,40 @@ class WorkerContext:
 
     # -- sending -------------------------------------------------------------------------------
 
-    def _streams(self, to: Any) -> list[str]:
+    def _targets(self, to: Any) -> list[str | None]:
+        """The nodes `to` names among the node's successors; None for Rookery (the reply)."""
         pool = self._pool
         name = str(self._node.name)
         successors = pool.definition.successors[name]
         is_egress = name in pool.definition.egress
         if to is None:
-            streams = [pool.keys.node_stream(s) for s in successors]
+            found: list[str | None] = list(successors)
             if is_egress:
-                streams.append(self._reply)
-            return streams
+                found.append(None)
+            return found
         targets: Iterable[Any] = (to,) if isinstance(to, Node) or to is ROOKERY else to
         if not isinstance(targets, Iterable):
             targets = (targets,)
-        streams = []
+        found = []
         for target in targets:
             if target is ROOKERY and is_egress:
-                streams.append(self._reply)
+                found.append(None)
             elif isinstance(target, Node) and str(target.name) in successors:
-                streams.append(pool.keys.node_stream(str(target.name)))
+                found.append(str(target.name))
             else:
                 known = [*successors, *(["Rookery"] if is_egress else [])]
                 raise unknown_target(name, str(getattr(target, "name", target)), known)
-        return streams
+        return found
 
-    def _envelope(self, item: Any, *, chunk: bool = False) -> str:
-        if enabled():
+    def _streams(self, to: Any) -> list[str]:
+        keys = self._pool.keys
+        return [
+            self._reply if target is None else keys.node_stream(target)
+            for target in self._targets(to)
+        ]
+
+    def _envelope(self, item: Any, *, chunk: bool = False, stamped: bool = False) -> str:
+        if not stamped and enabled():
             # The node engine runs the node in its span while sinks listen: what the node
             # sends carries it, so the next worker's span is its child (same as in process).
             item = stamp_message(item)
@@ -114,8 +149,25 @@ class WorkerContext:
         self.emit_nowait(msg, to)
 
     def emit_nowait(self, msg: Any, to: Any = None) -> None:
-        data = self._envelope(msg)
-        self.outputs.extend((stream, data) for stream in self._streams(to))
+        targets = self._targets(to)
+        if enabled():
+            msg = stamp_message(msg)  # the next node's span is this node's child, here too
+        local = self._pool.chains.targets if self._chain else ()
+        remote = [target for target in targets if target not in local]
+        # Everything that can fail (an unknown target, a payload that cannot cross processes)
+        # fails before anything is kept: a partial fan-out would be half sent.
+        data = self._envelope(msg, stamped=True) if remote else None
+        if len(remote) < len(targets):
+            self._pool.check_crossable(msg)
+        keys = self._pool.keys
+        for target in targets:
+            if target in local:
+                assert target is not None
+                self.chained.append((target, msg))
+            else:
+                assert data is not None
+                stream = self._reply if target is None else keys.node_stream(target)
+                self.outputs.append((stream, data))
 
     def to_reply(self, item: Any) -> None:
         self.outputs.append((self._reply, self._envelope(item)))

@@ -37,8 +37,10 @@ class RedisOutbox:
         ctx.to_reply(item)
 
     def discard_attempt(self, ctx: WorkerContext) -> None:
-        # A failed attempt's outputs were never written: the retry starts from nothing.
+        # A failed attempt's outputs were never written (nor its chained outputs run): the
+        # retry starts from nothing.
         ctx.outputs.clear()
+        ctx.chained.clear()
         # Retries are worth an operator's attention on a worker (its node_retry event is INFO).
         logger.warning(
             "node %s failed on trace %s (worker %s); retrying it",

@@ -1,16 +1,19 @@
 """A worker: consumes node input streams through the consumer group and runs the nodes.
 
 What happens to a message in a node is the kernel's node engine (`penguiflow.runtime.
-NodeEngine`); this module is the redis runtime's part. Per served node one reader takes up to
-`concurrency` entries at a time (XREADGROUP) and hands each to a handler task. Every
-`claim_idle_s / 2` it also takes over entries that another consumer has held for longer than
-`claim_idle_s` (XAUTOCLAIM): the entries of a worker that died. A live worker renews its
-entries while it works on them, so only dead workers' entries are taken. A finished entry is
-acked together with its outputs (`CommitBatcher`).
+NodeEngine`); this module is the redis runtime's part. One reader (`_reader.EntryReader`) takes
+new entries of every served node stream in one blocking XREADGROUP, up to the free handler
+slots (`concurrency` per node), and hands each to a handler task. Every `claim_idle_s / 2` the
+worker also takes over entries that another consumer has held for longer than `claim_idle_s`:
+the entries of a worker that died. A live worker renews its entries while it works on them, so
+only dead workers' entries are taken. A handler runs the entry's node and, in the same task,
+the nodes its outputs go to when this worker serves them (operator chaining, `_chain`); the
+outputs that leave the worker are acked together with the entry (`CommitBatcher`).
 
-Structure: readers, the cancel listener and the claim renewal run in one anyio task group.
+Structure: the reader (which also takes over dead workers' entries, between two reads), the
+cancel listener and the claim renewal run in one anyio task group.
 Each entry's handler is a plain asyncio task the pool owns (an anyio task per message measured
-about 50 function calls a hop more; see benchmarks/README.md): on shutdown the readers stop
+about 50 function calls a hop more; see benchmarks/README.md): on shutdown the reader stops
 first, work in progress gets `shutdown_grace_s` to finish, the rest is cancelled and awaited,
 so nothing outlives `serve()`.
 """
@@ -27,6 +30,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel
 from pydantic_core import from_json, to_json
 
 from penguiflow import observability
@@ -46,10 +50,12 @@ from penguiflow.runtime import (
 from penguiflow.types import Message
 
 from ._backlog import BacklogGate
-from ._codec import PayloadCodec
+from ._chain import ChainPlan, ChainRun, check_boundaries, follow
+from ._codec import PayloadCodec, type_tag
 from ._commits import CommitBatcher
 from ._context import WorkerContext
 from ._outbox import RedisOutbox
+from ._reader import EntryReader, HandlerSlots
 from ._stats import dead_letter_event, report_quietly
 from ._streams import GROUP, JOIN_SCRIPT, FlowKeys, RedisRuntimeUnavailable, ensure_group
 
@@ -85,6 +91,10 @@ class WorkerSettings:
     #: how often the streams' lengths, pending entries and dead letters are published as
     #: events (only while event sinks listen: see `_stats`)
     stats_interval_s: float = 5.0
+    #: run an output through the next node in-process when this worker serves it (`_chain`)
+    chain: bool = True
+    #: nodes whose outputs always go through Redis (durability boundaries)
+    commit_after: tuple[str, ...] = ()
 
 
 class WorkerPool:
@@ -132,6 +142,15 @@ class WorkerPool:
         self._all_joins = [
             name for name, node in definition.nodes.items() if fan_in_size(node) is not None
         ]
+        check_boundaries(settings.commit_after, definition.nodes)
+        #: which outputs this worker runs in-process instead of writing them to Redis
+        self.chains = ChainPlan(
+            served=self.nodes,
+            joins=self._joins,
+            enabled=settings.chain,
+            commit_after=settings.commit_after,
+        )
+        self._crossable_tags = frozenset(codec.tags)
         self._gate: BacklogGate | None = None
         outbox = RedisOutbox(self)
         #: one engine per node and process (so one circuit breaker, as locally per flow)
@@ -152,6 +171,7 @@ class WorkerPool:
         self._lanes: dict[str, set[Lane]] = {}
         self.cancelled: dict[str, float] = {}
         self._outage_logged = False
+        self._next_forget = 0.0
 
     # -- what node code sends ------------------------------------------------------------------
 
@@ -182,6 +202,20 @@ class WorkerPool:
     def _expiry_ms(self, stream: str) -> int:
         return self._reply_ttl_ms if self.keys.is_reply_stream(stream) else 0
 
+    def check_crossable(self, item: Any) -> None:
+        """Raise `PayloadTypeError` for an item of a model type no other process could rebuild.
+
+        A chained output is handed over as the object it is, never encoded; checking its type
+        (cheap) keeps an unregistered payload an error of the node that returns it, wherever
+        the next node runs, instead of one that appears only when the flow is split across
+        workers. (Whether the value serialises is only learnt where it crosses Redis.)"""
+        payload = item.payload if isinstance(item, Message) else item
+        values = payload if isinstance(payload, list) else (payload,)
+        known = self._crossable_tags
+        for value in values:
+            if isinstance(value, BaseModel) and type_tag(type(value)) not in known:
+                self.codec.encode(item)  # raises, naming the type and how to declare it
+
     def inflight(self, trace_id: str) -> int:
         """Messages of `trace_id` whose node code runs in this process right now."""
         return sum(1 for lane in self._lanes.get(trace_id, ()) if lane.invoking == trace_id)
@@ -207,10 +241,26 @@ class WorkerPool:
             )
             if stop.is_set():
                 return
+            slots = HandlerSlots(self.nodes, self.settings.concurrency)
+            reader = EntryReader(
+                url=self.url,
+                control=self._client,
+                consumer=self.consumer,
+                streams={name: self.keys.node_stream(name) for name in self.nodes},
+                slots=slots,
+                block_ms=int(self.settings.block_s * 1000),
+                start=lambda name, stream, entry_id, fields: self._start(
+                    slots, name, self._handle(name, stream, entry_id, fields)
+                ),
+                outage=self._log_outage,
+                reachable=self._reachable,
+                errors=connection_errors(),
+                housekeeping=lambda: self._take_over_dead_workers_entries(slots),
+                housekeeping_every_s=max(self.settings.claim_idle_s / 2, 0.05),
+            )
             try:
                 async with anyio.create_task_group() as loops:
-                    for name in self.nodes:
-                        loops.start_soon(self._consume, name)
+                    loops.start_soon(reader.run)
                     loops.start_soon(self._listen_for_cancels)
                     loops.start_soon(self._renew_claims)
                     loops.start_soon(self._report_streams)
@@ -288,65 +338,53 @@ class WorkerPool:
 
     # -- consuming -----------------------------------------------------------------------------
 
-    async def _consume(self, name: str) -> None:
-        import anyio
+    def _reachable(self) -> None:
+        self._outage_logged = False
+
+    def _start(self, slots: HandlerSlots, name: str, job: Awaitable[None]) -> None:
+        """Run `job` in a handler task that holds one of `name`'s slots (already taken)."""
+        task = asyncio.create_task(_holding_slot(slots, name, job))
+        self._handlers.add(task)
+        task.add_done_callback(self._handlers.discard)
+
+    async def _take_over_dead_workers_entries(self, slots: HandlerSlots) -> None:
+        """Take over what dead workers held (up to the free slots of each node) and, now and
+        then, forget consumers gone for good. The reader calls this every `claim_idle_s / 2`,
+        between two reads."""
         from redis.exceptions import ResponseError
 
-        stream = self.keys.node_stream(name)
-        slots = anyio.Semaphore(self.settings.concurrency)
-        claim_every = max(self.settings.claim_idle_s / 2, 0.05)
-        next_claim = 0.0
-        delay = 0.1
-        while True:
-            free = await _acquire_free_slots(slots)
+        # Forgetting gone consumers is housekeeping: a slower cadence (they are only removed
+        # after `forget_consumers_after_s` anyway) keeps an idle worker's commands few.
+        forget = time.monotonic() >= self._next_forget
+        if forget:
+            every = max(self.settings.claim_idle_s / 2, self.settings.forget_consumers_after_s / 2)
+            self._next_forget = time.monotonic() + every
+        for name in self.nodes:
+            stream = self.keys.node_stream(name)
+            free = slots.free(name)
+            slots.take(name, free)
+            started = 0
             try:
-                entries: list[tuple[str, dict[str, str]]] = []
-                exhausted: dict[str, int] = {}
-                if time.monotonic() >= next_claim:
-                    next_claim = time.monotonic() + claim_every
+                if free:
                     entries, exhausted = await self._claim_stale(name, stream, free)
+                    for entry_id, fields in entries:
+                        if entry_id in exhausted:
+                            job = self._give_up(name, stream, entry_id, fields, exhausted[entry_id])
+                        else:
+                            job = self._handle(name, stream, entry_id, fields)
+                        self._start(slots, name, job)
+                        started += 1
+                if forget:
                     await self._forget_gone_consumers(stream)
-                if not entries:
-                    response = await self._client.xreadgroup(
-                        GROUP,
-                        self.consumer,
-                        {stream: ">"},
-                        count=free,
-                        block=int(self.settings.block_s * 1000),
-                    )
-                    for _, stream_entries in response or ():
-                        entries.extend(stream_entries)
-                self._outage_logged = False
-                delay = 0.1
             except ResponseError as exc:
-                _release(slots, free)
                 if "NOGROUP" not in str(exc):
                     raise
-                # Redis lost the group (restarted without persistence): make it again.
-                await ensure_group(self._client, stream)
-                continue
+                # Redis lost the group (restarted without persistence): the reader makes
+                # it again; the next round claims.
             except connection_errors() as exc:
-                _release(slots, free)
                 self._log_outage(exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
-                continue
-            except BaseException:
-                _release(slots, free)
-                raise
-            started = 0
-            for entry_id, fields in entries:
-                if fields is None:  # deleted while pending; XAUTOCLAIM already dropped it
-                    continue
-                if entry_id in exhausted:
-                    job = self._give_up(name, stream, entry_id, fields, exhausted[entry_id])
-                else:
-                    job = self._handle(name, stream, entry_id, fields)
-                task = asyncio.create_task(_holding_slot(slots, job))
-                self._handlers.add(task)
-                task.add_done_callback(self._handlers.discard)
-                started += 1
-            _release(slots, free - started)
+            finally:
+                slots.give_back(name, free - started)
 
     async def _claim_stale(
         self, name: str, stream: str, count: int
@@ -504,8 +542,22 @@ class WorkerPool:
         if join_size is not None and trace_id is not None and trace_id not in self.cancelled:
             await self._join(name, join_size, stream, entry_id, envelope, trace_id, reply)
             return
+        run = ChainRun()
+        ctx = await self._process(name, item, trace_id, reply, run)
+        await follow(ctx, run, self._process, self.cancelled)
+        # A trace cancelled while its message was processed sends nothing on.
+        outputs = [] if trace_id in self.cancelled else run.outputs
+        await self._commit_when_reachable(stream, entry_id, trace_id, outputs)
+
+    async def _process(
+        self, name: str, item: Any, trace_id: str | None, reply: str, run: ChainRun
+    ) -> WorkerContext:
+        """Run `item` through node `name` (the `run.hops`-th node for this entry); its
+        context holds what it sent."""
         engine = self.engines[name]
-        ctx = WorkerContext(self, engine.node, trace_id, reply)
+        run.hops += 1
+        chain = self.chains.chains_after(name, run.hops)
+        ctx = WorkerContext(self, engine.node, trace_id, reply, chain=chain)
         lane = Lane(asyncio.current_task())
         lanes = self._lanes.setdefault(trace_id or "", set())
         lanes.add(lane)
@@ -518,9 +570,7 @@ class WorkerPool:
             lanes.discard(lane)
             if not lanes:
                 self._lanes.pop(trace_id or "", None)
-        # A trace cancelled while its message was processed sends nothing on.
-        outputs = [] if trace_id in self.cancelled else ctx.outputs
-        await self._commit_when_reachable(stream, entry_id, trace_id, outputs)
+        return ctx
 
     async def _commit_when_reachable(
         self,
@@ -591,7 +641,10 @@ class WorkerPool:
         items = [self.codec.decode(from_json(raw)) for raw in answer[1:]]
         items.append(self.codec.decode(envelope["i"]))
         engine = self.engines[name]
-        ctx = WorkerContext(self, engine.node, trace_id, reply)
+        run = ChainRun()
+        run.hops = 1
+        chain = self.chains.chains_after(name, run.hops)
+        ctx = WorkerContext(self, engine.node, trace_id, reply, chain=chain)
         first = items[0]
         joined: Any = items
         if isinstance(first, Message):
@@ -599,8 +652,12 @@ class WorkerPool:
         # join_k's own function keeps buckets in process memory; here the bucket is in Redis
         # and the joined value is the node's result, routed by the engine like any other.
         await engine.deliver(items[-1], ctx, joined, trace_id)
+        # What follows the join on this worker runs now; a crash redoes the join and the chain
+        # from the same bucket (the closing mark keeps it until this commit).
+        await follow(ctx, run, self._process, self.cancelled)
+        outputs = [] if trace_id in self.cancelled else run.outputs
         await self._commit_when_reachable(
-            stream, entry_id, trace_id, ctx.outputs, cleanup=(bucket, closing)
+            stream, entry_id, trace_id, outputs, cleanup=(bucket, closing)
         )
 
     async def _give_up(
@@ -727,31 +784,11 @@ class WorkerPool:
             del self.cancelled[trace_id]
 
 
-async def _acquire_free_slots(slots: Any) -> int:
-    """Wait for one free handler slot, then take every other free one: how many entries the
-    next read may take."""
-    import anyio
-
-    await slots.acquire()
-    taken = 1
-    while True:
-        try:
-            slots.acquire_nowait()
-        except anyio.WouldBlock:
-            return taken
-        taken += 1
-
-
-def _release(slots: Any, count: int) -> None:
-    for _ in range(count):
-        slots.release()
-
-
-async def _holding_slot(slots: Any, job: Awaitable[None]) -> None:
+async def _holding_slot(slots: HandlerSlots, name: str, job: Awaitable[None]) -> None:
     try:
         await job
     finally:
-        slots.release()
+        slots.give_back(name)
 
 
 def _host_of(url: str) -> str:

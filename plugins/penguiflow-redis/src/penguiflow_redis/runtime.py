@@ -23,6 +23,7 @@ from penguiflow.registry import ModelRegistry
 from penguiflow.resources import AsyncResource, aclose_resource, redact_url
 from penguiflow.runtime import FlowDefinition, FlowTarget
 
+from ._chain import check_boundaries
 from ._client import RedisFlow
 from ._codec import PayloadCodec, PayloadTypeError, annotated_models
 from ._streams import FlowKeys, RedisRuntimeUnavailable
@@ -54,7 +55,11 @@ class RedisRuntime(AsyncResource):
     `dedup_ttl_s`, how long a trace's emitted messages are remembered so that emitting one
     again after an ambiguous failure does not enqueue it twice (3600); `stats_interval_s`, how
     often a worker publishes its streams' backlog, pending entries and dead letters as
-    observability events, while event sinks listen (5).
+    observability events, while event sinks listen (5); `chain`, whether a worker runs a
+    node's output through the next node itself when it serves that node instead of writing
+    it to Redis (operator chaining, `true`; see docs/deployment.md for what changes);
+    `commit_after`, nodes whose outputs are always committed to Redis, durability boundaries
+    of a chain (in the URL `commit_after=a,b`; none).
     """
 
     name = "redis"
@@ -79,6 +84,8 @@ class RedisRuntime(AsyncResource):
         forget_consumers_after_s: float = 600.0,
         dedup_ttl_s: float = 3600.0,
         stats_interval_s: float = 5.0,
+        chain: bool = True,
+        commit_after: Iterable[str] = (),
     ) -> None:
         if not url.lower().startswith(("redis://", "rediss://", "unix://")):
             raise ConfigurationError(
@@ -102,6 +109,8 @@ class RedisRuntime(AsyncResource):
             "forget_consumers_after_s": forget_consumers_after_s,
             "dedup_ttl_s": dedup_ttl_s,
             "stats_interval_s": stats_interval_s,
+            "chain": chain,
+            "commit_after": _node_names(commit_after),
         }
         defaults = _DEFAULTS
         for key, value in from_url.items():
@@ -126,6 +135,8 @@ class RedisRuntime(AsyncResource):
         forget_consumers_after_s = float(explicit["forget_consumers_after_s"])
         dedup_ttl_s = float(explicit["dedup_ttl_s"])
         stats_interval_s = float(explicit["stats_interval_s"])
+        chain = bool(explicit["chain"])
+        commit_after = _node_names(explicit["commit_after"])
         for option, value in (
             ("connect_timeout_s", connect_timeout_s),
             ("forget_consumers_after_s", forget_consumers_after_s),
@@ -165,6 +176,8 @@ class RedisRuntime(AsyncResource):
             connect_timeout_s=connect_timeout_s,
             forget_consumers_after_s=forget_consumers_after_s,
             stats_interval_s=stats_interval_s,
+            chain=chain,
+            commit_after=commit_after,
         )
 
     def __repr__(self) -> str:
@@ -194,6 +207,7 @@ class RedisRuntime(AsyncResource):
                 "streams already carry every message; drop it or use the local runtime"
             )
         options.pop("message_bus", None)
+        check_boundaries(self.settings.commit_after, definition.nodes)
         unknown = sorted(set(options) - {"middlewares", "state_store"})
         if unknown:
             raise InvalidTypeError(
@@ -286,6 +300,8 @@ _DEFAULTS: dict[str, object] = {
     "forget_consumers_after_s": 600.0,
     "dedup_ttl_s": 3600.0,
     "stats_interval_s": 5.0,
+    "chain": True,
+    "commit_after": (),
 }
 _CONVERTERS: dict[str, Callable[[str], object]] = {
     "prefix": str,
@@ -303,7 +319,11 @@ _CONVERTERS: dict[str, Callable[[str], object]] = {
     "forget_consumers_after_s": float,
     "dedup_ttl_s": float,
     "stats_interval_s": float,
+    "chain": lambda value: _boolean(value),
+    "commit_after": lambda value: _node_names(value.split(",")),
 }
+#: what an option's value must be, where the converter's name does not say it
+_KINDS = {"chain": "boolean (true or false)"}
 
 
 def _split_options(url: str) -> tuple[str, dict[str, object]]:
@@ -321,9 +341,31 @@ def _split_options(url: str) -> tuple[str, dict[str, object]]:
             options[key] = convert(value)
         except ValueError:
             raise ConfigurationError(
-                f"option {key}={value!r} in the redis runtime URL is not a valid {convert.__name__}"
+                f"option {key}={value!r} in the redis runtime URL is not a valid "
+                f"{_KINDS.get(key, convert.__name__)}"
             ) from None
     return urlunsplit(parts._replace(query=urlencode(kept))), options
+
+
+def _boolean(value: str) -> bool:
+    """`true`/`false` (also 1/0, yes/no, on/off) from a URL's query."""
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigurationError(f"{value!r} is not a boolean")  # a ValueError: see _split_options
+
+
+def _node_names(value: object) -> tuple[str, ...]:
+    """Node names from an iterable of names (or one comma-separated string); blanks dropped."""
+    names = value.split(",") if isinstance(value, str) else value
+    if not isinstance(names, Iterable):
+        raise ConfigurationError(
+            f"commit_after must be node names, for example commit_after=('fetch', 'store'); "
+            f"got {value!r}"
+        )
+    return tuple(str(name).strip() for name in names if str(name).strip())
 
 
 def _is_model(value: object) -> bool:

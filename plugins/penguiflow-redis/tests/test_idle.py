@@ -1,0 +1,174 @@
+"""One blocking read per worker: an idle worker stays quiet, a busy one is woken when needed.
+
+Commands are counted with `INFO commandstats` on a Redis server of the test's own, so nothing
+else talks to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from workers import RedisServer, WorkerProcesses
+
+from penguiflow import Headers, Message, Node, NodePolicy, create
+from penguiflow.testing import run_async
+
+HEADERS = Headers(tenant="idle")
+NODES = [f"n{i}" for i in range(10)]
+#: the measurement window: what an idle worker does in it is counted
+WINDOW_S = 5.0
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RedisServer]:
+    own = RedisServer(tmp_path)
+    own.start()
+    yield own
+    own.stop()
+
+
+async def command_counts(client: Any) -> dict[str, int]:
+    stats = await client.info("commandstats")
+    return {
+        name.removeprefix("cmdstat_"): int(value["calls"])
+        for name, value in stats.items()
+        if name.startswith("cmdstat_")
+    }
+
+
+async def until(condition: Any, what: str, within: float = 20.0) -> None:
+    deadline = time.monotonic() + within
+    while not await condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def test_an_idle_worker_serving_ten_nodes_makes_about_one_command_a_second(
+    server: RedisServer, tmp_path: Path
+) -> None:
+    """Regression: each served node had a reader of its own, so an idle worker serving ten
+    nodes made ten blocking reads a second (and woke ten times)."""
+    workers = WorkerProcesses(server.url, tmp_path)
+    url = f"{server.url}?flow_name=idle-{uuid.uuid4().hex[:10]}"
+    try:
+        workers.start(url=url, target="chain_app:build_chain")
+
+        async def scenario() -> dict[str, int]:
+            client = redis.Redis.from_url(server.url, decode_responses=True)
+            try:
+
+                async def started() -> bool:
+                    # Past start-up: the first read, then the first round of takeovers (one
+                    # XPENDING and one XINFO CONSUMERS per stream), which comes again after
+                    # claim_idle_s / 2 = 15 s, after the window.
+                    counts = await command_counts(client)
+                    return counts.get("xreadgroup", 0) >= 1 and counts.get(
+                        "xinfo|consumers", 0
+                    ) >= len(NODES)
+
+                await until(started, "the worker's first read and takeovers")
+                await client.config_resetstat()
+                await asyncio.sleep(WINDOW_S)  # the window measured, not a synchronisation
+                counts = await command_counts(client)
+            finally:
+                await client.aclose()
+            for own in ("info", "config|resetstat", "config"):
+                counts.pop(own, None)
+            return counts
+
+        counts = run_async(scenario, timeout=60)
+    finally:
+        workers.stop_all()
+    # One read a second (block_s=1) across all ten streams, a heartbeat now and then; the
+    # claims of dead workers' entries come every claim_idle_s / 2 = 15 s.
+    assert counts.get("xreadgroup", 0) <= WINDOW_S + 2, counts
+    assert sum(counts.values()) <= 2 * WINDOW_S + 4, counts
+
+
+def test_a_full_node_gets_its_next_entry_without_waiting_for_the_block(redis_url: str) -> None:
+    """With its one slot busy, `slow` is left out of the worker's read, which then blocks for
+    block_s=30 on `after`'s stream alone; when `slow` finishes, the read must be woken so the
+    next `slow` message is read at once (the test would otherwise wait for 30 s)."""
+    release = asyncio.Event()
+
+    async def slow(message: Message, ctx: Any) -> Message:
+        await release.wait()
+        return message
+
+    async def after(message: Message, ctx: Any) -> Message:
+        return message
+
+    first = Node(slow, name="slow", policy=NodePolicy(validate="none"))
+    second = Node(after, name="after", policy=NodePolicy(validate="none"))
+    from penguiflow_redis import RedisRuntime
+
+    async def scenario() -> None:
+        url = f"{redis_url}?flow_name=wake-{uuid.uuid4().hex[:10]}"
+        runtime = RedisRuntime(url, embedded_workers=1, concurrency=1, block_s=30, chain=False)
+        flow = create(first.to(second), second.to(), runtime=runtime)
+        client = redis.Redis.from_url(redis_url, decode_responses=True)
+        flow.run()
+        try:
+            await flow.emit(Message(payload=1, headers=HEADERS))
+            stream = f"{flow.namespace}:in:slow"
+
+            async def taken() -> bool:  # the first is being processed: slow's slot is busy
+                pending = await client.xpending(stream, "workers")
+                return int(pending["pending"]) == 1
+
+            await until(taken, "the first message to be taken")
+            await flow.emit(Message(payload=2, headers=HEADERS))
+            release.set()
+            results = [(await asyncio.wait_for(flow.fetch(), 10)).payload for _ in range(2)]
+        finally:
+            await flow.stop()
+            await client.aclose()
+        assert sorted(results) == [1, 2]
+
+    run_async(scenario, timeout=60)
+
+
+def test_a_stream_deleted_under_the_read_is_made_again(redis_url: str) -> None:
+    """Regression: Redis answers a read blocked on a stream that is deleted with an
+    UNBLOCKED error, which stopped the worker; it now recreates the stream's group."""
+
+    async def echo(message: Message, ctx: Any) -> Message:
+        return message
+
+    node = Node(echo, name="echo", policy=NodePolicy(validate="none"))
+    from penguiflow_redis import RedisRuntime
+
+    async def scenario() -> None:
+        url = f"{redis_url}?flow_name=deleted-{uuid.uuid4().hex[:10]}"
+        flow = create(node.to(), runtime=RedisRuntime(url, embedded_workers=1))
+        client = redis.Redis.from_url(redis_url, decode_responses=True)
+        stream = f"{flow.namespace}:in:echo"
+        flow.run()
+        try:
+            await flow.emit(Message(payload=1, headers=HEADERS))
+            assert (await asyncio.wait_for(flow.fetch(), 10)).payload == 1
+            await client.delete(stream)
+
+            async def remade() -> bool:
+                return bool(await client.exists(stream)) and bool(await client.xinfo_groups(stream))
+
+            await until(remade, "the deleted stream's group to be made again")
+            await flow.emit(Message(payload=2, headers=HEADERS))
+            assert (await asyncio.wait_for(flow.fetch(), 10)).payload == 2
+        finally:
+            await flow.stop()
+            await client.aclose()
+
+    run_async(scenario, timeout=60)

@@ -121,6 +121,8 @@ async def test_a_run_is_a_tree_of_spans_with_the_llm_and_tool_calls_in_it(
     for step in steps:
         assert step.parent_span_id == run.span.span_id and step.span is not None
     first, second = steps
+    # Each step names its own index, the finishing one included (it records no trajectory step).
+    assert [first.attributes["step"], second.attributes["step"]] == [0, 1]
     # The tool call and the model calls are children of their steps.
     assert call.parent_span_id == first.span.span_id
     assert [c.parent_span_id for c in llm_calls] == [first.span.span_id, second.span.span_id]

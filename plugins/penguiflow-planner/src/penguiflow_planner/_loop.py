@@ -258,8 +258,10 @@ class RunLoop:
                 async with observe(
                     "planner", "step", trace_id=run.trace_id, attributes={"action_seq": seq}
                 ) as unit:
+                    # This step's index in the trajectory: a finishing step records none,
+                    # so counting after it would name the step before.
+                    unit.attributes["step"] = len(trajectory.steps)
                     outcome = await self._step(seq)
-                    unit.attributes["step"] = max(len(trajectory.steps) - 1, 0)
                     if isinstance(outcome, PlannerFinish) and not outcome.ok:
                         unit.fail(str(outcome.metadata.get("error") or outcome.reason))
             else:

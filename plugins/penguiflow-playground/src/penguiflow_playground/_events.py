@@ -122,14 +122,6 @@ def trace_steps(events: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         entry["calls"].append(made)
         return made
 
-    # A step's number is the one its `step_start` moment says: the `planner.step` unit's own
-    # `step` attribute names the last trajectory step recorded, which for a step that
-    # finishes the run (it records none) is the step before.
-    for view in views:
-        attributes = view.get("attributes") or {}
-        starts = view.get("family") == "planner" and view.get("name") == "step_start"
-        if starts and isinstance(attributes.get("step"), int) and view.get("span_id"):
-            step_of_span[str(view["span_id"])] = attributes["step"]
     for view in views:
         if view.get("family") != "planner":
             continue
@@ -137,8 +129,6 @@ def trace_steps(events: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         raw = attributes.get("step")
         if not isinstance(raw, int):
             continue
-        if view.get("name") == "step":
-            raw = step_of_span.get(str(view.get("span_id")), raw)
         entry = step(raw)
         if view.get("span_id") and view.get("name") != "run":
             step_of_span.setdefault(str(view["span_id"]), raw)

@@ -94,10 +94,7 @@ function apply(event) {
   const a = event.attributes || {};
   if (event.family === "planner" && event.trace_id) runUsage(event);
   if (event.family === "planner" && Number.isInteger(a.step)) {
-    // A step's number is its step_start's: the planner.step unit itself names the last
-    // recorded step, which for the finishing step is the one before.
-    const known = event.name === "step" ? stepOfSpan.get(event.span_id) : null;
-    const row = known && steps.has(known) ? steps.get(known) : stepRow(event.trace_id, a.step);
+    const row = stepRow(event.trace_id, a.step);
     if (event.span_id && event.name !== "run" && !stepOfSpan.has(event.span_id)) stepOfSpan.set(event.span_id, `${event.trace_id}:${row.step}`);
     if (event.trace_id) runUsage(event).steps.add(row.step);
     if (a.thought) row.thought = a.thought;

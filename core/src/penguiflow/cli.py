@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ._version import __version__
-from .logging import LOG_FORMATS
+from .logging import log_options
 
 if TYPE_CHECKING:
     from .health import HealthServer
@@ -246,21 +246,8 @@ def _echo_table(columns: tuple[str, ...], rows: list[list[str]]) -> None:
     help="Seconds to wait for the runtime's server at start before exiting with an error "
     "(driver default if unset; the redis runtime waits 30 s).",
 )
-@click.option(
-    "--log-level",
-    "log_level",
-    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
-    default="WARNING",
-    show_default=True,
-    help="What the worker logs to stderr (takeovers, retries and dead letters are WARNING).",
-)
-@click.option(
-    "--log-format",
-    "log_format",
-    type=click.Choice(LOG_FORMATS, case_sensitive=False),
-    default="text",
-    show_default=True,
-    help="Readable lines, or one JSON object per line; both carry trace and span ids.",
+@log_options(
+    level_help="What the worker logs to stderr (takeovers, retries and dead letters are WARNING)."
 )
 @click.option(
     "--health-port",

@@ -8,14 +8,20 @@ and a record logged while a node handles a message carries the PenguiFlow trace 
 other way round. `TraceContextFilter` stamps them on the record where it is logged (put it on
 a handler of your own, or on a `QueueHandler` before records change thread); the formatters
 read them from the record, or from the running context when no filter stamped them.
+
+`log_options(level_help=...)` gives a click command the `--log-level` and `--log-format`
+options every long-running command shares (`penguiflow worker`, `penguiflow dev`,
+`penguiflow serve-session`, `penguiflow a2a serve`); the command hands their values to
+`configure_command_logging`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, TypeVar
 
 __all__ = [
     "LOG_FORMATS",
@@ -24,11 +30,71 @@ __all__ = [
     "TraceContextFilter",
     "configure_command_logging",
     "configure_logging",
+    "log_options",
     "trace_ids",
 ]
 
 #: The formats the commands' `--log-format` accepts.
 LOG_FORMATS = ("text", "json")
+
+# The levels `--log-level` offers; `log_options` writes them in its default's case.
+_LEVELS = ("debug", "info", "warning", "error")
+
+_FORMAT_HELP = "Readable lines, or one JSON object per line; both carry trace and span ids."
+
+_Command = TypeVar("_Command", bound=Callable[..., Any])
+
+
+def log_options(
+    *,
+    level_help: str,
+    default_level: str = "WARNING",
+    format_help: str = _FORMAT_HELP,
+) -> Callable[[_Command], _Command]:
+    """A click decorator adding `--log-level` (parameter `log_level`) and `--log-format`
+    (parameter `log_format`, one of `LOG_FORMATS`, default `text`) to a command.
+
+    `--log-level` offers debug, info, warning and error, written in the case of
+    `default_level` (`"WARNING"`: the command receives `"INFO"`; `"warning"`: `"info"`).
+    Both options take any case and hand the command the choice as declared, so it need not
+    normalise them; pass them to `configure_command_logging`, which takes either case.
+    `level_help` says what the command logs; `format_help` has a default shared by all."""
+    # click is imported here, not at module level: `import penguiflow` imports this module
+    # and must stay fast for code that never builds a command.
+    import click
+
+    levels = _LEVELS if default_level.islower() else tuple(n.upper() for n in _LEVELS)
+    if default_level not in levels:
+        from .errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"default_level {default_level!r} is not a --log-level choice; pass one of "
+            f"{', '.join(levels)} (all lower or all upper case)"
+        )
+    level_option = click.option(
+        "--log-level",
+        "log_level",
+        type=click.Choice(levels, case_sensitive=False),
+        default=default_level,
+        show_default=True,
+        help=level_help,
+    )
+    format_option = click.option(
+        "--log-format",
+        "log_format",
+        type=click.Choice(LOG_FORMATS, case_sensitive=False),
+        default="text",
+        show_default=True,
+        help=format_help,
+    )
+
+    def decorate(command: _Command) -> _Command:
+        # Decorators apply inside out: the format option goes on first so `--help` lists
+        # --log-level above --log-format, as the commands always have.
+        return level_option(format_option(command))
+
+    return decorate
+
 
 #: The record attribute `TraceContextFilter` fills: a dict of the ids below, maybe empty.
 _IDS_ATTR = "penguiflow_ids"

@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from penguiflow.logging import LOG_FORMATS
+from penguiflow.logging import log_options
 
 __all__ = ["a2a", "serve"]
 
@@ -179,20 +179,10 @@ def a2a() -> None:
     is_flag=True,
     help="Let push-notification URLs target loopback and private networks (trusted callers).",
 )
-@click.option(
-    "--log-level",
-    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
-    default="warning",
-    show_default=True,
-    help="What the server logs to stderr: PenguiFlow's records, the plugins' and uvicorn's "
+@log_options(
+    default_level="warning",
+    level_help="What the server logs to stderr: PenguiFlow's records, the plugins' and uvicorn's "
     "(its access lines at info and below).",
-)
-@click.option(
-    "--log-format",
-    type=click.Choice(LOG_FORMATS, case_sensitive=False),
-    default="text",
-    show_default=True,
-    help="Readable lines, or one JSON object per line; both carry trace and span ids.",
 )
 def serve(
     target: str,

@@ -1,7 +1,8 @@
 """`penguiflow dev TARGET`: the playground for a planner or a flow, in the browser.
 
-This module is the `penguiflow.commands` entry point, so it imports only click at module
-level; Starlette, uvicorn and the user's module load when the command runs."""
+This module is the `penguiflow.commands` entry point, so it imports only click and the
+kernel's `penguiflow.logging` at module level; Starlette, uvicorn and the user's module load
+when the command runs."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import click
+
+from penguiflow.logging import log_options
 
 __all__ = ["DEFAULT_STATE_STORE", "dev"]
 
@@ -89,13 +92,7 @@ def _open_state_store(url: str) -> Any:
     help="Show thoughts, tool arguments and observations in the live view and the history "
     "(sets PENGUIFLOW_CAPTURE_CONTENT for this process).",
 )
-@click.option(
-    "--log-level",
-    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
-    default="warning",
-    show_default=True,
-    help="What the server logs to stderr.",
-)
+@log_options(default_level="warning", level_help="What the server logs to stderr.")
 def dev(
     target: str,
     host: str,
@@ -104,6 +101,7 @@ def dev(
     state_store: str,
     capture_content: bool,
     log_level: str,
+    log_format: str,
 ) -> None:
     """Open a playground in the browser for a planner or a flow (docs/playground.md).
 
@@ -127,7 +125,7 @@ def dev(
         from penguiflow.observability import CAPTURE_CONTENT_ENV
 
         os.environ.setdefault(CAPTURE_CONTENT_ENV, "1")
-    penguiflow_serve.configure_logging(log_level)
+    penguiflow_serve.configure_logging(log_level, log_format)
     store = _open_state_store(state_store)
     sock = penguiflow_serve.bind_socket(host, port)
     url = penguiflow_serve.display_url(host, sock.getsockname()[1])

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from penguiflow.logging import LOG_FORMATS
+from penguiflow.logging import log_options
 
 __all__ = ["serve_session"]
 
@@ -84,20 +84,10 @@ def _authenticator(token_file: str | None, no_auth: bool) -> tuple[Any, str | No
     is_flag=True,
     help="Accept every request as one anonymous user (only for a server nobody else reaches).",
 )
-@click.option(
-    "--log-level",
-    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
-    default="warning",
-    show_default=True,
-    help="What the server logs to stderr: PenguiFlow's records, the plugins' and uvicorn's "
+@log_options(
+    default_level="warning",
+    level_help="What the server logs to stderr: PenguiFlow's records, the plugins' and uvicorn's "
     "(its access lines at info and below).",
-)
-@click.option(
-    "--log-format",
-    type=click.Choice(LOG_FORMATS, case_sensitive=False),
-    default="text",
-    show_default=True,
-    help="Readable lines, or one JSON object per line; both carry trace and span ids.",
 )
 def serve_session(
     target: str,

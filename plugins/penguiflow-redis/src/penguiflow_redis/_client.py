@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 import uuid
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
@@ -23,6 +24,7 @@ from penguiflow.errors import (
     InvalidTypeError,
     UnknownNameError,
     UsageError,
+    describe_exception,
 )
 from penguiflow.node import Node
 from penguiflow.registry import ModelRegistry
@@ -31,7 +33,8 @@ from penguiflow.runtime import FlowDefinition, FlowLifecycle, FlowResource, Flow
 from penguiflow.tracecontext import stamp_message
 from penguiflow.types import FinalAnswer, Message, StreamChunk
 
-from ._backlog import BacklogGate
+from ._admission import EmitGate
+from ._emits import UNTRACED_EMIT_SCRIPT, EmitBatcher
 from ._streams import EMIT_SCRIPT, RedisRuntimeUnavailable
 from ._worker import connection_errors
 
@@ -48,6 +51,16 @@ logger = logging.getLogger("penguiflow_redis.client")
 _SEEN_CHUNKS = 100_000
 _STOP_FIELD = "stop"
 _READER_STOP_S = 5.0
+#: how long one read of the reply stream blocks: stop() wakes the reader with an entry and a
+#: lost connection ends the read at once, so this only bounds an idle client's reads (one
+#: command a second). It must stay under the connection's socket timeout (redis-py 8 sets 5 s
+#: by default), or an idle read would look like an outage.
+_READ_BLOCK_MS = 1000
+_READ_COUNT = 256
+#: entries read are deleted together, with a read, once this many wait or this long passed:
+#: a busy client pays for deleting results only every few hundred of them
+_DELETE_EVERY = 256
+_DELETE_AFTER_S = 0.5
 
 
 class _Inbox:
@@ -119,13 +132,15 @@ class RedisFlow(FlowResource):
         self._client_id = uuid.uuid4().hex
         self._reply = self._keys.reply_stream(self._client_id)
         self._client: Any = None
-        self._emit_script: Any = None
+        self._emits: EmitBatcher | None = None
+        #: the streams of `emit(msg)` without `to` (every ingress node), computed once
+        self._all_ingress: list[str] | None = None
         #: set while the result reader cannot reach Redis: a fetch then fails at once
         self._outage: RedisRuntimeUnavailable | None = None
         #: how many results of each trace the caller fetched: the same message emitted after
         #: one is a new request, not the retry of an emit that may have been lost
         self._fetched: OrderedDict[str, int] = OrderedDict()
-        self._gate: BacklogGate | None = None
+        self._gate: EmitGate | None = None
         self._reader: asyncio.Task[None] | None = None
         self._embedded_stop: asyncio.Event | None = None
         self._embedded: list[asyncio.Task[None]] = []
@@ -193,8 +208,8 @@ class RedisFlow(FlowResource):
         self._lifecycle.start(self._middlewares)
         self._codec = self._runtime.codec_for(self._definition, registry)
         self._client = redis.Redis.from_url(self._runtime.url, decode_responses=True)
-        self._gate = BacklogGate(self._client, self._runtime.settings.max_backlog)
-        self._emit_script = self._client.register_script(EMIT_SCRIPT)
+        self._gate = EmitGate(self._client, self._runtime.settings.max_backlog)
+        self._emits = EmitBatcher(self._client, self._gate)
         self._reader = loop.create_task(self._read_results(), name="penguiflow-redis:results")
         self._running = True
         self._stopped = False
@@ -221,6 +236,8 @@ class RedisFlow(FlowResource):
             self._embedded_stop.set()
             await asyncio.gather(*self._embedded, return_exceptions=True)
             self._embedded = []
+        if self._emits is not None:
+            await self._emits.aclose()  # emits handed over still go out (or fail) first
         if self._reader is not None:
             await self._stop_reader(self._reader)
             self._reader = None
@@ -266,28 +283,31 @@ class RedisFlow(FlowResource):
             self._trace_inboxes.setdefault(trace_id, _Inbox())
         streams = self._ingress_streams(to)
         trace = getattr(msg, "trace_id", None)
-        data = to_json({"i": self._codec.encode(msg), "tr": trace, "r": self._reply}).decode()
-        assert self._gate is not None
+        # Bytes all the way to the socket: redis-py would encode a str again.
+        data = to_json({"i": self._codec.encode(msg), "tr": trace, "r": self._reply})
+        gate, emits = self._gate, self._emits
+        assert gate is not None and emits is not None
         sending = False
         try:
             for stream in streams:
-                await self._gate.wait_for_room(stream)
+                await gate.wait_for_room(stream)
             sending = True
+            # One script call per emit, batched with the emits of other tasks that queue up
+            # meanwhile (see `EmitBatcher`): each stays atomic, the dedup is unchanged.
             if trace is not None:
                 generation = str(self._fetched.get(trace, 0))
-                digest = hashlib.sha256("\n".join([generation, data, *streams]).encode())
-                ttl_ms = int(self._runtime.dedup_ttl_s * 1000)
-                await self._emit_script(
-                    keys=[self._keys.emitted(trace), *streams],
-                    args=[digest.hexdigest(), ttl_ms, data],
+                digest = hashlib.sha256(
+                    b"\n".join([generation.encode(), data, *(s.encode() for s in streams)])
                 )
-            elif len(streams) == 1:
-                await self._client.xadd(streams[0], {"e": data})
+                ttl_ms = int(self._runtime.dedup_ttl_s * 1000)
+                await emits.call(
+                    EMIT_SCRIPT,
+                    [self._keys.emitted(trace), *streams],
+                    [digest.hexdigest(), ttl_ms, data],
+                    streams=streams,
+                )
             else:
-                async with self._client.pipeline(transaction=True) as pipe:
-                    for stream in streams:
-                        pipe.xadd(stream, {"e": data})
-                    await pipe.execute()
+                await emits.call(UNTRACED_EMIT_SCRIPT, streams, [data], streams=streams)
         except connection_errors() as exc:
             if not sending or _never_connected(exc):
                 consequence = f"the message of trace {trace} was not sent"
@@ -316,7 +336,9 @@ class RedisFlow(FlowResource):
     def _ingress_streams(self, to: Any) -> list[str]:
         ingress = self._definition.ingress
         if to is None:
-            names = list(ingress)
+            if self._all_ingress is None:
+                self._all_ingress = [self._keys.node_stream(name) for name in ingress]
+            return self._all_ingress
         else:
             targets = (to,) if isinstance(to, Node | str) else tuple(to)
             names = []
@@ -332,7 +354,8 @@ class RedisFlow(FlowResource):
 
     def _unavailable(self, exc: BaseException, consequence: str) -> RedisRuntimeUnavailable:
         return RedisRuntimeUnavailable(
-            f"Redis at {redact_url(self._runtime.url)} is unreachable ({exc}); {consequence}. "
+            f"Redis at {redact_url(self._runtime.url)} is unreachable "
+            f"({describe_exception(exc)}); {consequence}. "
             "Start Redis "
             "or fix the URL, then try again: the flow reconnects on its own"
         )
@@ -391,9 +414,18 @@ class RedisFlow(FlowResource):
         last_id = "0-0"
         delay = 0.1
         outage = False
+        #: entries read but not yet deleted (see `_next_results`)
+        read: list[str] = []
+        deleted_at = time.monotonic()
         while True:
             try:
-                response = await self._client.xread({self._reply: last_id}, count=256, block=1000)
+                now = time.monotonic()
+                delete = len(read) >= _DELETE_EVERY or (
+                    bool(read) and now - deleted_at >= _DELETE_AFTER_S
+                )
+                response = await self._next_results(last_id, read if delete else [])
+                if delete:
+                    read, deleted_at = [], now
                 if outage:
                     logger.info("redis at %s is reachable again", redact_url(self._runtime.url))
                 outage = False
@@ -402,7 +434,9 @@ class RedisFlow(FlowResource):
             except connection_errors() as exc:
                 if not outage:
                     logger.warning(
-                        "redis at %s is unreachable (%s)", redact_url(self._runtime.url), exc
+                        "redis at %s is unreachable (%s)",
+                        redact_url(self._runtime.url),
+                        describe_exception(exc),
                     )
                     error = self._unavailable(exc, "results will arrive once it is back")
                     self._outage = error
@@ -413,12 +447,11 @@ class RedisFlow(FlowResource):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
                 continue
-            ids: list[str] = []
             stopping = False
             arrived: list[tuple[_Inbox, Any]] = []
             for _, entries in response or ():
                 for entry_id, fields in entries:
-                    ids.append(entry_id)
+                    read.append(entry_id)
                     last_id = entry_id
                     if _STOP_FIELD in fields:
                         stopping = True
@@ -428,11 +461,20 @@ class RedisFlow(FlowResource):
                 inbox.put(item)
             if stopping:
                 return  # stop() deletes the whole stream
-            if ids:
-                try:
-                    await self._client.xdel(self._reply, *ids)
-                except connection_errors():
-                    pass  # read already; the stream goes when the flow stops
+
+    async def _next_results(self, last_id: str, read: list[str]) -> Any:
+        """The next entries after `last_id` (waiting for some), deleting the entries `read`
+        before in the same round trip: a round trip costs the client more than the entries.
+        Entries read and not yet deleted are never read again (reads start after `last_id`);
+        they only wait in Redis a little longer (the stream goes when the flow stops)."""
+        streams = {self._reply: last_id}
+        if not read:
+            return await self._client.xread(streams, count=_READ_COUNT, block=_READ_BLOCK_MS)
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.xdel(self._reply, *read)
+            pipe.xread(streams, count=_READ_COUNT, block=_READ_BLOCK_MS)
+            _, response = await pipe.execute()
+        return response
 
     def _deliver(self, fields: dict[str, str]) -> tuple[_Inbox, Any] | None:
         """Where a result goes (the inbox and the item), or None when it is dropped."""
@@ -440,7 +482,7 @@ class RedisFlow(FlowResource):
             envelope = from_json(fields["e"])
             item = self._codec.decode(envelope["i"])
         except Exception as exc:
-            logger.error("dropped a result this client cannot decode: %s", exc)
+            logger.error("dropped a result this client cannot decode: %s", describe_exception(exc))
             return None
         trace: str | None = envelope.get("tr")
         if trace is not None and trace in self._cancelled:

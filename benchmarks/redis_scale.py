@@ -1,0 +1,463 @@
+"""How the redis runtime scales with worker processes, clients and Redis servers.
+
+The `chain` workload (10 pass-through nodes) through 1, 2, 4... `penguiflow worker
+redis_chain:build` processes:
+
+    python benchmarks/redis_scale.py                      # 1, 2, 4 workers: under a minute
+    python benchmarks/redis_scale.py --workers 1,2,4,8,16 --clients 4 --in-flight 64 \\
+        --messages 20000 --chain on --json
+
+Starts its own redis-server process(es) on free ports of 127.0.0.1 (`--shards S` starts S
+independent servers and gives the runtime the URL `redis://127.0.0.1:p1,127.0.0.1:p2/0`),
+then for each worker count: the workers, and `--clients` client processes each keeping
+`--in-flight` messages in flight (that many tasks, each emitting one message and fetching one
+result at a time, so emits that queue up are batched as a busy web app's would be).
+`--messages` is the total per worker count, shared evenly by the clients.
+
+Prints, per worker count: msgs/s, scaling efficiency (throughput / (workers x the throughput
+of the smallest worker count, per worker): 1.0 is linear), how many cores the run kept busy
+(the CPU of all its processes over the wall time), and the CPU spent per hop (one message
+through one node) by the workers, the clients and each redis-server, read from
+/proc/<pid>/stat. Needs Linux, redis-server on PATH and penguiflow-redis. It shows scaling only
+where the machine has a core for every worker, client and server; below that, read the CPU
+per hop, which carries to a bigger machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import inspect
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import redis_chain
+import workloads
+from redis_runtime import process_cpu_s, start_workers, stop_workers
+
+import penguiflow
+from penguiflow.errors import describe_exception
+
+HERE = Path(__file__).resolve().parent
+READY_TIMEOUT_S = 60.0
+RUN_TIMEOUT_S = 600.0
+WARM_UP = 8
+
+
+class BenchmarkError(Exception):
+    """The benchmark cannot run as asked (printed without a traceback)."""
+
+
+# -- redis-server processes -------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start_servers(count: int, work_dir: Path) -> list[tuple[subprocess.Popen[bytes], int]]:
+    """`count` redis-server processes of our own (nothing persisted), once each answers."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise BenchmarkError(
+            "redis-server is not on PATH; install it (Debian: apt-get install redis-server)"
+        )
+    servers = []
+    try:
+        for index in range(count):
+            port = free_port()
+            log = (work_dir / f"redis-{index}.log").open("wb")
+            proc = subprocess.Popen(
+                [
+                    *(binary, "--bind", "127.0.0.1", "--port", str(port), "--save", ""),
+                    *("--appendonly", "no", "--dir", str(work_dir)),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            log.close()
+            servers.append((proc, port))
+        for index, (proc, port) in enumerate(servers):
+            wait_until_answering(proc, port, work_dir / f"redis-{index}.log")
+    except BaseException:
+        stop_servers(servers)
+        raise
+    return servers
+
+
+def wait_until_answering(proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while True:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1) as c:
+            c.sendall(b"PING\r\n")
+            if c.recv(16).startswith(b"+PONG"):
+                return
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise BenchmarkError(f"redis-server on port {port} did not start:\n{log.read_text()}")
+        time.sleep(0.05)
+
+
+def stop_servers(servers: Sequence[tuple[subprocess.Popen[bytes], int]]) -> None:
+    for proc, _ in servers:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc, _ in servers:
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def runtime_url(ports: Sequence[int], chain: str | None) -> str:
+    hosts = ",".join(f"127.0.0.1:{port}" for port in ports)
+    query = {"flow_name": f"scale-{uuid.uuid4().hex[:10]}"}
+    if chain is not None:
+        query["chain"] = "true" if chain == "on" else "false"
+    return f"redis://{hosts}/0?" + "&".join(f"{k}={v}" for k, v in query.items())
+
+
+def check_chain_option(chain: str | None) -> None:
+    """Fail before starting anything when the installed runtime has no `chain` option."""
+    from penguiflow_redis import RedisRuntime
+
+    if chain is not None and "chain" not in inspect.signature(RedisRuntime).parameters:
+        raise BenchmarkError(
+            "--chain needs a penguiflow-redis with the `chain` option (operator chaining); "
+            "leave --chain out to run with what this version does"
+        )
+
+
+def check_servers_reachable(ports: Sequence[int]) -> None:
+    """The runtime's own health check through the benchmark's URL: with several servers it
+    fails when the installed runtime does not understand a URL listing several hosts."""
+    from penguiflow_redis import RedisRuntime
+
+    url = runtime_url(ports, None)
+
+    async def check_all() -> None:
+        for check in RedisRuntime(url).health_checks().values():
+            await check()
+
+    try:
+        asyncio.run(check_all())
+    except Exception as exc:
+        if len(ports) == 1:
+            raise BenchmarkError(
+                f"the runtime cannot reach its redis-server: {describe_exception(exc)}"
+            ) from None
+        raise BenchmarkError(
+            f"--shards {len(ports)} needs a penguiflow-redis that spreads a flow over several "
+            "servers listed in one URL (redis://h:p1,h:p2/0); this one cannot use it "
+            f"({describe_exception(exc)}). "
+            "Run with --shards 1"
+        ) from None
+
+
+# -- client processes -------------------------------------------------------------------------
+
+
+async def drive_concurrently(flow: Any, items: Sequence[Any], in_flight: int) -> float:
+    """`in_flight` tasks, each emitting the next item and fetching a result until none is
+    left; the seconds taken. Results are not matched to emits: every emit gets one fetch."""
+    iterator: Iterator[Any] = iter(items)
+
+    async def user() -> None:
+        for item in iterator:
+            await flow.emit(item)
+            await flow.fetch()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(user() for _ in range(in_flight)))
+    return time.perf_counter() - started
+
+
+async def client_main(url: str, messages: int, in_flight: int) -> None:
+    """One client process: warm up, say `ready`, run on `go` (stdin), print its numbers as
+    JSON, then wait for stdin to close before stopping (so the parent reads its CPU first)."""
+    flow = redis_chain.build(runtime=url)
+    flow.run()
+    loop = asyncio.get_running_loop()
+    try:
+        await drive_concurrently(flow, workloads.messages(WARM_UP), min(in_flight, WARM_UP))
+        print("ready", flush=True)
+        await loop.run_in_executor(None, sys.stdin.readline)
+        cpu = time.process_time()
+        seconds = await drive_concurrently(flow, workloads.messages(messages), in_flight)
+        cpu = time.process_time() - cpu
+        print(json.dumps({"seconds": seconds, "cpu_s": cpu, "messages": messages}), flush=True)
+        await loop.run_in_executor(None, sys.stdin.read)
+    finally:
+        await flow.stop()
+
+
+def start_clients(
+    url: str, count: int, messages: int, in_flight: int, log_dir: Path
+) -> list[subprocess.Popen[str]]:
+    shares = [messages // count + (1 if i < messages % count else 0) for i in range(count)]
+    procs = []
+    for index, share in enumerate(shares):
+        with (log_dir / f"client-{index}.log").open("wb") as log:
+            procs.append(
+                subprocess.Popen(
+                    [
+                        *(sys.executable, __file__, "--role", "client", "--url", url),
+                        *("--messages", str(share), "--in-flight", str(in_flight)),
+                    ],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=log,
+                    text=True,
+                )
+            )
+    for index, proc in enumerate(procs):
+        assert proc.stdout is not None
+        if proc.stdout.readline().strip() != "ready":
+            stop_clients(procs)
+            raise BenchmarkError(
+                f"client {index} did not start (exit code {proc.poll()}): "
+                f"{last_line(log_dir / f'client-{index}.log')}"
+            )
+    return procs
+
+
+def last_line(log: Path) -> str:
+    """The last line of a log (an exception's message ends a traceback), or a note."""
+    lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    return lines[-1] if lines else f"nothing in {log}"
+
+
+def stop_clients(procs: Sequence[subprocess.Popen[str]]) -> None:
+    for proc in procs:
+        if proc.stdin is not None and not proc.stdin.closed:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+    for proc in procs:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# -- one worker count -------------------------------------------------------------------------
+
+
+def flush_servers(ports: Sequence[int]) -> None:
+    for port in ports:
+        with socket.create_connection(("127.0.0.1", port), 5) as conn:
+            conn.sendall(b"FLUSHALL\r\n")
+            conn.recv(16)
+
+
+def measure(
+    ports: Sequence[int],
+    server_pids: Sequence[int],
+    workers: int,
+    args: argparse.Namespace,
+    log_dir: Path,
+) -> dict[str, Any]:
+    url = runtime_url(ports, args.chain)
+    try:
+        worker_procs = start_workers(url, workers, log_dir)
+    except RuntimeError as exc:  # its message ends with the worker's log
+        raise BenchmarkError(str(exc).strip().splitlines()[-1]) from None
+    clients: list[subprocess.Popen[str]] = []
+    try:
+        clients = start_clients(url, args.clients, args.messages, args.in_flight, log_dir)
+        pids = {
+            "workers": [p.pid for p in worker_procs],
+            "clients": [p.pid for p in clients],
+            "servers": list(server_pids),
+        }
+        before = {role: [process_cpu_s(pid) for pid in group] for role, group in pids.items()}
+        started = time.perf_counter()
+        for proc in clients:
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        reports = []
+        for proc in clients:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            if not line:
+                raise BenchmarkError(f"a client failed (exit code {proc.wait()})")
+            reports.append(json.loads(line))
+        seconds = time.perf_counter() - started
+        after = {role: [process_cpu_s(pid) for pid in group] for role, group in pids.items()}
+    finally:
+        stop_clients(clients)
+        stop_workers(worker_procs)
+        flush_servers(ports)
+    cpu = {role: [b - a for a, b in zip(before[role], after[role], strict=True)] for role in before}
+    hops = args.messages * redis_chain.HOPS
+    return {
+        "workload": "redis_scale",
+        "workers": workers,
+        "clients": args.clients,
+        "in_flight": args.in_flight,
+        "shards": args.shards,
+        "chain": args.chain or "default",
+        "messages": args.messages,
+        "hops": redis_chain.HOPS,
+        "seconds": round(seconds, 4),
+        "msgs_per_s": round(args.messages / seconds, 1),
+        "cpu_s": {
+            "workers": round(sum(cpu["workers"]), 3),
+            "clients": round(sum(cpu["clients"]), 3),
+            "servers": [round(s, 3) for s in cpu["servers"]],
+        },
+        "cpu_us_per_hop": {
+            "workers": round(sum(cpu["workers"]) / hops * 1e6, 1),
+            "clients": round(sum(cpu["clients"]) / hops * 1e6, 1),
+            "servers": [round(s / hops * 1e6, 1) for s in cpu["servers"]],
+        },
+        "client_cpu_us_per_msg": round(sum(cpu["clients"]) / args.messages * 1e6, 1),
+        # CPU of every process of the run over its wall time: near the machine's core count,
+        # more workers cannot add throughput
+        "cores_busy": round(sum(sum(group) for group in cpu.values()) / seconds, 2),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "penguiflow": penguiflow.__version__,
+    }
+
+
+def table(records: Sequence[dict[str, Any]]) -> str:
+    shards = records[0]["shards"] if records else 1
+    servers = " | ".join(f"redis {i}" for i in range(shards))
+    lines = [
+        "| workers | msgs/s | efficiency | cores busy | CPU µs/hop: workers | clients | "
+        f"{servers} |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: |" + " ---: |" * shards,
+    ]
+    for r in records:
+        per_hop = r["cpu_us_per_hop"]
+        cells = [
+            str(r["workers"]),
+            f"{r['msgs_per_s']:,.0f}",
+            f"{r['efficiency']:.2f}",
+            f"{r['cores_busy']:.2f}",
+            f"{per_hop['workers']:.0f}",
+            f"{per_hop['clients']:.0f}",
+            *(f"{s:.0f}" for s in per_hop["servers"]),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    check_chain_option(args.chain)
+    with tempfile.TemporaryDirectory(prefix="penguiflow-scale-") as scratch:
+        work_dir = Path(scratch)
+        log_dir = args.log_dir or work_dir
+        servers = start_servers(args.shards, work_dir)
+        try:
+            ports = [port for _, port in servers]
+            check_servers_reachable(ports)
+            records: list[dict[str, Any]] = []
+            for workers in args.workers:
+                try:
+                    record = measure(ports, [p.pid for p, _ in servers], workers, args, log_dir)
+                except BenchmarkError as exc:
+                    if args.shards == 1 or records:
+                        raise
+                    raise BenchmarkError(
+                        f"--shards {args.shards} needs a penguiflow-redis whose workers and "
+                        "clients spread a flow over several servers listed in one URL "
+                        f"(redis://h:p1,h:p2/0); this one could not run it ({exc}). Run with "
+                        "--shards 1"
+                    ) from None
+                base = records[0] if records else record
+                per_worker = base["msgs_per_s"] / base["workers"]
+                record["efficiency"] = round(record["msgs_per_s"] / (workers * per_worker), 3)
+                if args.json:
+                    print(json.dumps(record), flush=True)
+                records.append(record)
+        finally:
+            stop_servers(servers)
+    return records
+
+
+def worker_counts(text: str) -> list[int]:
+    try:
+        counts = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--workers takes counts separated by commas, like 1,2,4; got {text!r}"
+        ) from None
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"--workers counts must be at least 1; got {text!r}")
+    return counts
+
+
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument(
+        "--workers", type=worker_counts, default=[1, 2, 4], help="e.g. 1,2,4,8,16 (1,2,4)"
+    )
+    parser.add_argument("--clients", type=positive, default=1, help="client processes (1)")
+    parser.add_argument(
+        "--in-flight", type=positive, default=32, help="messages in flight per client (32)"
+    )
+    parser.add_argument("--shards", type=positive, default=1, help="independent redis-servers (1)")
+    parser.add_argument(
+        "--messages", type=positive, default=2000, help="per worker count, all clients (2000)"
+    )
+    parser.add_argument(
+        "--chain", choices=("on", "off"), default=None, help="operator chaining (runtime default)"
+    )
+    parser.add_argument("--json", action="store_true", help="JSON lines on stdout, table on stderr")
+    parser.add_argument("--log-dir", type=Path, default=None, help="keep worker logs here")
+    parser.add_argument("--role", default="bench", help=argparse.SUPPRESS)
+    parser.add_argument("--url", default="", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.role == "client":
+        asyncio.run(client_main(args.url, args.messages, args.in_flight))
+        return 0
+    if args.messages < args.clients:
+        parser.error(f"--messages ({args.messages}) must be at least --clients ({args.clients})")
+    if args.log_dir is not None:
+        args.log_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    try:
+        records = run(args)
+    except BenchmarkError as exc:
+        print(f"redis_scale: {exc}", file=sys.stderr)
+        return 2
+    out = sys.stderr if args.json else sys.stdout
+    print(table(records), file=out)
+    print(
+        f"# {args.messages} messages x {redis_chain.HOPS} hops per row, {args.clients} client(s) x "
+        f"{args.in_flight} in flight, {args.shards} server(s), chain={args.chain or 'default'}, "
+        f"{os.cpu_count()} CPUs, {time.perf_counter() - started:.0f}s",
+        file=out,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""The checkout's benchmarks/redis_scale.py runs end to end at a tiny size and prints
+well-formed JSON lines.
+
+No timing is asserted: the benchmark reports throughput and CPU, it does not judge them. It
+starts its own redis-server processes, so it needs Debian's redis-server and penguiflow-redis;
+without them the test skips (except redis-server under CI, where a missing package is a
+broken setup).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]  # the checkout: the benchmark runs from there
+BENCHMARK = ROOT / "benchmarks" / "redis_scale.py"
+
+
+@pytest.fixture(autouse=True)
+def _needs_redis() -> None:
+    if importlib.util.find_spec("penguiflow_redis") is None:
+        pytest.skip("penguiflow-redis is not installed: pip install ./plugins/penguiflow-redis")
+    if shutil.which("redis-server") is None:
+        message = "redis-server is not installed (Debian: apt-get install redis-server)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def run(*args: str, log_dir: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(BENCHMARK), *args, "--log-dir", str(log_dir)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_one_json_line_per_worker_count(tmp_path: Path) -> None:
+    done = run(
+        *("--workers", "1,2", "--clients", "2", "--in-flight", "4", "--messages", "40"),
+        "--json",
+        log_dir=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    assert [r["workers"] for r in records] == [1, 2]
+    for record in records:
+        assert record["workload"] == "redis_scale" and record["messages"] == 40
+        assert record["clients"] == 2 and record["shards"] == 1
+        assert record["seconds"] > 0 and record["msgs_per_s"] > 0
+        assert set(record["cpu_us_per_hop"]) == {"workers", "clients", "servers"}
+        assert len(record["cpu_s"]["servers"]) == 1
+    assert records[0]["efficiency"] == 1.0
+    # The table goes to stderr with --json, one row per worker count.
+    rows = [line for line in done.stderr.splitlines() if line.startswith("| ")]
+    assert len(rows) == 2 + 2  # header, rule, two counts
+
+
+def test_shards_run_or_say_what_is_missing(tmp_path: Path) -> None:
+    """Several servers in one URL: measured where the runtime supports it, else refused with
+    a message saying so (exit status 2), never a traceback."""
+    done = run(
+        *("--workers", "1", "--shards", "2", "--in-flight", "4", "--messages", "20"),
+        "--json",
+        log_dir=tmp_path,
+    )
+    if done.returncode == 0:
+        (record,) = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+        assert record["shards"] == 2 and len(record["cpu_s"]["servers"]) == 2
+    else:
+        assert done.returncode == 2, done.stderr
+        assert "--shards 2 needs" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_bad_worker_counts_are_refused(tmp_path: Path) -> None:
+    done = run("--workers", "1,zero", log_dir=tmp_path)
+    assert done.returncode == 2 and "--workers takes counts" in done.stderr

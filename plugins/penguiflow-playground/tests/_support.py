@@ -1,5 +1,6 @@
 """Test helpers: a deadline poller, uvicorn serving an app on a free loopback port in the
-test's own event loop, and an SSE reader on httpx."""
+test's own event loop, an SSE reader on httpx, and the events of a run that waited minutes
+for an approval."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ from typing import Any
 
 import httpx
 import uvicorn
+
+from penguiflow.observability import Event
+from penguiflow.tracecontext import SpanContext
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], *, timeout: float = 15.0) -> Any:
@@ -70,3 +74,65 @@ async def sse_events(
             yield data
         elif not line:
             event = None
+
+
+def paused_trace_events(trace_id: str, start: float, pause_s: float) -> list[Event]:
+    """The events of a planner turn (32-hex `trace_id`) that starts at `start` (epoch
+    seconds), researches, pauses for approval for `pause_s` seconds, and resumes to finish:
+    what a real run records, at times chosen by the test."""
+    ids = iter(f"{n:016x}" for n in range(1, 100))
+    task = next(ids)
+
+    def span(
+        family: str, name: str, at: float, ms: float, parent: str, **attributes: Any
+    ) -> tuple[Event, str]:
+        span_id = next(ids)
+        context = SpanContext(trace_id, span_id)
+        event = Event(
+            family,
+            name,
+            ts=start + at,
+            duration_ms=ms,
+            trace_id=trace_id,
+            span=context,
+            parent_span_id=parent,
+            attributes=attributes,
+        )
+        return event, span_id
+
+    def point(family: str, name: str, at: float, parent: str | None) -> Event:
+        return Event(family, name, ts=start + at, trace_id=trace_id, parent_span_id=parent)
+
+    resumed = 0.05 + pause_s
+    first_run, run1 = span("planner", "run", 0.003, 46.0, task)
+    first_step, step1 = span("planner", "step", 0.005, 20.0, run1, step=0)
+    research, _ = span("tool", "call", 0.010, 1.0, step1, tool="research")
+    second_step, step2 = span("planner", "step", 0.026, 22.0, run1, step=1)
+    publish, _ = span("tool", "call", 0.030, 1.5, step2, tool="publish")
+    second_run, run2 = span("planner", "run", resumed + 0.001, 8.0, task)
+    last_step, step3 = span("planner", "step", resumed + 0.002, 6.0, run2, step=2)
+    answer, _ = span("llm", "call", resumed + 0.003, 4.0, step3)
+    whole = Event(
+        "session",
+        "task",
+        ts=start,
+        duration_ms=(resumed + 0.010) * 1000.0,
+        trace_id=trace_id,
+        span=SpanContext(trace_id, task),
+        attributes={"task": "turn"},
+    )
+    return [
+        first_run,
+        first_step,
+        research,
+        second_step,
+        publish,
+        point("planner", "pause", 0.048, step2),
+        point("audit", "planner.pause", 0.049, step2),
+        point("audit", "planner.resume", resumed, task),
+        second_run,
+        last_step,
+        answer,
+        point("planner", "finish", resumed + 0.009, step3),
+        whole,
+    ]

@@ -92,6 +92,11 @@ async def test_chat_pause_approve_finish_and_history(client: httpx.AsyncClient) 
     assert trace["steps"][0]["thought"] == "First I research the Q3 report."
     assert "OBS-NOTES" in trace["steps"][0]["observation"]
     assert {s["kind"] for s in trace["timeline"]} >= {"planner.run", "planner.step", "tool.call"}
+    # the wait for the approval is the trace's one gap, between the two runs
+    [gap] = trace["gaps"]
+    assert gap["reason"] == "paused"
+    runs = [s for s in trace["timeline"] if s["kind"] == "planner.run"]
+    assert runs[0]["start_ms"] < gap["start_ms"] < gap["end_ms"] <= runs[1]["start_ms"]
     exported = await client.get(f"/api/history/{trace_id}/export")
     assert exported.headers["content-disposition"].startswith("attachment;")
     assert exported.json()["trace"]["trace_id"] == trace_id
@@ -210,7 +215,7 @@ async def test_graph_info_memory_health(client: httpx.AsyncClient) -> None:
     assert ready.status_code == 200 and "state_store" in ready.json()["checks"]
     page = await client.get("/")
     assert page.status_code == 200 and "/static/app.js" in page.text
-    for asset in ("app.js", "live.js", "history.js", "api.js", "style.css"):
+    for asset in ("app.js", "live.js", "history.js", "progress.js", "api.js", "style.css"):
         assert (await client.get(f"/static/{asset}")).status_code == 200
 
 
@@ -269,7 +274,8 @@ def test_page_assets_ship_in_the_package() -> None:
     from importlib.resources import files
 
     static = files("penguiflow_playground") / "static"
-    for name in ("index.html", "app.js", "live.js", "history.js", "api.js", "style.css"):
+    names = ("index.html", "app.js", "live.js", "history.js", "progress.js", "api.js", "style.css")
+    for name in names:
         text = (static / name).read_text(encoding="utf-8")
         assert "http://" not in text.replace("http://www.w3.org/2000/svg", "")
         assert "https://" not in text

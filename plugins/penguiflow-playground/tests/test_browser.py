@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _support import paused_trace_events
 
 pytestmark = pytest.mark.browser
 
@@ -143,6 +144,32 @@ def _app(tmp_path: Path) -> Any:
     )
 
 
+#: what of the History timeline lies outside it, and the document's widths
+TIMELINE_LAYOUT = """
+const box = document.getElementById("trace-timeline").getBoundingClientRect();
+const outside = [...document.querySelectorAll("#trace-timeline *")]
+  .filter((node) => {
+    const r = node.getBoundingClientRect();
+    return r.width > 0 && (r.left < box.left - 0.5 || r.right > box.right + 0.5);
+  })
+  .map((node) => `${node.className}: ${node.textContent}`);
+const root = document.documentElement;
+return {outside, scrollWidth: root.scrollWidth, clientWidth: root.clientWidth};
+"""
+
+
+#: the texts of the cells matching the selector (arguments[0]) that take more than one line
+WRAPPED = """
+return [...document.querySelectorAll(arguments[0])]
+  .filter((cell) => {
+    const range = document.createRange();
+    range.selectNodeContents(cell);
+    return cell.textContent.trim() !== "" && range.getClientRects().length !== 1;
+  })
+  .map((cell) => cell.textContent);
+"""
+
+
 def _view(driver: Any, name: str) -> None:
     driver.find_element(By.CSS_SELECTOR, f'nav button[data-view="{name}"]').click()
     wait_until(lambda: driver.find_element(By.ID, f"view-{name}").is_displayed(), f"{name} view")
@@ -214,28 +241,73 @@ def test_chat_pause_approve_live_tasks_history(browser: Any, tmp_path: Path, sho
         wait_until(lambda: len(plan.find_elements(By.CSS_SELECTOR, "li.branch")) == 2, "branches")
         join = plan.find_element(By.CSS_SELECTOR, "li.join")
         assert "merge" in join.text and "OBS-MERGED 2" in join.text
+        # Headers and numbers are one line each ("tokens", not "tok/ens").
+        wrapped = driver.execute_script(
+            WRAPPED, "#live-steps th, #live-steps td.ms, #live-steps td.tokens, #live-steps td.cost"
+        )
+        assert wrapped == [], f"live cells wrapped: {wrapped}"
         driver.save_screenshot(str(shots / "live.png"))
 
-        # Tasks: a background task is cancelled from the page.
+        # Tasks: the two turns' progress reads as steps, not JSON; no groups yet, said so.
+        _view(driver, "tasks")
+        wait_until(
+            lambda: len(driver.find_elements(By.CSS_SELECTOR, "#tasks-table tbody tr")) == 2,
+            "the two turns' tasks",
+        )
+        progress = [
+            cell.text for cell in driver.find_elements(By.CSS_SELECTOR, "#tasks-table .progress")
+        ]
+        assert sorted(progress) == ["step 2", "step 3"], progress
+        groups = driver.find_element(By.ID, "groups-section")
+        assert "no task groups" in groups.text, groups.text
+
+        # A background task in a group, with progress out of a known total; cancelled from
+        # the page.
         async def spawn() -> str:
-            from penguiflow_sessions.models import TaskType
+            from penguiflow_sessions.models import TaskType, UpdateType
             from penguiflow_sessions.server import Principal
 
             session = await server.app.state.session_host.open(Principal("local", "local"), "b1")
+            group = await session.resolve_or_create_group(group_name="crawl")
 
             async def crawl(runtime: Any) -> None:
+                await runtime.emit(UpdateType.PROGRESS, {"label": "pages", "done": 3, "total": 10})
                 while True:
                     await runtime.steering.next()
 
             task_id: str = await session.spawn_task(
-                crawl, task_type=TaskType.BACKGROUND, description="crawl the archive"
+                crawl,
+                task_type=TaskType.BACKGROUND,
+                description="crawl the archive",
+                group_id=group.group_id,
             )
             return task_id
 
         task_id = server.call(spawn())
-        _view(driver, "tasks")
         row_css = f'#tasks-table tr[data-task-id="{task_id}"]'
         row = wait_until(lambda: driver.find_element(By.CSS_SELECTOR, row_css), "the task")
+        cell = wait_until(
+            lambda: (
+                (c := driver.find_element(By.CSS_SELECTOR, f"{row_css} .progress"))
+                and "3/10" in c.text
+                and c
+            ),
+            "the task's progress",
+        )
+        assert cell.text.startswith("pages") and "{" not in cell.text, cell.text
+        bar = cell.find_element(By.TAG_NAME, "progress")
+        assert (bar.get_attribute("value"), bar.get_attribute("max")) == ("3", "10")
+        wait_until(lambda: "crawl" in groups.text, "the task's group")
+        assert "no task groups" not in groups.text and "1 task" in groups.text, groups.text
+        # Each status and type is one line (COMPLETE, not COMPLET/E), even in a narrow window.
+        driver.set_window_size(700, 900)
+        try:
+            wrapped = driver.execute_script(
+                WRAPPED, "#tasks-table td.task-status, #tasks-table td.task-type"
+            )
+        finally:
+            driver.set_window_size(1366, 900)
+        assert wrapped == [], f"status cells wrapped: {wrapped}"
         driver.save_screenshot(str(shots / "tasks.png"))
         row.find_element(By.CSS_SELECTOR, ".task-cancel").click()
         wait_until(
@@ -263,10 +335,65 @@ def test_chat_pause_approve_live_tasks_history(browser: Any, tmp_path: Path, sho
         )
         assert "research" in steps[0].text
         assert driver.find_elements(By.CSS_SELECTOR, "#trace-timeline .bar")
+        # The run resumed after its pause: every bar and label of the timeline stays inside
+        # it (the pause drawn as a marked band), and the page does not scroll sideways.
+        layout = driver.execute_script(TIMELINE_LAYOUT)
+        assert layout["outside"] == [], f"past the timeline's edges: {layout}"
+        assert layout["scrollWidth"] <= layout["clientWidth"], f"scrolls sideways: {layout}"
+        gap = driver.find_element(By.CSS_SELECTOR, "#trace-timeline .gap")
+        assert "paused" in (gap.get_attribute("title") or ""), gap.get_attribute("title")
         assert "/export" in (driver.find_element(By.ID, "trace-export").get_attribute("href") or "")
         driver.save_screenshot(str(shots / "history.png"))
 
+        # A run that waited ten minutes for its approval, opened by URL: the wait is one
+        # compressed band, and the work on either side keeps the width.
+        long_wait = "4bf92f3577b34da6a3ce929d0e0e4736"
+        started = time.time() - 900.0
+
+        async def record() -> None:
+            from penguiflow_playground import TraceRecord
+
+            from penguiflow.observability import publish
+
+            hub = server.app.state.hub
+            await hub.register(
+                TraceRecord(
+                    long_wait,
+                    "b1",
+                    "local",
+                    "local",
+                    "planner.chat",
+                    "Publish after a ten-minute approval",
+                    started_at=started,
+                    ended_at=started + 600.1,
+                    status="complete",
+                )
+            )
+            for event in paused_trace_events(long_wait, started, pause_s=600.0):
+                await publish(event)
+            await hub.flush()
+
+        server.call(record())
+        driver.get(f"{server.url}/?session=b1&trace={long_wait}")
+        gap = wait_until(
+            lambda: driver.find_element(By.CSS_SELECTOR, "#trace-timeline .gap"), "the long pause"
+        )
+        assert "paused for 10 min 0 s" in (gap.get_attribute("title") or "")
+        layout = driver.execute_script(TIMELINE_LAYOUT)
+        assert layout["outside"] == [], f"past the timeline's edges: {layout}"
+        assert layout["scrollWidth"] <= layout["clientWidth"], f"scrolls sideways: {layout}"
+        width = driver.find_element(By.ID, "trace-timeline").size["width"]
+        assert gap.size["width"] <= 0.06 * width
+        first_run = driver.find_element(
+            By.CSS_SELECTOR, '#trace-timeline .bar[title^="planner.run"]'
+        )
+        assert first_run.find_element(By.CSS_SELECTOR, ".fill").size["width"] > 0.5 * width
+        driver.save_screenshot(str(shots / "history-long-pause.png"))
+
         # Memory and context.
+        wait_until(
+            lambda: driver.find_element(By.TAG_NAME, "body").get_attribute("data-ready"), "ready"
+        )
         _view(driver, "memory")
         wait_until(
             lambda: driver.find_element(By.ID, "memory-version").text.isdigit(), "the version"

@@ -11,10 +11,13 @@ from ._agent import Agent, FlowTurnPipeline, agent_of
 from ._agui import AgUiTranslator, RunAgentInput
 from ._app import create_playground_app
 from ._events import event_view, trace_steps, trace_timeline
+from ._gaps import IDLE_MIN_MS, IDLE_MIN_SHARE, trace_gaps
 from ._graph import agent_graph
 from ._hub import EventHub, LiveSubscription, TraceRecord
 
 __all__ = [
+    "IDLE_MIN_MS",
+    "IDLE_MIN_SHARE",
     "AgUiTranslator",
     "Agent",
     "EventHub",
@@ -26,6 +29,7 @@ __all__ = [
     "agent_of",
     "create_playground_app",
     "event_view",
+    "trace_gaps",
     "trace_steps",
     "trace_timeline",
 ]

@@ -22,6 +22,7 @@ from penguiflow.observability import Event, add_event_sink
 from penguiflow.resources import AsyncResource
 
 from ._events import event_view, trace_steps, trace_timeline
+from ._gaps import trace_gaps
 
 __all__ = ["INDEX_KEY", "EventHub", "LiveSubscription", "TraceRecord"]
 
@@ -288,7 +289,8 @@ class EventHub(AsyncResource):
 
     async def trace(self, trace_id: str) -> dict[str, Any] | None:
         """One trace: its record, its events (from the store, else this process's memory),
-        its timeline and its steps; None when nothing is known of it."""
+        its timeline, the gaps in it (pauses, long idle waits) and its steps; None when
+        nothing is known of it."""
         record = self._index.get(trace_id)
         events: list[dict[str, Any]] = []
         if self._saves_events:
@@ -306,5 +308,6 @@ class EventHub(AsyncResource):
             "trace": record.to_dict() if record is not None else {"trace_id": trace_id},
             "events": events,
             "timeline": trace_timeline(events),
+            "gaps": trace_gaps(events),
             "steps": trace_steps(events),
         }

@@ -4,6 +4,7 @@
 import { api, banner, el, short, streamUrl } from "./api.js";
 import { loadGraph, setBudgets, startLive } from "./live.js";
 import { openTrace, searchHistory } from "./history.js";
+import { progressCell } from "./progress.js";
 
 const started = performance.now();
 const params = new URLSearchParams(location.search);
@@ -160,20 +161,32 @@ async function refreshTasks() {
     const priority = el("input", { class: "task-priority", type: "number", value: String(task.priority), style: "width:4rem" });
     const running = !["COMPLETE", "FAILED", "CANCELLED"].includes(task.status);
     return el("tr", { "data-task-id": task.task_id, "data-status": task.status },
-      el("td", {}, el("code", {}, task.task_id)),
-      el("td", {}, task.task_type),
+      el("td", { title: task.task_id }, el("code", {}, task.task_id.slice(0, 12))),
+      el("td", { class: "task-type" }, task.task_type),
       el("td", { class: `status-${task.status} task-status` }, task.status),
       el("td", {}, task.priority),
       el("td", {}, short(task.description, 80)),
-      el("td", {}, short(task.progress, 80)),
+      progressCell(task.progress),
       el("td", {},
         running ? el("button", { class: "task-cancel", onclick: () => api(`/api/sessions/${sessionId}/tasks/${task.task_id}/cancel`, { method: "POST", body: { reason: "cancelled from the playground" } }).then(refreshTasks) }, "Cancel") : "",
         running ? note : "", running ? el("button", { class: "task-inject", onclick: () => note.value && steer(task.task_id, "INJECT_CONTEXT", { text: note.value }) }, "Inject") : "",
         running ? priority : "", running ? el("button", { class: "task-prioritize", onclick: () => steer(task.task_id, "PRIORITIZE", { priority: Number(priority.value) }) }, "Prioritize") : ""));
   }));
   const groups = await api(`/api/sessions/${sessionId}/groups`);
-  document.getElementById("groups").replaceChildren(...groups.groups.map((group) => el("li", {},
-    `${group.name} (${group.status}): ${group.task_ids.length} tasks, ${group.completed_task_ids.length} complete, ${group.failed_task_ids.length} failed`)));
+  document.getElementById("groups-empty").hidden = groups.groups.length > 0;
+  document.getElementById("groups").replaceChildren(...groups.groups.map(groupItem));
+}
+
+// A group: its name and status, how many of its tasks ended (a bar), and its members.
+function groupItem(group) {
+  const tasks = group.task_ids.length;
+  const ended = group.completed_task_ids.length + group.failed_task_ids.length;
+  const failed = group.failed_task_ids.length ? `, ${group.failed_task_ids.length} failed` : "";
+  return el("li", { class: "group", "data-group-id": group.group_id },
+    el("strong", {}, group.name), ` (${group.status}) `,
+    el("progress", { class: "group-progress", value: String(ended), max: String(Math.max(tasks, 1)) }),
+    `${tasks} ${tasks === 1 ? "task" : "tasks"}, ${group.completed_task_ids.length} complete${failed}: `,
+    ...group.task_ids.map((id, i) => el("code", { title: id }, `${i ? " " : ""}${id.slice(0, 12)}`)));
 }
 document.getElementById("tasks-refresh").addEventListener("click", refreshTasks);
 

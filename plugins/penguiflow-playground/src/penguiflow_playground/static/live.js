@@ -182,7 +182,7 @@ function renderSteps() {
       el("td", {}, short(row.args)),
       el("td", { class: "observation" }, short(row.observation)),
       el("td", { class: "err" }, row.errors.join("; ")),
-      el("td", {}, row.ms != null ? row.ms.toFixed(1) : ""),
+      el("td", { class: "ms" }, row.ms != null ? row.ms.toFixed(1) : ""),
       el("td", { class: "tokens" }, String(row.tokens)),
       el("td", { class: "cost" }, `$${row.cost.toFixed(4)}`),
     );

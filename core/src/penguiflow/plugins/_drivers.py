@@ -69,7 +69,11 @@ DRIVER_KINDS: dict[str, DriverKind] = {
             "penguiflow.runtimes",
             "runtime",
             by_scheme=False,
-            providers={"redis": "penguiflow-redis"},
+            providers={
+                "redis": "penguiflow-redis",
+                "redis+cluster": "penguiflow-redis",
+                "redis+sentinel": "penguiflow-redis",
+            },
         ),
         DriverKind(
             "llm_adapter",

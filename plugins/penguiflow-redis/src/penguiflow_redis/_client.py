@@ -1,7 +1,11 @@
 """`RedisFlow`: the client side of a flow on the redis runtime (emit, fetch, cancel).
 
 The client writes messages to the ingress nodes' streams and reads its own reply stream,
-to which workers write the results (and stream chunks) of the traces it emitted.
+to which workers write the results (and stream chunks) of the traces it emitted. A flow split
+into shards (`_shards`) gets each trace's messages in the trace's shard, and the client has a
+reply stream, and a reader, in every shard (`_client_shards`); it learns the shard count when
+it first reaches Redis (the first emit or the readers' start), and refuses to go on with
+`ShardCountMismatch` if the flow was started with another.
 """
 
 from __future__ import annotations
@@ -34,7 +38,10 @@ from penguiflow.tracecontext import stamp_message
 from penguiflow.types import FinalAnswer, Message, StreamChunk
 
 from ._admission import EmitGate
+from ._client_shards import ClientShard, client_shards
+from ._connect import RedisConnections
 from ._emits import UNTRACED_EMIT_SCRIPT, EmitBatcher
+from ._shards import shard_of
 from ._streams import EMIT_SCRIPT, RedisRuntimeUnavailable
 from ._worker import connection_errors
 
@@ -127,20 +134,21 @@ class RedisFlow(FlowResource):
         self._middlewares: list[Middleware] = self._own_middlewares(middlewares)
         self._state_store: StateStore | None = self._own("state_store", state_store)
         self._lifecycle = FlowLifecycle(self, "client")
-        self._keys = runtime.keys_for(definition)
+        self._namespace = runtime.namespace_for(definition)
         self._codec = runtime.codec_for(definition, None)
         self._client_id = uuid.uuid4().hex
-        self._reply = self._keys.reply_stream(self._client_id)
-        self._client: Any = None
-        self._emits: EmitBatcher | None = None
-        #: the streams of `emit(msg)` without `to` (every ingress node), computed once
-        self._all_ingress: list[str] | None = None
+        self._connections: RedisConnections | None = None
+        #: every shard of the flow, in shard order (known once Redis was reached)
+        self._shards: tuple[ClientShard, ...] = ()
+        #: reaching Redis and resolving the shards, shared by every caller meanwhile
+        self._connecting: asyncio.Future[tuple[ClientShard, ...]] | None = None
+        #: why the flow cannot go on (a shard count that does not match the flow's)
+        self._failure: Exception | None = None
         #: set while the result reader cannot reach Redis: a fetch then fails at once
         self._outage: RedisRuntimeUnavailable | None = None
         #: how many results of each trace the caller fetched: the same message emitted after
         #: one is a new request, not the retry of an emit that may have been lost
         self._fetched: OrderedDict[str, int] = OrderedDict()
-        self._gate: EmitGate | None = None
         self._reader: asyncio.Task[None] | None = None
         self._embedded_stop: asyncio.Event | None = None
         self._embedded: list[asyncio.Task[None]] = []
@@ -154,7 +162,7 @@ class RedisFlow(FlowResource):
 
     def __repr__(self) -> str:
         return (
-            f"RedisFlow([{', '.join(self._definition.nodes)}], namespace={self._keys.namespace!r},"
+            f"RedisFlow([{', '.join(self._definition.nodes)}], namespace={self._namespace!r},"
             f" running={self._running})"
         )
 
@@ -189,17 +197,35 @@ class RedisFlow(FlowResource):
             )
         return await self._state_store.load_history(trace_id)
 
+    # -- shard 0, what tools and tests that knew one shard look at ----------------------------
+
+    @property
+    def _reply(self) -> str:
+        """This client's reply stream in shard 0 (the only one with one plain server)."""
+        return self._runtime.keys_for(self._definition).reply_stream(self._client_id)
+
+    @property
+    def _client(self) -> Any:
+        """The client of shard 0's server (None before `run()`)."""
+        return None if self._connections is None else self._connections.for_shard(0)
+
+    @property
+    def _emits(self) -> EmitBatcher | None:
+        return self._shards[0].emits if self._shards else None
+
+    @property
+    def _gate(self) -> EmitGate | None:
+        return self._shards[0].gate if self._shards else None
+
     @property
     def namespace(self) -> str:
         """The Redis key prefix of this flow (`<prefix>:<flow name or signature>`)."""
-        return self._keys.namespace
+        return self._namespace
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     def run(self, *, registry: ModelRegistry | None = None) -> None:
         """Connect (lazily) and start reading results; start embedded workers if configured."""
-        import redis.asyncio as redis
-
         if self._running:
             raise UsageError("RedisFlow already running")
         self._check_open()
@@ -207,10 +233,11 @@ class RedisFlow(FlowResource):
         # Hooks first: in strict mode a failing plugin stops run() with nothing started.
         self._lifecycle.start(self._middlewares)
         self._codec = self._runtime.codec_for(self._definition, registry)
-        self._client = redis.Redis.from_url(self._runtime.url, decode_responses=True)
-        self._gate = EmitGate(self._client, self._runtime.settings.max_backlog)
-        self._emits = EmitBatcher(self._client, self._gate)
-        self._reader = loop.create_task(self._read_results(), name="penguiflow-redis:results")
+        self._connections = self._runtime.open_connections(decode_responses=True)
+        self._shards = ()
+        self._connecting = None
+        self._failure = None
+        self._reader = loop.create_task(self._read_all_results(), name="penguiflow-redis:results")
         self._running = True
         self._stopped = False
         count = self._runtime.embedded_workers
@@ -236,25 +263,34 @@ class RedisFlow(FlowResource):
             self._embedded_stop.set()
             await asyncio.gather(*self._embedded, return_exceptions=True)
             self._embedded = []
-        if self._emits is not None:
-            await self._emits.aclose()  # emits handed over still go out (or fail) first
+        for shard in self._shards:
+            await shard.emits.aclose()  # emits handed over still go out (or fail) first
         if self._reader is not None:
             await self._stop_reader(self._reader)
             self._reader = None
-        try:
-            await self._client.delete(self._reply)
-        except connection_errors():
-            pass
-        await self._client.aclose()
+        connecting = self._connecting
+        if connecting is not None and not connecting.done():
+            connecting.cancel()  # still trying to reach Redis: nothing to clean up there
+            await asyncio.gather(connecting, return_exceptions=True)
+        for shard in self._shards:
+            try:
+                await shard.client.delete(shard.reply)
+            except connection_errors():
+                pass
+        assert self._connections is not None
+        await self._connections.aclose()
         self._lifecycle.stop(self._middlewares)
 
     async def _stop_reader(self, reader: asyncio.Task[None]) -> None:
         # Cancelling a task blocked in XREAD can leave it stuck inside redis-py's read, so the
-        # reader is woken by a stop entry in its own stream and leaves between reads.
+        # readers are woken by a stop entry in their own streams and leave between reads.
         try:
-            await self._client.xadd(self._reply, {_STOP_FIELD: "1"})
+            if not self._shards:
+                raise ConnectionError("never connected")  # the reader is still connecting
+            for shard in self._shards:
+                await shard.client.xadd(shard.reply, {_STOP_FIELD: "1"})
         except connection_errors():
-            reader.cancel()  # Redis is away: the reader is backing off, not reading
+            reader.cancel()  # Redis is away: the readers are backing off, not reading
         done, _ = await asyncio.wait({reader}, timeout=_READER_STOP_S)
         if not done:
             reader.cancel()
@@ -281,14 +317,16 @@ class RedisFlow(FlowResource):
         if trace_id is not None:
             msg = _stamp_trace(msg, trace_id)
             self._trace_inboxes.setdefault(trace_id, _Inbox())
-        streams = self._ingress_streams(to)
         trace = getattr(msg, "trace_id", None)
-        # Bytes all the way to the socket: redis-py would encode a str again.
-        data = to_json({"i": self._codec.encode(msg), "tr": trace, "r": self._reply})
-        gate, emits = self._gate, self._emits
-        assert gate is not None and emits is not None
+        names = self._ingress_names(to)
+        encoded = self._codec.encode(msg)
         sending = False
         try:
+            shard = await self._shard_of(trace)
+            streams = self._ingress_streams(shard, names)
+            # Bytes all the way to the socket: redis-py would encode a str again.
+            data = to_json({"i": encoded, "tr": trace, "r": shard.reply})
+            gate, emits = shard.gate, shard.emits
             for stream in streams:
                 await gate.wait_for_room(stream)
             sending = True
@@ -302,7 +340,7 @@ class RedisFlow(FlowResource):
                 ttl_ms = int(self._runtime.dedup_ttl_s * 1000)
                 await emits.call(
                     EMIT_SCRIPT,
-                    [self._keys.emitted(trace), *streams],
+                    [shard.keys.emitted(trace), *streams],
                     [digest.hexdigest(), ttl_ms, data],
                     streams=streams,
                 )
@@ -333,24 +371,56 @@ class RedisFlow(FlowResource):
             "use await flow.emit(...)"
         )
 
-    def _ingress_streams(self, to: Any) -> list[str]:
-        ingress = self._definition.ingress
+    async def _connected(self) -> tuple[ClientShard, ...]:
+        """The shards, once Redis was reached and the shard count resolved and checked
+        (raises connection errors while it cannot be reached, `ShardCountMismatch`)."""
+        if self._shards:
+            return self._shards
+        if self._failure is not None:
+            raise self._failure
+        connecting = self._connecting
+        if connecting is None or (connecting.done() and connecting.exception() is not None):
+            # One attempt at a time, awaited by every caller: they all go on together (emits
+            # arriving together still share a round trip), and a failed one is tried again.
+            connecting = self._connecting = asyncio.ensure_future(self._connect())
+        return await asyncio.shield(connecting)
+
+    async def _connect(self) -> tuple[ClientShard, ...]:
+        connections = self._connections
+        assert connections is not None
+        keys = await self._runtime.connect(self._definition, connections)
+        max_backlog = self._runtime.settings.max_backlog
+        self._shards = client_shards(keys, connections, self._client_id, max_backlog)
+        return self._shards
+
+    async def _shard_of(self, trace: str | None) -> ClientShard:
+        shards = self._shards or await self._connected()
+        return shards[shard_of(trace, len(shards))]
+
+    def _ingress_names(self, to: Any) -> list[str] | None:
+        """The ingress nodes `to` names (None: every ingress node); raises for another."""
         if to is None:
-            if self._all_ingress is None:
-                self._all_ingress = [self._keys.node_stream(name) for name in ingress]
-            return self._all_ingress
-        else:
-            targets = (to,) if isinstance(to, Node | str) else tuple(to)
-            names = []
-            for target in targets:
-                name = str(target.name) if isinstance(target, Node) else str(target)
-                if name not in ingress:
-                    raise UnknownNameError(
-                        f"Unknown target {name} for OpenSea (ingress nodes: "
-                        f"{', '.join(ingress) or 'none'})"
-                    )
-                names.append(name)
-        return [self._keys.node_stream(name) for name in names]
+            return None
+        ingress = self._definition.ingress
+        targets = (to,) if isinstance(to, Node | str) else tuple(to)
+        names = []
+        for target in targets:
+            name = str(target.name) if isinstance(target, Node) else str(target)
+            if name not in ingress:
+                raise UnknownNameError(
+                    f"Unknown target {name} for OpenSea (ingress nodes: "
+                    f"{', '.join(ingress) or 'none'})"
+                )
+            names.append(name)
+        return names
+
+    def _ingress_streams(self, shard: ClientShard, names: list[str] | None) -> list[str]:
+        if names is None:
+            if shard.all_ingress is None:
+                ingress = self._definition.ingress
+                shard.all_ingress = [shard.keys.node_stream(name) for name in ingress]
+            return shard.all_ingress
+        return [shard.keys.node_stream(name) for name in names]
 
     def _unavailable(self, exc: BaseException, consequence: str) -> RedisRuntimeUnavailable:
         return RedisRuntimeUnavailable(
@@ -374,6 +444,8 @@ class RedisFlow(FlowResource):
                 "from Rookery, use fetch(trace_id=...) to pick one trace"
             )
         self._check_running("fetch")
+        if self._failure is not None:
+            raise self._failure
         if self._outage is not None:
             inbox_now = self._results if trace_id is None else self._trace_inboxes.get(trace_id)
             if inbox_now is None or not inbox_now.items:
@@ -401,8 +473,10 @@ class RedisFlow(FlowResource):
         outage = self._outage
         if outage is None:
             return
+        assert self._connections is not None
         try:
-            await self._client.ping()
+            for client in self._connections.clients:
+                await client.ping()
         except connection_errors():
             raise outage from None
         self._outage = None
@@ -410,7 +484,41 @@ class RedisFlow(FlowResource):
     async def fetch_any(self, from_: Any = None, *, trace_id: str | None = None) -> Any:
         return await self.fetch(from_, trace_id=trace_id)
 
-    async def _read_results(self) -> None:
+    async def _read_all_results(self) -> None:
+        """Reach Redis (retrying while it is away), then read every shard's reply stream."""
+        delay = 0.1
+        while True:
+            try:
+                shards = await self._connected()
+                break
+            except connection_errors() as exc:
+                self._report_outage(exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+            except Exception as exc:  # the shard count does not match: nothing can go on
+                logger.error("%s", describe_exception(exc))
+                self._failure = exc
+                self._results.fail(exc)
+                for inbox in self._trace_inboxes.values():
+                    inbox.fail(exc)
+                return
+        await asyncio.gather(*(self._read_results(shard) for shard in shards))
+
+    def _report_outage(self, exc: BaseException) -> None:
+        if self._outage is not None:
+            return
+        logger.warning(
+            "redis at %s is unreachable (%s)",
+            redact_url(self._runtime.url),
+            describe_exception(exc),
+        )
+        error = self._unavailable(exc, "results will arrive once it is back")
+        self._outage = error
+        self._results.fail(error)
+        for inbox in self._trace_inboxes.values():
+            inbox.fail(error)
+
+    async def _read_results(self, shard: ClientShard) -> None:
         last_id = "0-0"
         delay = 0.1
         outage = False
@@ -423,7 +531,7 @@ class RedisFlow(FlowResource):
                 delete = len(read) >= _DELETE_EVERY or (
                     bool(read) and now - deleted_at >= _DELETE_AFTER_S
                 )
-                response = await self._next_results(last_id, read if delete else [])
+                response = await self._next_results(shard, last_id, read if delete else [])
                 if delete:
                     read, deleted_at = [], now
                 if outage:
@@ -433,16 +541,7 @@ class RedisFlow(FlowResource):
                 delay = 0.1
             except connection_errors() as exc:
                 if not outage:
-                    logger.warning(
-                        "redis at %s is unreachable (%s)",
-                        redact_url(self._runtime.url),
-                        describe_exception(exc),
-                    )
-                    error = self._unavailable(exc, "results will arrive once it is back")
-                    self._outage = error
-                    self._results.fail(error)
-                    for inbox in self._trace_inboxes.values():
-                        inbox.fail(error)
+                    self._report_outage(exc)
                 outage = True
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
@@ -462,16 +561,16 @@ class RedisFlow(FlowResource):
             if stopping:
                 return  # stop() deletes the whole stream
 
-    async def _next_results(self, last_id: str, read: list[str]) -> Any:
+    async def _next_results(self, shard: ClientShard, last_id: str, read: list[str]) -> Any:
         """The next entries after `last_id` (waiting for some), deleting the entries `read`
         before in the same round trip: a round trip costs the client more than the entries.
         Entries read and not yet deleted are never read again (reads start after `last_id`);
         they only wait in Redis a little longer (the stream goes when the flow stops)."""
-        streams = {self._reply: last_id}
+        streams = {shard.reply: last_id}
         if not read:
-            return await self._client.xread(streams, count=_READ_COUNT, block=_READ_BLOCK_MS)
-        async with self._client.pipeline(transaction=False) as pipe:
-            pipe.xdel(self._reply, *read)
+            return await shard.client.xread(streams, count=_READ_COUNT, block=_READ_BLOCK_MS)
+        async with shard.client.pipeline(transaction=False) as pipe:
+            pipe.xdel(shard.reply, *read)
             pipe.xread(streams, count=_READ_COUNT, block=_READ_BLOCK_MS)
             _, response = await pipe.execute()
         return response
@@ -511,13 +610,18 @@ class RedisFlow(FlowResource):
 
         Returns False if this client does not know the trace as in flight."""
         self._check_running("cancel")
-        keys = self._keys
         try:
-            async with self._client.pipeline(transaction=True) as pipe:
+            shard = await self._shard_of(trace_id)
+            keys = shard.keys
+            async with shard.client.pipeline(transaction=True) as pipe:
                 ttl = max(int(self._runtime.settings.cancel_ttl_s), 1)
                 pipe.set(keys.cancelled(trace_id), "1", ex=ttl)
                 pipe.delete(keys.emitted(trace_id))  # the trace may be emitted afresh
-                pipe.publish(keys.cancel_channel, trace_id)
+                if self._runtime.address.kind == "cluster":
+                    # A sharded channel: routed by its slot, like the shard's keys.
+                    pipe.spublish(keys.cancel_channel, trace_id)
+                else:
+                    pipe.publish(keys.cancel_channel, trace_id)
                 await pipe.execute()
         except connection_errors() as exc:
             raise self._unavailable(exc, f"trace {trace_id} was not cancelled") from exc

@@ -3,7 +3,8 @@
 Each entry is committed with `COMMIT_SCRIPT` (ack, delete, write its outputs: atomic per entry).
 Entries that finish while a batch is on the wire go together in the next pipeline, so a busy
 worker pays one round trip per batch instead of one per message, and a lone entry is sent at
-once. Batching changes nothing about atomicity: every entry is still its own script call.
+once. Batching changes nothing about atomicity: every entry is still its own script call. On
+a Redis Cluster the pipeline is split by node (every entry's keys share its shard's slot).
 """
 
 from __future__ import annotations
@@ -98,7 +99,9 @@ class CommitBatcher:
             self._sha = str(await self._client.script_load(COMMIT_SCRIPT))
         async with self._client.pipeline(transaction=False) as pipe:
             for keys, args, _ in batch:
-                pipe.evalsha(self._sha, len(keys), *keys, *args)
+                # Not `pipe.evalsha`: redis-py refuses that name in a cluster's pipeline, and
+                # the command itself is routed there by its first key like any other.
+                pipe.execute_command("EVALSHA", self._sha, len(keys), *keys, *args)
             results: list[Any] = await pipe.execute(raise_on_error=False)
         missing = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
         if missing and not reloaded:

@@ -20,8 +20,9 @@ a `redis://` URL accepts.
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote, urlencode
@@ -276,15 +277,57 @@ def _cluster_class() -> Any:
     'writelines'`: a connection of the startup node is closed under a task that is using
     it). Discovering first, once, under redis-py's own lock, avoids it
     (tests/test_store_bus_cluster.py: the store conformance suite's concurrent writers)."""
-    from redis.asyncio.cluster import RedisCluster
+    from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 
     class DiscoveringCluster(RedisCluster):
+        async def initialize(self, *args: Any, **kwargs: Any) -> Any:
+            from redis.exceptions import ConnectionError as RedisConnectionError
+            from redis.exceptions import RedisClusterException
+
+            try:
+                return await super().initialize(*args, **kwargs)
+            except RedisClusterException as exc:
+                if "cannot be connected" not in str(exc):
+                    raise
+                # No node answered: an outage like any other (retried, reported as one), not
+                # a misuse of the client.
+                raise RedisConnectionError(describe_exception(exc)) from exc
+
         async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
             if self._initialize:
                 await self.initialize()
-            return await super().execute_command(*args, **kwargs)
+            with _closed_under_use():
+                return await super().execute_command(*args, **kwargs)
+
+        def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> Any:
+            if shard_hint:
+                return super().pipeline(transaction, shard_hint)  # redis-py's own refusal
+            return GuardedPipeline(self, transaction)  # type: ignore[abstract]
+
+    class GuardedPipeline(ClusterPipeline):
+        async def execute(self, *args: Any, **kwargs: Any) -> Any:
+            with _closed_under_use():
+                return await super().execute(*args, **kwargs)
 
     return DiscoveringCluster
+
+
+@contextlib.contextmanager
+def _closed_under_use() -> Iterator[None]:
+    """The same redis-py race after a cluster node failed: the client rediscovers the cluster
+    and closes the node's connections while other tasks use them, which raises that
+    `AttributeError` mid-command. It is a lost connection: say so, so that callers retry it
+    as one (a worker would otherwise stop on it)."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    try:
+        yield
+    except AttributeError as exc:
+        if "writelines" not in str(exc) and "NoneType" not in str(exc):
+            raise
+        raise RedisConnectionError(
+            f"a cluster connection was closed while in use ({describe_exception(exc)})"
+        ) from exc
 
 
 def open_connections(address: RedisAddress, **redis_options: Any) -> RedisConnections:

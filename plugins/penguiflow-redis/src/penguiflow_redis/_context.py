@@ -7,6 +7,8 @@ redelivered message never sends them twice. An output to a node this worker runs
 (operator chaining, see `_chain`) is kept as the object it is, in `chained`, instead of being
 encoded. Stream chunks are the exception: they are sent at once, because streaming is their
 point; the client drops a chunk it has already seen (same stream id and sequence number).
+Everything a message sends goes to the shard of the entry it came from (`shard`): its outputs
+are committed with that entry's ack, which touches that shard's keys only.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from penguiflow.types import Message, StreamChunk
 
 if TYPE_CHECKING:
     from ._worker import WorkerPool
+    from ._worker_shard import WorkerShard
 
 __all__ = ["WorkerContext"]
 
@@ -42,6 +45,7 @@ class WorkerContext:
         "_node",
         "_pool",
         "_reply",
+        "_shard",
         "_stream_seq",
         "_trace",
         "chained",
@@ -51,14 +55,17 @@ class WorkerContext:
     def __init__(
         self,
         pool: WorkerPool,
+        shard: WorkerShard,
         node: Node,
         trace_id: str | None,
         reply: str,
         *,
         chain: bool = False,
     ) -> None:
-        """With `chain`, outputs to the nodes `pool.chains.targets` go to `chained`."""
+        """With `chain`, outputs to the nodes `pool.chains.targets` go to `chained`; node
+        streams are `shard`'s."""
         self._pool = pool
+        self._shard = shard
         self._node = node
         self._trace = trace_id
         self._reply = reply
@@ -131,7 +138,7 @@ class WorkerContext:
         return found
 
     def _streams(self, to: Any) -> list[str]:
-        keys = self._pool.keys
+        keys = self._shard.keys
         return [
             self._reply if target is None else keys.node_stream(target)
             for target in self._targets(to)
@@ -159,7 +166,7 @@ class WorkerContext:
         data = self._envelope(msg, stamped=True) if remote else None
         if len(remote) < len(targets):
             self._pool.check_crossable(msg)
-        keys = self._pool.keys
+        keys = self._shard.keys
         for target in targets:
             if target in local:
                 assert target is not None
@@ -193,7 +200,7 @@ class WorkerContext:
             meta=meta,
         )
         data = self._envelope(message, chunk=True)
-        await self._pool.send_now([(stream, data) for stream in self._streams(to)])
+        await self._pool.send_now(self._shard, [(stream, data) for stream in self._streams(to)])
         return chunk
 
     # -- not available across processes --------------------------------------------------------

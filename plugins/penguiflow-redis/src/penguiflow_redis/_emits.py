@@ -160,7 +160,9 @@ class EmitBatcher:
             shas = [await self._sha(script) for script, *_ in batch]
             async with self._client.pipeline(transaction=False) as pipe:
                 for sha, (_, keys, args, _, _) in zip(shas, batch, strict=True):
-                    pipe.evalsha(sha, len(keys), *keys, *args)
+                    # Not `pipe.evalsha`: redis-py refuses that name in a cluster's
+                    # pipeline; the command itself is routed by its first key there.
+                    pipe.execute_command("EVALSHA", sha, len(keys), *keys, *args)
                 for stream in measured:
                     pipe.xlen(stream)
                 answers = await pipe.execute(raise_on_error=False)

@@ -1,4 +1,4 @@
-"""One blocking read per worker: every served node stream in one XREADGROUP.
+"""One blocking read per worker and shard: every served node stream of a shard in one XREADGROUP.
 
 A worker used to run one reader per node, each in its own blocking read: an idle worker
 serving ten nodes made ten reads a second and woke ten times. Here one `EntryReader` reads
@@ -16,16 +16,23 @@ another connection, which makes it return empty) and the next read names the nod
 Taking over dead workers' entries (`housekeeping`) runs on its own slow cadence, between two
 reads: it needs free slots, and a blocked read holds the slots it reserved. The heartbeat and the
 cancel listener run elsewhere (see `_worker`); nothing here polls.
+
+A flow split into shards has one reader per shard, each with its own slots: the streams of one
+shard share a hash tag, so one XREADGROUP may name them all even on a cluster. The read and
+the CLIENT UNBLOCK that wakes it go to the shard's server itself (`_endpoints.locate`, asked
+again after each connection error, so a moved slot or a failover is followed).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
+from ._endpoints import Endpoint
 from ._streams import GROUP, ensure_group
 
 __all__ = ["EntryReader", "HandlerSlots"]
@@ -86,7 +93,7 @@ class EntryReader:
     def __init__(
         self,
         *,
-        url: str,
+        locate: Callable[[bool], Awaitable[Endpoint]],
         control: Any,
         consumer: str,
         streams: Mapping[str, str],
@@ -99,11 +106,12 @@ class EntryReader:
         housekeeping: Callable[[], Awaitable[None]],
         housekeeping_every_s: float,
     ) -> None:
-        """`control` is the worker's ordinary client: it sends CLIENT UNBLOCK and recreates
-        lost consumer groups; the blocking read gets a connection of its own, to `url`.
+        """`control` is the worker's ordinary client of the shard: it recreates lost consumer
+        groups. The blocking read gets a connection of its own, and CLIENT UNBLOCK another, to
+        the server `locate(refresh)` answers (refresh: after an error, learn it afresh).
         `errors` are the connection errors retried with backoff. `housekeeping` runs every
         `housekeeping_every_s` (and first at once), between reads, with no slot reserved."""
-        self._url = url
+        self._locate = locate
         self._control = control
         self._consumer = consumer
         self._streams = dict(streams)
@@ -117,6 +125,10 @@ class EntryReader:
         self._housekeeping = housekeeping
         self._housekeeping_every_s = housekeeping_every_s
         self._client: Any = None
+        #: sends CLIENT UNBLOCK, to the read's server
+        self._waker: Any = None
+        #: locate the server afresh at the next connection (after an error)
+        self._stale = False
         #: Redis's id of the read connection (CLIENT ID), renewed at each (re)connection
         self._client_id: int | None = None
         #: the nodes the read in flight names (None: no read in flight)
@@ -135,31 +147,42 @@ class EntryReader:
                 tasks.start_soon(self._wake_loop)
                 await self._read_loop()
         finally:
-            if self._client is not None:
-                with anyio.CancelScope(shield=True):
-                    await self._client.aclose()
+            with anyio.CancelScope(shield=True):
+                await self._disconnect()
 
     # -- the read ------------------------------------------------------------------------------
 
     async def _connect(self) -> None:
-        import redis.asyncio as redis
-
         if self._client is None:
+            endpoint = await self._locate(self._stale)
+            self._stale = False
             # redis-py 8 gives connections a 5 s socket timeout by default: a longer block
             # would end in TimeoutError. Past the block time, no answer means a dead link.
             # (Options in the URL's query still win.)
-            self._client = redis.Redis.from_url(
-                self._url,
+            self._client = endpoint.open(
                 decode_responses=True,
                 single_connection_client=True,
                 socket_timeout=self._block_ms / 1000 + 5.0,
             )
+            self._waker = endpoint.open(decode_responses=True)
         await self._client.initialize()
         connection = self._client.connection
         # The id changes when redis-py reconnects on its own: the callback renews it.
         connection.register_connect_callback(self._on_connect)
         if self._client_id is None:
             self._client_id = int(await self._client.client_id())
+
+    async def _disconnect(self) -> None:
+        """Close the read's connections; the next read locates the server afresh."""
+        client, waker = self._client, self._waker
+        self._client = self._waker = None
+        self._client_id = None
+        self._stale = True
+        for each in (client, waker):
+            if each is not None:
+                # A dead link has nothing left to close cleanly.
+                with contextlib.suppress(Exception):
+                    await each.aclose()
 
     async def _on_connect(self, connection: Any) -> None:
         await connection.send_command("CLIENT", "ID")
@@ -202,6 +225,14 @@ class EntryReader:
             except ResponseError as exc:
                 self._give_back(ready, count)
                 text = str(exc)
+                if isinstance(exc, _moved_errors()):
+                    # A cluster's slot moved, or this server is now a replica (a failover):
+                    # read from the shard's server as it is now.
+                    await self._disconnect()
+                    self._outage(exc)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+                    continue
                 if "NOGROUP" not in text and "UNBLOCKED" not in text:
                     raise
                 # Redis lost a group (restarted without persistence: NOGROUP), or a stream
@@ -210,7 +241,7 @@ class EntryReader:
                 continue
             except self._errors as exc:
                 self._give_back(ready, count)
-                self._client_id = None  # a new connection has a new id
+                await self._disconnect()  # a new connection has a new id, maybe a new server
                 self._outage(exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
@@ -263,11 +294,11 @@ class EntryReader:
             self._wake.clear()
             generation = self._generation
             while self._needs_waking(generation):
-                client_id = self._client_id
-                if client_id is None:
+                client_id, waker = self._client_id, self._waker
+                if client_id is None or waker is None:
                     break  # (re)connecting: the next read names every ready node
                 try:
-                    if await self._control.client_unblock(client_id):
+                    if await waker.client_unblock(client_id):
                         break
                 except self._errors as exc:
                     self._outage(exc)
@@ -280,3 +311,18 @@ class EntryReader:
         if reading is None or generation != self._generation:
             return False  # that read is over; the next one sees the free slots
         return any(node not in reading for node in self._slots.ready())
+
+
+def _moved_errors() -> tuple[type[BaseException], ...]:
+    """Answers that mean the read's connection is on the wrong server now (MOVED, ASK: a
+    cluster's slot moved; READONLY: a Sentinel primary became a replica; CLUSTERDOWN,
+    TRYAGAIN: a cluster reconfiguring): retried, on the server located afresh."""
+    from redis.exceptions import (
+        AskError,
+        ClusterDownError,
+        MasterDownError,
+        ReadOnlyError,
+        TryAgainError,
+    )
+
+    return (AskError, ClusterDownError, MasterDownError, ReadOnlyError, TryAgainError)

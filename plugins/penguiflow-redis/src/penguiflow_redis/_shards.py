@@ -34,6 +34,7 @@ __all__ = [
     "ShardCountMismatch",
     "key_slot",
     "record_shard_count",
+    "shard_count",
     "shard_of",
     "shard_tag",
     "shard_tags",
@@ -126,6 +127,15 @@ def shard_tags(shards: int) -> tuple[str, ...]:
     """The tags of every shard, in shard order."""
     _check_count(shards)
     return tuple(shard_tag(k, shards) for k in range(shards))
+
+
+async def shard_count(connections: Any, configured: int | None) -> int:
+    """The shard count of a process: `configured` when given, else one shard per listed
+    server or cluster master (`connections.primaries()`: 1 for one server or Sentinel)."""
+    if configured is not None:
+        _check_count(configured)
+        return configured
+    return int(await connections.primaries())
 
 
 async def record_shard_count(

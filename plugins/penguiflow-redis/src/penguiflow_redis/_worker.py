@@ -10,7 +10,13 @@ only dead workers' entries are taken. A handler runs the entry's node and, in th
 the nodes its outputs go to when this worker serves them (operator chaining, `_chain`); the
 outputs that leave the worker are acked together with the entry (`CommitBatcher`).
 
-Structure: the reader (which also takes over dead workers' entries, between two reads), the
+Shards: a flow split into shards (several servers, a cluster, or the `shards` option) has one
+reader per shard, and each entry is handled with its shard's keys and client alone
+(`_worker_shard.WorkerShard`); commits, claims, the heartbeat and the statistics are per shard,
+and cancellations are heard with one subscription per server (`_cancels`). With one plain
+server and one shard, key names and commands are those of a runtime without shards.
+
+Structure: the readers (which also take over dead workers' entries, between two reads), the
 cancel listener and the claim renewal run in one anyio task group.
 Each entry's handler is a plain asyncio task the pool owns (an anyio task per message measured
 about 50 function calls a hop more; see benchmarks/README.md): on shutdown the reader stops
@@ -21,6 +27,7 @@ so nothing outlives `serve()`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import socket
@@ -28,17 +35,15 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 from pydantic_core import from_json, to_json
 
-from penguiflow import observability
 from penguiflow.current import using_context
-from penguiflow.errors import FlowErrorCode, UsageError, describe_exception
+from penguiflow.errors import describe_exception
 from penguiflow.middlewares import Middleware
 from penguiflow.registry import ModelRegistry
-from penguiflow.resources import redact_url
 from penguiflow.runtime import (
     EventPublisher,
     FlowDefinition,
@@ -50,14 +55,27 @@ from penguiflow.runtime import (
 from penguiflow.types import Message
 
 from ._backlog import BacklogGate
+from ._cancels import listen_for_cancels
 from ._chain import ChainPlan, ChainRun, check_boundaries, follow
 from ._codec import PayloadCodec, type_tag
 from ._commits import CommitBatcher
+from ._connect import RedisAddress, RedisConnections
 from ._context import WorkerContext
+from ._dead_letters import give_up, undecodable
+from ._endpoints import Endpoint, locate
 from ._outbox import RedisOutbox
 from ._reader import EntryReader, HandlerSlots
-from ._stats import dead_letter_event, report_quietly
+from ._stats import report_quietly
 from ._streams import GROUP, JOIN_SCRIPT, FlowKeys, RedisRuntimeUnavailable, ensure_group
+from ._worker_shard import (
+    WorkerShard,
+    claim_stale,
+    dead_after_ms,
+    forget_gone_consumers,
+)
+
+if TYPE_CHECKING:
+    from .runtime import RedisRuntime
 
 __all__ = ["WorkerPool", "WorkerSettings", "connection_errors"]
 
@@ -65,14 +83,23 @@ logger = logging.getLogger("penguiflow_redis.worker")
 
 _JOIN_COMPLETE = 1
 _JOIN_BUSY = 4
-_DEAD_LETTERS_KEPT = 10_000
 
 
 def connection_errors() -> tuple[type[BaseException], ...]:
+    """What means "Redis cannot serve this now, try again": a lost or refused connection, a
+    timeout, and a cluster reconfiguring (CLUSTERDOWN while a master is away, TRYAGAIN)."""
+    from redis.exceptions import ClusterDownError, TryAgainError
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
-    return (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+    return (
+        RedisConnectionError,
+        RedisTimeoutError,
+        ClusterDownError,
+        TryAgainError,
+        ConnectionError,
+        OSError,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +134,7 @@ class WorkerPool:
     def __init__(
         self,
         *,
-        url: str,
-        keys: FlowKeys,
+        runtime: RedisRuntime,
         definition: FlowDefinition,
         registry: ModelRegistry | None,
         codec: PayloadCodec,
@@ -118,8 +144,9 @@ class WorkerPool:
         middlewares: Sequence[Middleware] = (),
         state_store: Any = None,
     ) -> None:
-        self.url = url
-        self.keys = keys
+        self.runtime = runtime
+        self.address: RedisAddress = runtime.address
+        self.namespace = runtime.namespace_for(definition)
         self.definition = definition
         self.registry = registry
         self.codec = codec
@@ -129,9 +156,9 @@ class WorkerPool:
         self.flow = flow
         self.middlewares: list[Middleware] = list(middlewares)
         self.events = EventPublisher(self.middlewares, state_store)
-        self._client: Any = None
-        self._commits: CommitBatcher | None = None
-        self._join_script: Any = None
+        self._connections: RedisConnections | None = None
+        #: every shard of the flow, in shard order (known once connected)
+        self.shards: tuple[WorkerShard, ...] = ()
         #: join_k nodes served here, with their k
         self._joins: dict[str, int] = {
             name: size
@@ -139,7 +166,7 @@ class WorkerPool:
             if (size := fan_in_size(definition.node(name))) is not None
         }
         #: every join_k node of the flow (a dead trace's buckets may be on any of them)
-        self._all_joins = [
+        self.all_joins = [
             name for name, node in definition.nodes.items() if fan_in_size(node) is not None
         ]
         check_boundaries(settings.commit_after, definition.nodes)
@@ -151,7 +178,6 @@ class WorkerPool:
             commit_after=settings.commit_after,
         )
         self._crossable_tags = frozenset(codec.tags)
-        self._gate: BacklogGate | None = None
         outbox = RedisOutbox(self)
         #: one engine per node and process (so one circuit breaker, as locally per flow)
         self.engines: dict[str, NodeEngine] = {
@@ -166,12 +192,12 @@ class WorkerPool:
         self._stopping = False
         #: handler tasks of the entries being processed (owned: awaited or cancelled at stop)
         self._handlers: set[asyncio.Task[None]] = set()
-        self._in_progress: dict[str, set[str]] = {}
+        #: entries being processed, by shard and stream
+        self._in_progress: dict[tuple[int, str], set[str]] = {}
         #: lanes of the messages being processed, by trace
         self._lanes: dict[str, set[Lane]] = {}
         self.cancelled: dict[str, float] = {}
         self._outage_logged = False
-        self._next_forget = 0.0
 
     # -- what node code sends ------------------------------------------------------------------
 
@@ -181,26 +207,26 @@ class WorkerPool:
             data["k"] = "chunk"
         return to_json(data).decode()
 
-    async def send_now(self, outputs: Sequence[tuple[str, str]]) -> None:
+    async def send_now(self, shard: WorkerShard, outputs: Sequence[tuple[str, str]]) -> None:
+        """Write `outputs` (streams of `shard`) at once, outside any commit (stream chunks)."""
         if not outputs:
             return
-        async with self._client.pipeline(transaction=False) as pipe:
-            self._queue_outputs(pipe, outputs)
+        async with shard.client.pipeline(transaction=False) as pipe:
+            self.queue_outputs(shard, pipe, outputs)
             await pipe.execute()
 
-    def _queue_outputs(self, pipe: Any, outputs: Sequence[tuple[str, str]]) -> None:
+    def queue_outputs(
+        self, shard: WorkerShard, pipe: Any, outputs: Sequence[tuple[str, str]]
+    ) -> None:
         """Add `outputs` to `pipe`; a client's reply stream gets its time to live renewed."""
         for stream, data in outputs:
             pipe.xadd(stream, {"e": data})
-            if self.keys.is_reply_stream(stream):
+            if shard.keys.is_reply_stream(stream):
                 pipe.pexpire(stream, self._reply_ttl_ms)
 
     @property
     def _reply_ttl_ms(self) -> int:
         return int(self.settings.reply_ttl_s * 1000)
-
-    def _expiry_ms(self, stream: str) -> int:
-        return self._reply_ttl_ms if self.keys.is_reply_stream(stream) else 0
 
     def check_crossable(self, item: Any) -> None:
         """Raise `PayloadTypeError` for an item of a model type no other process could rebuild.
@@ -224,50 +250,30 @@ class WorkerPool:
 
     async def serve(self, stop: asyncio.Event, on_ready: Callable[[str], None] | None) -> None:
         import anyio
-        import redis.asyncio as redis
 
         # Hooks first: in strict mode a failing plugin stops the worker with nothing started.
         lifecycle = FlowLifecycle(self.flow, "worker")
         lifecycle.start(self.middlewares)
-        self._client = redis.Redis.from_url(self.url, decode_responses=True)
-        self._gate = BacklogGate(self._client, self.settings.max_backlog)
-        self._commits = CommitBatcher(
-            self._client, observe=self._gate.observe, expiry_ms=self._expiry_ms
-        )
-        self._join_script = self._client.register_script(JOIN_SCRIPT)
+        self._connections = self.runtime.open_connections(decode_responses=True)
         try:
-            await self._until_reachable(
-                stop, self._create_groups, within=self.settings.connect_timeout_s
-            )
+            await self._until_reachable(stop, self._connect, within=self.settings.connect_timeout_s)
             if stop.is_set():
                 return
-            slots = HandlerSlots(self.nodes, self.settings.concurrency)
-            reader = EntryReader(
-                url=self.url,
-                control=self._client,
-                consumer=self.consumer,
-                streams={name: self.keys.node_stream(name) for name in self.nodes},
-                slots=slots,
-                block_ms=int(self.settings.block_s * 1000),
-                start=lambda name, stream, entry_id, fields: self._start(
-                    slots, name, self._handle(name, stream, entry_id, fields)
-                ),
-                outage=self._log_outage,
-                reachable=self._reachable,
-                errors=connection_errors(),
-                housekeeping=lambda: self._take_over_dead_workers_entries(slots),
-                housekeeping_every_s=max(self.settings.claim_idle_s / 2, 0.05),
-            )
+            readers = [self._reader(shard) for shard in self.shards]
             try:
                 async with anyio.create_task_group() as loops:
-                    loops.start_soon(reader.run)
+                    for reader in readers:
+                        loops.start_soon(reader.run)
                     loops.start_soon(self._listen_for_cancels)
                     loops.start_soon(self._renew_claims)
                     loops.start_soon(self._report_streams)
                     if on_ready is not None:
+                        count = len(self.shards)
                         on_ready(
-                            f"nodes {', '.join(self.nodes)} of {self.keys.namespace} on "
-                            f"{redact_url(self.url)} as {self.consumer}"
+                            f"nodes {', '.join(self.nodes)} of {self.namespace} on "
+                            f"{self.address.shown}"
+                            + (f" ({count} shards)" if count > 1 else "")
+                            + f" as {self.consumer}"
                         )
                     await stop.wait()
                     self._stopping = True
@@ -276,14 +282,76 @@ class WorkerPool:
                 await self._finish_handlers()
         finally:
             self._stopping = True
-            if self._commits is not None:
-                await self._commits.aclose()
-            try:
-                await self._client.delete(self.keys.alive(self.consumer))
-            except connection_errors():
-                pass  # it expires on its own
-            await self._client.aclose()
+            for shard in self.shards:
+                await shard.commits.aclose()
+            for shard in self.shards:
+                try:
+                    await shard.client.delete(shard.keys.alive(self.consumer))
+                except connection_errors():
+                    pass  # it expires on its own
+            await self._connections.aclose()
             lifecycle.stop(self.middlewares)
+
+    async def _connect(self) -> None:
+        """Resolve and check the shard count, set up each shard, create the groups."""
+        connections = self._connections
+        assert connections is not None
+        if not self.shards:
+            keys = await self.runtime.connect(self.definition, connections)
+            # `concurrency` bounds a node's messages in progress in this worker: the shards'
+            # readers share it (at least one each, so that every shard is read).
+            per_shard = max(1, -(-self.settings.concurrency // len(keys)))
+            self.shards = tuple(
+                self._shard(index, shard_keys, connections.for_shard(index), per_shard)
+                for index, shard_keys in enumerate(keys)
+            )
+        for shard in self.shards:
+            for name in self.nodes:
+                await ensure_group(shard.client, shard.keys.node_stream(name))
+
+    def _shard(self, index: int, keys: FlowKeys, client: Any, concurrency: int) -> WorkerShard:
+        gate = BacklogGate(client, self.settings.max_backlog)
+        reply_ttl_ms = self._reply_ttl_ms
+
+        def expiry(stream: str) -> int:
+            return reply_ttl_ms if keys.is_reply_stream(stream) else 0
+
+        return WorkerShard(
+            index=index,
+            keys=keys,
+            client=client,
+            commits=CommitBatcher(client, observe=gate.observe, expiry_ms=expiry),
+            gate=gate,
+            join_script=client.register_script(JOIN_SCRIPT),
+            slots=HandlerSlots(self.nodes, concurrency),
+        )
+
+    def _reader(self, shard: WorkerShard) -> EntryReader:
+        connections = self._connections
+        assert connections is not None
+        streams = {name: shard.keys.node_stream(name) for name in self.nodes}
+        probe = next(iter(streams.values()))
+        slots = shard.slots
+
+        async def where(refresh: bool) -> Endpoint:
+            return await locate(connections, shard.index, probe, refresh=refresh)
+
+        return EntryReader(
+            locate=where,
+            control=shard.client,
+            consumer=self.consumer,
+            streams=streams,
+            slots=slots,
+            block_ms=int(self.settings.block_s * 1000),
+            start=lambda name, stream, entry_id, fields: self._start(
+                slots, name, self._handle(shard, name, stream, entry_id, fields)
+            ),
+            outage=self._log_outage,
+            reachable=self._reachable,
+            errors=connection_errors(),
+            housekeeping=lambda: self._take_over_dead_workers_entries(shard),
+            housekeeping_every_s=max(self.settings.claim_idle_s / 2, 0.05),
+        )
 
     async def _finish_handlers(self) -> None:
         """Work in progress finishes (up to `shutdown_grace_s`), the rest is cancelled and
@@ -298,10 +366,6 @@ class WorkerPool:
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
-
-    async def _create_groups(self) -> None:
-        for name in self.nodes:
-            await ensure_group(self._client, self.keys.node_stream(name))
 
     async def _until_reachable(
         self, stop: asyncio.Event, action: Callable[[], Any], *, within: float
@@ -318,7 +382,7 @@ class WorkerPool:
             except connection_errors() as exc:
                 if time.monotonic() >= deadline:
                     raise RedisRuntimeUnavailable(
-                        f"no Redis answered at {_host_of(self.url)} within {within:g}s "
+                        f"no Redis answered at {_where(self.address)} within {within:g}s "
                         f"({describe_exception(exc)}); start Redis or fix the URL, or wait "
                         "longer with --connect-timeout (runtime option connect_timeout_s)"
                     ) from exc
@@ -330,7 +394,7 @@ class WorkerPool:
         if not self._outage_logged:
             logger.warning(
                 "redis at %s is unreachable (%s); worker %s retries until it is back",
-                redact_url(self.url),
+                self.address.shown,
                 exc,
                 self.consumer,
             )
@@ -347,35 +411,49 @@ class WorkerPool:
         self._handlers.add(task)
         task.add_done_callback(self._handlers.discard)
 
-    async def _take_over_dead_workers_entries(self, slots: HandlerSlots) -> None:
-        """Take over what dead workers held (up to the free slots of each node) and, now and
-        then, forget consumers gone for good. The reader calls this every `claim_idle_s / 2`,
-        between two reads."""
+    async def _take_over_dead_workers_entries(self, shard: WorkerShard) -> None:
+        """Take over what dead workers held in `shard` (up to the free slots of each node)
+        and, now and then, forget consumers gone for good. The shard's reader calls this every
+        `claim_idle_s / 2`, between two reads."""
         from redis.exceptions import ResponseError
 
+        settings = self.settings
+        slots = shard.slots
         # Forgetting gone consumers is housekeeping: a slower cadence (they are only removed
         # after `forget_consumers_after_s` anyway) keeps an idle worker's commands few.
-        forget = time.monotonic() >= self._next_forget
+        forget = time.monotonic() >= shard.next_forget
         if forget:
-            every = max(self.settings.claim_idle_s / 2, self.settings.forget_consumers_after_s / 2)
-            self._next_forget = time.monotonic() + every
+            every = max(settings.claim_idle_s / 2, settings.forget_consumers_after_s / 2)
+            shard.next_forget = time.monotonic() + every
         for name in self.nodes:
-            stream = self.keys.node_stream(name)
+            stream = shard.keys.node_stream(name)
             free = slots.free(name)
             slots.take(name, free)
             started = 0
             try:
                 if free:
-                    entries, exhausted = await self._claim_stale(name, stream, free)
+                    entries, exhausted = await claim_stale(
+                        shard,
+                        consumer=self.consumer,
+                        settings=settings,
+                        node=name,
+                        stream=stream,
+                        count=free,
+                        holding=self._in_progress.setdefault((shard.index, stream), set()),
+                    )
                     for entry_id, fields in entries:
                         if entry_id in exhausted:
-                            job = self._give_up(name, stream, entry_id, fields, exhausted[entry_id])
+                            job = give_up(
+                                self, shard, name, stream, entry_id, fields, exhausted[entry_id]
+                            )
                         else:
-                            job = self._handle(name, stream, entry_id, fields)
+                            job = self._handle(shard, name, stream, entry_id, fields)
                         self._start(slots, name, job)
                         started += 1
                 if forget:
-                    await self._forget_gone_consumers(stream)
+                    await forget_gone_consumers(
+                        shard, consumer=self.consumer, settings=settings, stream=stream
+                    )
             except ResponseError as exc:
                 if "NOGROUP" not in str(exc):
                     raise
@@ -386,105 +464,22 @@ class WorkerPool:
             finally:
                 slots.give_back(name, free - started)
 
-    async def _claim_stale(
-        self, name: str, stream: str, count: int
-    ) -> tuple[list[tuple[str, dict[str, str]]], dict[str, int]]:
-        """Entries whose worker died holding them, taken over; with those a worker died
-        holding `max_deliveries` times or more (they go to the dead letters).
-
-        An entry idle past `claim_idle_s` is only taken from a worker whose heartbeat has
-        expired (`...:alive:<consumer>`, renewed with its entries): a live worker that is
-        merely slow keeps its work, and no death is counted against the message (counting
-        deliveries would dead-letter healthy messages on a busy machine)."""
-        idle_ms = int(self.settings.claim_idle_s * 1000)
-        client = self._client
-        pending = await client.xpending_range(
-            stream, GROUP, min="-", max="+", count=count, idle=idle_ms
-        )
-        if not pending:
-            return [], {}
-        owners = sorted({row["consumer"] for row in pending} - {self.consumer})
-        alive = await self._alive(owners)
-        orphans = [
-            row
-            for row in pending
-            if row["consumer"] != self.consumer and row["consumer"] not in alive
-        ]
-        if not orphans:
-            return [], {}
-        claimed: list[tuple[str, dict[str, str]]] = [
-            (entry_id, fields)
-            for entry_id, fields in await client.xclaim(
-                stream, GROUP, self.consumer, idle_ms, [row["message_id"] for row in orphans]
-            )
-            if fields is not None
-        ]
-        if not claimed:
-            return [], {}
-        owners = sorted({row["consumer"] for row in orphans})
-        logger.warning(
-            "worker %s took over %d entries of %s from %s, which stopped (crashed or killed?)",
-            self.consumer,
-            len(claimed),
-            stream,
-            ", ".join(owners),
-        )
-        ttl_ms = int(self.settings.join_ttl_s * 1000)
-        async with client.pipeline(transaction=False) as pipe:
-            for entry_id, _ in claimed:
-                pipe.incr(self.keys.deaths(name, entry_id))
-                pipe.pexpire(self.keys.deaths(name, entry_id), ttl_ms)
-            counts = await pipe.execute()
-        deaths = {entry_id: int(counts[2 * i]) for i, (entry_id, _) in enumerate(claimed)}
-        exhausted = {
-            entry_id: died
-            for entry_id, died in deaths.items()
-            if died >= self.settings.max_deliveries
-        }
-        return claimed, exhausted
-
-    async def _forget_gone_consumers(self, stream: str) -> None:
-        """Remove consumers (workers) silent for `forget_consumers_after_s` that hold nothing
-        and have no heartbeat: dead workers would otherwise stay in the group for ever (a live
-        one removed anyway would be recreated by its next read)."""
-        threshold = int(max(self.settings.forget_consumers_after_s * 1000, self._dead_after_ms))
-        silent = [
-            row["name"]
-            for row in await self._client.xinfo_consumers(stream, GROUP)
-            if row["name"] != self.consumer
-            and not int(row["pending"])
-            and int(row["idle"]) >= threshold
-        ]
-        alive = await self._alive(silent)
-        for name in silent:
-            if name in alive:
-                continue
-            await self._client.xgroup_delconsumer(stream, GROUP, name)
-            logger.info(
-                "worker %s removed the silent consumer %s of %s", self.consumer, name, stream
-            )
-
-    @property
-    def _dead_after_ms(self) -> int:
-        """The heartbeat's time to live: how long a worker that stopped renewing it counts
-        as running (at least the claim time, and two blocking reads)."""
-        settings = self.settings
-        return int(max(settings.claim_idle_s, 2 * settings.block_s + 1.0) * 1000)
-
     async def _renew_claims(self) -> None:
-        """Keep this worker's heartbeat and reset the idle time of the entries in progress,
-        so no other worker takes them over or counts this worker as dead."""
+        """Keep this worker's heartbeat in every shard and reset the idle time of the entries
+        in progress, so no other worker takes them over or counts this worker as dead."""
         every = max(self.settings.claim_idle_s / 3, 0.02)
+        dead_after = dead_after_ms(self.settings)
         while True:
-            try:
-                await self._client.set(self.keys.alive(self.consumer), "1", px=self._dead_after_ms)
-            except connection_errors() as exc:
-                self._log_outage(exc)
-            for stream, ids in list(self._in_progress.items()):
+            for shard in self.shards:
+                try:
+                    await shard.client.set(shard.keys.alive(self.consumer), "1", px=dead_after)
+                except connection_errors() as exc:
+                    self._log_outage(exc)
+            for (index, stream), ids in list(self._in_progress.items()):
                 if not ids:
                     continue
                 try:
-                    await self._client.xclaim(
+                    await self.shards[index].client.xclaim(
                         stream, GROUP, self.consumer, 0, list(ids), justid=True
                     )
                 except connection_errors() as exc:
@@ -493,27 +488,20 @@ class WorkerPool:
 
     async def _report_streams(self) -> None:
         """Publish the served streams' statistics now and then (see `_stats`)."""
+        shards = [(shard.client, shard.keys) for shard in self.shards]
         while True:
-            await report_quietly(self._client, self.keys, self.nodes)
+            await report_quietly(shards, self.nodes)
             await asyncio.sleep(self.settings.stats_interval_s)
-
-    async def _alive(self, consumers: list[str]) -> set[str]:
-        """Which of `consumers` are running workers (their heartbeat has not expired)."""
-        if not consumers:
-            return set()
-        async with self._client.pipeline(transaction=False) as pipe:
-            for consumer in consumers:
-                pipe.exists(self.keys.alive(consumer))
-            found = await pipe.execute()
-        return {consumer for consumer, exists in zip(consumers, found, strict=True) if exists}
 
     # -- one entry -----------------------------------------------------------------------------
 
-    async def _handle(self, name: str, stream: str, entry_id: str, fields: dict[str, str]) -> None:
-        in_progress = self._in_progress.setdefault(stream, set())
+    async def _handle(
+        self, shard: WorkerShard, name: str, stream: str, entry_id: str, fields: dict[str, str]
+    ) -> None:
+        in_progress = self._in_progress.setdefault((shard.index, stream), set())
         in_progress.add(entry_id)
         try:
-            await self._handle_entry(name, stream, entry_id, fields)
+            await self._handle_entry(shard, name, stream, entry_id, fields)
         except Exception:
             # Supervision: the entry stays pending (another worker takes it over after
             # claim_idle_s, up to max_deliveries); this worker goes on with the next one.
@@ -527,7 +515,7 @@ class WorkerPool:
             in_progress.discard(entry_id)
 
     async def _handle_entry(
-        self, name: str, stream: str, entry_id: str, fields: dict[str, str]
+        self, shard: WorkerShard, name: str, stream: str, entry_id: str, fields: dict[str, str]
     ) -> None:
         raw = fields.get("e", "")
         try:
@@ -535,29 +523,37 @@ class WorkerPool:
             item = self.codec.decode(envelope["i"])
             reply = str(envelope["r"])
         except Exception as exc:
-            await self._undecodable(name, stream, entry_id, fields, exc)
+            await undecodable(self, shard, name, stream, entry_id, fields, exc)
             return
         trace_id: str | None = envelope.get("tr")
         join_size = self._joins.get(name)
         if join_size is not None and trace_id is not None and trace_id not in self.cancelled:
-            await self._join(name, join_size, stream, entry_id, envelope, trace_id, reply)
+            await self._join(shard, name, join_size, stream, entry_id, envelope, trace_id, reply)
             return
         run = ChainRun()
-        ctx = await self._process(name, item, trace_id, reply, run)
-        await follow(ctx, run, self._process, self.cancelled)
+        ctx = await self._process(shard, name, item, trace_id, reply, run)
+        # A chain stays in the entry's shard (its outputs commit with the entry's ack), even
+        # through a node that gives its output another trace id.
+        await follow(ctx, run, functools.partial(self._process, shard), self.cancelled)
         # A trace cancelled while its message was processed sends nothing on.
         outputs = [] if trace_id in self.cancelled else run.outputs
-        await self._commit_when_reachable(stream, entry_id, trace_id, outputs)
+        await self._commit_when_reachable(shard, stream, entry_id, trace_id, outputs)
 
     async def _process(
-        self, name: str, item: Any, trace_id: str | None, reply: str, run: ChainRun
+        self,
+        shard: WorkerShard,
+        name: str,
+        item: Any,
+        trace_id: str | None,
+        reply: str,
+        run: ChainRun,
     ) -> WorkerContext:
         """Run `item` through node `name` (the `run.hops`-th node for this entry); its
         context holds what it sent."""
         engine = self.engines[name]
         run.hops += 1
         chain = self.chains.chains_after(name, run.hops)
-        ctx = WorkerContext(self, engine.node, trace_id, reply, chain=chain)
+        ctx = WorkerContext(self, shard, engine.node, trace_id, reply, chain=chain)
         lane = Lane(asyncio.current_task())
         lanes = self._lanes.setdefault(trace_id or "", set())
         lanes.add(lane)
@@ -574,23 +570,23 @@ class WorkerPool:
 
     async def _commit_when_reachable(
         self,
+        shard: WorkerShard,
         stream: str,
         entry_id: str,
         trace_id: str | None,
         outputs: list[tuple[str, str]],
         cleanup: Sequence[str] = (),
     ) -> None:
-        assert self._gate is not None and self._commits is not None
         delay = 0.05
         while True:
             try:
                 for target, _ in outputs:
                     if target != stream and ":in:" in target:
-                        await self._gate.wait_for_room(target)
-                await self._commits.commit(
+                        await shard.gate.wait_for_room(target)
+                await shard.commits.commit(
                     stream=stream,
                     entry_id=entry_id,
-                    cancel_key=self.keys.cancelled(trace_id),
+                    cancel_key=shard.keys.cancelled(trace_id),
                     outputs=outputs,
                     group=GROUP,
                     cleanup=cleanup,
@@ -607,6 +603,7 @@ class WorkerPool:
 
     async def _join(
         self,
+        shard: WorkerShard,
         name: str,
         size: int,
         stream: str,
@@ -615,15 +612,15 @@ class WorkerPool:
         trace_id: str,
         reply: str,
     ) -> None:
-        bucket = self.keys.join_bucket(name, trace_id)
-        closing = self.keys.join_closing(name, trace_id)
-        keys = [stream, self.keys.cancelled(trace_id), bucket, closing]
+        bucket = shard.keys.join_bucket(name, trace_id)
+        closing = shard.keys.join_closing(name, trace_id)
+        keys = [stream, shard.keys.cancelled(trace_id), bucket, closing]
         args = [GROUP, entry_id, size, to_json(envelope["i"]).decode()]
         args.append(int(self.settings.join_ttl_s * 1000))
         delay = 0.005
         while True:
             try:
-                answer = await self._join_script(keys=keys, args=args)
+                answer = await shard.join_script(keys=keys, args=args)
             except connection_errors() as exc:
                 if self._stopping:
                     return  # still pending: taken over after claim_idle_s
@@ -644,7 +641,7 @@ class WorkerPool:
         run = ChainRun()
         run.hops = 1
         chain = self.chains.chains_after(name, run.hops)
-        ctx = WorkerContext(self, engine.node, trace_id, reply, chain=chain)
+        ctx = WorkerContext(self, shard, engine.node, trace_id, reply, chain=chain)
         first = items[0]
         joined: Any = items
         if isinstance(first, Message):
@@ -654,124 +651,24 @@ class WorkerPool:
         await engine.deliver(items[-1], ctx, joined, trace_id)
         # What follows the join on this worker runs now; a crash redoes the join and the chain
         # from the same bucket (the closing mark keeps it until this commit).
-        await follow(ctx, run, self._process, self.cancelled)
+        await follow(ctx, run, functools.partial(self._process, shard), self.cancelled)
         outputs = [] if trace_id in self.cancelled else run.outputs
         await self._commit_when_reachable(
-            stream, entry_id, trace_id, outputs, cleanup=(bucket, closing)
+            shard, stream, entry_id, trace_id, outputs, cleanup=(bucket, closing)
         )
-
-    async def _give_up(
-        self, name: str, stream: str, entry_id: str, fields: dict[str, str], deaths: int
-    ) -> None:
-        """An entry whose worker died holding it `max_deliveries` times (a crash, kill or
-        out-of-memory each time) goes to the dead letters instead of killing another one."""
-        text = (
-            f"Node '{name}' did not finish this message: {deaths} worker(s) died while "
-            "processing it (a crash, kill -9 or out-of-memory?). It was moved to "
-            f"{self.keys.dead_letters}; fix the node, then add the entry back to the node's "
-            "stream, or raise max_deliveries"
-        )
-        metadata = {"deaths": deaths, "dead_letters": self.keys.dead_letters}
-        await self._dead_letter(name, stream, entry_id, fields, text, metadata)
-
-    async def _undecodable(
-        self, name: str, stream: str, entry_id: str, fields: dict[str, str], exc: Exception
-    ) -> None:
-        text = (
-            f"a message for node '{name}' cannot be decoded by worker {self.consumer}: "
-            f"{describe_exception(exc)}. It was moved to {self.keys.dead_letters}. Build the "
-            "client and the workers from the same code, declaring the same payload_types"
-        )
-        await self._dead_letter(name, stream, entry_id, fields, text, {"decode_error": True})
-
-    async def _dead_letter(
-        self,
-        name: str,
-        stream: str,
-        entry_id: str,
-        fields: dict[str, str],
-        text: str,
-        metadata: dict[str, Any],
-    ) -> None:
-        """Move the entry to the dead letters; its client hears of it as a `FlowError` for
-        its trace (whatever `emit_errors_to_rookery` says: else its fetch would wait for
-        ever), and the trace's join buckets go with it."""
-        logger.error("%s (entry %s)", text, entry_id)
-        raw = fields.get("e", "")
-        trace_id: str | None = None
-        reply: str | None = None
-        try:
-            envelope = from_json(raw)
-            trace_id, reply = envelope.get("tr"), str(envelope["r"])
-        except Exception:  # not even the envelope reads: the dead letter keeps the raw entry
-            pass
-        notify: list[tuple[str, str]] = []
-        if reply is not None and trace_id is not None:
-            engine = self.engines[name]
-            ctx = WorkerContext(self, engine.node, trace_id, reply)
-            await engine.fail(
-                None,
-                ctx,
-                trace_id,
-                UsageError(text),
-                code=FlowErrorCode.NODE_EXCEPTION,
-                text=text,
-                metadata=metadata,
-                deliver=True,
-            )
-            notify = ctx.outputs
-        cleanup = [self.keys.deaths(name, entry_id)]
-        if trace_id is not None:
-            for join in self._all_joins:
-                cleanup += [self.keys.join_bucket(join, trace_id)]
-                cleanup += [self.keys.join_closing(join, trace_id)]
-        await self._move_to_dead_letters(stream, entry_id, raw, text, notify, cleanup)
-        if observability.enabled():
-            reason = "decode_error" if metadata.get("decode_error") else "deaths"
-            await observability.publish(dead_letter_event(self.keys, name, reason))
-
-    async def _move_to_dead_letters(
-        self,
-        stream: str,
-        entry_id: str,
-        raw: str,
-        error: str,
-        notify: Sequence[tuple[str, str]] = (),
-        cleanup: Sequence[str] = (),
-    ) -> None:
-        """Keep the entry in the capped dead-letter stream and take it off `stream`, in one
-        transaction with the `notify` outputs (a FlowError for the client) and deleting the
-        `cleanup` keys (the trace's join buckets)."""
-        fields = {"stream": stream, "id": entry_id, "entry": raw, "error": error}
-        async with self._client.pipeline(transaction=True) as pipe:
-            pipe.xadd(self.keys.dead_letters, fields, maxlen=_DEAD_LETTERS_KEPT, approximate=True)
-            pipe.xack(stream, GROUP, entry_id)
-            pipe.xdel(stream, entry_id)
-            self._queue_outputs(pipe, notify)
-            if cleanup:
-                pipe.delete(*cleanup)
-            await pipe.execute()
 
     # -- cancellation --------------------------------------------------------------------------
 
     async def _listen_for_cancels(self) -> None:
-        delay = 0.1
-        while True:
-            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(self.keys.cancel_channel)
-                delay = 0.1
-                while True:
-                    message = await pubsub.get_message(timeout=1.0)
-                    if message is not None:
-                        self.cancel_locally(str(message["data"]))
-                    self._forget_old_cancels()
-            except connection_errors() as exc:
-                self._log_outage(exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
-            finally:
-                await pubsub.aclose()
+        assert self._connections is not None
+        await listen_for_cancels(
+            self._connections,
+            [shard.keys for shard in self.shards],
+            on_cancel=self.cancel_locally,
+            tick=self._forget_old_cancels,
+            outage=self._log_outage,
+            errors=connection_errors(),
+        )
 
     def cancel_locally(self, trace_id: str) -> None:
         self.cancelled[trace_id] = time.monotonic() + self.settings.cancel_ttl_s
@@ -789,6 +686,11 @@ async def _holding_slot(slots: HandlerSlots, name: str, job: Awaitable[None]) ->
         await job
     finally:
         slots.give_back(name)
+
+
+def _where(address: RedisAddress) -> str:
+    """Where `address` points, without credentials: `host:port` of one server."""
+    return _host_of(address.url) if address.kind == "server" else address.shown
 
 
 def _host_of(url: str) -> str:

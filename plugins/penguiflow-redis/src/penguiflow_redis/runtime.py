@@ -1,11 +1,16 @@
-"""`redis://host:port/db`: the distributed runtime (entry point `penguiflow.runtimes: redis`).
+"""`redis://host:port/db`: the distributed runtime (entry points `penguiflow.runtimes`: `redis`,
+`redis+cluster`, `redis+sentinel`).
 
     flow = create(a.to(b), b.to(), runtime="redis://127.0.0.1:6379/0")   # client process
     penguiflow worker myapp.flows:build --runtime redis://127.0.0.1:6379/0 # each worker
 
 Each node has an input stream read by a consumer group; any number of workers share it. See
 docs/deployment.md for what is guaranteed (at-least-once delivery, outputs written once per
-message, per-trace cancel and deadlines across processes, bounded backlogs).
+message, per-trace cancel and deadlines across processes, bounded backlogs). The URL may also
+list several independent servers (`redis://h1:6379,h2:6379/0`), name a Redis Cluster
+(`redis+cluster://h:7000`) or a primary watched by Sentinels
+(`redis+sentinel://h:26379/mymaster/0`); the flow's keys are then split into shards
+(`_shards`), each trace living in one.
 """
 
 from __future__ import annotations
@@ -26,7 +31,9 @@ from penguiflow.runtime import FlowDefinition, FlowTarget
 from ._chain import check_boundaries
 from ._client import RedisFlow
 from ._codec import PayloadCodec, PayloadTypeError, annotated_models
-from ._streams import FlowKeys, RedisRuntimeUnavailable
+from ._connect import SCHEMES, RedisConnections, open_connections, parse_redis_url
+from ._shards import MAX_SHARDS, record_shard_count, shard_count
+from ._streams import FlowKeys, RedisRuntimeUnavailable, flow_keys
 from ._worker import WorkerPool, WorkerSettings
 
 __all__ = ["PayloadTypeError", "RedisFlow", "RedisRuntime", "RedisRuntimeUnavailable"]
@@ -59,7 +66,10 @@ class RedisRuntime(AsyncResource):
     node's output through the next node itself when it serves that node instead of writing
     it to Redis (operator chaining, `true`; see docs/deployment.md for what changes);
     `commit_after`, nodes whose outputs are always committed to Redis, durability boundaries
-    of a chain (in the URL `commit_after=a,b`; none).
+    of a chain (in the URL `commit_after=a,b`; none); `shards`, how many shards the flow's
+    keys are split into (default: one per server listed, one per master of a cluster, 1 for
+    one server or Sentinel; every process of a flow must use the same count, which the first
+    one records: see docs/deployment.md, "Shards and high availability").
     """
 
     name = "redis"
@@ -86,13 +96,17 @@ class RedisRuntime(AsyncResource):
         stats_interval_s: float = 5.0,
         chain: bool = True,
         commit_after: Iterable[str] = (),
+        shards: int | None = None,
     ) -> None:
-        if not url.lower().startswith(("redis://", "rediss://", "unix://")):
+        if not url.lower().startswith(tuple(f"{scheme}://" for scheme in SCHEMES)):
             raise ConfigurationError(
-                f"redis runtime URL {redact_url(url)!r} must start with redis://, rediss:// or "
-                "unix:// (for example redis://127.0.0.1:6379/0)"
+                f"redis runtime URL {redact_url(url)!r} must start with redis://, rediss://, "
+                "unix://, redis+cluster:// or redis+sentinel:// (for example "
+                "redis://127.0.0.1:6379/0)"
             )
         url, from_url = _split_options(url)
+        #: what the URL points at (one server, several, a cluster, a Sentinel set)
+        self.address = parse_redis_url(url, what="redis runtime URL")
         explicit: dict[str, Any] = {
             "prefix": prefix,
             "flow_name": flow_name,
@@ -111,6 +125,7 @@ class RedisRuntime(AsyncResource):
             "stats_interval_s": stats_interval_s,
             "chain": chain,
             "commit_after": _node_names(commit_after),
+            "shards": shards,
         }
         defaults = _DEFAULTS
         for key, value in from_url.items():
@@ -137,6 +152,12 @@ class RedisRuntime(AsyncResource):
         stats_interval_s = float(explicit["stats_interval_s"])
         chain = bool(explicit["chain"])
         commit_after = _node_names(explicit["commit_after"])
+        shards = None if explicit["shards"] is None else int(explicit["shards"])
+        if shards is not None and not 1 <= shards <= MAX_SHARDS:
+            raise ConfigurationError(
+                f"shards must be between 1 and {MAX_SHARDS}, got {shards}; for example "
+                "shards=3 for a cluster of three masters"
+            )
         for option, value in (
             ("connect_timeout_s", connect_timeout_s),
             ("forget_consumers_after_s", forget_consumers_after_s),
@@ -158,6 +179,8 @@ class RedisRuntime(AsyncResource):
                 "times a message is handed to a worker before it goes to the dead letters"
             )
         self.url = url
+        #: the configured shard count (None: from the URL's servers, see `connect`)
+        self.shards = shards
         self.prefix = prefix
         self.flow_name = flow_name
         self.payload_types = tuple(payload_types)
@@ -183,8 +206,39 @@ class RedisRuntime(AsyncResource):
     def __repr__(self) -> str:
         return f"RedisRuntime({redact_url(self.url)!r}, prefix={self.prefix!r})"
 
+    def namespace_for(self, definition: FlowDefinition) -> str:
+        """`<prefix>:<flow name or signature>`: what every key of the flow starts with."""
+        return f"{self.prefix}:{self.flow_name or definition.signature}"
+
     def keys_for(self, definition: FlowDefinition) -> FlowKeys:
-        return FlowKeys(f"{self.prefix}:{self.flow_name or definition.signature}")
+        """The keys of shard 0 (all of them with one plain server and one shard).
+
+        Kept for callers that knew one shard only: the shard count of a cluster without the
+        `shards` option is only known once connected (`connect`, `shard_keys`)."""
+        count = self.shards or self.address.server_count or 1
+        return self.shard_keys(definition, count)[0]
+
+    def shard_keys(self, definition: FlowDefinition, shards: int) -> tuple[FlowKeys, ...]:
+        """The keys of each of `shards` shards, in shard order: tagged on a cluster (even one
+        shard's keys must share a slot) and whenever there are several shards; with one plain
+        server and one shard, the names used before shards existed."""
+        tagged = self.address.kind == "cluster" or shards > 1
+        return flow_keys(self.namespace_for(definition), shards, tagged=tagged)
+
+    def open_connections(self, **redis_options: Any) -> RedisConnections:
+        """The clients of the URL's servers (lazily connected; see `_connect`)."""
+        return open_connections(self.address, **redis_options)
+
+    async def connect(
+        self, definition: FlowDefinition, connections: RedisConnections
+    ) -> tuple[FlowKeys, ...]:
+        """Resolve the shard count (the option, else one per server or cluster master, else
+        1), record it on the servers or check it against the recorded one
+        (`ShardCountMismatch` names both), and answer every shard's keys."""
+        count = await shard_count(connections, self.shards)
+        namespace = self.namespace_for(definition)
+        await record_shard_count(connections.clients, namespace, count, where=self.address.shown)
+        return self.shard_keys(definition, count)
 
     def codec_for(self, definition: FlowDefinition, registry: ModelRegistry | None) -> PayloadCodec:
         """The payload types both sides know: explicit, node annotations, the registry."""
@@ -227,19 +281,17 @@ class RedisRuntime(AsyncResource):
     def health_checks(self) -> dict[str, Callable[[], Awaitable[str | None]]]:
         """`redis`: the server answers PING (what `penguiflow worker --health-port` serves
         as readiness, with the kernel's `penguiflow.health` checks)."""
-        url = self.url
+        address = self.address
 
         async def redis_check() -> str:
-            import redis.asyncio as redis
-
-            # A connection of its own per probe: the worker's may be busy in a blocking read,
-            # and a probe must not wait behind it.
-            client = redis.Redis.from_url(url, socket_connect_timeout=1.5, socket_timeout=1.5)
-            try:
-                await client.ping()
-            finally:
-                await client.aclose()
-            return f"{redact_url(url)} answers"
+            # Connections of its own per probe: the worker's may be busy in a blocking read,
+            # and a probe must not wait behind it. Every server must answer (each holds shards).
+            async with open_connections(
+                address, socket_connect_timeout=1.5, socket_timeout=1.5
+            ) as connections:
+                for client in connections.clients:
+                    await client.ping()
+            return f"{address.shown} answers"
 
         return {"redis": redis_check}
 
@@ -264,8 +316,7 @@ class RedisRuntime(AsyncResource):
             settings = dataclasses.replace(settings, connect_timeout_s=connect_timeout_s)
         flow = target.flow
         pool = WorkerPool(
-            url=self.url,
-            keys=self.keys_for(definition),
+            runtime=self,
             definition=definition,
             registry=target.registry,
             codec=self.codec_for(definition, target.registry),
@@ -302,6 +353,7 @@ _DEFAULTS: dict[str, object] = {
     "stats_interval_s": 5.0,
     "chain": True,
     "commit_after": (),
+    "shards": None,
 }
 _CONVERTERS: dict[str, Callable[[str], object]] = {
     "prefix": str,
@@ -321,6 +373,7 @@ _CONVERTERS: dict[str, Callable[[str], object]] = {
     "stats_interval_s": float,
     "chain": lambda value: _boolean(value),
     "commit_after": lambda value: _node_names(value.split(",")),
+    "shards": int,
 }
 #: what an option's value must be, where the converter's name does not say it
 _KINDS = {"chain": "boolean (true or false)"}

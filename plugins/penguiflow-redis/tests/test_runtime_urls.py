@@ -80,3 +80,13 @@ def test_a_worker_pointed_at_no_cluster_waits_then_says_so() -> None:
     assert done.returncode == 1, done.stderr
     assert "no Redis answered at redis+cluster://:***@127.0.0.1" in done.stderr, done.stderr
     assert "--connect-timeout" in done.stderr and "secret" not in done.stderr
+
+
+def test_the_shutdown_grace_is_an_option() -> None:
+    """The worker's grace at SIGTERM is set where the rest of the runtime is (the URL), so a
+    deployment can match it to its orchestrator's grace period."""
+    assert RedisRuntime("redis://127.0.0.1:6379/0").settings.shutdown_grace_s == 10.0
+    runtime = RedisRuntime("redis://127.0.0.1:6379/0?shutdown_grace_s=25")
+    assert runtime.settings.shutdown_grace_s == 25.0
+    with pytest.raises(ConfigurationError, match="shutdown_grace_s must be positive, got 0"):
+        RedisRuntime("redis://127.0.0.1:6379/0", shutdown_grace_s=0)

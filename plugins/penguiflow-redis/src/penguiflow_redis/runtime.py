@@ -69,7 +69,10 @@ class RedisRuntime(AsyncResource):
     of a chain (in the URL `commit_after=a,b`; none); `shards`, how many shards the flow's
     keys are split into (default: one per server listed, one per master of a cluster, 1 for
     one server or Sentinel; every process of a flow must use the same count, which the first
-    one records: see docs/deployment.md, "Shards and high availability").
+    one records: see docs/deployment.md, "Shards and high availability");
+    `shutdown_grace_s`, how long a stopping worker (SIGTERM) lets the messages in progress
+    finish before it cancels them and leaves them pending for other workers (10; keep it below
+    your orchestrator's grace period, Kubernetes' `terminationGracePeriodSeconds`).
     """
 
     name = "redis"
@@ -94,6 +97,7 @@ class RedisRuntime(AsyncResource):
         forget_consumers_after_s: float = 600.0,
         dedup_ttl_s: float = 3600.0,
         stats_interval_s: float = 5.0,
+        shutdown_grace_s: float = 10.0,
         chain: bool = True,
         commit_after: Iterable[str] = (),
         shards: int | None = None,
@@ -123,6 +127,7 @@ class RedisRuntime(AsyncResource):
             "forget_consumers_after_s": forget_consumers_after_s,
             "dedup_ttl_s": dedup_ttl_s,
             "stats_interval_s": stats_interval_s,
+            "shutdown_grace_s": shutdown_grace_s,
             "chain": chain,
             "commit_after": _node_names(commit_after),
             "shards": shards,
@@ -150,6 +155,7 @@ class RedisRuntime(AsyncResource):
         forget_consumers_after_s = float(explicit["forget_consumers_after_s"])
         dedup_ttl_s = float(explicit["dedup_ttl_s"])
         stats_interval_s = float(explicit["stats_interval_s"])
+        shutdown_grace_s = float(explicit["shutdown_grace_s"])
         chain = bool(explicit["chain"])
         commit_after = _node_names(explicit["commit_after"])
         shards = None if explicit["shards"] is None else int(explicit["shards"])
@@ -163,6 +169,7 @@ class RedisRuntime(AsyncResource):
             ("forget_consumers_after_s", forget_consumers_after_s),
             ("dedup_ttl_s", dedup_ttl_s),
             ("stats_interval_s", stats_interval_s),
+            ("shutdown_grace_s", shutdown_grace_s),
         ):
             if not value > 0:
                 raise ConfigurationError(f"{option} must be positive, got {value}")
@@ -199,6 +206,7 @@ class RedisRuntime(AsyncResource):
             connect_timeout_s=connect_timeout_s,
             forget_consumers_after_s=forget_consumers_after_s,
             stats_interval_s=stats_interval_s,
+            shutdown_grace_s=shutdown_grace_s,
             chain=chain,
             commit_after=commit_after,
         )
@@ -351,6 +359,7 @@ _DEFAULTS: dict[str, object] = {
     "forget_consumers_after_s": 600.0,
     "dedup_ttl_s": 3600.0,
     "stats_interval_s": 5.0,
+    "shutdown_grace_s": 10.0,
     "chain": True,
     "commit_after": (),
     "shards": None,
@@ -371,6 +380,7 @@ _CONVERTERS: dict[str, Callable[[str], object]] = {
     "forget_consumers_after_s": float,
     "dedup_ttl_s": float,
     "stats_interval_s": float,
+    "shutdown_grace_s": float,
     "chain": lambda value: _boolean(value),
     "commit_after": lambda value: _node_names(value.split(",")),
     "shards": int,

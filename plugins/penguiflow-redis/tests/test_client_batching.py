@@ -365,3 +365,42 @@ def test_a_lost_script_cache_is_reloaded_for_lone_and_batched_calls(redis_url: s
 
     answers = run_async(scenario)
     assert answers == [f"{label}-{suffix}" for label in ("alone", "0", "1", "2", "3")]
+
+
+def test_trace_inboxes_stay_bounded_and_an_evicted_trace_still_gets_its_results(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: every `emit(trace_id=...)` left an inbox behind for ever (a web app tracing
+    each request grew one per request). Idle ones past the cap are forgotten; a result that
+    arrives for a forgotten trace waits in the shared inbox and moves back to the trace's inbox
+    when it is fetched by trace id."""
+    from penguiflow_redis import _client
+
+    monkeypatch.setattr(_client, "_MAX_IDLE_TRACE_INBOXES", 3)
+    flow = _flow(redis_url, embedded_workers=1)
+
+    async def scenario() -> None:
+        flow.run()
+        try:
+            # Held: emitted, its result not fetched yet (kept whatever its age).
+            await flow.emit(Message(payload="held", headers=HEADERS), trace_id="held")
+            for n in range(8):
+                await flow.emit(Message(payload=n, headers=HEADERS), trace_id=f"t{n}")
+                result = await asyncio.wait_for(flow.fetch(trace_id=f"t{n}"), 20)
+                assert result.payload == f"done {n}"
+            assert len(flow._trace_inboxes) <= 3 + 1
+            assert "held" in flow._trace_inboxes
+            held = await asyncio.wait_for(flow.fetch(trace_id="held"), 20)
+            assert held.payload == "done held"
+            # t0 was forgotten: its next result goes to the shared inbox, and a fetch by its
+            # trace id still finds it.
+            assert "t0" not in flow._trace_inboxes
+            await flow.emit(Message(payload="again", headers=HEADERS, trace_id="t0"))
+            await _until(lambda: bool(flow._results.items), "t0's result in the shared inbox")
+            again = await asyncio.wait_for(flow.fetch(trace_id="t0"), 20)
+            assert again.payload == "done again" and not flow._results.items
+        finally:
+            await flow.stop()
+            await _forget(redis_url, flow)
+
+    run_async(scenario, timeout=90)

@@ -68,6 +68,10 @@ _READ_COUNT = 256
 #: a busy client pays for deleting results only every few hundred of them
 _DELETE_EVERY = 256
 _DELETE_AFTER_S = 0.5
+#: traces whose results a caller asked for by trace id, kept while they hold results or
+#: waiters; past this many, the oldest idle ones are forgotten (a web app emitting every request
+#: with its own trace id would otherwise grow one per request for ever)
+_MAX_IDLE_TRACE_INBOXES = 10_000
 
 
 class _Inbox:
@@ -98,6 +102,18 @@ class _Inbox:
         before = len(self.items)
         self.items = deque(item for item in self.items if keep(item))
         return before - len(self.items)
+
+    def take(self, chosen: Callable[[Any], bool]) -> list[Any]:
+        """Remove and return the items `chosen` picks, in arrival order."""
+        taken = [item for item in self.items if chosen(item)]
+        if taken:
+            self.items = deque(item for item in self.items if not chosen(item))
+        return taken
+
+    @property
+    def idle(self) -> bool:
+        """Nothing waiting in it and nobody waiting on it."""
+        return not self.items and not any(not w.done() for w in self._waiters)
 
     async def get(self) -> Any:
         while not self.items:
@@ -153,7 +169,7 @@ class RedisFlow(FlowResource):
         self._embedded_stop: asyncio.Event | None = None
         self._embedded: list[asyncio.Task[None]] = []
         self._results = _Inbox()
-        self._trace_inboxes: dict[str, _Inbox] = {}
+        self._trace_inboxes: OrderedDict[str, _Inbox] = OrderedDict()
         self._open_traces: set[str] = set()
         self._cancelled: OrderedDict[str, None] = OrderedDict()
         self._seen_chunks: OrderedDict[tuple[str, int], None] = OrderedDict()
@@ -316,7 +332,7 @@ class RedisFlow(FlowResource):
         msg = stamp_message(msg)
         if trace_id is not None:
             msg = _stamp_trace(msg, trace_id)
-            self._trace_inboxes.setdefault(trace_id, _Inbox())
+            self._trace_inbox(trace_id)
         trace = getattr(msg, "trace_id", None)
         names = self._ingress_names(to)
         encoded = self._codec.encode(msg)
@@ -456,7 +472,7 @@ class RedisFlow(FlowResource):
                 if isinstance(told, FlowError):
                     return told
                 raise told
-            inbox = self._trace_inboxes.setdefault(trace_id, _Inbox())
+            inbox = self._trace_inbox(trace_id)
         else:
             inbox = self._results
         item = await inbox.get()
@@ -466,6 +482,32 @@ class RedisFlow(FlowResource):
             if len(self._fetched) > _SEEN_CHUNKS:
                 self._fetched.popitem(last=False)
         return item
+
+    def _trace_inbox(self, trace_id: str) -> _Inbox:
+        """The inbox of `trace_id`'s results, made on first use (taking the results of that
+        trace that reached the shared inbox meanwhile, after an idle one was forgotten)."""
+        inbox = self._trace_inboxes.get(trace_id)
+        if inbox is not None:
+            self._trace_inboxes.move_to_end(trace_id)
+            return inbox
+        inbox = _Inbox()
+        for item in self._results.take(lambda item: getattr(item, "trace_id", None) == trace_id):
+            inbox.put(item)
+        self._trace_inboxes[trace_id] = inbox
+        if len(self._trace_inboxes) > _MAX_IDLE_TRACE_INBOXES:
+            self._forget_idle_inboxes()
+        return inbox
+
+    def _forget_idle_inboxes(self) -> None:
+        """Forget the oldest idle trace inboxes beyond `_MAX_IDLE_TRACE_INBOXES`; inboxes that
+        hold results or waiters are kept whatever their age."""
+        excess = len(self._trace_inboxes) - _MAX_IDLE_TRACE_INBOXES
+        for trace_id in list(self._trace_inboxes):
+            if excess <= 0:
+                break
+            if self._trace_inboxes[trace_id].idle:
+                del self._trace_inboxes[trace_id]
+                excess -= 1
 
     async def _check_reachable(self) -> None:
         """During an outage the reader is backing off: ask Redis directly, and raise at once

@@ -247,6 +247,24 @@ def flush_servers(ports: Sequence[int]) -> None:
             conn.recv(16)
 
 
+def command_calls(ports: Sequence[int]) -> dict[str, int]:
+    """Commands each server ran so far, by name, summed over the servers (`INFO
+    commandstats`): counts, unlike CPU, do not depend on how busy the machine is."""
+    import redis
+
+    totals: dict[str, int] = {}
+    for port in ports:
+        client = redis.Redis(host="127.0.0.1", port=port)
+        try:
+            stats = client.info("commandstats")
+        finally:
+            client.close()
+        for key, row in stats.items():
+            name = key.removeprefix("cmdstat_")
+            totals[name] = totals.get(name, 0) + int(row["calls"])
+    return totals
+
+
 def measure(
     ports: Sequence[int],
     server_pids: Sequence[int],
@@ -268,6 +286,7 @@ def measure(
             "servers": list(server_pids),
         }
         before = {role: [process_cpu_s(pid) for pid in group] for role, group in pids.items()}
+        calls_before = command_calls(ports)
         started = time.perf_counter()
         for proc in clients:
             assert proc.stdin is not None
@@ -282,12 +301,18 @@ def measure(
             reports.append(json.loads(line))
         seconds = time.perf_counter() - started
         after = {role: [process_cpu_s(pid) for pid in group] for role, group in pids.items()}
+        calls_after = command_calls(ports)
     finally:
         stop_clients(clients)
         stop_workers(worker_procs)
         flush_servers(ports)
     cpu = {role: [b - a for a, b in zip(before[role], after[role], strict=True)] for role in before}
     hops = args.messages * redis_chain.HOPS
+    calls = {name: n - calls_before.get(name, 0) for name, n in calls_after.items()}
+    calls["info"] = calls.get("info", 0) - len(ports)  # our own INFO before the run
+    # Every emit and every commit is one script call (EVALSHA); what is not an emit is a
+    # worker's commit of a processed entry: 10 per message unchained, 1 chained.
+    scripts = calls.get("evalsha", 0) + calls.get("eval", 0)
     return {
         "workload": "redis_scale",
         "workers": workers,
@@ -310,6 +335,8 @@ def measure(
             "servers": [round(s / hops * 1e6, 1) for s in cpu["servers"]],
         },
         "client_cpu_us_per_msg": round(sum(cpu["clients"]) / args.messages * 1e6, 1),
+        "redis_commands_per_msg": round(sum(calls.values()) / args.messages, 2),
+        "commits_per_msg": round((scripts - args.messages) / args.messages, 2),
         # CPU of every process of the run over its wall time: near the machine's core count,
         # more workers cannot add throughput
         "cores_busy": round(sum(sum(group) for group in cpu.values()) / seconds, 2),
@@ -323,9 +350,9 @@ def table(records: Sequence[dict[str, Any]]) -> str:
     shards = records[0]["shards"] if records else 1
     servers = " | ".join(f"redis {i}" for i in range(shards))
     lines = [
-        "| workers | msgs/s | efficiency | cores busy | CPU µs/hop: workers | clients | "
-        f"{servers} |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: |" + " ---: |" * shards,
+        "| workers | msgs/s | efficiency | cores busy | Redis cmds/msg | commits/msg "
+        f"| CPU µs/hop: workers | clients | {servers} |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |" + " ---: |" * shards,
     ]
     for r in records:
         per_hop = r["cpu_us_per_hop"]
@@ -334,6 +361,8 @@ def table(records: Sequence[dict[str, Any]]) -> str:
             f"{r['msgs_per_s']:,.0f}",
             f"{r['efficiency']:.2f}",
             f"{r['cores_busy']:.2f}",
+            f"{r['redis_commands_per_msg']:.1f}",
+            f"{r['commits_per_msg']:.2f}",
             f"{per_hop['workers']:.0f}",
             f"{per_hop['clients']:.0f}",
             *(f"{s:.0f}" for s in per_hop["servers"]),

@@ -77,6 +77,24 @@ def test_shards_spread_the_flow_over_several_servers(tmp_path: Path) -> None:
     assert record["shards"] == 2 and len(record["cpu_s"]["servers"]) == 2
 
 
+def test_chaining_commits_once_per_message_instead_of_once_per_hop(tmp_path: Path) -> None:
+    """Counted, not timed: the servers' command statistics say how many commits a message
+    cost, 10 (one per hop) unchained and 1 chained."""
+    commits = {}
+    for chain in ("off", "on"):
+        done = run(
+            *("--workers", "1", "--in-flight", "4", "--messages", "40", "--chain", chain),
+            "--json",
+            log_dir=tmp_path,
+        )
+        assert done.returncode == 0, done.stderr
+        (record,) = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+        commits[chain] = record["commits_per_msg"]
+        assert record["redis_commands_per_msg"] > record["commits_per_msg"]
+    assert commits["off"] == pytest.approx(10, abs=0.5)
+    assert commits["on"] == pytest.approx(1, abs=0.2)
+
+
 def test_bad_worker_counts_are_refused(tmp_path: Path) -> None:
     done = run("--workers", "1,zero", log_dir=tmp_path)
     assert done.returncode == 2 and "--workers takes counts" in done.stderr

@@ -300,13 +300,14 @@ class RedisFlow(FlowResource):
     async def _stop_reader(self, reader: asyncio.Task[None]) -> None:
         # Cancelling a task blocked in XREAD can leave it stuck inside redis-py's read, so the
         # readers are woken by a stop entry in their own streams and leave between reads.
-        try:
-            if not self._shards:
-                raise ConnectionError("never connected")  # the reader is still connecting
-            for shard in self._shards:
-                await shard.client.xadd(shard.reply, {_STOP_FIELD: "1"})
-        except connection_errors():
-            reader.cancel()  # Redis is away: the readers are backing off, not reading
+        if not self._shards:
+            reader.cancel()  # never connected: the reader is still connecting, not reading
+        else:
+            try:
+                for shard in self._shards:
+                    await shard.client.xadd(shard.reply, {_STOP_FIELD: "1"})
+            except connection_errors():
+                reader.cancel()  # Redis is away: the readers are backing off, not reading
         done, _ = await asyncio.wait({reader}, timeout=_READER_STOP_S)
         if not done:
             reader.cancel()

@@ -322,6 +322,7 @@ def measure(
         "chain": args.chain or "default",
         "messages": args.messages,
         "hops": redis_chain.HOPS,
+        "node_us": args.node_us,
         "seconds": round(seconds, 4),
         "msgs_per_s": round(args.messages / seconds, 1),
         "cpu_s": {
@@ -372,6 +373,10 @@ def table(records: Sequence[dict[str, Any]]) -> str:
 
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    if args.node_us < 0:
+        raise BenchmarkError(f"--node-us must be 0 or more, got {args.node_us:g}")
+    # The worker processes inherit it and build their nodes with that much work.
+    os.environ[redis_chain.NODE_US_ENV] = f"{args.node_us:g}"
     with tempfile.TemporaryDirectory(prefix="penguiflow-scale-") as scratch:
         work_dir = Path(scratch)
         log_dir = args.log_dir or work_dir
@@ -428,6 +433,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--chain", choices=("on", "off"), default=None, help="operator chaining (runtime default)"
     )
+    parser.add_argument(
+        "--node-us",
+        type=float,
+        default=0.0,
+        help="CPU each node spends per message, in microseconds (0): with work in the nodes, "
+        "workers bound throughput, so adding them shows even on a few cores",
+    )
     parser.add_argument("--json", action="store_true", help="JSON lines on stdout, table on stderr")
     parser.add_argument("--log-dir", type=Path, default=None, help="keep worker logs here")
     parser.add_argument("--role", default="bench", help=argparse.SUPPRESS)
@@ -451,6 +463,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"# {args.messages} messages x {redis_chain.HOPS} hops per row, {args.clients} client(s) x "
         f"{args.in_flight} in flight, {args.shards} server(s), chain={args.chain or 'default'}, "
+        f"{args.node_us:g} µs of work per node, "
         f"{os.cpu_count()} CPUs, {time.perf_counter() - started:.0f}s",
         file=out,
     )

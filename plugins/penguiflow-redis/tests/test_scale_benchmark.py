@@ -95,6 +95,19 @@ def test_chaining_commits_once_per_message_instead_of_once_per_hop(tmp_path: Pat
     assert commits["on"] == pytest.approx(1, abs=0.2)
 
 
+def test_work_in_the_nodes_is_recorded_and_a_negative_amount_refused(tmp_path: Path) -> None:
+    done = run(
+        *("--workers", "1", "--in-flight", "4", "--messages", "20", "--node-us", "50"),
+        "--json",
+        log_dir=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    (record,) = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    assert record["node_us"] == 50
+    refused = run("--node-us", "-5", log_dir=tmp_path)
+    assert refused.returncode == 2 and "--node-us must be 0 or more" in refused.stderr
+
+
 def test_bad_worker_counts_are_refused(tmp_path: Path) -> None:
     done = run("--workers", "1,zero", log_dir=tmp_path)
     assert done.returncode == 2 and "--workers takes counts" in done.stderr

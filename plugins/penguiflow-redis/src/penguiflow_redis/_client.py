@@ -37,7 +37,7 @@ from penguiflow.runtime import FlowDefinition, FlowLifecycle, FlowResource, Flow
 from penguiflow.tracecontext import stamp_message
 from penguiflow.types import FinalAnswer, Message, StreamChunk
 
-from ._admission import EmitGate
+from ._backlog import BacklogGate
 from ._client_shards import ClientShard, client_shards
 from ._connect import RedisConnections
 from ._emits import UNTRACED_EMIT_SCRIPT, EmitBatcher
@@ -230,7 +230,7 @@ class RedisFlow(FlowResource):
         return self._shards[0].emits if self._shards else None
 
     @property
-    def _gate(self) -> EmitGate | None:
+    def _gate(self) -> BacklogGate | None:
         return self._shards[0].gate if self._shards else None
 
     @property

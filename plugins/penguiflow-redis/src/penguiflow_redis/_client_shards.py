@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._admission import EmitGate
+from ._backlog import BacklogGate
 from ._emits import EmitBatcher
 from ._streams import FlowKeys
 
@@ -29,7 +29,7 @@ class ClientShard:
     keys: FlowKeys
     client: Any
     reply: str
-    gate: EmitGate
+    gate: BacklogGate
     emits: EmitBatcher
     #: the streams of `emit(msg)` without `to` (every ingress node), computed once
     all_ingress: list[str] | None = field(default=None)
@@ -42,7 +42,7 @@ def client_shards(
     shards = []
     for index, shard_keys in enumerate(keys):
         client = clients.for_shard(index)
-        gate = EmitGate(client, max_backlog)
+        gate = BacklogGate(client, max_backlog)
         shards.append(
             ClientShard(
                 index=index,

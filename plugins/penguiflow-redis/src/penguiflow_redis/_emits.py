@@ -38,7 +38,7 @@ _Pending = tuple[str, Sequence[str], Sequence[_Arg], Sequence[str], "asyncio.Fut
 
 
 class LengthWatch(Protocol):
-    """Who keeps the streams' lengths (the client's `EmitGate`)."""
+    """Who keeps the streams' lengths (the client's `BacklogGate`)."""
 
     def wants_length(self, stream: str) -> bool:
         """Whether a fresh reading of `stream`'s length is worth a command now."""

@@ -8,7 +8,8 @@ redis_chain:build` processes:
         --messages 20000 --chain on --json
 
 Starts its own redis-server process(es) on free ports of 127.0.0.1 (`--shards S` starts S
-independent servers and gives the runtime the URL `redis://127.0.0.1:p1,127.0.0.1:p2/0`),
+independent servers and gives the runtime the URL `redis://127.0.0.1:p1,127.0.0.1:p2/0`;
+with `--cluster` they become the masters of one Redis Cluster, `redis+cluster://...`),
 then for each worker count: the workers, and `--clients` client processes each keeping
 `--in-flight` messages in flight (that many tasks, each emitting one message and fetching one
 result at a time, so emits that queue up are batched as a busy web app's would be).
@@ -71,8 +72,11 @@ def free_port() -> int:
         return port
 
 
-def start_servers(count: int, work_dir: Path) -> list[tuple[subprocess.Popen[bytes], int]]:
-    """`count` redis-server processes of our own (nothing persisted), once each answers."""
+def start_servers(
+    count: int, work_dir: Path, *, cluster: bool = False
+) -> list[tuple[subprocess.Popen[bytes], int]]:
+    """`count` redis-server processes of our own (nothing persisted), once each answers;
+    with `cluster`, the masters of one Redis Cluster holding equal ranges of the slots."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise BenchmarkError(
@@ -82,11 +86,17 @@ def start_servers(count: int, work_dir: Path) -> list[tuple[subprocess.Popen[byt
     try:
         for index in range(count):
             port = free_port()
+            cluster_args: tuple[str, ...] = ()
+            if cluster:
+                cluster_args = (
+                    *("--cluster-enabled", "yes", "--cluster-port", str(free_port())),
+                    *("--cluster-config-file", f"nodes-{index}.conf"),
+                )
             log = (work_dir / f"redis-{index}.log").open("wb")
             proc = subprocess.Popen(
                 [
                     *(binary, "--bind", "127.0.0.1", "--port", str(port), "--save", ""),
-                    *("--appendonly", "no", "--dir", str(work_dir)),
+                    *("--appendonly", "no", "--dir", str(work_dir), *cluster_args),
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -95,10 +105,50 @@ def start_servers(count: int, work_dir: Path) -> list[tuple[subprocess.Popen[byt
             servers.append((proc, port))
         for index, (proc, port) in enumerate(servers):
             wait_until_answering(proc, port, work_dir / f"redis-{index}.log")
+        if cluster:
+            create_cluster([port for _, port in servers], work_dir)
     except BaseException:
         stop_servers(servers)
         raise
     return servers
+
+
+def create_cluster(ports: Sequence[int], work_dir: Path) -> None:
+    """`redis-cli --cluster create` over the servers (no replicas), then wait until every
+    master says `cluster_state:ok`."""
+    cli = shutil.which("redis-cli")
+    if cli is None:
+        raise BenchmarkError("redis-cli is not on PATH (Debian: apt-get install redis-tools)")
+    created = subprocess.run(
+        [
+            *(cli, "--cluster", "create", *(f"127.0.0.1:{port}" for port in ports)),
+            *("--cluster-replicas", "0", "--cluster-yes"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=READY_TIMEOUT_S,
+        check=False,
+    )
+    if created.returncode != 0:
+        raise BenchmarkError(
+            f"redis-cli --cluster create failed:\n{created.stdout}{created.stderr}"
+        )
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    waiting = list(ports)
+    while waiting:
+        info = subprocess.run(
+            [cli, "-h", "127.0.0.1", "-p", str(waiting[0]), "cluster", "info"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        ).stdout
+        if "cluster_state:ok" in info:
+            waiting.pop(0)
+        elif time.monotonic() > deadline:
+            raise BenchmarkError(f"the cluster on port {waiting[0]} is not ok:\n{info}")
+        else:
+            time.sleep(0.05)
 
 
 def wait_until_answering(proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
@@ -125,19 +175,22 @@ def stop_servers(servers: Sequence[tuple[subprocess.Popen[bytes], int]]) -> None
             proc.wait()
 
 
-def runtime_url(ports: Sequence[int], chain: str | None) -> str:
+def runtime_url(ports: Sequence[int], chain: str | None, *, cluster: bool = False) -> str:
+    """Several servers: `redis://h:p1,h:p2/0` (one shard each); a cluster: `redis+cluster://`
+    (as many shards as it has masters)."""
     hosts = ",".join(f"127.0.0.1:{port}" for port in ports)
     query = {"flow_name": f"scale-{uuid.uuid4().hex[:10]}"}
     if chain is not None:
         query["chain"] = "true" if chain == "on" else "false"
-    return f"redis://{hosts}/0?" + "&".join(f"{k}={v}" for k, v in query.items())
+    address = f"redis+cluster://{hosts}" if cluster else f"redis://{hosts}/0"
+    return f"{address}?" + "&".join(f"{k}={v}" for k, v in query.items())
 
 
-def check_servers_reachable(ports: Sequence[int]) -> None:
+def check_servers_reachable(ports: Sequence[int], *, cluster: bool = False) -> None:
     """The runtime's own health check through the benchmark's URL, before any process starts."""
     from penguiflow_redis import RedisRuntime
 
-    url = runtime_url(ports, None)
+    url = runtime_url(ports, None, cluster=cluster)
 
     async def check_all() -> None:
         for check in RedisRuntime(url).health_checks().values():
@@ -247,22 +300,32 @@ def flush_servers(ports: Sequence[int]) -> None:
             conn.recv(16)
 
 
-def command_calls(ports: Sequence[int]) -> dict[str, int]:
-    """Commands each server ran so far, by name, summed over the servers (`INFO
-    commandstats`): counts, unlike CPU, do not depend on how busy the machine is."""
+def command_calls(ports: Sequence[int]) -> list[dict[str, int]]:
+    """Commands each server ran so far, by name (`INFO commandstats`): counts, unlike CPU,
+    do not depend on how busy the machine is."""
     import redis
 
-    totals: dict[str, int] = {}
+    counts: list[dict[str, int]] = []
     for port in ports:
         client = redis.Redis(host="127.0.0.1", port=port)
         try:
             stats = client.info("commandstats")
         finally:
             client.close()
-        for key, row in stats.items():
-            name = key.removeprefix("cmdstat_")
-            totals[name] = totals.get(name, 0) + int(row["calls"])
-    return totals
+        counts.append(
+            {key.removeprefix("cmdstat_"): int(row["calls"]) for key, row in stats.items()}
+        )
+    return counts
+
+
+def calls_between(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    calls = {name: n - before.get(name, 0) for name, n in after.items()}
+    calls["info"] = calls.get("info", 0) - 1  # our own INFO before the run
+    return calls
+
+
+def script_calls(calls: dict[str, int]) -> int:
+    return calls.get("evalsha", 0) + calls.get("eval", 0)
 
 
 def measure(
@@ -272,7 +335,7 @@ def measure(
     args: argparse.Namespace,
     log_dir: Path,
 ) -> dict[str, Any]:
-    url = runtime_url(ports, args.chain)
+    url = runtime_url(ports, args.chain, cluster=args.cluster)
     try:
         worker_procs = start_workers(url, workers, log_dir)
     except RuntimeError as exc:  # its message ends with the worker's log
@@ -308,17 +371,21 @@ def measure(
         flush_servers(ports)
     cpu = {role: [b - a for a, b in zip(before[role], after[role], strict=True)] for role in before}
     hops = args.messages * redis_chain.HOPS
-    calls = {name: n - calls_before.get(name, 0) for name, n in calls_after.items()}
-    calls["info"] = calls.get("info", 0) - len(ports)  # our own INFO before the run
+    by_server = [calls_between(b, a) for b, a in zip(calls_before, calls_after, strict=True)]
+    calls: dict[str, int] = {}
+    for server_calls in by_server:
+        for name, n in server_calls.items():
+            calls[name] = calls.get(name, 0) + n
     # Every emit and every commit is one script call (EVALSHA); what is not an emit is a
     # worker's commit of a processed entry: 10 per message unchained, 1 chained.
-    scripts = calls.get("evalsha", 0) + calls.get("eval", 0)
+    scripts = script_calls(calls)
     return {
         "workload": "redis_scale",
         "workers": workers,
         "clients": args.clients,
         "in_flight": args.in_flight,
         "shards": args.shards,
+        "cluster": args.cluster,
         "chain": args.chain or "default",
         "messages": args.messages,
         "hops": redis_chain.HOPS,
@@ -337,7 +404,12 @@ def measure(
         },
         "client_cpu_us_per_msg": round(sum(cpu["clients"]) / args.messages * 1e6, 1),
         "redis_commands_per_msg": round(sum(calls.values()) / args.messages, 2),
+        "redis_commands_per_msg_by_name": {
+            name: round(n / args.messages, 2) for name, n in sorted(calls.items()) if n > 0
+        },
         "commits_per_msg": round((scripts - args.messages) / args.messages, 2),
+        # emits and commits each server ran: how evenly the traces spread over the shards
+        "scripts_by_server": [script_calls(server_calls) for server_calls in by_server],
         # CPU of every process of the run over its wall time: near the machine's core count,
         # more workers cannot add throughput
         "cores_busy": round(sum(sum(group) for group in cpu.values()) / seconds, 2),
@@ -380,10 +452,10 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="penguiflow-scale-") as scratch:
         work_dir = Path(scratch)
         log_dir = args.log_dir or work_dir
-        servers = start_servers(args.shards, work_dir)
+        servers = start_servers(args.shards, work_dir, cluster=args.cluster)
         try:
             ports = [port for _, port in servers]
-            check_servers_reachable(ports)
+            check_servers_reachable(ports, cluster=args.cluster)
             records: list[dict[str, Any]] = []
             for workers in args.workers:
                 record = measure(ports, [p.pid for p, _ in servers], workers, args, log_dir)
@@ -428,6 +500,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--shards", type=positive, default=1, help="independent redis-servers (1)")
     parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="make the --shards servers one Redis Cluster (redis+cluster://; 3 or more)",
+    )
+    parser.add_argument(
         "--messages", type=positive, default=2000, help="per worker count, all clients (2000)"
     )
     parser.add_argument(
@@ -448,6 +525,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.role == "client":
         asyncio.run(client_main(args.url, args.messages, args.in_flight))
         return 0
+    if args.cluster and args.shards < 3:
+        parser.error(
+            f"--cluster needs --shards 3 or more (a Redis Cluster's minimum); got {args.shards}"
+        )
     if args.messages < args.clients:
         parser.error(f"--messages ({args.messages}) must be at least --clients ({args.clients})")
     if args.log_dir is not None:
@@ -460,9 +541,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = sys.stderr if args.json else sys.stdout
     print(table(records), file=out)
+    servers = f"{args.shards} server(s)" + (" in a cluster" if args.cluster else "")
     print(
         f"# {args.messages} messages x {redis_chain.HOPS} hops per row, {args.clients} client(s) x "
-        f"{args.in_flight} in flight, {args.shards} server(s), chain={args.chain or 'default'}, "
+        f"{args.in_flight} in flight, {servers}, chain={args.chain or 'default'}, "
         f"{args.node_us:g} µs of work per node, "
         f"{os.cpu_count()} CPUs, {time.perf_counter() - started:.0f}s",
         file=out,

@@ -77,6 +77,26 @@ def test_shards_spread_the_flow_over_several_servers(tmp_path: Path) -> None:
     assert record["shards"] == 2 and len(record["cpu_s"]["servers"]) == 2
 
 
+def test_cluster_makes_the_servers_one_redis_cluster(tmp_path: Path) -> None:
+    """`--shards 3 --cluster`: a real three-master Redis Cluster (`redis+cluster://`), every
+    master doing work, and fewer masters refused with the reason."""
+    if shutil.which("redis-cli") is None:
+        pytest.skip("redis-cli is not installed (Debian: apt-get install redis-tools)")
+    done = run(
+        *("--workers", "1", "--shards", "3", "--cluster", "--in-flight", "4", "--messages", "60"),
+        "--json",
+        log_dir=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    (record,) = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    assert record["cluster"] is True and record["shards"] == 3
+    # Every master ran emits and commits: the traces spread over the three shards.
+    assert len(record["scripts_by_server"]) == 3 and min(record["scripts_by_server"]) > 0
+    assert record["commits_per_msg"] == pytest.approx(1, abs=0.2)
+    refused = run("--cluster", "--shards", "2", log_dir=tmp_path)
+    assert refused.returncode == 2 and "--cluster needs --shards 3 or more" in refused.stderr
+
+
 def test_chaining_commits_once_per_message_instead_of_once_per_hop(tmp_path: Path) -> None:
     """Counted, not timed: the servers' command statistics say how many commits a message
     cost, 10 (one per hop) unchained and 1 chained."""

@@ -114,6 +114,52 @@ def test_a_master_restarted_mid_run_loses_nothing(
         pool.stop_all()
 
 
+def test_a_full_node_is_woken_on_the_master_that_holds_its_shard(
+    redis_cluster: ServiceSet,
+) -> None:
+    """The wake of `test_idle.py` on a cluster: with its one slot busy, `slow` is left out of
+    its shard's read, which blocks for block_s=30 on `after`'s stream alone, on the master that
+    holds the shard. When `slow` finishes, CLIENT UNBLOCK must reach that master (a client id
+    means something only on its own server), or the next message waits out the block.
+    Both messages share a trace, so they share a shard and its reader."""
+    from penguiflow import Headers, Message, Node, NodePolicy, create
+
+    release = asyncio.Event()
+    started = asyncio.Event()
+
+    async def slow(message: Message, ctx: object) -> Message | None:
+        started.set()
+        await release.wait()
+        # The first message ends here: were it sent on to `after`, its arrival would end the
+        # blocked read (on `after`'s stream) by itself, and the wake would go untested.
+        return None if message.payload == 1 else message
+
+    async def after(message: Message, ctx: object) -> Message:
+        return message
+
+    first = Node(slow, name="slow", policy=NodePolicy(validate="none"))
+    second = Node(after, name="after", policy=NodePolicy(validate="none"))
+    headers = Headers(tenant="wake")
+
+    async def scenario() -> None:
+        runtime = RedisRuntime(
+            scoped(redis_cluster.url), embedded_workers=1, concurrency=1, block_s=30, chain=False
+        )
+        flow = create(first.to(second), second.to(), runtime=runtime)
+        flow.run()
+        try:
+            await flow.emit(Message(payload=1, headers=headers, trace_id="wake-trace"))
+            await asyncio.wait_for(started.wait(), 20)  # slow's one slot is busy
+            await flow.emit(Message(payload=2, headers=headers, trace_id="wake-trace"))
+            release.set()
+            result = await asyncio.wait_for(flow.fetch(), 10)
+        finally:
+            await flow.stop()
+        assert result.payload == 2
+
+    run_async(scenario, timeout=90)
+
+
 def test_a_connection_closed_under_a_command_is_a_connection_error() -> None:
     """Regression: after a master restarted, redis-py 8.1's cluster client closed a node's
     connection while another task was sending on it, and the `AttributeError` it raised

@@ -6,9 +6,11 @@
 # the processes whose pidfiles are there.
 #   bash scripts/services/redis-sentinel.sh start|stop|url|kill-primary
 # `url` prints redis+sentinel://127.0.0.1:S1,127.0.0.1:S2,127.0.0.1:S3/penguiflow/0.
-# `kill-primary` SIGKILLs the current primary (a crash: nothing flushed), waits until the
-# Sentinels have promoted the replica, then starts the killed server again, which the Sentinels
-# turn into a replica of the new primary: the set is whole again for the next test.
+# `kill-primary` SIGKILLs the current primary (a crash: nothing flushed), waits until every
+# Sentinel names the promoted replica, then starts the killed server again as a replica of the
+# new primary: the set is whole again for the next test. (Started as the primary it was, empty,
+# it would answer as a primary until the Sentinels turned it into a replica, and a client
+# asking a Sentinel that had not yet heard of the failover could write to it and lose that.)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck source=scripts/services/_lib.sh
@@ -62,6 +64,9 @@ configure() {
         else
             echo "save \"\""
             echo "appendonly no"
+            # A replica's first sync starts at once (Redis 7 waits 5 s for more replicas by
+            # default, and a primary killed in that time takes the data with it).
+            echo "repl-diskless-sync-delay 0"
             if [ "$1" != data0 ]; then
                 echo "replicaof 127.0.0.1 $(port_of data0)"
             fi
@@ -126,7 +131,21 @@ primary_port() {
     return 1
 }
 
-# Every Sentinel knows the replica and the other two Sentinels (ready to fail over).
+# The port of the primary if every Sentinel names the same one.
+agreed_primary_port() {
+    local name answer first=""
+    for name in $SENTINELS; do
+        answer="$(redis-cli -h 127.0.0.1 -p "$(port_of "$name")" \
+            sentinel get-master-addr-by-name "$MASTER_NAME" 2>/dev/null | sed -n 2p)" || return 1
+        [ -n "$answer" ] || return 1
+        [ -z "$first" ] || [ "$answer" = "$first" ] || return 1
+        first="$answer"
+    done
+    echo "$first"
+}
+
+# Every Sentinel knows the replica and the other two Sentinels, and the replica has the
+# primary's data (its link is up after a full sync): ready to fail over without losing it.
 ready() {
     local name port
     for name in $SENTINELS; do
@@ -137,7 +156,7 @@ ready() {
             grep -c "^ip$")" -ge 2 ] || return 1
     done
     redis-cli -h 127.0.0.1 -p "$(primary_port)" info replication 2>/dev/null |
-        grep -q "^connected_slaves:1" || return 1
+        grep -q "^slave0:.*state=online" || return 1
 }
 
 wait_ready() {
@@ -227,7 +246,7 @@ case "${1:-}" in
         fi
         stop_proc "$victim" -KILL
         for _ in $(seq 1 300); do
-            new="$(primary_port || true)"
+            new="$(agreed_primary_port || true)"
             if [ -n "$new" ] && [ "$new" != "$old" ] &&
                 redis-cli -h 127.0.0.1 -p "$new" role 2>/dev/null | head -1 | grep -q master; then
                 break
@@ -235,10 +254,14 @@ case "${1:-}" in
             sleep 0.1
         done
         if [ -z "${new:-}" ] || [ "$new" = "$old" ]; then
-            echo "no failover within 30 s after killing the primary on $old" >&2
+            echo "no failover that every Sentinel agrees on within 30 s after killing the" \
+                "primary on $old" >&2
             exit 1
         fi
-        # Back as a replica: the Sentinels reconfigure the returning server.
+        # Back as a replica of the new primary from its first moment.
+        configure "$victim"
+        sed -i '/^replicaof /d' "$STATE/$victim/redis.conf"
+        echo "replicaof 127.0.0.1 $new" >>"$STATE/$victim/redis.conf"
         launch "$victim" || {
             echo "the killed server did not start again; see $STATE/$victim/redis.log" >&2
             exit 1

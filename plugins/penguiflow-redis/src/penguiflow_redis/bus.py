@@ -15,10 +15,9 @@ from typing import Any
 
 from penguiflow.bus import BusClosedError, BusEnvelope
 from penguiflow.errors import ConfigurationError
-from penguiflow.resources import AsyncResource, redact_url
+from penguiflow.resources import redact_url
 
-from ._connect import open_connections
-from .store import _address
+from ._resource import RedisResource, single_address
 
 __all__ = ["RedisMessageBus", "envelope_from_fields", "envelope_to_fields"]
 
@@ -59,8 +58,12 @@ def envelope_from_fields(fields: dict[str, str]) -> BusEnvelope:
     )
 
 
-class RedisMessageBus(AsyncResource):
-    """Publishes envelopes to the stream `<prefix>:bus` (override with `stream=`)."""
+class RedisMessageBus(RedisResource):
+    """Publishes envelopes to the stream `<prefix>:bus` (override with `stream=`).
+
+    `aclose()` closes its connections; a closed bus raises `BusClosedError`."""
+
+    closed_error = BusClosedError
 
     def __init__(
         self,
@@ -71,26 +74,15 @@ class RedisMessageBus(AsyncResource):
         maxlen: int = 100_000,
         **redis_options: Any,
     ) -> None:
-        address = _address(url)
+        address = single_address(url)
         if maxlen < 1:
             raise ConfigurationError(f"maxlen must be >= 1 (got {maxlen})")
-        self.url = address.url
         self.stream = stream or f"{prefix}:bus"
         self.maxlen = maxlen
-        # redis-py is imported here, when the driver is chosen, never at discovery.
-        self._connections = open_connections(address, decode_responses=True, **redis_options)
-        self._client: Any = self._connections.client
-        self._closed = False
+        self._open(address, redis_options)
 
     def __repr__(self) -> str:
         return f"RedisMessageBus({redact_url(self.url)!r}, stream={self.stream!r})"
-
-    @property
-    def _redis(self) -> Any:
-        # redis-py reconnects on demand after aclose(): refuse instead of leaking connections.
-        if self._closed:
-            raise BusClosedError(self)
-        return self._client
 
     async def publish(self, envelope: BusEnvelope) -> None:
         await self._redis.xadd(
@@ -101,14 +93,3 @@ class RedisMessageBus(AsyncResource):
         """Everything still in the stream, oldest first (for tools and tests)."""
         entries = await self._redis.xrange(self.stream)
         return [envelope_from_fields(fields) for _, fields in entries]
-
-    async def aclose(self) -> None:
-        """Close the connection pool (idempotent); later calls raise `BusClosedError`."""
-        if self._closed:
-            return
-        self._closed = True
-        await self._connections.aclose()
-
-    async def close(self) -> None:
-        """The same as `aclose()`; kept for code written before `aclose()` existed."""
-        await self.aclose()

@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import quote
 
 from penguiflow.errors import ConfigurationError
-from penguiflow.resources import AsyncResource, redact_url
+from penguiflow.resources import redact_url
 from penguiflow.state import (
     AuditRecord,
     RemoteBinding,
@@ -39,16 +39,9 @@ from penguiflow.state import (
 )
 from penguiflow.state.exact_json import dumps_exact
 
-from ._connect import RedisAddress, open_connections, parse_redis_url
+from ._resource import RedisResource, single_address
 
 __all__ = ["RedisStateStore"]
-
-
-def _address(url: str) -> RedisAddress:
-    """The one place a store or a bus writes to: a server, a cluster or a Sentinel set (a
-    list of independent servers is the runtime's, and refused). Schemes are case-insensitive;
-    a refused URL is shown with its password masked."""
-    return parse_redis_url(url, what="Redis URL", several=False)
 
 
 def _dumps(value: Any) -> str:
@@ -66,49 +59,30 @@ def _state(value: Any, what: str) -> str:
     return dumps_exact(value, what=what, store=_STORE)
 
 
-class RedisStateStore(SessionLogs, AsyncResource):
-    """A durable, shareable state store; every capability of `penguiflow.state`."""
+class RedisStateStore(SessionLogs, RedisResource):
+    """A durable, shareable state store; every capability of `penguiflow.state`.
+
+    `aclose()` closes its connections; a closed store raises `StoreClosedError`."""
+
+    closed_error = StoreClosedError
 
     def __init__(self, url: str, *, prefix: str = "penguiflow", **redis_options: Any) -> None:
-        address = _address(url)
+        address = single_address(url)
         if not prefix or any(c in prefix for c in ":{}"):
             raise ConfigurationError(
                 f"prefix must be a non-empty string without ':', '{{' or '}}' (got {prefix!r})"
             )
-        self.url = address.url
         self.prefix = prefix
         # On a cluster, one hash tag for the whole store: its multi-key transactions (a
         # binding and its context index, a task and its order) must stay in one slot.
         self._base = f"{{{prefix}}}" if address.kind == "cluster" else prefix
-        # redis-py is imported here, when the driver is chosen, never at discovery.
-        self._connections = open_connections(address, decode_responses=True, **redis_options)
-        self._client: Any = self._connections.client
-        self._closed = False
+        self._open(address, redis_options)
 
     def __repr__(self) -> str:
         return f"RedisStateStore({redact_url(self.url)!r}, prefix={self.prefix!r})"
 
-    @property
-    def _redis(self) -> Any:
-        # Every command goes through here: redis-py reconnects on demand after aclose(), so
-        # without this check a closed store would silently open new connections.
-        if self._closed:
-            raise StoreClosedError(self)
-        return self._client
-
     def _key(self, *parts: str) -> str:
         return ":".join((self._base, *parts))
-
-    async def aclose(self) -> None:
-        """Close the connection pool (idempotent); later calls raise `StoreClosedError`."""
-        if self._closed:
-            return
-        self._closed = True
-        await self._connections.aclose()
-
-    async def close(self) -> None:
-        """The same as `aclose()`; kept for code written before `aclose()` existed."""
-        await self.aclose()
 
     # -- StateStore ----------------------------------------------------------------------------
 

@@ -34,6 +34,7 @@ __all__ = [
     "RedisRuntimeUnavailable",
     "ensure_group",
     "flow_keys",
+    "lost_group",
 ]
 
 GROUP = "workers"
@@ -208,6 +209,15 @@ def flow_keys(
             )
         return (FlowKeys(namespace),)
     return tuple(FlowKeys(namespace, tag) for tag in shard_tags(shards))
+
+
+def lost_group(exc: BaseException) -> bool:
+    """Whether Redis answered NOGROUP: the stream or its consumer group is gone, because
+    Redis lost its data (restarted without persistence, or failed over to a replica that had
+    not received it). The readers make the groups again; what was in them is gone."""
+    from redis.exceptions import ResponseError
+
+    return isinstance(exc, ResponseError) and "NOGROUP" in str(exc)
 
 
 async def ensure_group(client: Any, stream: str) -> None:

@@ -66,7 +66,14 @@ from ._endpoints import Endpoint, locate
 from ._outbox import RedisOutbox
 from ._reader import EntryReader, HandlerSlots
 from ._stats import report_quietly
-from ._streams import GROUP, JOIN_SCRIPT, FlowKeys, RedisRuntimeUnavailable, ensure_group
+from ._streams import (
+    GROUP,
+    JOIN_SCRIPT,
+    FlowKeys,
+    RedisRuntimeUnavailable,
+    ensure_group,
+    lost_group,
+)
 from ._worker_shard import (
     WorkerShard,
     claim_stale,
@@ -415,8 +422,6 @@ class WorkerPool:
         """Take over what dead workers held in `shard` (up to the free slots of each node)
         and, now and then, forget consumers gone for good. The shard's reader calls this every
         `claim_idle_s / 2`, between two reads."""
-        from redis.exceptions import ResponseError
-
         settings = self.settings
         slots = shard.slots
         # Forgetting gone consumers is housekeeping: a slower cadence (they are only removed
@@ -454,13 +459,12 @@ class WorkerPool:
                     await forget_gone_consumers(
                         shard, consumer=self.consumer, settings=settings, stream=stream
                     )
-            except ResponseError as exc:
-                if "NOGROUP" not in str(exc):
-                    raise
-                # Redis lost the group (restarted without persistence): the reader makes
-                # it again; the next round claims.
             except connection_errors() as exc:
                 self._log_outage(exc)
+            except Exception as exc:
+                if not lost_group(exc):
+                    raise
+                # Redis lost the group: the reader makes it again; the next round claims.
             finally:
                 slots.give_back(name, free - started)
 
@@ -484,6 +488,12 @@ class WorkerPool:
                     )
                 except connection_errors() as exc:
                     self._log_outage(exc)
+                except Exception as exc:
+                    # Regression: Redis lost the stream's group (a failover to a replica
+                    # that had not received it) and this NOGROUP stopped the worker. The
+                    # entries went with the group; their commits will find nothing to ack.
+                    if not lost_group(exc):
+                        raise
             await asyncio.sleep(every)
 
     async def _report_streams(self) -> None:
@@ -502,7 +512,17 @@ class WorkerPool:
         in_progress.add(entry_id)
         try:
             await self._handle_entry(shard, name, stream, entry_id, fields)
-        except Exception:
+        except Exception as exc:
+            if lost_group(exc):
+                logger.warning(
+                    "worker %s dropped entry %s of %s: Redis no longer has that stream's group "
+                    "(it lost data: restarted without persistence, or failed over to a replica "
+                    "that had not received it); emit the message again if it matters",
+                    self.consumer,
+                    entry_id,
+                    stream,
+                )
+                return
             # Supervision: the entry stays pending (another worker takes it over after
             # claim_idle_s, up to max_deliveries); this worker goes on with the next one.
             logger.exception(

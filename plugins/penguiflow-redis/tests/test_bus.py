@@ -2,31 +2,26 @@
 
 from __future__ import annotations
 
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
 from penguiflow_redis.bus import RedisMessageBus, envelope_from_fields, envelope_to_fields
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from conformance import RedisBusSuite
+
 from penguiflow.bus import BusClosedError, BusEnvelope, MessageBus
-from penguiflow.plugins import resolve_driver
-from penguiflow.testing import MessageBusConformance, run_async
+from penguiflow.testing import run_async
 from penguiflow.types import Headers, Message
 
 
-class TestRedisMessageBus(MessageBusConformance):
+class TestRedisMessageBus(RedisBusSuite):
     @pytest.fixture(autouse=True)
     def _server(self, redis_url: str) -> None:
         self.url = redis_url
-
-    async def make_bus(self) -> MessageBus:
-        bus: MessageBus = resolve_driver(
-            "message_bus", self.url, stream=f"pftest:{uuid.uuid4().hex}:bus", maxlen=1000
-        )
-        return bus
-
-    async def published(self, bus: MessageBus) -> list[BusEnvelope] | None:
-        assert isinstance(bus, RedisMessageBus)
-        return await bus.read_all()
 
     async def close_bus(self, bus: MessageBus) -> None:
         assert isinstance(bus, RedisMessageBus)

@@ -5,7 +5,6 @@ restarted mid-run (no failover: its shards wait, the others go on)."""
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import sys
 from pathlib import Path
@@ -17,14 +16,16 @@ from penguiflow_redis import RedisRuntime
 from penguiflow_redis._endpoints import locate
 from shard_app import build
 from sharding import (
+    answered_once_through,
     check_once_each,
     definition,
-    emit_during,
     emit_jobs,
     entries_added,
     fetch_answers,
     scoped,
+    shard_workers,
 )
+from waking import a_full_node_is_read_again_at_once
 from workers import WorkerProcesses
 
 from penguiflow.testing import run_async
@@ -90,74 +91,21 @@ def test_a_master_restarted_mid_run_loses_nothing(
     it is down, emits of its traces raise RedisRuntimeUnavailable (emitted again, as
     documented), workers retry its commits and reads, and the other shards go on."""
     url = scoped(redis_cluster.url, claim_idle_s=2)
-    pool = WorkerProcesses(url, tmp_path)
-    try:
-        for _ in range(2):
-            pool.start(target="shard_app:build")
-        unavailable: list[int] = []
-
-        async def scenario() -> None:
-            async with build(url) as flow:
-                numbers = list(range(30))
-                await emit_jobs(flow, numbers, delay=0.05)
-                restart = asyncio.ensure_future(
-                    asyncio.to_thread(redis_cluster.run, "restart-master", "1")
-                )
-                numbers += await emit_during(flow, restart, first=30, unavailable=unavailable)
-                answers = await fetch_answers(flow, numbers, within=120)
-                await check_once_each(url, answers, numbers)
-
-        run_async(scenario, timeout=240)
-        # What the client saw is in the documentation; record it in the test's output too.
-        print(f"emits refused while master 1 was down: {len(unavailable)}")
-    finally:
-        pool.stop_all()
+    with shard_workers(url, tmp_path):
+        unavailable = run_async(
+            lambda: answered_once_through(url, lambda: redis_cluster.run("restart-master", "1")),
+            timeout=240,
+        )
+    # What the client saw is in the documentation; record it in the test's output too.
+    print(f"emits refused while master 1 was down: {len(unavailable)}")
 
 
 def test_a_full_node_is_woken_on_the_master_that_holds_its_shard(
     redis_cluster: ServiceSet,
 ) -> None:
-    """The wake of `test_idle.py` on a cluster: with its one slot busy, `slow` is left out of
-    its shard's read, which blocks for block_s=30 on `after`'s stream alone, on the master that
-    holds the shard. When `slow` finishes, CLIENT UNBLOCK must reach that master (a client id
-    means something only on its own server), or the next message waits out the block.
-    Both messages share a trace, so they share a shard and its reader."""
-    from penguiflow import Headers, Message, Node, NodePolicy, create
-
-    release = asyncio.Event()
-    started = asyncio.Event()
-
-    async def slow(message: Message, ctx: object) -> Message | None:
-        started.set()
-        await release.wait()
-        # The first message ends here: were it sent on to `after`, its arrival would end the
-        # blocked read (on `after`'s stream) by itself, and the wake would go untested.
-        return None if message.payload == 1 else message
-
-    async def after(message: Message, ctx: object) -> Message:
-        return message
-
-    first = Node(slow, name="slow", policy=NodePolicy(validate="none"))
-    second = Node(after, name="after", policy=NodePolicy(validate="none"))
-    headers = Headers(tenant="wake")
-
-    async def scenario() -> None:
-        runtime = RedisRuntime(
-            scoped(redis_cluster.url), embedded_workers=1, concurrency=1, block_s=30, chain=False
-        )
-        flow = create(first.to(second), second.to(), runtime=runtime)
-        flow.run()
-        try:
-            await flow.emit(Message(payload=1, headers=headers, trace_id="wake-trace"))
-            await asyncio.wait_for(started.wait(), 20)  # slow's one slot is busy
-            await flow.emit(Message(payload=2, headers=headers, trace_id="wake-trace"))
-            release.set()
-            result = await asyncio.wait_for(flow.fetch(), 10)
-        finally:
-            await flow.stop()
-        assert result.payload == 2
-
-    run_async(scenario, timeout=90)
+    """The wake on a cluster: CLIENT UNBLOCK must reach the master that holds the shard (a
+    client id means something only on its own server)."""
+    run_async(lambda: a_full_node_is_read_again_at_once(redis_cluster.url), timeout=90)
 
 
 def test_a_connection_closed_under_a_command_is_a_connection_error() -> None:

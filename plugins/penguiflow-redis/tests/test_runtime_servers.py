@@ -24,6 +24,7 @@ from sharding import (
     entries_added,
     fetch_answers,
     scoped,
+    shard_workers,
 )
 from workers import RedisServer, WorkerProcesses
 
@@ -47,26 +48,21 @@ def test_a_flow_runs_across_two_servers_and_spreads_its_traces(
     two_servers: str, tmp_path: Path
 ) -> None:
     url = scoped(two_servers, claim_idle_s=2)
-    pool = WorkerProcesses(url, tmp_path)
-    try:
-        for _ in range(2):
-            pool.start(target="shard_app:build")
-        numbers = range(40)
+    numbers = range(40)
 
-        async def scenario() -> None:
-            async with build(url) as flow:
-                await emit_jobs(flow, numbers)
-                await check_once_each(url, await fetch_answers(flow, numbers), numbers)
-            assert RedisRuntime(url).address.kind == "servers"
-            # Two shards by default, one per server, each with entries of its own traces.
-            for node in ("split", "join"):
-                counts = await entries_added(url, node)
-                assert len(counts) == 2 and all(counts), (node, counts)
-            assert sum(await entries_added(url, "split")) == len(numbers)
+    async def scenario() -> None:
+        async with build(url) as flow:
+            await emit_jobs(flow, numbers)
+            await check_once_each(url, await fetch_answers(flow, numbers), numbers)
+        assert RedisRuntime(url).address.kind == "servers"
+        # Two shards by default, one per server, each with entries of its own traces.
+        for node in ("split", "join"):
+            counts = await entries_added(url, node)
+            assert len(counts) == 2 and all(counts), (node, counts)
+        assert sum(await entries_added(url, "split")) == len(numbers)
 
+    with shard_workers(url, tmp_path):
         run_async(scenario, timeout=120)
-    finally:
-        pool.stop_all()
 
 
 def test_a_process_with_another_shard_count_is_refused(two_servers: str, tmp_path: Path) -> None:

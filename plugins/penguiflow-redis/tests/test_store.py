@@ -2,45 +2,25 @@
 
 from __future__ import annotations
 
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
 from penguiflow_redis.store import RedisStateStore
 
-from penguiflow.plugins import resolve_driver
-from penguiflow.state import StateStore, StoreClosedError
-from penguiflow.testing import StateStoreConformance, run_async
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-ALL = frozenset(
-    {
-        "planner_state",
-        "memory_state",
-        "tasks",
-        "steering",
-        "trajectories",
-        "conversation_bindings",
-        "audit",
-    }
-)
+from conformance import RedisStoreSuite
+
+from penguiflow.state import StoreClosedError
+from penguiflow.testing import run_async
 
 
-class TestRedisStateStore(StateStoreConformance):
-    required_capabilities = ALL
-
+class TestRedisStateStore(RedisStoreSuite):
     @pytest.fixture(autouse=True)
     def _server(self, redis_url: str) -> None:
         self.url = redis_url
-
-    async def make_store(self) -> StateStore:
-        # A fresh prefix per test: an empty store without flushing anyone else's keys.
-        store: StateStore = resolve_driver(
-            "state_store", self.url, prefix=f"pftest{uuid.uuid4().hex[:12]}"
-        )
-        return store
-
-    async def reopen_store(self, store: StateStore) -> StateStore:
-        assert isinstance(store, RedisStateStore)
-        return RedisStateStore(store.url, prefix=store.prefix)
 
 
 def test_bad_urls_and_prefixes() -> None:

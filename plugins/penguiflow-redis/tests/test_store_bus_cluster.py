@@ -9,53 +9,26 @@ import uuid
 from typing import Any
 
 import pytest
+from conformance import RedisBusSuite, RedisStoreSuite
 from conftest import ServiceSet
 from penguiflow_redis._shards import key_slot
-from penguiflow_redis.bus import RedisMessageBus
 from penguiflow_redis.store import RedisStateStore
-from test_store import ALL
 
-from penguiflow.bus import BusEnvelope, MessageBus
 from penguiflow.errors import ConfigurationError
-from penguiflow.plugins import resolve_driver
-from penguiflow.state import RemoteBinding, StateStore
-from penguiflow.testing import MessageBusConformance, StateStoreConformance, run_async
+from penguiflow.state import RemoteBinding
+from penguiflow.testing import run_async
 
 
-class TestRedisStateStoreOnACluster(StateStoreConformance):
-    required_capabilities = ALL
-
+class TestRedisStateStoreOnACluster(RedisStoreSuite):
     @pytest.fixture(autouse=True)
     def _server(self, redis_cluster: ServiceSet) -> None:
         self.url = redis_cluster.url
 
-    async def make_store(self) -> StateStore:
-        store: StateStore = resolve_driver(
-            "state_store", self.url, prefix=f"pftest{uuid.uuid4().hex[:12]}"
-        )
-        assert isinstance(store, RedisStateStore)
-        return store
 
-    async def reopen_store(self, store: StateStore) -> StateStore:
-        assert isinstance(store, RedisStateStore)
-        return RedisStateStore(store.url, prefix=store.prefix)
-
-
-class TestRedisMessageBusOnACluster(MessageBusConformance):
+class TestRedisMessageBusOnACluster(RedisBusSuite):
     @pytest.fixture(autouse=True)
     def _server(self, redis_cluster: ServiceSet) -> None:
         self.url = redis_cluster.url
-
-    async def make_bus(self) -> MessageBus:
-        bus: MessageBus = resolve_driver(
-            "message_bus", self.url, stream=f"pftest:{uuid.uuid4().hex}:bus", maxlen=1000
-        )
-        assert isinstance(bus, RedisMessageBus)
-        return bus
-
-    async def published(self, bus: MessageBus) -> list[BusEnvelope] | None:
-        assert isinstance(bus, RedisMessageBus)
-        return await bus.read_all()
 
 
 def test_a_stores_keys_share_one_slot_on_a_cluster(redis_cluster: ServiceSet) -> None:

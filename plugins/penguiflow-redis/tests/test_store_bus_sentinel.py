@@ -10,58 +10,30 @@ import uuid
 from typing import Any
 
 import pytest
+from conformance import RedisBusSuite, RedisStoreSuite
 from conftest import ServiceSet
-from penguiflow_redis.bus import RedisMessageBus
 from penguiflow_redis.store import RedisStateStore
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from test_store import ALL
 
-from penguiflow.bus import BusEnvelope, MessageBus
-from penguiflow.plugins import resolve_driver
-from penguiflow.state import StateStore
-from penguiflow.testing import MessageBusConformance, StateStoreConformance, run_async
+from penguiflow.testing import run_async
 
 # What a write may raise while the primary is gone and until the Sentinels promote the
 # replica (refused connections, timeouts, or a write reaching a server that is a replica).
 FAILOVER_ERRORS = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSError)
 
 
-class TestRedisStateStoreThroughSentinel(StateStoreConformance):
-    required_capabilities = ALL
-
+class TestRedisStateStoreThroughSentinel(RedisStoreSuite):
     @pytest.fixture(autouse=True)
     def _server(self, redis_sentinel: ServiceSet) -> None:
         self.url = redis_sentinel.url
 
-    async def make_store(self) -> StateStore:
-        store: StateStore = resolve_driver(
-            "state_store", self.url, prefix=f"pftest{uuid.uuid4().hex[:12]}"
-        )
-        assert isinstance(store, RedisStateStore)
-        return store
 
-    async def reopen_store(self, store: StateStore) -> StateStore:
-        assert isinstance(store, RedisStateStore)
-        return RedisStateStore(store.url, prefix=store.prefix)
-
-
-class TestRedisMessageBusThroughSentinel(MessageBusConformance):
+class TestRedisMessageBusThroughSentinel(RedisBusSuite):
     @pytest.fixture(autouse=True)
     def _server(self, redis_sentinel: ServiceSet) -> None:
         self.url = redis_sentinel.url
-
-    async def make_bus(self) -> MessageBus:
-        bus: MessageBus = resolve_driver(
-            "message_bus", self.url, stream=f"pftest:{uuid.uuid4().hex}:bus", maxlen=1000
-        )
-        assert isinstance(bus, RedisMessageBus)
-        return bus
-
-    async def published(self, bus: MessageBus) -> list[BusEnvelope] | None:
-        assert isinstance(bus, RedisMessageBus)
-        return await bus.read_all()
 
 
 def test_a_killed_primary_fails_over_and_the_store_keeps_working(

@@ -47,3 +47,29 @@ candidate_ports() {
         free_port
     done
 }
+
+# The pid in pidfile $1 if that process is still running with a command line that matches
+# the pattern $2 (grep's basic syntax): a pidfile can outlive its server, and the pid be
+# reused by another process, which must never be taken for ours (or stopped).
+recorded_pid() {
+    local pid
+    pid="$(cat "$1" 2>/dev/null)" || return 1
+    [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -e "$2" || return 1
+    echo "$pid"
+}
+
+# Install Debian packages ($2...; options such as --no-install-recommends may come first),
+# called $1 in messages, when running as root where apt-get exists; otherwise exit with the
+# command that would install them.
+apt_install() {
+    local what="$1"
+    shift
+    if [ "$(id -u)" != "0" ] || ! command -v apt-get >/dev/null 2>&1; then
+        echo "$what: not installed; install with: sudo apt-get install $*" >&2
+        exit 1
+    fi
+    echo "installing $what from Debian's packages..." >&2
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}

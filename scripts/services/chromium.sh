@@ -5,6 +5,8 @@
 #   bash scripts/services/chromium.sh            # install when missing, print the paths
 #   bash scripts/services/chromium.sh env        # the same, as PENGUIFLOW_CHROMIUM=... lines
 set -euo pipefail
+# shellcheck source=scripts/services/_lib.sh
+. "$(dirname "$0")/_lib.sh"
 
 find_browser() {
     command -v chromium 2>/dev/null || command -v chromium-browser 2>/dev/null || true
@@ -17,14 +19,7 @@ find_driver() {
 }
 
 if [ -z "$(find_browser)" ] || [ -z "$(find_driver)" ]; then
-    if [ "$(id -u)" != "0" ] || ! command -v apt-get >/dev/null 2>&1; then
-        echo "chromium and chromium-driver are not installed; install them with:" \
-            "sudo apt-get install chromium chromium-driver" >&2
-        exit 1
-    fi
-    echo "installing chromium and chromium-driver from Debian's packages..." >&2
-    apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+    apt_install "chromium and chromium-driver" chromium chromium-driver
 fi
 
 browser="$(find_browser)"

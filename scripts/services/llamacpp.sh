@@ -88,11 +88,7 @@ del server
 
 # The pid of the server this script started and recorded, if it is still that process.
 our_pid() {
-    local pid
-    pid="$(cat "$STATE/server.pid" 2>/dev/null)" || return 1
-    [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$MARKER" || return 1
-    echo "$pid"
+    recorded_pid "$STATE/server.pid" "$MARKER"
 }
 
 answers() {

@@ -12,6 +12,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 HERE="$PWD"
+# shellcheck source=scripts/services/_lib.sh
+. ./_lib.sh
 VERSION="${PENGUIFLOW_MCP_EVERYTHING_VERSION:-2026.8.31}"
 PACKAGE="@modelcontextprotocol/server-everything"
 DIR="${PENGUIFLOW_MCP_EVERYTHING_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/penguiflow/mcp-everything-$VERSION}"
@@ -21,13 +23,7 @@ ensure_node() {
     if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
         return
     fi
-    if [ "$(id -u)" != "0" ] || ! command -v apt-get >/dev/null 2>&1; then
-        echo "Node.js is not installed; install it with: sudo apt-get install nodejs npm" >&2
-        exit 1
-    fi
-    echo "installing Node.js and npm from Debian's packages ..." >&2
-    apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+    apt_install "Node.js and npm" nodejs npm
 }
 
 ensure_server() {

@@ -27,13 +27,7 @@ ensure_installed() {
     if [ -n "$(find_bin)" ] && [ -x "$(find_bin)/initdb" ]; then
         return
     fi
-    if [ "$(id -u)" != "0" ] || ! command -v apt-get >/dev/null 2>&1; then
-        echo "PostgreSQL is not installed; install it with: sudo apt-get install postgresql" >&2
-        exit 1
-    fi
-    echo "installing postgresql from Debian's packages..." >&2
-    apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    apt_install PostgreSQL postgresql
     (service postgresql stop || true) >/dev/null 2>&1
 }
 

@@ -17,27 +17,17 @@ ensure_installed() {
     if command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; then
         return
     fi
-    if [ "$(id -u)" != "0" ] || ! command -v apt-get >/dev/null 2>&1; then
-        echo "prometheus is not installed; install it with: sudo apt-get install prometheus" >&2
-        exit 1
-    fi
-    echo "installing prometheus from Debian's packages..." >&2
-    apt-get update -qq >/dev/null
     # Without recommends: the node exporter and friends are not what the tests need.
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus \
-        >/dev/null
+    apt_install prometheus --no-install-recommends prometheus
     # The package may start a system instance on :9090; the tests use their own.
     (service prometheus stop || true) >/dev/null 2>&1
 }
 
 # The pid of the prometheus this script started, if it is still that process.
 our_pid() {
-    local pid port
-    pid="$(cat "$STATE/prometheus.pid" 2>/dev/null)" || return 1
+    local port
     port="$(cat "$STATE/port" 2>/dev/null)" || return 1
-    [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "prometheus.*127.0.0.1:$port\b" || return 1
-    echo "$pid"
+    recorded_pid "$STATE/prometheus.pid" "prometheus.*127.0.0.1:$port\b"
 }
 
 ready() {

@@ -24,12 +24,9 @@ fi
 
 # The pid of master $1 (0-based) if that process is still the server this script started.
 node_pid() {
-    local dir="$STATE/node$1" pid port
-    pid="$(cat "$dir/redis.pid" 2>/dev/null)" || return 1
+    local dir="$STATE/node$1" port
     port="$(cat "$dir/port" 2>/dev/null)" || return 1
-    [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "redis-server.*:$port\b" || return 1
-    echo "$pid"
+    recorded_pid "$dir/redis.pid" "redis-server.*:$port\b"
 }
 
 answers() {

@@ -28,12 +28,9 @@ fi
 
 # The pid of process $1 (a folder name above) if it is still the one this script started.
 proc_pid() {
-    local dir="$STATE/$1" pid port
-    pid="$(cat "$dir/redis.pid" 2>/dev/null)" || return 1
+    local dir="$STATE/$1" port
     port="$(cat "$dir/port" 2>/dev/null)" || return 1
-    [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "redis-\(server\|sentinel\).*:$port\b" || return 1
-    echo "$pid"
+    recorded_pid "$dir/redis.pid" "redis-\(server\|sentinel\).*:$port\b"
 }
 
 answers() {

@@ -14,13 +14,7 @@ ensure_installed() {
     if command -v redis-server >/dev/null 2>&1; then
         return
     fi
-    if [ "$(id -u)" != "0" ] || ! command -v apt-get >/dev/null 2>&1; then
-        echo "redis-server is not installed; install it with: sudo apt-get install redis-server" >&2
-        exit 1
-    fi
-    echo "installing redis-server from Debian's packages..." >&2
-    apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+    apt_install redis-server redis-server
     # The package starts a system instance on the default port; the tests use their own.
     (service redis-server stop || true) >/dev/null 2>&1
 }
@@ -28,12 +22,9 @@ ensure_installed() {
 # The pid of the redis-server this script started and recorded, if it is still that process
 # (a pidfile can outlive its server, and the pid be reused by something else).
 our_pid() {
-    local pid port
-    pid="$(cat "$STATE/redis.pid" 2>/dev/null)" || return 1
+    local port
     port="$(cat "$STATE/port" 2>/dev/null)" || return 1
-    [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "redis-server.*:$port\b" || return 1
-    echo "$pid"
+    recorded_pid "$STATE/redis.pid" "redis-server.*:$port\b"
 }
 
 answers() {

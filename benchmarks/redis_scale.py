@@ -175,13 +175,24 @@ def stop_servers(servers: Sequence[tuple[subprocess.Popen[bytes], int]]) -> None
             proc.wait()
 
 
-def runtime_url(ports: Sequence[int], chain: str | None, *, cluster: bool = False) -> str:
+def commit_boundaries(commit_every: int) -> list[str]:
+    """The chain's nodes after which a chained worker commits to Redis, one every
+    `commit_every` nodes (the last node's output is the result, written anyway): a message
+    then crosses Redis HOPS / commit_every times, rounded up."""
+    return [f"n{i}" for i in range(commit_every - 1, redis_chain.HOPS - 1, commit_every)]
+
+
+def runtime_url(
+    ports: Sequence[int], chain: str | None, *, cluster: bool = False, commit_every: int = 0
+) -> str:
     """Several servers: `redis://h:p1,h:p2/0` (one shard each); a cluster: `redis+cluster://`
     (as many shards as it has masters)."""
     hosts = ",".join(f"127.0.0.1:{port}" for port in ports)
     query = {"flow_name": f"scale-{uuid.uuid4().hex[:10]}"}
     if chain is not None:
         query["chain"] = "true" if chain == "on" else "false"
+    if commit_every:
+        query["commit_after"] = ",".join(commit_boundaries(commit_every))
     address = f"redis+cluster://{hosts}" if cluster else f"redis://{hosts}/0"
     return f"{address}?" + "&".join(f"{k}={v}" for k, v in query.items())
 
@@ -302,7 +313,8 @@ def flush_servers(ports: Sequence[int]) -> None:
 
 def command_calls(ports: Sequence[int]) -> list[dict[str, int]]:
     """Commands each server ran so far, by name (`INFO commandstats`): counts, unlike CPU,
-    do not depend on how busy the machine is."""
+    do not depend on how busy the machine is. `<name>.usec` holds the microseconds the server
+    spent running them (without reading and writing the sockets)."""
     import redis
 
     counts: list[dict[str, int]] = []
@@ -312,9 +324,12 @@ def command_calls(ports: Sequence[int]) -> list[dict[str, int]]:
             stats = client.info("commandstats")
         finally:
             client.close()
-        counts.append(
-            {key.removeprefix("cmdstat_"): int(row["calls"]) for key, row in stats.items()}
-        )
+        server: dict[str, int] = {}
+        for key, row in stats.items():
+            name = key.removeprefix("cmdstat_")
+            server[name] = int(row["calls"])
+            server[f"{name}.usec"] = int(row["usec"])
+        counts.append(server)
     return counts
 
 
@@ -335,7 +350,7 @@ def measure(
     args: argparse.Namespace,
     log_dir: Path,
 ) -> dict[str, Any]:
-    url = runtime_url(ports, args.chain, cluster=args.cluster)
+    url = runtime_url(ports, args.chain, cluster=args.cluster, commit_every=args.commit_every)
     try:
         worker_procs = start_workers(url, workers, log_dir)
     except RuntimeError as exc:  # its message ends with the worker's log
@@ -373,9 +388,13 @@ def measure(
     hops = args.messages * redis_chain.HOPS
     by_server = [calls_between(b, a) for b, a in zip(calls_before, calls_after, strict=True)]
     calls: dict[str, int] = {}
+    usec: dict[str, int] = {}
     for server_calls in by_server:
         for name, n in server_calls.items():
-            calls[name] = calls.get(name, 0) + n
+            if name.endswith(".usec"):
+                usec[name.removesuffix(".usec")] = usec.get(name.removesuffix(".usec"), 0) + n
+            else:
+                calls[name] = calls.get(name, 0) + n
     # Every emit and every commit is one script call (EVALSHA); what is not an emit is a
     # worker's commit of a processed entry: 10 per message unchained, 1 chained.
     scripts = script_calls(calls)
@@ -387,6 +406,7 @@ def measure(
         "shards": args.shards,
         "cluster": args.cluster,
         "chain": args.chain or "default",
+        "commit_every": args.commit_every,
         "messages": args.messages,
         "hops": redis_chain.HOPS,
         "node_us": args.node_us,
@@ -410,6 +430,12 @@ def measure(
         "commits_per_msg": round((scripts - args.messages) / args.messages, 2),
         # emits and commits each server ran: how evenly the traces spread over the shards
         "scripts_by_server": [script_calls(server_calls) for server_calls in by_server],
+        # µs the servers spent running each command, per message (EVALSHA's time includes
+        # the commands its script calls, also listed under their own names); the rest of a
+        # server's CPU goes to reading and writing sockets
+        "redis_command_us_per_msg_by_name": {
+            name: round(n / args.messages, 2) for name, n in sorted(usec.items()) if n > 0
+        },
         # CPU of every process of the run over its wall time: near the machine's core count,
         # more workers cannot add throughput
         "cores_busy": round(sum(sum(group) for group in cpu.values()) / seconds, 2),
@@ -511,6 +537,14 @@ def main(argv: list[str] | None = None) -> int:
         "--chain", choices=("on", "off"), default=None, help="operator chaining (runtime default)"
     )
     parser.add_argument(
+        "--commit-every",
+        type=positive,
+        default=0,
+        metavar="K",
+        help="with chaining, also commit after every K-th node (a durability boundary): "
+        f"{redis_chain.HOPS}/K crossings of Redis per message instead of 1",
+    )
+    parser.add_argument(
         "--node-us",
         type=float,
         default=0.0,
@@ -525,6 +559,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.role == "client":
         asyncio.run(client_main(args.url, args.messages, args.in_flight))
         return 0
+    if args.commit_every and args.chain == "off":
+        parser.error(
+            "--commit-every sets where a chain commits; it needs chaining (not --chain off)"
+        )
+    if args.commit_every > redis_chain.HOPS:
+        parser.error(f"--commit-every must be 1 to {redis_chain.HOPS}; got {args.commit_every}")
     if args.cluster and args.shards < 3:
         parser.error(
             f"--cluster needs --shards 3 or more (a Redis Cluster's minimum); got {args.shards}"

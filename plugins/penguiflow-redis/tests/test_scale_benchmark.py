@@ -115,6 +115,26 @@ def test_chaining_commits_once_per_message_instead_of_once_per_hop(tmp_path: Pat
     assert commits["on"] == pytest.approx(1, abs=0.2)
 
 
+def test_commit_every_sets_how_many_times_a_message_crosses_redis(tmp_path: Path) -> None:
+    """`--commit-every 2`: a chained worker also commits after n1, n3, n5 and n7, so a
+    message is committed 5 times (counted by the server), and the option is refused without
+    chaining or past the chain's length."""
+    done = run(
+        *("--workers", "1", "--in-flight", "4", "--messages", "40", "--commit-every", "2"),
+        "--json",
+        log_dir=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    (record,) = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    assert record["commit_every"] == 2
+    assert record["commits_per_msg"] == pytest.approx(5, abs=0.3)
+    assert record["redis_command_us_per_msg_by_name"]["evalsha"] > 0
+    refused = run("--commit-every", "2", "--chain", "off", log_dir=tmp_path)
+    assert refused.returncode == 2 and "needs chaining" in refused.stderr
+    refused = run("--commit-every", "11", log_dir=tmp_path)
+    assert refused.returncode == 2 and "--commit-every must be 1 to 10" in refused.stderr
+
+
 def test_work_in_the_nodes_is_recorded_and_a_negative_amount_refused(tmp_path: Path) -> None:
     done = run(
         *("--workers", "1", "--in-flight", "4", "--messages", "20", "--node-us", "50"),

@@ -148,6 +148,22 @@ def test_work_in_the_nodes_is_recorded_and_a_negative_amount_refused(tmp_path: P
     assert refused.returncode == 2 and "--node-us must be 0 or more" in refused.stderr
 
 
+def test_the_idle_benchmark_measures_a_quiet_worker(tmp_path: Path) -> None:
+    """benchmarks/redis_idle.py: one JSON record; an idle worker makes about one read per
+    `block_s` (counted, not timed: the CPU is reported, not judged)."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "redis_idle.py"), "--seconds", "2", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout)
+    assert record["workload"] == "redis_idle" and len(record["worker_cpu_ms"]) == 1
+    assert record["commands_by_name"].get("xreadgroup", 0) <= 2 + 2, record
+
+
 def test_bad_worker_counts_are_refused(tmp_path: Path) -> None:
     done = run("--workers", "1,zero", log_dir=tmp_path)
     assert done.returncode == 2 and "--workers takes counts" in done.stderr

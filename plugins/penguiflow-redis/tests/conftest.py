@@ -8,7 +8,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -39,12 +39,14 @@ class ServiceSet:
     script: Path
     folder: Path
     url: str
+    #: more environment for the script (`PENGUIFLOW_REDIS_CLUSTER_REPLICAS`)
+    env: dict[str, str] = field(default_factory=dict)
 
     def run(self, *args: str, timeout: float = 120.0) -> str:
         """Run the script with `args` (`restart-master 1`, `kill-primary`); its stdout."""
         done = subprocess.run(
             ["bash", str(self.script), *args],
-            env={**os.environ, "PENGUIFLOW_SERVICES_DIR": str(self.folder)},
+            env={**os.environ, **self.env, "PENGUIFLOW_SERVICES_DIR": str(self.folder)},
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -55,7 +57,9 @@ class ServiceSet:
         return done.stdout.strip()
 
 
-def _start_services(name: str, folder: Path) -> Iterator[ServiceSet]:
+def _start_services(
+    name: str, folder: Path, env: dict[str, str] | None = None
+) -> Iterator[ServiceSet]:
     script = _SCRIPTS / name
     missing = [b for b in ("redis-server", "redis-cli") if shutil.which(b) is None]
     why = ""
@@ -68,10 +72,10 @@ def _start_services(name: str, folder: Path) -> Iterator[ServiceSet]:
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    services = ServiceSet(script, folder, "")
+    services = ServiceSet(script, folder, "", env or {})
     try:
         services.run("start")
-        services = ServiceSet(script, folder, services.run("url"))
+        services = ServiceSet(script, folder, services.run("url"), env or {})
         yield services
     finally:
         services.run("stop")
@@ -81,6 +85,17 @@ def _start_services(name: str, folder: Path) -> Iterator[ServiceSet]:
 def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceSet]:
     """Three cluster masters on 127.0.0.1 (scripts/services/redis-cluster.sh)."""
     yield from _start_services("redis-cluster.sh", tmp_path_factory.mktemp("cluster-services"))
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceSet]:
+    """Three cluster masters, each with a replica (redis-cluster.sh with
+    PENGUIFLOW_REDIS_CLUSTER_REPLICAS=1): six servers on 127.0.0.1."""
+    yield from _start_services(
+        "redis-cluster.sh",
+        tmp_path_factory.mktemp("cluster-replica-services"),
+        {"PENGUIFLOW_REDIS_CLUSTER_REPLICAS": "1"},
+    )
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,8 @@
 """The runtime on a real Redis Cluster of three masters (scripts/services/redis-cluster.sh,
 started once per session by the `redis_cluster` fixture): the `shard_app` flow (a fan-out, a
 join_k node, chaining on) on two worker processes; a worker SIGKILLed mid-run; one master
-restarted mid-run (no failover: its shards wait, the others go on)."""
+restarted mid-run (no failover: its shards wait, the others go on); and, on a cluster whose
+masters have replicas (`redis_cluster_replicas`), one master SIGKILLed (its replica takes over)."""
 
 from __future__ import annotations
 
@@ -98,6 +99,27 @@ def test_a_master_restarted_mid_run_loses_nothing(
         )
     # What the client saw is in the documentation; record it in the test's output too.
     print(f"emits refused while master 1 was down: {len(unavailable)}")
+
+
+def test_a_killed_master_fails_over_to_its_replica_and_the_run_completes(
+    redis_cluster_replicas: ServiceSet, tmp_path: Path
+) -> None:
+    """`kill-master 1` on a cluster whose masters have replicas: the replica takes over the
+    master's slots within seconds (node timeout 2 s), and the workers and the client follow
+    (MOVED, a reader located again). Replication is asynchronous, as with Sentinel: what
+    master 1 acknowledged but had not sent to its replica is lost, and the caller emits
+    again what stays unanswered; every job is answered exactly once."""
+    url = scoped(redis_cluster_replicas.url, claim_idle_s=2)
+    with shard_workers(url, tmp_path):
+        unavailable = run_async(
+            lambda: answered_once_through(
+                url,
+                lambda: redis_cluster_replicas.run("kill-master", "1"),
+                emit_unanswered_again=True,
+            ),
+            timeout=240,
+        )
+    print(f"emits refused during the failover: {len(unavailable)}")
 
 
 def test_a_full_node_is_woken_on_the_master_that_holds_its_shard(

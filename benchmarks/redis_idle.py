@@ -28,7 +28,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from redis_runtime import process_cpu_s, start_workers, stop_workers
-from redis_scale import BenchmarkError, command_calls, start_servers, stop_servers
+from redis_scale import (
+    BenchmarkError,
+    calls_between,
+    command_calls,
+    start_servers,
+    stop_servers,
+)
 
 #: after the workers say they are ready: their first read and first takeover round
 SETTLE_S = 3.0
@@ -62,12 +68,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             stop_servers(servers)
     calls = {
-        name: n - calls_before.get(name, 0)
-        for name, n in calls_after.items()
-        if not name.endswith(".usec") and n - calls_before.get(name, 0) > 0
+        name: n
+        for name, n in calls_between(calls_before, calls_after).items()
+        if not name.endswith(".usec") and n > 0
     }
-    calls["info"] = calls.get("info", 0) - 1  # our own INFO before the window
-    calls = {name: n for name, n in calls.items() if n > 0}
     worker_cpu = [a - b for a, b in zip(after, before, strict=True)]
     return {
         "workload": "redis_idle",

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from workers import RedisServer
 
 from penguiflow.testing import require_server
 
@@ -24,6 +25,16 @@ def redis_url() -> str:
         how_to_start="start one with `bash scripts/services/redis.sh start` "
         "or set PENGUIFLOW_REDIS_URL",
     )
+
+
+@pytest.fixture
+def own_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of the test's own (127.0.0.1, a free port), stopped after it: for tests
+    that count its commands or flush it."""
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
 
 
 # -- a Redis Cluster and a Sentinel set, started once per session by the service scripts ----

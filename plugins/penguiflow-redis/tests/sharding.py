@@ -151,14 +151,6 @@ async def _added(client: Any, stream: str) -> int:
     return int((await client.xinfo_stream(stream))["entries-added"])
 
 
-async def until(condition: Callable[[], Any], what: str, within: float = 30.0) -> None:
-    deadline = time.monotonic() + within
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 @contextlib.contextmanager
 def shard_workers(url: str, log_dir: Path, count: int = 2) -> Iterator[WorkerProcesses]:
     """`count` `penguiflow worker shard_app:build` processes on `url`, stopped on leaving."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from chain_app import HOPS, Trip, build_chain, build_chain_with_errors, build_fan_out, build_join
 from penguiflow_redis import RedisFlow, RedisRuntime
+from waiting import until
 from workers import WorkerProcesses
 
 from penguiflow import Headers, Message, Node, NodePolicy, create
@@ -61,14 +61,6 @@ async def fetch_trips(flow: Any, count: int, timeout: float = 30.0) -> list[Any]
         return [(await flow.fetch()).payload for _ in range(count)]
 
     return await asyncio.wait_for(collect(), timeout)
-
-
-async def until(condition: Any, what: str, within: float = 20.0) -> None:
-    deadline = time.monotonic() + within
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture

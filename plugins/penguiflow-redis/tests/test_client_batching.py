@@ -9,7 +9,6 @@ import contextlib
 import socket
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,6 +16,7 @@ import redis.asyncio as redis
 from penguiflow_redis import RedisFlow, RedisRuntime, RedisRuntimeUnavailable
 from penguiflow_redis._emits import EmitBatcher
 from penguiflow_redis._worker import connection_errors
+from waiting import until
 
 from penguiflow import Headers, Message, Node, NodePolicy, create
 from penguiflow.testing import run_async
@@ -45,14 +45,6 @@ async def _forget(url: str, flow: RedisFlow) -> None:
             await client.delete(*keys)
     finally:
         await client.aclose()
-
-
-async def _until(condition: Callable[[], bool], what: str, within: float = 20.0) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 def _connections(flow: RedisFlow) -> int:
@@ -163,7 +155,7 @@ def test_a_full_backlog_still_holds_concurrent_emitters_back(redis_url: str) -> 
                 for i in range(3)
             ]
             # They keep checking (one length check at a time) and none goes through.
-            await _until(lambda: flow._gate is not None and flow._gate.checks >= 3, "checks")
+            await until(lambda: flow._gate is not None and flow._gate.checks >= 3, "checks")
             assert not any(task.done() for task in emitting)
             assert await client.xlen(stream) == 5
             # Room made: the waiting emits go through.
@@ -279,7 +271,7 @@ def test_every_emit_of_a_batch_hears_that_redis_went_away(redis_url: str) -> Non
             ]
             emits = flow._emits
             assert emits is not None
-            await _until(lambda: proxy.held >= 1 and len(emits._queue) == 19, "a queued batch")
+            await until(lambda: proxy.held >= 1 and len(emits._queue) == 19, "a queued batch")
             await proxy.cut()
             outcomes = await asyncio.wait_for(asyncio.gather(*emitting, return_exceptions=True), 60)
             assert all(isinstance(o, RedisRuntimeUnavailable) for o in outcomes), outcomes
@@ -396,7 +388,7 @@ def test_trace_inboxes_stay_bounded_and_an_evicted_trace_still_gets_its_results(
             # trace id still finds it.
             assert "t0" not in flow._trace_inboxes
             await flow.emit(Message(payload="again", headers=HEADERS, trace_id="t0"))
-            await _until(lambda: bool(flow._results.items), "t0's result in the shared inbox")
+            await until(lambda: bool(flow._results.items), "t0's result in the shared inbox")
             again = await asyncio.wait_for(flow.fetch(trace_id="t0"), 20)
             assert again.payload == "done again" and not flow._results.items
         finally:

@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import redis.asyncio as redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from waiting import until
 from waking import a_full_node_is_read_again_at_once
 from workers import RedisServer, WorkerProcesses
 
@@ -31,14 +29,6 @@ NODES = [f"n{i}" for i in range(10)]
 WINDOW_S = 5.0
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[RedisServer]:
-    own = RedisServer(tmp_path)
-    own.start()
-    yield own
-    own.stop()
-
-
 async def command_counts(client: Any) -> dict[str, int]:
     stats = await client.info("commandstats")
     return {
@@ -48,26 +38,18 @@ async def command_counts(client: Any) -> dict[str, int]:
     }
 
 
-async def until(condition: Any, what: str, within: float = 20.0) -> None:
-    deadline = time.monotonic() + within
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
 def test_an_idle_worker_serving_ten_nodes_makes_about_one_command_a_second(
-    server: RedisServer, tmp_path: Path
+    own_server: RedisServer, tmp_path: Path
 ) -> None:
     """Regression: each served node had a reader of its own, so an idle worker serving ten
     nodes made ten blocking reads a second (and woke ten times)."""
-    workers = WorkerProcesses(server.url, tmp_path)
-    url = f"{server.url}?flow_name=idle-{uuid.uuid4().hex[:10]}"
+    workers = WorkerProcesses(own_server.url, tmp_path)
+    url = f"{own_server.url}?flow_name=idle-{uuid.uuid4().hex[:10]}"
     try:
         workers.start(url=url, target="chain_app:build_chain")
 
         async def scenario() -> dict[str, int]:
-            client = redis.Redis.from_url(server.url, decode_responses=True)
+            client = redis.Redis.from_url(own_server.url, decode_responses=True)
             try:
 
                 async def started() -> bool:

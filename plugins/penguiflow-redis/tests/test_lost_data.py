@@ -6,42 +6,23 @@ FLUSHALL on a server of the test's own stands for the loss: the same keys vanish
 
 from __future__ import annotations
 
-import asyncio
 import sys
-import time
-from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
-import pytest
 import redis.asyncio as redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from shard_app import build
 from sharding import emit_jobs, fetch_answers, scoped
+from waiting import until
 from workers import RedisServer, WorkerProcesses
 
 from penguiflow.testing import run_async
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[RedisServer]:
-    own = RedisServer(tmp_path)
-    own.start()
-    yield own
-    own.stop()
-
-
-async def until(condition: Callable[[], Awaitable[bool]], what: str, within: float = 20.0) -> None:
-    deadline = time.monotonic() + within
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
 def test_a_worker_holding_entries_survives_their_group_vanishing(
-    server: RedisServer, tmp_path: Path
+    own_server: RedisServer, tmp_path: Path
 ) -> None:
     """Regression: the loop that renews a worker's claim on the entries it is running
     (XCLAIM, every claim_idle_s / 3) got NOGROUP once Redis had lost the stream's group, and
@@ -51,13 +32,13 @@ def test_a_worker_holding_entries_survives_their_group_vanishing(
     leaves its stream out and does not make its group again until a job ends: the renewals
     meanwhile meet the lost group. The worker's heartbeat is set just before each renewal, so
     seeing it written twice after the loss means a renewal ran (and survived)."""
-    url = scoped(server.url, claim_idle_s=1, concurrency=3)
+    url = scoped(own_server.url, claim_idle_s=1, concurrency=3)
     pool = WorkerProcesses(url, tmp_path)
     try:
         worker = pool.start(target="shard_app:build")
 
         async def scenario() -> None:
-            client = redis.Redis.from_url(server.url, decode_responses=True)
+            client = redis.Redis.from_url(own_server.url, decode_responses=True)
             try:
                 async with build(url) as flow:
                     split = f"{flow.namespace}:in:split"

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import contextlib
 
 from penguiflow_redis import RedisFlow, RedisRuntime, RedisRuntimeUnavailable
+from waiting import until
 from workers import HERE, free_port
 
 from penguiflow import Headers, Message, Node, NodePolicy, create, join_k
@@ -34,14 +34,6 @@ HEADERS = Headers(tenant="outages")
 
 async def _echo(message: Message, ctx: Any) -> Message:
     return message.model_copy(update={"payload": f"done {message.payload}"})
-
-
-async def _until(condition: Callable[[], Awaitable[bool]], what: str, within: float = 20.0) -> None:
-    deadline = time.monotonic() + within
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 class CuttingProxy:
@@ -270,7 +262,7 @@ def test_silent_consumers_holding_nothing_are_removed(redis_url: str) -> None:
                 names = [row["name"] for row in await client.xinfo_consumers(stream, "workers")]
                 return "ghost-of-a-killed-worker" not in names
 
-            await _until(gone, "the silent consumer to be removed")
+            await until(gone, "the silent consumer to be removed")
             await flow.emit(Message(payload=1, headers=HEADERS))  # the live one still serves
             assert (await asyncio.wait_for(flow.fetch(), 20)).payload == "done 1"
         finally:

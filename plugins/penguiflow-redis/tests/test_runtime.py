@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from distributed_app import Job, build, build_join
 from penguiflow_redis import PayloadTypeError, RedisFlow, RedisRuntime, RedisRuntimeUnavailable
+from waiting import until
 from workers import RedisServer, WorkerProcesses
 
 from penguiflow import Headers, Message, Node, NodePolicy, create
@@ -170,9 +171,17 @@ def test_cancel_reaches_the_worker_running_the_trace(workers: WorkerProcesses) -
         try:
             slow = job(1, delay=60)
             await flow.emit(slow)
-            await _until(lambda: (markers / f"started-{slow.trace_id}").exists())
+            await until(
+                lambda: (markers / f"started-{slow.trace_id}").exists(),
+                "the slow node to start",
+                15.0,
+            )
             assert await flow.cancel(slow.trace_id) is True
-            await _until(lambda: (markers / f"cancelled-{slow.trace_id}").exists())
+            await until(
+                lambda: (markers / f"cancelled-{slow.trace_id}").exists(),
+                "the slow node to be cancelled",
+                15.0,
+            )
             assert await flow.cancel("never-emitted") is False
             await flow.emit(job(2))
             assert (await fetch_all(flow, 1))[0].startswith("2:")
@@ -406,14 +415,6 @@ def test_options_come_from_the_url_and_bad_ones_are_named() -> None:
         RedisRuntime().create_flow(definition, message_bus="memory://")
     with pytest.raises(TypeError, match=r"unknown option\(s\) \['colour'\]"):
         RedisRuntime().create_flow(definition, colour="blue")
-
-
-async def _until(condition: Any, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 async def _until_sent(flow: Any, message: Message, timeout: float = 15.0) -> None:

@@ -34,12 +34,15 @@ def _needs_redis() -> None:
         pytest.skip(message)
 
 
-def run(*args: str, log_dir: Path) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, log_dir: Path | None, benchmark: Path = BENCHMARK, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    logs = () if log_dir is None else ("--log-dir", str(log_dir))
     return subprocess.run(
-        [sys.executable, str(BENCHMARK), *args, "--log-dir", str(log_dir)],
+        [sys.executable, str(benchmark), *args, *logs],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         check=False,
     )
 
@@ -151,13 +154,8 @@ def test_work_in_the_nodes_is_recorded_and_a_negative_amount_refused(tmp_path: P
 def test_the_idle_benchmark_measures_a_quiet_worker(tmp_path: Path) -> None:
     """benchmarks/redis_idle.py: one JSON record; an idle worker makes about one read per
     `block_s` (counted, not timed: the CPU is reported, not judged)."""
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "redis_idle.py"), "--seconds", "2", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    idle = ROOT / "benchmarks" / "redis_idle.py"
+    done = run("--seconds", "2", "--json", log_dir=None, benchmark=idle, timeout=120)
     assert done.returncode == 0, done.stderr
     record = json.loads(done.stdout)
     assert record["workload"] == "redis_idle" and len(record["worker_cpu_ms"]) == 1

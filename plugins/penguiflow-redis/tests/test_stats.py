@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio as redis
 from penguiflow_redis import RedisFlow, RedisRuntime
 from pydantic_core import to_json
+from waiting import until
 
 from penguiflow import Headers, Message, Node, NodePolicy, create
 from penguiflow.errors import FlowError
@@ -19,14 +18,6 @@ from penguiflow.observability import Event, add_event_sink
 from penguiflow.testing import run_async
 
 HEADERS = Headers(tenant="stats")
-
-
-async def _until(condition: Callable[[], bool], what: str, within: float = 20.0) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def test_stream_stats_pending_entries_and_dead_letters_are_published(redis_url: str) -> None:
@@ -69,13 +60,13 @@ def test_stream_stats_pending_entries_and_dead_letters_are_published(redis_url: 
         try:
             for n in range(3):
                 await flow.emit(Message(payload=n, headers=HEADERS))
-            await _until(lambda: started == 2, "two messages in progress")
+            await until(lambda: started == 2, "two messages in progress")
 
             def busy() -> bool:
                 stats = latest("stream_stats", stream="slow")
                 return stats is not None and stats.measurements["pending"] == 2
 
-            await _until(busy, "stats showing the two entries in progress")
+            await until(busy, "stats showing the two entries in progress")
             stats = latest("stream_stats", stream="slow")
             assert stats is not None
             assert stats.attributes["runtime"] == "redis"
@@ -106,7 +97,7 @@ def test_stream_stats_pending_entries_and_dead_letters_are_published(redis_url: 
                     and dead.measurements["count"] == 1
                 )
 
-            await _until(drained, "stats showing an empty stream and one dead letter")
+            await until(drained, "stats showing an empty stream and one dead letter")
             stats = latest("stream_stats", stream="slow")
             assert stats is not None and stats.measurements["oldest_pending_age_s"] == 0
         finally:

@@ -4,9 +4,9 @@ cluster): a blocked read must be woken when a node it left out gets a free slot 
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 from penguiflow_redis import RedisRuntime
+from sharding import scoped
 
 from penguiflow import Headers, Message, Node, NodePolicy, create
 
@@ -35,8 +35,7 @@ async def a_full_node_is_read_again_at_once(url: str) -> None:
 
     first = Node(slow, name="slow", policy=NodePolicy(validate="none"))
     second = Node(after, name="after", policy=NodePolicy(validate="none"))
-    scoped = f"{url}{'&' if '?' in url else '?'}flow_name=wake-{uuid.uuid4().hex[:10]}"
-    runtime = RedisRuntime(scoped, embedded_workers=1, concurrency=1, block_s=30, chain=False)
+    runtime = RedisRuntime(scoped(url), embedded_workers=1, concurrency=1, block_s=30, chain=False)
     flow = create(first.to(second), second.to(), runtime=runtime)
     flow.run()
     try:

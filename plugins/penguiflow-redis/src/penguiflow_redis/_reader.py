@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from ._endpoints import Endpoint
-from ._streams import GROUP, ensure_group
+from ._streams import GROUP, ensure_group, lost_group
 
 __all__ = ["EntryReader", "HandlerSlots"]
 
@@ -224,7 +224,6 @@ class EntryReader:
                 self._reachable()
             except ResponseError as exc:
                 self._give_back(ready, count)
-                text = str(exc)
                 if isinstance(exc, _moved_errors()):
                     # A cluster's slot moved, or this server is now a replica (a failover):
                     # read from the shard's server as it is now.
@@ -233,7 +232,7 @@ class EntryReader:
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 2.0)
                     continue
-                if "NOGROUP" not in text and "UNBLOCKED" not in text:
+                if not lost_group(exc) and "UNBLOCKED" not in str(exc):
                     raise
                 # Redis lost a group (restarted without persistence: NOGROUP), or a stream
                 # was deleted while the read waited on it (UNBLOCKED): make them again.

@@ -73,3 +73,18 @@ apt_install() {
     apt-get update -qq >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
+
+# Exit with what to run unless redis-server and redis-cli are installed (for the scripts that
+# start several servers; redis.sh installs them).
+require_redis_tools() {
+    if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
+        echo "redis-server/redis-cli are not installed; run: bash scripts/services/redis.sh start" \
+            "(it installs them), or: sudo apt-get install redis-server" >&2
+        exit 1
+    fi
+}
+
+# Whether a Redis server (or Sentinel) on 127.0.0.1:$1 answers PING.
+redis_answers() {
+    [ "$(redis-cli -h 127.0.0.1 -p "$1" ping 2>/dev/null)" = "PONG" ]
+}

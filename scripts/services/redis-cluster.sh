@@ -31,21 +31,13 @@ case "$REPLICAS" in
 esac
 NODES=$((MASTERS * (1 + REPLICAS)))
 
-if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
-    echo "redis-server/redis-cli are not installed; run: bash scripts/services/redis.sh start" \
-        "(it installs them), or: sudo apt-get install redis-server" >&2
-    exit 1
-fi
+require_redis_tools
 
 # The pid of master $1 (0-based) if that process is still the server this script started.
 node_pid() {
     local dir="$STATE/node$1" port
     port="$(cat "$dir/port" 2>/dev/null)" || return 1
     recorded_pid "$dir/redis.pid" "redis-server.*:$port\b"
-}
-
-answers() {
-    [ "$(redis-cli -h 127.0.0.1 -p "$1" ping 2>/dev/null)" = "PONG" ]
 }
 
 cluster_ok() {
@@ -74,7 +66,7 @@ launch() {
     port="$(cat "$dir/port")"
     for _ in $(seq 1 100); do
         if pid="$(node_pid "$1")"; then
-            if answers "$port"; then
+            if redis_answers "$port"; then
                 return 0
             fi
         elif [ -f "$dir/redis.pid" ]; then
@@ -170,6 +162,17 @@ sys.exit(1)' "$1" && return 0
     return 1
 }
 
+# Exit with the usage line "$0 $2" unless $1 is a master's number (0, 1 or 2).
+require_master_number() {
+    case "$1" in
+        0 | 1 | 2) ;;
+        *)
+            echo "usage: $0 $2" >&2
+            exit 2
+            ;;
+    esac
+}
+
 # One attempt at a fresh cluster on free ports.
 start_once() {
     local i addresses=()
@@ -224,13 +227,7 @@ case "${1:-}" in
         ;;
     restart-master)
         n="${2:-}"
-        case "$n" in
-            0 | 1 | 2) ;;
-            *)
-                echo "usage: $0 restart-master N (N = 0, 1 or 2: the master's place in the URL)" >&2
-                exit 2
-                ;;
-        esac
+        require_master_number "$n" "restart-master N (N = 0, 1 or 2: the master's place in the URL)"
         if ! node_pid "$n" >/dev/null; then
             echo "master $n of the cluster started here is not running; run: bash $0 start" >&2
             exit 1
@@ -248,13 +245,7 @@ case "${1:-}" in
         ;;
     kill-master)
         n="${2:-}"
-        case "$n" in
-            0 | 1 | 2) ;;
-            *)
-                echo "usage: $0 kill-master N (N = 0, 1 or 2: the N-th third of the slots)" >&2
-                exit 2
-                ;;
-        esac
+        require_master_number "$n" "kill-master N (N = 0, 1 or 2: the N-th third of the slots)"
         if [ "$REPLICAS" = 0 ]; then
             echo "kill-master needs replicas to fail over to: set" \
                 "PENGUIFLOW_REDIS_CLUSTER_REPLICAS=1 (restart-master restarts without one)" >&2

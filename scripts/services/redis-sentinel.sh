@@ -20,21 +20,13 @@ MASTER_NAME=penguiflow
 DATA="data0 data1"
 SENTINELS="sentinel0 sentinel1 sentinel2"
 
-if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
-    echo "redis-server/redis-cli are not installed; run: bash scripts/services/redis.sh start" \
-        "(it installs them), or: sudo apt-get install redis-server" >&2
-    exit 1
-fi
+require_redis_tools
 
 # The pid of process $1 (a folder name above) if it is still the one this script started.
 proc_pid() {
     local dir="$STATE/$1" port
     port="$(cat "$dir/port" 2>/dev/null)" || return 1
     recorded_pid "$dir/redis.pid" "redis-\(server\|sentinel\).*:$port\b"
-}
-
-answers() {
-    [ "$(redis-cli -h 127.0.0.1 -p "$1" ping 2>/dev/null)" = "PONG" ]
 }
 
 port_of() {
@@ -82,7 +74,7 @@ launch() {
     fi
     for _ in $(seq 1 100); do
         if pid="$(proc_pid "$1")"; then
-            if answers "$(port_of "$1")"; then
+            if redis_answers "$(port_of "$1")"; then
                 return 0
             fi
         elif [ -f "$dir/redis.pid" ]; then

@@ -27,10 +27,6 @@ our_pid() {
     recorded_pid "$STATE/redis.pid" "redis-server.*:$port\b"
 }
 
-answers() {
-    [ "$(redis-cli -h 127.0.0.1 -p "$1" ping 2>/dev/null)" = "PONG" ]
-}
-
 # Start on port $1; true once our own process answers there.
 start_on() {
     local port="$1" pid
@@ -41,7 +37,7 @@ start_on() {
         --daemonize yes || return 1
     for _ in $(seq 1 100); do
         if pid="$(our_pid)"; then
-            if answers "$port"; then
+            if redis_answers "$port"; then
                 return 0
             fi
         elif [ -f "$STATE/redis.pid" ]; then
@@ -60,7 +56,7 @@ case "${1:-}" in
         ensure_installed
         mkdir -p "$STATE"
         if pid="$(our_pid)"; then
-            if answers "$(cat "$STATE/port")"; then
+            if redis_answers "$(cat "$STATE/port")"; then
                 echo "redis already running on 127.0.0.1:$(cat "$STATE/port") (started here)" >&2
                 exit 0
             fi

@@ -255,7 +255,9 @@ case "${1:-}" in
             echo "the cluster started here is not running (or not ready); run: bash $0 start" >&2
             exit 1
         fi
-        slot=$((n * 16384 / MASTERS))
+        # The middle of the N-th third: integer division puts N * 16384 / 3 on the last slot
+        # of the third before it for N = 2.
+        slot=$(((2 * n + 1) * 16384 / (2 * MASTERS)))
         old="$(slot_master_port "$slot")"
         victim=""
         for i in $(seq 0 $((NODES - 1))); do

@@ -122,6 +122,30 @@ def test_a_killed_master_fails_over_to_its_replica_and_the_run_completes(
     print(f"emits refused during the failover: {len(unavailable)}")
 
 
+def test_kill_master_kills_the_master_of_the_third_it_names(
+    redis_cluster_replicas: ServiceSet,
+) -> None:
+    """Regression (of the service script): `kill-master 2` aimed at slot 2 * 16384 / 3 =
+    10922, the last slot of the second third, and killed master 1."""
+    from redis.cluster import RedisCluster
+
+    host, port = (
+        redis_cluster_replicas.url.removeprefix("redis+cluster://").split(",")[0].split(":")
+    )
+
+    def masters() -> list[int]:  # the port of the master of each third's first slot
+        cluster = RedisCluster(host=host, port=int(port))
+        try:
+            return [cluster.nodes_manager.get_node_from_slot(s).port for s in (0, 5461, 10923)]
+        finally:
+            cluster.close()
+
+    before = masters()
+    redis_cluster_replicas.run("kill-master", "2")
+    after = masters()
+    assert after[:2] == before[:2] and after[2] != before[2], (before, after)
+
+
 def test_a_full_node_is_woken_on_the_master_that_holds_its_shard(
     redis_cluster: ServiceSet,
 ) -> None:
